@@ -1,0 +1,241 @@
+// Package cpu is llamago's CPU backend: float32 activations, weights used
+// in place in their file format, products computed on the quantized blocks
+// with activations quantized on the fly as ggml does (package kernels), and
+// the work of each operation split across a persistent worker pool.
+package cpu
+
+import (
+	"fmt"
+	"math"
+	"unsafe"
+
+	"llamago/backend"
+	"llamago/internal/parallel"
+	"llamago/kernels"
+	"llamago/tensor"
+)
+
+// Options configure a CPU backend.
+type Options struct {
+	// Threads is the number of workers; < 1 means 1.
+	Threads int
+}
+
+// Backend is the CPU backend. It is not safe for concurrent use: one
+// forward pass at a time.
+type Backend struct {
+	pool *parallel.Pool
+
+	// Reused per-operation state, so that operations allocate nothing.
+	mm        matmulTask
+	attn      attnTask
+	xq        []byte    // activations quantized for the current MatMul
+	ropeCache []float32 // cos, sin per rotated pair
+}
+
+// New returns a CPU backend.
+func New(opts Options) *Backend {
+	return &Backend{pool: parallel.New(opts.Threads)}
+}
+
+// Name implements backend.Backend.
+func (b *Backend) Name() string { return "cpu" }
+
+// Threads is the number of workers.
+func (b *Backend) Threads() int { return b.pool.Threads() }
+
+// Close stops the worker pool.
+func (b *Backend) Close() error {
+	b.pool.Close()
+	return nil
+}
+
+// mat is a row-major float32 matrix.
+type mat struct {
+	rows, cols int
+	data       []float32
+}
+
+func (m *mat) Rows() int { return m.rows }
+func (m *mat) Cols() int { return m.cols }
+func (m *mat) row(r int) []float32 {
+	return m.data[r*m.cols : (r+1)*m.cols]
+}
+
+func asMat(m backend.Mat) *mat { return m.(*mat) }
+
+// NewMat implements backend.Backend.
+func (b *Backend) NewMat(rows, cols int) backend.Mat {
+	return &mat{rows: rows, cols: cols, data: make([]float32, rows*cols)}
+}
+
+// View implements backend.Backend.
+func (b *Backend) View(m backend.Mat, rows int) backend.Mat {
+	src := asMat(m)
+	backend.CheckShape(rows >= 0 && rows <= src.rows, "View", "%d rows of %s", rows, backend.Shape(m))
+	return &mat{rows: rows, cols: src.cols, data: src.data[:rows*src.cols]}
+}
+
+// Read implements backend.Backend.
+func (b *Backend) Read(m backend.Mat, dst []float32) {
+	src := asMat(m)
+	backend.CheckShape(len(dst) == src.rows*src.cols, "Read", "%d values into %s", len(dst), backend.Shape(m))
+	copy(dst, src.data[:len(dst)])
+}
+
+// Write implements backend.Backend.
+func (b *Backend) Write(m backend.Mat, src []float32) {
+	dst := asMat(m)
+	backend.CheckShape(len(src) == dst.rows*dst.cols, "Write", "%d values into %s", len(src), backend.Shape(m))
+	copy(dst.data, src)
+}
+
+// weight is a tensor in its file format.
+type weight struct {
+	spec     backend.WeightSpec
+	rowBytes int
+	dot      func(w, xq []byte, n int) float32
+	vecType  tensor.Type
+	f32      []float32 // the data as float32 when the type is F32
+}
+
+func (w *weight) Name() string      { return w.spec.Name }
+func (w *weight) Type() tensor.Type { return w.spec.Type }
+func (w *weight) Rows() int         { return w.spec.Rows }
+func (w *weight) Cols() int         { return w.spec.Cols }
+func (w *weight) row(r int) []byte  { return w.spec.Data[r*w.rowBytes : (r+1)*w.rowBytes] }
+
+func asWeight(w backend.Weight) *weight { return w.(*weight) }
+
+// LoadWeight implements backend.Backend.
+func (b *Backend) LoadWeight(spec backend.WeightSpec) (backend.Weight, error) {
+	if !spec.Type.Supported() {
+		return nil, fmt.Errorf("cpu: tensor %s has type %s, which llamago does not support yet", spec.Name, spec.Type)
+	}
+	rowBytes, err := spec.Type.RowSize(int64(spec.Cols))
+	if err != nil {
+		return nil, fmt.Errorf("cpu: tensor %s: %w", spec.Name, err)
+	}
+	if int64(len(spec.Data)) != rowBytes*int64(spec.Rows) {
+		return nil, fmt.Errorf("cpu: tensor %s: %d bytes for %d×%d %s, want %d", spec.Name, len(spec.Data), spec.Rows, spec.Cols, spec.Type, rowBytes*int64(spec.Rows))
+	}
+	dot, err := kernels.DotFunc(spec.Type)
+	if err != nil {
+		return nil, fmt.Errorf("cpu: tensor %s: %w", spec.Name, err)
+	}
+	w := &weight{spec: spec, rowBytes: int(rowBytes), dot: dot, vecType: kernels.VecDotType(spec.Type)}
+	if spec.Type == tensor.F32 && len(spec.Data) > 0 {
+		if uintptr(unsafe.Pointer(&spec.Data[0]))%4 != 0 {
+			return nil, fmt.Errorf("cpu: tensor %s: F32 data is not 4-byte aligned", spec.Name)
+		}
+		w.f32 = unsafe.Slice((*float32)(unsafe.Pointer(&spec.Data[0])), len(spec.Data)/4)
+	}
+	return w, nil
+}
+
+// GetRows implements backend.Backend.
+func (b *Backend) GetRows(dstM backend.Mat, tableW backend.Weight, ids []int32) {
+	dst, table := asMat(dstM), asWeight(tableW)
+	backend.CheckShape(dst.rows >= len(ids) && dst.cols == table.Cols(), "GetRows", "%d ids of %s into %s", len(ids), weightShape(table), backend.Shape(dstM))
+	for r, id := range ids {
+		backend.CheckShape(id >= 0 && int(id) < table.Rows(), "GetRows", "token id %d outside the table's %d rows", id, table.Rows())
+		if err := tensor.Dequantize(table.Type(), table.row(int(id)), dst.row(r)); err != nil {
+			panic(&backend.ShapeError{Op: "GetRows", Detail: err.Error()})
+		}
+	}
+}
+
+func weightShape(w backend.Weight) string {
+	return fmt.Sprintf("%s (%d, %d)", w.Name(), w.Rows(), w.Cols())
+}
+
+// CopyRows implements backend.Backend.
+func (b *Backend) CopyRows(dstM, srcM backend.Mat, rows []int32) {
+	dst, src := asMat(dstM), asMat(srcM)
+	backend.CheckShape(dst.cols == src.cols && dst.rows >= len(rows), "CopyRows", "%d rows of %s into %s", len(rows), backend.Shape(srcM), backend.Shape(dstM))
+	for i, r := range rows {
+		backend.CheckShape(r >= 0 && int(r) < src.rows, "CopyRows", "row %d of %s", r, backend.Shape(srcM))
+		copy(dst.row(i), src.row(int(r)))
+	}
+}
+
+// RMSNorm implements backend.Backend.
+func (b *Backend) RMSNorm(dstM, xM backend.Mat, wW backend.Weight, eps float32) {
+	dst, x, w := asMat(dstM), asMat(xM), asWeight(wW)
+	backend.CheckShape(dst.rows == x.rows && dst.cols == x.cols && w.Cols() == x.cols && w.Type() == tensor.F32,
+		"RMSNorm", "x %s dst %s weight %s %s", backend.Shape(xM), backend.Shape(dstM), weightShape(wW), w.Type())
+	for r := 0; r < x.rows; r++ {
+		xr, dr := x.row(r), dst.row(r)
+		// Sum in float64 like ggml (ggml_float), then scale in float32.
+		var sum float64
+		for _, v := range xr {
+			sum += float64(v * v)
+		}
+		mean := float32(sum / float64(len(xr)))
+		scale := 1 / float32(math.Sqrt(float64(mean+eps)))
+		for i, v := range xr {
+			dr[i] = v * scale * w.f32[i]
+		}
+	}
+}
+
+// Add implements backend.Backend.
+func (b *Backend) Add(dstM, aM, bM backend.Mat) {
+	dst, a, c := asMat(dstM), asMat(aM), asMat(bM)
+	backend.CheckShape(a.rows == c.rows && a.cols == c.cols && dst.rows == a.rows && dst.cols == a.cols,
+		"Add", "%s + %s into %s", backend.Shape(aM), backend.Shape(bM), backend.Shape(dstM))
+	n := a.rows * a.cols
+	ad, cd, dd := a.data[:n], c.data[:n], dst.data[:n]
+	for i := range dd {
+		dd[i] = ad[i] + cd[i]
+	}
+}
+
+// SwiGLU implements backend.Backend.
+func (b *Backend) SwiGLU(dstM, gateM, upM backend.Mat) {
+	dst, g, u := asMat(dstM), asMat(gateM), asMat(upM)
+	backend.CheckShape(g.rows == u.rows && g.cols == u.cols && dst.rows == g.rows && dst.cols == g.cols,
+		"SwiGLU", "gate %s up %s into %s", backend.Shape(gateM), backend.Shape(upM), backend.Shape(dstM))
+	n := g.rows * g.cols
+	gd, ud, dd := g.data[:n], u.data[:n], dst.data[:n]
+	for i := range dd {
+		x := gd[i]
+		dd[i] = x / (1 + float32(math.Exp(float64(-x)))) * ud[i]
+	}
+}
+
+// RoPE implements backend.Backend. Like ggml, the angle of pair i is
+// pos·scale·base^(-2i/dims), accumulated in float32 one pair at a time.
+func (b *Backend) RoPE(xM backend.Mat, pos []int32, p backend.RoPEParams) {
+	x := asMat(xM)
+	backend.CheckShape(len(pos) == x.rows && x.cols == p.Heads*p.HeadDim && p.Dims <= p.HeadDim && p.Dims%2 == 0,
+		"RoPE", "%s with %d positions, %d heads of %d (%d rotated)", backend.Shape(xM), len(pos), p.Heads, p.HeadDim, p.Dims)
+	half := p.Dims / 2
+	if cap(b.ropeCache) < p.Dims {
+		b.ropeCache = make([]float32, p.Dims)
+	}
+	cache := b.ropeCache[:p.Dims]
+	thetaScale := float32(math.Pow(float64(p.FreqBase), -2.0/float64(p.Dims)))
+	for r := 0; r < x.rows; r++ {
+		theta := float32(pos[r])
+		for i := 0; i < half; i++ {
+			t := float64(p.FreqScale * theta)
+			cache[2*i], cache[2*i+1] = float32(math.Cos(t)), float32(math.Sin(t))
+			theta *= thetaScale
+		}
+		row := x.row(r)
+		for h := 0; h < p.Heads; h++ {
+			head := row[h*p.HeadDim : (h+1)*p.HeadDim]
+			for i := 0; i < half; i++ {
+				c, s := cache[2*i], cache[2*i+1]
+				i0, i1 := 2*i, 2*i+1
+				if p.NeoX {
+					i0, i1 = i, i+half
+				}
+				x0, x1 := head[i0], head[i1]
+				head[i0] = x0*c - x1*s
+				head[i1] = x0*s + x1*c
+			}
+		}
+	}
+}

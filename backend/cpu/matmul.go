@@ -1,0 +1,57 @@
+package cpu
+
+import (
+	"unsafe"
+
+	"llamago/backend"
+	"llamago/kernels"
+)
+
+// matmulTask computes dst = x·wᵀ for a range of weight rows, over every
+// token: each weight row is read once and used for all tokens.
+type matmulTask struct {
+	w        *weight
+	xq       []byte // quantized activations, xqStride bytes per token
+	xqStride int
+	nTok     int
+	dst      *mat
+}
+
+func (t *matmulTask) Run(_, lo, hi int) {
+	w, n, dst := t.w, t.w.Cols(), t.dst
+	for r := lo; r < hi; r++ {
+		wr := w.row(r)
+		for tok := 0; tok < t.nTok; tok++ {
+			xq := t.xq[tok*t.xqStride : (tok+1)*t.xqStride]
+			dst.data[tok*dst.cols+r] = w.dot(wr, xq, n)
+		}
+	}
+}
+
+// MatMul implements backend.Backend. Activations are quantized once to the
+// weight type's dot-product type (Q8_0 for Q4_0, Q8_K for the k-quants, F16
+// for F16, ...), as ggml does, then every weight row is dotted with them.
+func (b *Backend) MatMul(dstM, xM backend.Mat, wW backend.Weight) {
+	dst, x, w := asMat(dstM), asMat(xM), asWeight(wW)
+	backend.CheckShape(x.cols == w.Cols() && dst.rows == x.rows && dst.cols == w.Rows(),
+		"MatMul", "x %s · %sᵀ into %s", backend.Shape(xM), weightShape(wW), backend.Shape(dstM))
+	stride := kernels.RowBytes(w.vecType, x.cols)
+	need := stride * x.rows
+	if cap(b.xq) < need {
+		b.xq = make([]byte, need)
+	}
+	xq := b.xq[:need]
+	for r := 0; r < x.rows; r++ {
+		kernels.QuantizeRow(w.vecType, x.row(r), xq[r*stride:(r+1)*stride])
+	}
+	b.mm = matmulTask{w: w, xq: xq, xqStride: stride, nTok: x.rows, dst: dst}
+	b.pool.For(w.Rows(), 4, &b.mm)
+}
+
+// f32Bytes views float32s as bytes.
+func f32Bytes(f []float32) []byte {
+	if len(f) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&f[0])), len(f)*4)
+}

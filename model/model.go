@@ -1,0 +1,325 @@
+package model
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"llamago/backend"
+	"llamago/gguf"
+	"llamago/probe"
+)
+
+// Model is a llama-family model bound to a backend. It is read-only after
+// Load and may be shared by several States.
+type Model struct {
+	Config  Config
+	Weights *Weights
+	be      backend.Backend
+	names   []probe.LayerNames
+}
+
+// Load reads the model's configuration from f and binds its tensors to be.
+// The tensors' bytes stay in f, which must stay open while the model is used.
+func Load(f *gguf.File, be backend.Backend) (*Model, error) {
+	cfg, err := ConfigFromGGUF(f)
+	if err != nil {
+		return nil, err
+	}
+	w, err := bindWeights(f, be, &cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Model{Config: cfg, Weights: w, be: be, names: probe.NewLayerNames(cfg.NLayer)}, nil
+}
+
+// Backend is the backend the model computes on.
+func (m *Model) Backend() backend.Backend { return m.be }
+
+// State is the run state of a forward pass: every activation buffer,
+// allocated once for the largest batch, and the KV cache. Forward allocates
+// nothing (unless probes are attached).
+type State struct {
+	maxBatch int
+	Cache    backend.KVCache
+
+	x      backend.Mat // (batch, NEmbd) the residual stream
+	xb     backend.Mat // (batch, NEmbd) normalised input of a block
+	xb2    backend.Mat // (batch, NEmbd) output of a projection
+	q      backend.Mat // (batch, NHead·HeadDim)
+	k, v   backend.Mat // (batch, KVDim)
+	att    backend.Mat // (batch, NHead·HeadDim) attention output
+	hb     backend.Mat // (batch, NFF) gate, then SwiGLU
+	hb2    backend.Mat // (batch, NFF) up
+	outX   backend.Mat // (batch, NEmbd) rows that need logits
+	logits backend.Mat // (batch, NVocab)
+
+	host     []float32 // probe copies
+	compact  []float32 // one probe position's attention scores
+	outRows  []int32
+	logitBuf []float32
+}
+
+// StateOptions size a State.
+type StateOptions struct {
+	MaxBatch int  // most tokens in one forward pass
+	Ctx      int  // positions per sequence
+	Slots    int  // sequences sharing the cache; 0 means 1
+	KVF32    bool // keep the KV cache in float32 instead of F16
+}
+
+// NewState allocates the run state for batches of up to MaxBatch tokens
+// and a KV cache of Slots sequences of Ctx positions each.
+func (m *Model) NewState(o StateOptions) (*State, error) {
+	c := m.Config
+	maxBatch, ctx, slots := o.MaxBatch, o.Ctx, max(o.Slots, 1)
+	if maxBatch < 1 || ctx < 1 {
+		return nil, fmt.Errorf("model: batch %d and context %d must be positive", maxBatch, ctx)
+	}
+	be := m.be
+	s := &State{
+		maxBatch: maxBatch,
+		Cache:    be.NewKVCache(backend.KVConfig{Slots: slots, Layers: c.NLayer, Ctx: ctx, KVDim: c.KVDim(), F32: o.KVF32}),
+		x:        be.NewMat(maxBatch, c.NEmbd),
+		xb:       be.NewMat(maxBatch, c.NEmbd),
+		xb2:      be.NewMat(maxBatch, c.NEmbd),
+		q:        be.NewMat(maxBatch, c.NHead*c.HeadDim),
+		k:        be.NewMat(maxBatch, c.KVDim()),
+		v:        be.NewMat(maxBatch, c.KVDim()),
+		att:      be.NewMat(maxBatch, c.NHead*c.HeadDim),
+		hb:       be.NewMat(maxBatch, c.NFF),
+		hb2:      be.NewMat(maxBatch, c.NFF),
+		outX:     be.NewMat(maxBatch, c.NEmbd),
+		logits:   be.NewMat(maxBatch, c.NVocab),
+		outRows:  make([]int32, 0, maxBatch),
+		logitBuf: make([]float32, maxBatch*c.NVocab),
+	}
+	return s, nil
+}
+
+// MaxBatch is the largest batch the state takes.
+func (s *State) MaxBatch() int { return s.maxBatch }
+
+// Ctx is the number of positions per slot.
+func (s *State) Ctx() int { return s.Cache.Config().Ctx }
+
+// Input is one forward pass's tokens: token r is at position Pos[r] of
+// sequence Slot[r]. Logits are computed for the rows listed in Outputs.
+type Input struct {
+	Tokens  []int32
+	Batch   backend.Batch
+	Outputs []int32
+}
+
+// Forward runs the tokens of in through the model, filling the KV cache,
+// and returns the logits of the output rows, NVocab values each, in a
+// buffer owned by s that the next Forward overwrites. probes may be nil.
+func (m *Model) Forward(s *State, in Input, probes *probe.Set) (logits []float32, err error) {
+	c := m.Config
+	n := len(in.Tokens)
+	if n == 0 {
+		return nil, errors.New("model: empty batch")
+	}
+	if n > s.maxBatch || in.Batch.Len() != n || len(in.Batch.Slot) != n || len(in.Outputs) > n {
+		return nil, fmt.Errorf("model: batch of %d tokens with %d positions, %d slots and %d outputs (state takes %d)", n, in.Batch.Len(), len(in.Batch.Slot), len(in.Outputs), s.maxBatch)
+	}
+	kv := s.Cache.Config()
+	for r, id := range in.Tokens {
+		if id < 0 || int(id) >= c.NVocab {
+			return nil, fmt.Errorf("model: token id %d at batch row %d is outside the vocabulary of %d", id, r, c.NVocab)
+		}
+		if p, sl := in.Batch.Pos[r], in.Batch.Slot[r]; p < 0 || int(p) >= kv.Ctx || sl < 0 || int(sl) >= kv.Slots {
+			return nil, fmt.Errorf("model: batch row %d: position %d of slot %d is outside the context of %d positions and %d slots", r, p, sl, kv.Ctx, kv.Slots)
+		}
+	}
+	for _, o := range in.Outputs {
+		if o < 0 || int(o) >= n {
+			return nil, fmt.Errorf("model: output row %d outside the batch of %d", o, n)
+		}
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			se, ok := r.(*backend.ShapeError)
+			if !ok {
+				panic(r)
+			}
+			err = fmt.Errorf("model: forward pass: %w", se)
+		}
+	}()
+	m.forward(s, in, probes)
+	if err := probes.Err(); err != nil {
+		return nil, err
+	}
+	out := s.logitBuf[:len(in.Outputs)*c.NVocab]
+	if len(in.Outputs) > 0 {
+		m.be.Read(m.be.View(s.logits, len(in.Outputs)), out)
+	}
+	return out, nil
+}
+
+func (m *Model) forward(s *State, in Input, ps *probe.Set) {
+	be, c, w := m.be, m.Config, m.Weights
+	n := len(in.Tokens)
+	b := in.Batch
+	view := func(x backend.Mat) backend.Mat { return be.View(x, n) }
+	x, xb, xb2 := view(s.x), view(s.xb), view(s.xb2)
+	q, k, v, att := view(s.q), view(s.k), view(s.v), view(s.att)
+	hb, hb2 := view(s.hb), view(s.hb2)
+	rope := backend.RoPEParams{HeadDim: c.HeadDim, Dims: c.RopeDims, FreqBase: c.RopeBase, FreqScale: c.RopeScale}
+	qRope, kRope := rope, rope
+	qRope.Heads, kRope.Heads = c.NHead, c.NKVHead
+	attn := backend.AttnParams{Heads: c.NHead, KVHeads: c.NKVHead, HeadDim: c.HeadDim, Scale: float32(1 / math.Sqrt(float64(c.HeadDim)))}
+	headShape := []int{c.NHead, c.HeadDim}
+	kvShape := []int{c.NKVHead, c.HeadDim}
+	embdShape := []int{c.NEmbd}
+	ffShape := []int{c.NFF}
+
+	// x = token_embd[tokens]
+	be.GetRows(x, w.TokenEmbd, in.Tokens)
+	s.emit(m, ps, probe.Embd, x, b, embdShape)
+
+	for l := range w.Layers {
+		lw, names := &w.Layers[l], &m.names[l]
+		// Attention: xb = rmsnorm(x)·w; q, k, v = xb·Wqᵀ, xb·Wkᵀ, xb·Wvᵀ
+		be.RMSNorm(xb, x, lw.AttnNorm, c.RMSEps)
+		s.emit(m, ps, names.AttnNorm, xb, b, embdShape)
+		be.MatMul(q, xb, lw.Q)
+		s.emit(m, ps, names.Q, q, b, headShape)
+		be.MatMul(k, xb, lw.K)
+		s.emit(m, ps, names.K, k, b, kvShape)
+		be.MatMul(v, xb, lw.V)
+		s.emit(m, ps, names.V, v, b, kvShape)
+		// Rotate q and k by their positions, then cache k and v.
+		be.RoPE(q, b.Pos, qRope)
+		s.emit(m, ps, names.QRope, q, b, headShape)
+		be.RoPE(k, b.Pos, kRope)
+		s.emit(m, ps, names.KRope, k, b, kvShape)
+		be.StoreKV(s.Cache, l, b, k, v)
+		// att = softmax(q·kᵀ/sqrt(head_dim), causal)·v, per head, over the cache.
+		scores, probs := s.attnProbeMats(m, ps, names, n, b)
+		be.Attention(att, q, s.Cache, l, b, attn, scores, probs)
+		s.emitAttn(m, ps, names.AttnScores, scores, b)
+		s.emitAttn(m, ps, names.AttnProbs, probs, b)
+		s.emit(m, ps, names.AttnOut, att, b, []int{c.NHead * c.HeadDim})
+		// x = x + att·Woᵀ
+		be.MatMul(xb2, att, lw.O)
+		s.emit(m, ps, names.AttnProj, xb2, b, embdShape)
+		be.Add(x, x, xb2)
+		s.emit(m, ps, names.FFNInp, x, b, embdShape)
+		// FFN: x = x + (silu(xb·Wgateᵀ) ⊙ xb·Wupᵀ)·Wdownᵀ with xb = rmsnorm(x)·w
+		be.RMSNorm(xb, x, lw.FFNNorm, c.RMSEps)
+		s.emit(m, ps, names.FFNNorm, xb, b, embdShape)
+		be.MatMul(hb, xb, lw.Gate)
+		s.emit(m, ps, names.FFNGate, hb, b, ffShape)
+		be.MatMul(hb2, xb, lw.Up)
+		s.emit(m, ps, names.FFNUp, hb2, b, ffShape)
+		be.SwiGLU(hb, hb, hb2)
+		s.emit(m, ps, names.FFNAct, hb, b, ffShape)
+		be.MatMul(xb2, hb, lw.Down)
+		s.emit(m, ps, names.FFNOut, xb2, b, embdShape)
+		be.Add(x, x, xb2)
+		s.emit(m, ps, names.Out, x, b, embdShape)
+	}
+
+	// Logits of the output rows: rmsnorm(x)·w, then ·Woutputᵀ. With the
+	// logits probe attached every row gets logits.
+	outputs := in.Outputs
+	if ps.Wants(probe.Logits) || ps.Wants(probe.OutputNorm) {
+		outputs = s.allRows(n)
+	}
+	if len(outputs) == 0 {
+		return
+	}
+	be.RMSNorm(xb, x, w.OutputNorm, c.RMSEps)
+	s.emit(m, ps, probe.OutputNorm, xb, b, embdShape)
+	outX, logits := be.View(s.outX, len(outputs)), be.View(s.logits, len(outputs))
+	be.CopyRows(outX, xb, outputs)
+	be.MatMul(logits, outX, w.Output)
+	if ps.Wants(probe.Logits) {
+		s.emit(m, ps, probe.Logits, logits, b, []int{c.NVocab})
+	}
+	if len(outputs) != len(in.Outputs) {
+		// Probing widened the outputs to every row: keep the asked ones first.
+		be.CopyRows(outX, xb, in.Outputs)
+		be.MatMul(be.View(s.logits, len(in.Outputs)), be.View(outX, len(in.Outputs)), w.Output)
+	}
+}
+
+func (s *State) allRows(n int) []int32 {
+	rows := s.outRows[:0]
+	for r := 0; r < n; r++ {
+		rows = append(rows, int32(r))
+	}
+	return rows
+}
+
+// emit hands each wanted row of mat to the probes, one position at a time.
+func (s *State) emit(m *Model, ps *probe.Set, name string, mat backend.Mat, b backend.Batch, shape []int) {
+	if !ps.Wants(name) {
+		return
+	}
+	cols := mat.Cols()
+	all := s.hostBuf(mat.Rows() * cols)
+	m.be.Read(mat, all)
+	for r := 0; r < mat.Rows(); r++ {
+		if ps.WantsPos(int(b.Pos[r])) {
+			// A sink error (stop on NaN) surfaces through ps.Err after the pass.
+			_ = ps.Emit(name, int(b.Pos[r]), shape, all[r*cols:(r+1)*cols])
+		}
+	}
+}
+
+// attnProbeMats allocates score and probability matrices when a probe
+// wants them; attention is otherwise computed without materialising them.
+func (s *State) attnProbeMats(m *Model, ps *probe.Set, names *probe.LayerNames, n int, b backend.Batch) (scores, probs backend.Mat) {
+	if !ps.Wants(names.AttnScores) && !ps.Wants(names.AttnProbs) {
+		return nil, nil
+	}
+	maxPos := int32(0)
+	for _, p := range b.Pos {
+		maxPos = max(maxPos, p)
+	}
+	cols := m.Config.NHead * int(maxPos+1)
+	if ps.Wants(names.AttnScores) {
+		scores = m.be.NewMat(n, cols)
+	}
+	if ps.Wants(names.AttnProbs) {
+		probs = m.be.NewMat(n, cols)
+	}
+	return scores, probs
+}
+
+// emitAttn emits per-position attention rows with shape (heads, pos+1),
+// dropping the unused tail of each head's span.
+func (s *State) emitAttn(m *Model, ps *probe.Set, name string, mat backend.Mat, b backend.Batch) {
+	if mat == nil || !ps.Wants(name) {
+		return
+	}
+	heads := m.Config.NHead
+	cols := mat.Cols()
+	span := cols / heads
+	all := s.hostBuf(mat.Rows() * cols)
+	m.be.Read(mat, all)
+	for r := 0; r < mat.Rows(); r++ {
+		pos := int(b.Pos[r])
+		if !ps.WantsPos(pos) {
+			continue
+		}
+		nKV := pos + 1
+		if cap(s.compact) < heads*nKV {
+			s.compact = make([]float32, heads*nKV)
+		}
+		out := s.compact[:heads*nKV]
+		for h := 0; h < heads; h++ {
+			copy(out[h*nKV:(h+1)*nKV], all[r*cols+h*span:r*cols+h*span+nKV])
+		}
+		_ = ps.Emit(name, pos, []int{heads, nKV}, out)
+	}
+}
+
+func (s *State) hostBuf(n int) []float32 {
+	if cap(s.host) < n {
+		s.host = make([]float32, n)
+	}
+	return s.host[:n]
+}
