@@ -29,6 +29,7 @@ func commands() map[string]command {
 	return map[string]command{
 		"inspect": {"show a GGUF file's metadata, tensors and model shape", runInspect},
 		"diff":    {"compare two probe dumps and name the first divergence", runDiff},
+		"run":     {"generate text from a prompt", runRun},
 	}
 }
 
