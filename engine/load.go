@@ -40,7 +40,7 @@ type Loaded struct {
 func Load(path string, opts LoadOptions) (l *Loaded, err error) {
 	f, err := gguf.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	defer func() {
 		if err != nil {
