@@ -30,6 +30,7 @@ func commands() map[string]command {
 		"inspect":  {"show a GGUF file's metadata, tensors and model shape", runInspect},
 		"diff":     {"compare two probe dumps and name the first divergence", runDiff},
 		"run":      {"generate text from a prompt", runRun},
+		"trace":    {"show or dump every probe of a forward pass (llamago or llama.cpp)", runTrace},
 		"chat":     {"talk with a model interactively", runChat},
 		"tokenize": {"print the token ids of a text", runTokenize},
 		"convert":  {"convert a llama2.c checkpoint or a Hugging Face llama directory to GGUF", runConvert},
