@@ -34,6 +34,7 @@ func commands() map[string]command {
 		"chat":     {"talk with a model interactively", runChat},
 		"tokenize": {"print the token ids of a text", runTokenize},
 		"convert":  {"convert a llama2.c checkpoint or a Hugging Face llama directory to GGUF", runConvert},
+		"serve":    {"serve an OpenAI-compatible HTTP API with continuous batching", runServe},
 	}
 }
 
