@@ -152,12 +152,17 @@ type ShapeError struct {
 
 func (e *ShapeError) Error() string { return "backend: " + e.Op + ": " + e.Detail }
 
-// CheckShape panics with a *ShapeError when cond is false. Backends call it
-// at the top of each operation.
-func CheckShape(cond bool, op, format string, args ...any) {
-	if !cond {
-		panic(&ShapeError{Op: op, Detail: fmt.Sprintf(format, args...)})
-	}
+// ShapeFail panics with a *ShapeError. Backends call it at the top of an
+// operation whose operands do not fit, as
+//
+//	if !(x.Cols() == w.Cols()) {
+//		backend.ShapeFail("MatMul", "x %s · w %s", backend.Shape(x), ...)
+//	}
+//
+// so that the message is built only when it is needed: operations run
+// hundreds of times per token.
+func ShapeFail(op, format string, args ...any) {
+	panic(&ShapeError{Op: op, Detail: fmt.Sprintf(format, args...)})
 }
 
 // Shape formats a matrix's shape for errors.

@@ -31,11 +31,14 @@ func (b *Backend) NewKVCache(cfg backend.KVConfig) backend.KVCache {
 func (b *Backend) StoreKV(cM backend.KVCache, layer int, bt backend.Batch, kM, vM backend.Mat) {
 	c, k, v := cM.(*kvCache), asMat(kM), asMat(vM)
 	cfg := c.cfg
-	backend.CheckShape(k.cols == cfg.KVDim && v.cols == cfg.KVDim && k.rows == bt.Len() && v.rows == bt.Len() && layer < cfg.Layers,
-		"StoreKV", "k %s v %s for %d rows into cache of %d values per position", backend.Shape(kM), backend.Shape(vM), bt.Len(), cfg.KVDim)
+	if !(k.cols == cfg.KVDim && v.cols == cfg.KVDim && k.rows == bt.Len() && v.rows == bt.Len() && layer < cfg.Layers) {
+		backend.ShapeFail("StoreKV", "k %s v %s for %d rows into cache of %d values per position", backend.Shape(kM), backend.Shape(vM), bt.Len(), cfg.KVDim)
+	}
 	for r := 0; r < bt.Len(); r++ {
 		slot, pos := int(bt.Slot[r]), int(bt.Pos[r])
-		backend.CheckShape(slot >= 0 && slot < cfg.Slots && pos >= 0 && pos < cfg.Ctx, "StoreKV", "slot %d position %d outside %d slots of %d", slot, pos, cfg.Slots, cfg.Ctx)
+		if !(slot >= 0 && slot < cfg.Slots && pos >= 0 && pos < cfg.Ctx) {
+			backend.ShapeFail("StoreKV", "slot %d position %d outside %d slots of %d", slot, pos, cfg.Slots, cfg.Ctx)
+		}
 		off := c.offset(slot, layer, pos)
 		copy(c.k[off:off+cfg.KVDim], k.row(r))
 		copy(c.v[off:off+cfg.KVDim], v.row(r))
@@ -124,9 +127,10 @@ func (t *attnTask) Run(worker, lo, hi int) {
 // Attention implements backend.Backend.
 func (b *Backend) Attention(dstM, qM backend.Mat, cM backend.KVCache, layer int, bt backend.Batch, p backend.AttnParams, scoresM, probsM backend.Mat) {
 	dst, q, c := asMat(dstM), asMat(qM), cM.(*kvCache)
-	backend.CheckShape(q.cols == p.Heads*p.HeadDim && dst.cols == q.cols && dst.rows == q.rows && q.rows == bt.Len() &&
-		p.KVHeads > 0 && p.Heads%p.KVHeads == 0 && p.KVHeads*p.HeadDim == c.cfg.KVDim,
-		"Attention", "q %s into %s, %d heads over %d KV heads of %d, cache of %d", backend.Shape(qM), backend.Shape(dstM), p.Heads, p.KVHeads, p.HeadDim, c.cfg.KVDim)
+	if !(q.cols == p.Heads*p.HeadDim && dst.cols == q.cols && dst.rows == q.rows && q.rows == bt.Len() &&
+		p.KVHeads > 0 && p.Heads%p.KVHeads == 0 && p.KVHeads*p.HeadDim == c.cfg.KVDim) {
+		backend.ShapeFail("Attention", "q %s into %s, %d heads over %d KV heads of %d, cache of %d", backend.Shape(qM), backend.Shape(dstM), p.Heads, p.KVHeads, p.HeadDim, c.cfg.KVDim)
+	}
 	t := &b.attn
 	*t = attnTask{dst: dst, q: q, c: c, layer: layer, bt: bt, p: p, scratch: t.scratch, qh: t.qh}
 	if scoresM != nil {

@@ -72,21 +72,27 @@ func (b *Backend) NewMat(rows, cols int) backend.Mat {
 // View implements backend.Backend.
 func (b *Backend) View(m backend.Mat, rows int) backend.Mat {
 	src := asMat(m)
-	backend.CheckShape(rows >= 0 && rows <= src.rows, "View", "%d rows of %s", rows, backend.Shape(m))
+	if !(rows >= 0 && rows <= src.rows) {
+		backend.ShapeFail("View", "%d rows of %s", rows, backend.Shape(m))
+	}
 	return &mat{rows: rows, cols: src.cols, data: src.data[:rows*src.cols]}
 }
 
 // Read implements backend.Backend.
 func (b *Backend) Read(m backend.Mat, dst []float32) {
 	src := asMat(m)
-	backend.CheckShape(len(dst) == src.rows*src.cols, "Read", "%d values into %s", len(dst), backend.Shape(m))
+	if !(len(dst) == src.rows*src.cols) {
+		backend.ShapeFail("Read", "%d values into %s", len(dst), backend.Shape(m))
+	}
 	copy(dst, src.data[:len(dst)])
 }
 
 // Write implements backend.Backend.
 func (b *Backend) Write(m backend.Mat, src []float32) {
 	dst := asMat(m)
-	backend.CheckShape(len(src) == dst.rows*dst.cols, "Write", "%d values into %s", len(src), backend.Shape(m))
+	if !(len(src) == dst.rows*dst.cols) {
+		backend.ShapeFail("Write", "%d values into %s", len(src), backend.Shape(m))
+	}
 	copy(dst.data, src)
 }
 
@@ -136,9 +142,13 @@ func (b *Backend) LoadWeight(spec backend.WeightSpec) (backend.Weight, error) {
 // GetRows implements backend.Backend.
 func (b *Backend) GetRows(dstM backend.Mat, tableW backend.Weight, ids []int32) {
 	dst, table := asMat(dstM), asWeight(tableW)
-	backend.CheckShape(dst.rows >= len(ids) && dst.cols == table.Cols(), "GetRows", "%d ids of %s into %s", len(ids), weightShape(table), backend.Shape(dstM))
+	if !(dst.rows >= len(ids) && dst.cols == table.Cols()) {
+		backend.ShapeFail("GetRows", "%d ids of %s into %s", len(ids), weightShape(table), backend.Shape(dstM))
+	}
 	for r, id := range ids {
-		backend.CheckShape(id >= 0 && int(id) < table.Rows(), "GetRows", "token id %d outside the table's %d rows", id, table.Rows())
+		if !(id >= 0 && int(id) < table.Rows()) {
+			backend.ShapeFail("GetRows", "token id %d outside the table's %d rows", id, table.Rows())
+		}
 		if err := tensor.Dequantize(table.Type(), table.row(int(id)), dst.row(r)); err != nil {
 			panic(&backend.ShapeError{Op: "GetRows", Detail: err.Error()})
 		}
@@ -152,9 +162,13 @@ func weightShape(w backend.Weight) string {
 // CopyRows implements backend.Backend.
 func (b *Backend) CopyRows(dstM, srcM backend.Mat, rows []int32) {
 	dst, src := asMat(dstM), asMat(srcM)
-	backend.CheckShape(dst.cols == src.cols && dst.rows >= len(rows), "CopyRows", "%d rows of %s into %s", len(rows), backend.Shape(srcM), backend.Shape(dstM))
+	if !(dst.cols == src.cols && dst.rows >= len(rows)) {
+		backend.ShapeFail("CopyRows", "%d rows of %s into %s", len(rows), backend.Shape(srcM), backend.Shape(dstM))
+	}
 	for i, r := range rows {
-		backend.CheckShape(r >= 0 && int(r) < src.rows, "CopyRows", "row %d of %s", r, backend.Shape(srcM))
+		if !(r >= 0 && int(r) < src.rows) {
+			backend.ShapeFail("CopyRows", "row %d of %s", r, backend.Shape(srcM))
+		}
 		copy(dst.row(i), src.row(int(r)))
 	}
 }
@@ -162,8 +176,9 @@ func (b *Backend) CopyRows(dstM, srcM backend.Mat, rows []int32) {
 // RMSNorm implements backend.Backend.
 func (b *Backend) RMSNorm(dstM, xM backend.Mat, wW backend.Weight, eps float32) {
 	dst, x, w := asMat(dstM), asMat(xM), asWeight(wW)
-	backend.CheckShape(dst.rows == x.rows && dst.cols == x.cols && w.Cols() == x.cols && w.Type() == tensor.F32,
-		"RMSNorm", "x %s dst %s weight %s %s", backend.Shape(xM), backend.Shape(dstM), weightShape(wW), w.Type())
+	if !(dst.rows == x.rows && dst.cols == x.cols && w.Cols() == x.cols && w.Type() == tensor.F32) {
+		backend.ShapeFail("RMSNorm", "x %s dst %s weight %s %s", backend.Shape(xM), backend.Shape(dstM), weightShape(wW), w.Type())
+	}
 	for r := 0; r < x.rows; r++ {
 		xr, dr := x.row(r), dst.row(r)
 		// Sum in float64 like ggml (ggml_float), then scale in float32.
@@ -182,8 +197,9 @@ func (b *Backend) RMSNorm(dstM, xM backend.Mat, wW backend.Weight, eps float32) 
 // Add implements backend.Backend.
 func (b *Backend) Add(dstM, aM, bM backend.Mat) {
 	dst, a, c := asMat(dstM), asMat(aM), asMat(bM)
-	backend.CheckShape(a.rows == c.rows && a.cols == c.cols && dst.rows == a.rows && dst.cols == a.cols,
-		"Add", "%s + %s into %s", backend.Shape(aM), backend.Shape(bM), backend.Shape(dstM))
+	if !(a.rows == c.rows && a.cols == c.cols && dst.rows == a.rows && dst.cols == a.cols) {
+		backend.ShapeFail("Add", "%s + %s into %s", backend.Shape(aM), backend.Shape(bM), backend.Shape(dstM))
+	}
 	n := a.rows * a.cols
 	ad, cd, dd := a.data[:n], c.data[:n], dst.data[:n]
 	for i := range dd {
@@ -194,8 +210,9 @@ func (b *Backend) Add(dstM, aM, bM backend.Mat) {
 // SwiGLU implements backend.Backend.
 func (b *Backend) SwiGLU(dstM, gateM, upM backend.Mat) {
 	dst, g, u := asMat(dstM), asMat(gateM), asMat(upM)
-	backend.CheckShape(g.rows == u.rows && g.cols == u.cols && dst.rows == g.rows && dst.cols == g.cols,
-		"SwiGLU", "gate %s up %s into %s", backend.Shape(gateM), backend.Shape(upM), backend.Shape(dstM))
+	if !(g.rows == u.rows && g.cols == u.cols && dst.rows == g.rows && dst.cols == g.cols) {
+		backend.ShapeFail("SwiGLU", "gate %s up %s into %s", backend.Shape(gateM), backend.Shape(upM), backend.Shape(dstM))
+	}
 	n := g.rows * g.cols
 	gd, ud, dd := g.data[:n], u.data[:n], dst.data[:n]
 	for i := range dd {
@@ -208,8 +225,9 @@ func (b *Backend) SwiGLU(dstM, gateM, upM backend.Mat) {
 // pos·scale·base^(-2i/dims), accumulated in float32 one pair at a time.
 func (b *Backend) RoPE(xM backend.Mat, pos []int32, p backend.RoPEParams) {
 	x := asMat(xM)
-	backend.CheckShape(len(pos) == x.rows && x.cols == p.Heads*p.HeadDim && p.Dims <= p.HeadDim && p.Dims%2 == 0,
-		"RoPE", "%s with %d positions, %d heads of %d (%d rotated)", backend.Shape(xM), len(pos), p.Heads, p.HeadDim, p.Dims)
+	if !(len(pos) == x.rows && x.cols == p.Heads*p.HeadDim && p.Dims <= p.HeadDim && p.Dims%2 == 0) {
+		backend.ShapeFail("RoPE", "%s with %d positions, %d heads of %d (%d rotated)", backend.Shape(xM), len(pos), p.Heads, p.HeadDim, p.Dims)
+	}
 	half := p.Dims / 2
 	if cap(b.ropeCache) < p.Dims {
 		b.ropeCache = make([]float32, p.Dims)

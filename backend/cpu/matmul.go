@@ -33,8 +33,9 @@ func (t *matmulTask) Run(_, lo, hi int) {
 // for F16, ...), as ggml does, then every weight row is dotted with them.
 func (b *Backend) MatMul(dstM, xM backend.Mat, wW backend.Weight) {
 	dst, x, w := asMat(dstM), asMat(xM), asWeight(wW)
-	backend.CheckShape(x.cols == w.Cols() && dst.rows == x.rows && dst.cols == w.Rows(),
-		"MatMul", "x %s · %sᵀ into %s", backend.Shape(xM), weightShape(wW), backend.Shape(dstM))
+	if !(x.cols == w.Cols() && dst.rows == x.rows && dst.cols == w.Rows()) {
+		backend.ShapeFail("MatMul", "x %s · %sᵀ into %s", backend.Shape(xM), weightShape(wW), backend.Shape(dstM))
+	}
 	stride := kernels.RowBytes(w.vecType, x.cols)
 	need := stride * x.rows
 	if cap(b.xq) < need {

@@ -42,14 +42,18 @@ func (*Backend) NewMat(rows, cols int) backend.Mat {
 // View implements backend.Backend.
 func (*Backend) View(m backend.Mat, rows int) backend.Mat {
 	s := asMat(m)
-	backend.CheckShape(rows >= 0 && rows <= s.rows, "View", "%d rows of %s", rows, backend.Shape(m))
+	if !(rows >= 0 && rows <= s.rows) {
+		backend.ShapeFail("View", "%d rows of %s", rows, backend.Shape(m))
+	}
 	return &mat{rows: rows, cols: s.cols, data: s.data[:rows*s.cols]}
 }
 
 // Read implements backend.Backend.
 func (*Backend) Read(m backend.Mat, dst []float32) {
 	s := asMat(m)
-	backend.CheckShape(len(dst) == s.rows*s.cols, "Read", "%d values from %s", len(dst), backend.Shape(m))
+	if !(len(dst) == s.rows*s.cols) {
+		backend.ShapeFail("Read", "%d values from %s", len(dst), backend.Shape(m))
+	}
 	for i := range dst {
 		dst[i] = float32(s.data[i])
 	}
@@ -58,7 +62,9 @@ func (*Backend) Read(m backend.Mat, dst []float32) {
 // Write implements backend.Backend.
 func (*Backend) Write(m backend.Mat, src []float32) {
 	d := asMat(m)
-	backend.CheckShape(len(src) == d.rows*d.cols, "Write", "%d values into %s", len(src), backend.Shape(m))
+	if !(len(src) == d.rows*d.cols) {
+		backend.ShapeFail("Write", "%d values into %s", len(src), backend.Shape(m))
+	}
 	for i, v := range src {
 		d.data[i] = float64(v)
 	}
@@ -113,9 +119,13 @@ func (*Backend) NewKVCache(cfg backend.KVConfig) backend.KVCache {
 // GetRows implements backend.Backend.
 func (*Backend) GetRows(dstM backend.Mat, tableW backend.Weight, ids []int32) {
 	dst, table := asMat(dstM), tableW.(*weight)
-	backend.CheckShape(dst.rows >= len(ids) && dst.cols == table.cols, "GetRows", "%d ids into %s", len(ids), backend.Shape(dstM))
+	if !(dst.rows >= len(ids) && dst.cols == table.cols) {
+		backend.ShapeFail("GetRows", "%d ids into %s", len(ids), backend.Shape(dstM))
+	}
 	for r, id := range ids {
-		backend.CheckShape(id >= 0 && int(id) < table.rows, "GetRows", "token id %d outside %d rows", id, table.rows)
+		if !(id >= 0 && int(id) < table.rows) {
+			backend.ShapeFail("GetRows", "token id %d outside %d rows", id, table.rows)
+		}
 		copy(dst.row(r), table.data[int(id)*table.cols:(int(id)+1)*table.cols])
 	}
 }
@@ -123,7 +133,9 @@ func (*Backend) GetRows(dstM backend.Mat, tableW backend.Weight, ids []int32) {
 // CopyRows implements backend.Backend.
 func (*Backend) CopyRows(dstM, srcM backend.Mat, rows []int32) {
 	dst, src := asMat(dstM), asMat(srcM)
-	backend.CheckShape(dst.cols == src.cols && dst.rows >= len(rows), "CopyRows", "%d rows of %s into %s", len(rows), backend.Shape(srcM), backend.Shape(dstM))
+	if !(dst.cols == src.cols && dst.rows >= len(rows)) {
+		backend.ShapeFail("CopyRows", "%d rows of %s into %s", len(rows), backend.Shape(srcM), backend.Shape(dstM))
+	}
 	for i, r := range rows {
 		copy(dst.row(i), src.row(int(r)))
 	}
@@ -132,7 +144,9 @@ func (*Backend) CopyRows(dstM, srcM backend.Mat, rows []int32) {
 // RMSNorm implements backend.Backend: y = x / sqrt(mean(x²) + eps) · w.
 func (*Backend) RMSNorm(dstM, xM backend.Mat, wW backend.Weight, eps float32) {
 	dst, x, w := asMat(dstM), asMat(xM), wW.(*weight)
-	backend.CheckShape(dst.rows == x.rows && dst.cols == x.cols && w.cols == x.cols, "RMSNorm", "x %s weight %d", backend.Shape(xM), w.cols)
+	if !(dst.rows == x.rows && dst.cols == x.cols && w.cols == x.cols) {
+		backend.ShapeFail("RMSNorm", "x %s weight %d", backend.Shape(xM), w.cols)
+	}
 	for r := 0; r < x.rows; r++ {
 		var ss float64
 		for _, v := range x.row(r) {
@@ -148,7 +162,9 @@ func (*Backend) RMSNorm(dstM, xM backend.Mat, wW backend.Weight, eps float32) {
 // MatMul implements backend.Backend: dst[t][o] = Σᵢ x[t][i]·W[o][i].
 func (*Backend) MatMul(dstM, xM backend.Mat, wW backend.Weight) {
 	dst, x, w := asMat(dstM), asMat(xM), wW.(*weight)
-	backend.CheckShape(x.cols == w.cols && dst.rows == x.rows && dst.cols == w.rows, "MatMul", "x %s · %s (%d, %d)ᵀ into %s", backend.Shape(xM), w.name, w.rows, w.cols, backend.Shape(dstM))
+	if !(x.cols == w.cols && dst.rows == x.rows && dst.cols == w.rows) {
+		backend.ShapeFail("MatMul", "x %s · %s (%d, %d)ᵀ into %s", backend.Shape(xM), w.name, w.rows, w.cols, backend.Shape(dstM))
+	}
 	for t := 0; t < x.rows; t++ {
 		xr := x.row(t)
 		for o := 0; o < w.rows; o++ {
@@ -165,7 +181,9 @@ func (*Backend) MatMul(dstM, xM backend.Mat, wW backend.Weight) {
 // Add implements backend.Backend.
 func (*Backend) Add(dstM, aM, bM backend.Mat) {
 	dst, a, b := asMat(dstM), asMat(aM), asMat(bM)
-	backend.CheckShape(a.rows == b.rows && a.cols == b.cols && dst.rows == a.rows && dst.cols == a.cols, "Add", "%s + %s", backend.Shape(aM), backend.Shape(bM))
+	if !(a.rows == b.rows && a.cols == b.cols && dst.rows == a.rows && dst.cols == a.cols) {
+		backend.ShapeFail("Add", "%s + %s", backend.Shape(aM), backend.Shape(bM))
+	}
 	for i := range dst.data {
 		dst.data[i] = a.data[i] + b.data[i]
 	}
@@ -174,7 +192,9 @@ func (*Backend) Add(dstM, aM, bM backend.Mat) {
 // SwiGLU implements backend.Backend: silu(g)·u with silu(g) = g/(1+e^-g).
 func (*Backend) SwiGLU(dstM, gM, uM backend.Mat) {
 	dst, g, u := asMat(dstM), asMat(gM), asMat(uM)
-	backend.CheckShape(g.rows == u.rows && g.cols == u.cols && dst.rows == g.rows && dst.cols == g.cols, "SwiGLU", "%s ⊙ %s", backend.Shape(gM), backend.Shape(uM))
+	if !(g.rows == u.rows && g.cols == u.cols && dst.rows == g.rows && dst.cols == g.cols) {
+		backend.ShapeFail("SwiGLU", "%s ⊙ %s", backend.Shape(gM), backend.Shape(uM))
+	}
 	for i := range dst.data {
 		dst.data[i] = g.data[i] / (1 + math.Exp(-g.data[i])) * u.data[i]
 	}
@@ -184,7 +204,9 @@ func (*Backend) SwiGLU(dstM, gM, uM backend.Mat) {
 // pos·scale·base^(-2i/dims).
 func (*Backend) RoPE(xM backend.Mat, pos []int32, p backend.RoPEParams) {
 	x := asMat(xM)
-	backend.CheckShape(len(pos) == x.rows && x.cols == p.Heads*p.HeadDim && p.Dims <= p.HeadDim, "RoPE", "%s with %d positions", backend.Shape(xM), len(pos))
+	if !(len(pos) == x.rows && x.cols == p.Heads*p.HeadDim && p.Dims <= p.HeadDim) {
+		backend.ShapeFail("RoPE", "%s with %d positions", backend.Shape(xM), len(pos))
+	}
 	half := p.Dims / 2
 	for r := 0; r < x.rows; r++ {
 		for h := 0; h < p.Heads; h++ {
@@ -207,7 +229,9 @@ func (*Backend) RoPE(xM backend.Mat, pos []int32, p backend.RoPEParams) {
 // StoreKV implements backend.Backend.
 func (*Backend) StoreKV(cM backend.KVCache, layer int, b backend.Batch, kM, vM backend.Mat) {
 	c, k, v := cM.(*kvCache), asMat(kM), asMat(vM)
-	backend.CheckShape(k.cols == c.cfg.KVDim && v.cols == c.cfg.KVDim && k.rows == b.Len(), "StoreKV", "k %s v %s", backend.Shape(kM), backend.Shape(vM))
+	if !(k.cols == c.cfg.KVDim && v.cols == c.cfg.KVDim && k.rows == b.Len()) {
+		backend.ShapeFail("StoreKV", "k %s v %s", backend.Shape(kM), backend.Shape(vM))
+	}
 	for r := 0; r < b.Len(); r++ {
 		off := c.at(int(b.Slot[r]), layer, int(b.Pos[r]))
 		copy(c.k[off:off+c.cfg.KVDim], k.row(r))
@@ -220,8 +244,9 @@ func (*Backend) StoreKV(cM backend.KVCache, layer int, b backend.Batch, kM, vM b
 // p = softmax(s), out = Σ_j p_j·v_j.
 func (*Backend) Attention(dstM, qM backend.Mat, cM backend.KVCache, layer int, b backend.Batch, p backend.AttnParams, scoresM, probsM backend.Mat) {
 	dst, q, c := asMat(dstM), asMat(qM), cM.(*kvCache)
-	backend.CheckShape(q.cols == p.Heads*p.HeadDim && dst.cols == q.cols && q.rows == b.Len() && p.KVHeads*p.HeadDim == c.cfg.KVDim && p.Heads%p.KVHeads == 0,
-		"Attention", "q %s, %d heads over %d KV heads of %d", backend.Shape(qM), p.Heads, p.KVHeads, p.HeadDim)
+	if !(q.cols == p.Heads*p.HeadDim && dst.cols == q.cols && q.rows == b.Len() && p.KVHeads*p.HeadDim == c.cfg.KVDim && p.Heads%p.KVHeads == 0) {
+		backend.ShapeFail("Attention", "q %s, %d heads over %d KV heads of %d", backend.Shape(qM), p.Heads, p.KVHeads, p.HeadDim)
+	}
 	group := p.Heads / p.KVHeads
 	for r := 0; r < q.rows; r++ {
 		n := int(b.Pos[r]) + 1
