@@ -35,6 +35,7 @@ func commands() map[string]command {
 		"tokenize": {"print the token ids of a text", runTokenize},
 		"convert":  {"convert a llama2.c checkpoint or a Hugging Face llama directory to GGUF", runConvert},
 		"serve":    {"serve an OpenAI-compatible HTTP API with continuous batching", runServe},
+		"verify":   {"run the debugging checklist on a model against a reference", runVerify},
 	}
 }
 
