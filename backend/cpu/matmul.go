@@ -1,8 +1,6 @@
 package cpu
 
 import (
-	"unsafe"
-
 	"llamago/backend"
 	"llamago/kernels"
 )
@@ -47,12 +45,4 @@ func (b *Backend) MatMul(dstM, xM backend.Mat, wW backend.Weight) {
 	}
 	b.mm = matmulTask{w: w, xq: xq, xqStride: stride, nTok: x.rows, dst: dst}
 	b.pool.For(w.Rows(), 4, &b.mm)
-}
-
-// f32Bytes views float32s as bytes.
-func f32Bytes(f []float32) []byte {
-	if len(f) == 0 {
-		return nil
-	}
-	return unsafe.Slice((*byte)(unsafe.Pointer(&f[0])), len(f)*4)
 }
