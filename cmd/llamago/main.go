@@ -33,9 +33,11 @@ func commands() map[string]command {
 		"trace":    {"show or dump every probe of a forward pass (llamago or llama.cpp)", runTrace},
 		"chat":     {"talk with a model interactively", runChat},
 		"tokenize": {"print the token ids of a text", runTokenize},
+		"quantize": {"quantize a GGUF model (q8_0, q4_0, q4_k_m, ...)", runQuantize},
 		"convert":  {"convert a llama2.c checkpoint or a Hugging Face llama directory to GGUF", runConvert},
 		"serve":    {"serve an OpenAI-compatible HTTP API with continuous batching", runServe},
 		"verify":   {"run the debugging checklist on a model against a reference", runVerify},
+		"bench":    {"measure prompt and generation speed (llama-bench style)", runBench},
 	}
 }
 
