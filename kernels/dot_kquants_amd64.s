@@ -1,0 +1,541 @@
+//go:build amd64
+
+#include "textflag.h"
+
+// Dot products of the k-quant formats with Q8_K activations (layouts in
+// dot_kquants.go). Per super-block of 256 values the integer sums are
+// exact: VPMADDUBSW multiplies the unsigned quants (0..15, 0..63) with the
+// signed activations into int16 pairs (at most 63·128·2 = 16128, no
+// saturation), VPMADDWD multiplies those by the int16 sub-block scales
+// into int32 lanes. Each super-block's lanes are converted to float32 and
+// added, times d·x.d, into float32 accumulators with FMA; constant
+// offsets (Q4_K's mins, Q6_K's -32) go through the activation's group
+// sums (bsums) in the same exact integer way.
+//
+// func dotXxxAVX2(w, x *byte, nb int, tab *float32) float32: nb
+// super-blocks of each row; tab is the fp16 → float32 table.
+
+// HSUM8 adds the eight float32 lanes of Y (X its low half) into the low
+// lane of X; T is a scratch X register.
+#define HSUM8(Y, X, T) \
+	VEXTRACTF128 $1, Y, T \
+	VADDPS       T, X, X  \
+	VMOVHLPS     X, X, T  \
+	VADDPS       T, X, X  \
+	VMOVSHDUP    X, T     \
+	VADDSS       T, X, X
+
+// BCAST32 fills the 32-bit lanes of Y (X its low half) with the constant c.
+#define BCAST32(c, X, Y) \
+	MOVL         c, AX \
+	VMOVD        AX, X \
+	VPBROADCASTD X, Y
+
+// q4kScale<>+32i: VPSHUFB control that copies int16 lane i of each
+// 128-bit half to all its lanes.
+DATA q4kScale<>+0(SB)/8, $0x0100010001000100
+DATA q4kScale<>+8(SB)/8, $0x0100010001000100
+DATA q4kScale<>+16(SB)/8, $0x0100010001000100
+DATA q4kScale<>+24(SB)/8, $0x0100010001000100
+DATA q4kScale<>+32(SB)/8, $0x0302030203020302
+DATA q4kScale<>+40(SB)/8, $0x0302030203020302
+DATA q4kScale<>+48(SB)/8, $0x0302030203020302
+DATA q4kScale<>+56(SB)/8, $0x0302030203020302
+DATA q4kScale<>+64(SB)/8, $0x0504050405040504
+DATA q4kScale<>+72(SB)/8, $0x0504050405040504
+DATA q4kScale<>+80(SB)/8, $0x0504050405040504
+DATA q4kScale<>+88(SB)/8, $0x0504050405040504
+DATA q4kScale<>+96(SB)/8, $0x0706070607060706
+DATA q4kScale<>+104(SB)/8, $0x0706070607060706
+DATA q4kScale<>+112(SB)/8, $0x0706070607060706
+DATA q4kScale<>+120(SB)/8, $0x0706070607060706
+DATA q4kScale<>+128(SB)/8, $0x0908090809080908
+DATA q4kScale<>+136(SB)/8, $0x0908090809080908
+DATA q4kScale<>+144(SB)/8, $0x0908090809080908
+DATA q4kScale<>+152(SB)/8, $0x0908090809080908
+DATA q4kScale<>+160(SB)/8, $0x0b0a0b0a0b0a0b0a
+DATA q4kScale<>+168(SB)/8, $0x0b0a0b0a0b0a0b0a
+DATA q4kScale<>+176(SB)/8, $0x0b0a0b0a0b0a0b0a
+DATA q4kScale<>+184(SB)/8, $0x0b0a0b0a0b0a0b0a
+DATA q4kScale<>+192(SB)/8, $0x0d0c0d0c0d0c0d0c
+DATA q4kScale<>+200(SB)/8, $0x0d0c0d0c0d0c0d0c
+DATA q4kScale<>+208(SB)/8, $0x0d0c0d0c0d0c0d0c
+DATA q4kScale<>+216(SB)/8, $0x0d0c0d0c0d0c0d0c
+DATA q4kScale<>+224(SB)/8, $0x0f0e0f0e0f0e0f0e
+DATA q4kScale<>+232(SB)/8, $0x0f0e0f0e0f0e0f0e
+DATA q4kScale<>+240(SB)/8, $0x0f0e0f0e0f0e0f0e
+DATA q4kScale<>+248(SB)/8, $0x0f0e0f0e0f0e0f0e
+GLOBL q4kScale<>(SB), RODATA|NOPTR, $256
+
+// q6kScale<>+16i: VPSHUFB control that makes bytes 0..7 copies of byte
+// 2i and bytes 8..15 copies of byte 2i+1.
+DATA q6kScale<>+0(SB)/8, $0x0000000000000000
+DATA q6kScale<>+8(SB)/8, $0x0101010101010101
+DATA q6kScale<>+16(SB)/8, $0x0202020202020202
+DATA q6kScale<>+24(SB)/8, $0x0303030303030303
+DATA q6kScale<>+32(SB)/8, $0x0404040404040404
+DATA q6kScale<>+40(SB)/8, $0x0505050505050505
+DATA q6kScale<>+48(SB)/8, $0x0606060606060606
+DATA q6kScale<>+56(SB)/8, $0x0707070707070707
+DATA q6kScale<>+64(SB)/8, $0x0808080808080808
+DATA q6kScale<>+72(SB)/8, $0x0909090909090909
+DATA q6kScale<>+80(SB)/8, $0x0a0a0a0a0a0a0a0a
+DATA q6kScale<>+88(SB)/8, $0x0b0b0b0b0b0b0b0b
+DATA q6kScale<>+96(SB)/8, $0x0c0c0c0c0c0c0c0c
+DATA q6kScale<>+104(SB)/8, $0x0d0d0d0d0d0d0d0d
+DATA q6kScale<>+112(SB)/8, $0x0e0e0e0e0e0e0e0e
+DATA q6kScale<>+120(SB)/8, $0x0f0f0f0f0f0f0f0f
+GLOBL q6kScale<>(SB), RODATA|NOPTR, $128
+
+// KSCALES_MINS unpacks the 12 bytes of 6-bit scales and mins at SI+4
+// (Q4_K, Q5_K) into Y6 (8 scales, 8 mins as int16), Y10 (the scales in
+// both halves) and X7 (the mins). Scales 0..3 are the low 6 bits of bytes
+// 0..3, mins 0..3 of bytes 4..7; scales 4..7 take their low 4 bits from
+// the low nibbles of bytes 8..11 and their high 2 bits from the top of
+// bytes 0..3; mins 4..7 likewise from the high nibbles of bytes 8..11 and
+// the top of bytes 4..7. Uses AX, R9..R13.
+#define KSCALES_MINS \
+	MOVL 4(SI), R9         \
+	MOVL 8(SI), R10        \
+	MOVL 12(SI), R11       \
+	MOVL R9, R12           \
+	ANDL $0x3f3f3f3f, R12  \
+	MOVL R11, R13          \
+	ANDL $0x0f0f0f0f, R13  \
+	MOVL R9, AX            \
+	SHRL $6, AX            \
+	ANDL $0x03030303, AX   \
+	SHLL $4, AX            \
+	ORL  AX, R13           \
+	SHLQ $32, R13          \
+	ORQ  R13, R12          \
+	MOVL R10, AX           \
+	ANDL $0x3f3f3f3f, AX   \
+	SHRL $4, R11           \
+	ANDL $0x0f0f0f0f, R11  \
+	SHRL $6, R10           \
+	ANDL $0x03030303, R10  \
+	SHLL $4, R10           \
+	ORL  R10, R11          \
+	SHLQ $32, R11          \
+	ORQ  R11, AX           \
+	VMOVQ     R12, X6      \
+	VPINSRQ   $1, AX, X6, X6 \
+	VPMOVZXBW X6, Y6       \
+	VPERMQ    $0x44, Y6, Y10 \
+	VEXTRACTI128 $1, Y6, X7
+
+// KMINS adds dmin·x.d · Σ_j min_j·(sum of the 32 activations of
+// sub-block j) into the four lanes of X1, from X7 (the mins) and the 16
+// group sums at DI+260.
+#define KMINS \
+	VMOVDQU      260(DI), X8      \
+	VPHADDW      276(DI), X8, X8  \
+	VPMADDWD     X8, X7, X7       \
+	VCVTDQ2PS    X7, X7           \
+	MOVWLZX      2(SI), AX        \
+	VMOVSS       (R8)(AX*4), X5   \
+	VMULSS       (DI), X5, X5     \
+	VBROADCASTSS X5, X5           \
+	VFMADD231PS  X5, X7, X1
+
+// KFINISH adds the int32 lanes of SUM, times d·x.d (d the fp16 at SI),
+// into the float32 lanes of Y0.
+#define KFINISH(SUM, dOff) \
+	VCVTDQ2PS    SUM, SUM       \
+	MOVWLZX      dOff(SI), AX   \
+	VMOVSS       (R8)(AX*4), X4 \
+	VMULSS       (DI), X4, X4   \
+	VBROADCASTSS X4, Y4         \
+	VFMADD231PS  Y4, SUM, Y0
+
+// ---------------------------------------------------------------- Q4_K
+
+// Q4K_PART adds the 64 values 64j..64j+63 of the super-block into the
+// int32 lanes of SUM: 32 bytes of nibbles at SI+16+32j (low nibbles are
+// values 64j.., scale 2j; high nibbles values 64j+32.., scale 2j+1).
+// Y10: the eight scales as int16 in both halves; Y13: bytes 0x0f.
+#define Q4K_PART(j, SUM) \
+	VMOVDQU    (16+32*j)(SI), Y2      \
+	VPSRLW     $4, Y2, Y3             \
+	VPAND      Y13, Y2, Y2            \
+	VPAND      Y13, Y3, Y3            \
+	VPMADDUBSW (4+64*j)(DI), Y2, Y2   \
+	VPMADDUBSW (36+64*j)(DI), Y3, Y3  \
+	VPSHUFB    q4kScale<>+(64*j)(SB), Y10, Y4    \
+	VPSHUFB    q4kScale<>+(64*j+32)(SB), Y10, Y5 \
+	VPMADDWD   Y4, Y2, Y2             \
+	VPMADDWD   Y5, Y3, Y3             \
+	VPADDD     Y2, SUM, SUM           \
+	VPADDD     Y3, SUM, SUM
+
+// func dotQ4_KAVX2(w, x *byte, nb int, tab *float32) float32
+TEXT ·dotQ4_KAVX2(SB), NOSPLIT, $0-36
+	MOVQ w+0(FP), SI
+	MOVQ x+8(FP), DI
+	MOVQ nb+16(FP), CX
+	MOVQ tab+24(FP), R8
+	BCAST32($0x0f0f0f0f, X13, Y13)
+	VXORPS Y0, Y0, Y0 // Σ d·(scaled quant sums), 8 lanes
+	VXORPS X1, X1, X1 // Σ dmin·(min·bsum), 4 lanes
+	TESTQ  CX, CX
+	JZ     q4k_done
+
+q4k_block:
+	KSCALES_MINS
+	KMINS
+	VPXOR Y11, Y11, Y11
+	VPXOR Y12, Y12, Y12
+	Q4K_PART(0, Y11)
+	Q4K_PART(1, Y12)
+	Q4K_PART(2, Y11)
+	Q4K_PART(3, Y12)
+	VPADDD Y12, Y11, Y11
+	KFINISH(Y11, 0)
+
+	ADDQ $144, SI
+	ADDQ $292, DI
+	DECQ CX
+	JNZ  q4k_block
+
+q4k_done:
+	HSUM8(Y0, X0, X2)
+	VMOVHLPS X1, X1, X2
+	VADDPS   X2, X1, X1
+	VMOVSHDUP X1, X2
+	VADDSS   X2, X1, X1
+	VSUBSS   X1, X0, X0
+	VMOVSS   X0, ret+32(FP)
+	VZEROUPPER
+	RET
+
+// ---------------------------------------------------------------- Q6_K
+
+// Q6K_HALF adds values 128c..128c+127 of the super-block into the int32
+// lanes of SUM. Value 128c+32k+l has the low 4 bits of ql byte 64c+l
+// (k=0: low nibble, k=2: high nibble) or 64c+32+l (k=1, 3) and, as bits
+// 4-5, bits 2k..2k+1 of qh byte 32c+l; each 32 values span two groups of
+// 16 with their own int8 scales. X8: the 16 scales; Y14: bytes 0x0f;
+// Y15: bytes 0x30.
+#define Q6K_HALF(c, SUM) \
+	VMOVDQU    (64*c)(SI), Y2     \
+	VMOVDQU    (64*c+32)(SI), Y3  \
+	VMOVDQU    (128+32*c)(SI), Y9 \
+	VPSRLW     $4, Y2, Y4         \
+	VPSRLW     $4, Y3, Y5         \
+	VPAND      Y14, Y2, Y2        \
+	VPAND      Y14, Y3, Y3        \
+	VPAND      Y14, Y4, Y4        \
+	VPAND      Y14, Y5, Y5        \
+	VPSLLW     $4, Y9, Y6         \
+	VPAND      Y15, Y6, Y6        \
+	VPOR       Y6, Y2, Y2         \
+	VPSLLW     $2, Y9, Y6         \
+	VPAND      Y15, Y6, Y6        \
+	VPOR       Y6, Y3, Y3         \
+	VPAND      Y15, Y9, Y6        \
+	VPOR       Y6, Y4, Y4         \
+	VPSRLW     $2, Y9, Y6         \
+	VPAND      Y15, Y6, Y6        \
+	VPOR       Y6, Y5, Y5         \
+	VPMADDUBSW (4+128*c)(DI), Y2, Y2  \
+	VPMADDUBSW (36+128*c)(DI), Y3, Y3 \
+	VPMADDUBSW (68+128*c)(DI), Y4, Y4 \
+	VPMADDUBSW (100+128*c)(DI), Y5, Y5 \
+	VPSHUFB    q6kScale<>+(64*c)(SB), X8, X6    \
+	VPMOVSXBW  X6, Y6                            \
+	VPMADDWD   Y6, Y2, Y2                        \
+	VPSHUFB    q6kScale<>+(64*c+16)(SB), X8, X6 \
+	VPMOVSXBW  X6, Y6                            \
+	VPMADDWD   Y6, Y3, Y3                        \
+	VPSHUFB    q6kScale<>+(64*c+32)(SB), X8, X6 \
+	VPMOVSXBW  X6, Y6                            \
+	VPMADDWD   Y6, Y4, Y4                        \
+	VPSHUFB    q6kScale<>+(64*c+48)(SB), X8, X6 \
+	VPMOVSXBW  X6, Y6                            \
+	VPMADDWD   Y6, Y5, Y5                        \
+	VPADDD     Y2, Y3, Y3                        \
+	VPADDD     Y4, Y5, Y5                        \
+	VPADDD     Y3, SUM, SUM                      \
+	VPADDD     Y5, SUM, SUM
+
+// func dotQ6_KAVX2(w, x *byte, nb int, tab *float32) float32
+TEXT ·dotQ6_KAVX2(SB), NOSPLIT, $0-36
+	MOVQ w+0(FP), SI
+	MOVQ x+8(FP), DI
+	MOVQ nb+16(FP), CX
+	MOVQ tab+24(FP), R8
+	BCAST32($0x0f0f0f0f, X14, Y14)
+	BCAST32($0x30303030, X15, Y15)
+	VXORPS Y0, Y0, Y0
+	TESTQ  CX, CX
+	JZ     q6k_done
+
+q6k_block:
+	// The quants are stored plus 32: take 32·Σ_g scale_g·bsum_g off.
+	VMOVDQU   192(SI), X8
+	VPMOVSXBW X8, Y7
+	VPMADDWD  260(DI), Y7, Y7
+	VPSLLD    $5, Y7, Y11
+	VPXOR     Y12, Y12, Y12
+	Q6K_HALF(0, Y12)
+	Q6K_HALF(1, Y12)
+	VPSUBD       Y11, Y12, Y12
+	VCVTDQ2PS    Y12, Y12
+	MOVWLZX      208(SI), AX
+	VMOVSS       (R8)(AX*4), X4
+	VMULSS       (DI), X4, X4
+	VBROADCASTSS X4, Y4
+	VFMADD231PS  Y4, Y12, Y0
+
+	ADDQ $210, SI
+	ADDQ $292, DI
+	DECQ CX
+	JNZ  q6k_block
+
+q6k_done:
+	HSUM8(Y0, X0, X2)
+	VMOVSS X0, ret+32(FP)
+	VZEROUPPER
+	RET
+
+// ---------------------------------------------------------------- Q5_K
+
+// Q5K_PART is Q4K_PART with the fifth bits: bit 2j (low nibbles) and
+// 2j+1 (high nibbles) of qh byte l, for value 64j+l and 64j+32+l, moved to
+// bit 4 by a shift in 16-bit lanes that keeps it inside its byte, then
+// masked with Y14 (bytes 0x10). Y9: the 32 qh bytes.
+#define Q5K_PART(j, SHLO, nlo, SHHI, nhi, SUM) \
+	VMOVDQU    (48+32*j)(SI), Y2      \
+	VPSRLW     $4, Y2, Y3             \
+	VPAND      Y13, Y2, Y2            \
+	VPAND      Y13, Y3, Y3            \
+	SHLO       $nlo, Y9, Y4           \
+	VPAND      Y14, Y4, Y4            \
+	VPOR       Y4, Y2, Y2             \
+	SHHI       $nhi, Y9, Y5           \
+	VPAND      Y14, Y5, Y5            \
+	VPOR       Y5, Y3, Y3             \
+	VPMADDUBSW (4+64*j)(DI), Y2, Y2   \
+	VPMADDUBSW (36+64*j)(DI), Y3, Y3  \
+	VPSHUFB    q4kScale<>+(64*j)(SB), Y10, Y4    \
+	VPSHUFB    q4kScale<>+(64*j+32)(SB), Y10, Y5 \
+	VPMADDWD   Y4, Y2, Y2             \
+	VPMADDWD   Y5, Y3, Y3             \
+	VPADDD     Y2, SUM, SUM           \
+	VPADDD     Y3, SUM, SUM
+
+// func dotQ5_KAVX2(w, x *byte, nb int, tab *float32) float32
+TEXT ·dotQ5_KAVX2(SB), NOSPLIT, $0-36
+	MOVQ w+0(FP), SI
+	MOVQ x+8(FP), DI
+	MOVQ nb+16(FP), CX
+	MOVQ tab+24(FP), R8
+	BCAST32($0x0f0f0f0f, X13, Y13)
+	BCAST32($0x10101010, X14, Y14)
+	VXORPS Y0, Y0, Y0
+	VXORPS X1, X1, X1
+	TESTQ  CX, CX
+	JZ     q5k_done
+
+q5k_block:
+	KSCALES_MINS
+	KMINS
+	VMOVDQU 16(SI), Y9
+	VPXOR   Y11, Y11, Y11
+	VPXOR   Y12, Y12, Y12
+	Q5K_PART(0, VPSLLW, 4, VPSLLW, 3, Y11)
+	Q5K_PART(1, VPSLLW, 2, VPSLLW, 1, Y12)
+	Q5K_PART(2, VPSRLW, 0, VPSRLW, 1, Y11)
+	Q5K_PART(3, VPSRLW, 2, VPSRLW, 3, Y12)
+	VPADDD Y12, Y11, Y11
+	KFINISH(Y11, 0)
+	ADDQ $292, DI
+	ADDQ $176, SI
+	DECQ CX
+	JNZ  q5k_block
+
+q5k_done:
+	HSUM8(Y0, X0, X2)
+	VMOVHLPS  X1, X1, X2
+	VADDPS    X2, X1, X1
+	VMOVSHDUP X1, X2
+	VADDSS    X2, X1, X1
+	VSUBSS    X1, X0, X0
+	VMOVSS    X0, ret+32(FP)
+	VZEROUPPER
+	RET
+
+// ---------------------------------------------------------------- Q3_K
+
+// Q3K_PART adds values 128c+32s..128c+32s+31 (groups 8c+2s, 8c+2s+1)
+// into SUM: 2 bits from (qs byte 32c+l) >> 2s and, as bit 2, bit 4c+s of
+// hmask byte l, moved there by SHOP $sh in 16-bit lanes (the bit stays in
+// its byte). The quants are 0..7 here, their values minus 4: the 4 is
+// taken off through the group sums at the end. Y2: the 32 qs bytes of
+// half c; Y9: the hmask bytes; X8: the 16 int8 scales; Y13: bytes 3;
+// Y14: bytes 4.
+#define Q3K_PART(c, s, SHOP, sh, SUM) \
+	VPSRLW     $(2*s), Y2, Y3                     \
+	VPAND      Y13, Y3, Y3                        \
+	SHOP       $sh, Y9, Y4                        \
+	VPAND      Y14, Y4, Y4                        \
+	VPOR       Y4, Y3, Y3                         \
+	VPMADDUBSW (4+128*c+32*s)(DI), Y3, Y3         \
+	VPSHUFB    q6kScale<>+(16*(4*c+s))(SB), X8, X5 \
+	VPMOVSXBW  X5, Y5                             \
+	VPMADDWD   Y5, Y3, Y3                         \
+	VPADDD     Y3, SUM, SUM
+
+// func dotQ3_KAVX2(w, x *byte, nb int, tab *float32) float32
+TEXT ·dotQ3_KAVX2(SB), NOSPLIT, $0-36
+	MOVQ w+0(FP), SI
+	MOVQ x+8(FP), DI
+	MOVQ nb+16(FP), CX
+	MOVQ tab+24(FP), R8
+	BCAST32($0x03030303, X13, Y13)
+	BCAST32($0x04040404, X14, Y14)
+	BCAST32($0x20202020, X15, Y15)
+	VXORPS Y0, Y0, Y0
+	TESTQ  CX, CX
+	JZ     q3k_done
+
+q3k_block:
+	// Sixteen 6-bit scales, stored plus 32: the low 4 bits in the nibbles
+	// of bytes 0..7 (scale j in byte j%8, high nibble for j >= 8), the high
+	// 2 bits in bytes 8..11 (two bits per scale, scale j at bits
+	// 2(j/4)..2(j/4)+1 of byte 8+j%4).
+	MOVL 96(SI), R9   // a0
+	MOVL 100(SI), R10 // a1
+	MOVL 104(SI), R11 // tmp
+	MOVL R9, R12
+	ANDL $0x0f0f0f0f, R12
+	MOVL R11, AX
+	ANDL $0x03030303, AX
+	SHLL $4, AX
+	ORL  AX, R12          // scales 0..3
+	MOVL R10, R13
+	ANDL $0x0f0f0f0f, R13
+	MOVL R11, AX
+	SHRL $2, AX
+	ANDL $0x03030303, AX
+	SHLL $4, AX
+	ORL  AX, R13          // scales 4..7
+	SHLQ $32, R13
+	ORQ  R13, R12
+	SHRL $4, R9
+	ANDL $0x0f0f0f0f, R9
+	MOVL R11, AX
+	SHRL $4, AX
+	ANDL $0x03030303, AX
+	SHLL $4, AX
+	ORL  AX, R9           // scales 8..11
+	SHRL $4, R10
+	ANDL $0x0f0f0f0f, R10
+	SHRL $6, R11
+	ANDL $0x03030303, R11
+	SHLL $4, R11
+	ORL  R11, R10         // scales 12..15
+	SHLQ $32, R10
+	ORQ  R10, R9
+	VMOVQ   R12, X8
+	VPINSRQ $1, R9, X8, X8
+	VPSUBB  X15, X8, X8   // minus 32: int8 scales
+
+	// 4·Σ_g scale_g·bsum_g, the offset of the 0..7 quants.
+	VPMOVSXBW X8, Y7
+	VPMADDWD  260(DI), Y7, Y7
+	VPSLLD    $2, Y7, Y11
+
+	VMOVDQU (SI), Y9
+	VPXOR   Y12, Y12, Y12
+	VMOVDQU 32(SI), Y2
+	Q3K_PART(0, 0, VPSLLW, 2, Y12)
+	Q3K_PART(0, 1, VPSLLW, 1, Y12)
+	Q3K_PART(0, 2, VPSRLW, 0, Y12)
+	Q3K_PART(0, 3, VPSRLW, 1, Y12)
+	VMOVDQU 64(SI), Y2
+	Q3K_PART(1, 0, VPSRLW, 2, Y12)
+	Q3K_PART(1, 1, VPSRLW, 3, Y12)
+	Q3K_PART(1, 2, VPSRLW, 4, Y12)
+	Q3K_PART(1, 3, VPSRLW, 5, Y12)
+	VPSUBD Y11, Y12, Y12
+	KFINISH(Y12, 108)
+
+	ADDQ $110, SI
+	ADDQ $292, DI
+	DECQ CX
+	JNZ  q3k_block
+
+q3k_done:
+	HSUM8(Y0, X0, X2)
+	VMOVSS X0, ret+32(FP)
+	VZEROUPPER
+	RET
+
+// ---------------------------------------------------------------- Q2_K
+
+// Q2K_PART adds values 128c+32j..128c+32j+31 (groups 8c+2j, 8c+2j+1)
+// into SUM: the 2 bits (qs byte 32c+l) >> 2j, times the groups' 4-bit
+// scales. Y2: the 32 qs bytes of half c; X8: the 16 scales; Y13: bytes 3.
+#define Q2K_PART(c, j, SUM) \
+	VPSRLW     $(2*j), Y2, Y3                     \
+	VPAND      Y13, Y3, Y3                        \
+	VPMADDUBSW (4+128*c+32*j)(DI), Y3, Y3         \
+	VPSHUFB    q6kScale<>+(16*(4*c+j))(SB), X8, X5 \
+	VPMOVZXBW  X5, Y5                             \
+	VPMADDWD   Y5, Y3, Y3                         \
+	VPADDD     Y3, SUM, SUM
+
+// func dotQ2_KAVX2(w, x *byte, nb int, tab *float32) float32
+TEXT ·dotQ2_KAVX2(SB), NOSPLIT, $0-36
+	MOVQ w+0(FP), SI
+	MOVQ x+8(FP), DI
+	MOVQ nb+16(FP), CX
+	MOVQ tab+24(FP), R8
+	BCAST32($0x03030303, X13, Y13)
+	BCAST32($0x0f0f0f0f, X14, Y14)
+	VXORPS Y0, Y0, Y0 // Σ dall·(scaled quant sums)
+	VXORPS Y1, Y1, Y1 // Σ dmin·(min·bsum)
+	TESTQ  CX, CX
+	JZ     q2k_done
+
+q2k_block:
+	// Group g has scale (byte g) & 15 and min (byte g) >> 4.
+	VMOVDQU      (SI), X8
+	VPSRLW       $4, X8, X9
+	VPAND        X14, X9, X9
+	VPAND        X14, X8, X8
+	VPMOVZXBW    X9, Y9
+	VPMADDWD     260(DI), Y9, Y9
+	VCVTDQ2PS    Y9, Y9
+	MOVWLZX      82(SI), AX
+	VMOVSS       (R8)(AX*4), X5
+	VMULSS       (DI), X5, X5    // dmin·x.d
+	VBROADCASTSS X5, Y5
+	VFMADD231PS  Y5, Y9, Y1
+
+	VPXOR   Y12, Y12, Y12
+	VMOVDQU 16(SI), Y2
+	Q2K_PART(0, 0, Y12)
+	Q2K_PART(0, 1, Y12)
+	Q2K_PART(0, 2, Y12)
+	Q2K_PART(0, 3, Y12)
+	VMOVDQU 48(SI), Y2
+	Q2K_PART(1, 0, Y12)
+	Q2K_PART(1, 1, Y12)
+	Q2K_PART(1, 2, Y12)
+	Q2K_PART(1, 3, Y12)
+	KFINISH(Y12, 80)
+
+	ADDQ $84, SI
+	ADDQ $292, DI
+	DECQ CX
+	JNZ  q2k_block
+
+q2k_done:
+	VSUBPS Y1, Y0, Y0
+	HSUM8(Y0, X0, X2)
+	VMOVSS X0, ret+32(FP)
+	VZEROUPPER
+	RET

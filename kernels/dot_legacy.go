@@ -1,0 +1,157 @@
+package kernels
+
+import "encoding/binary"
+
+// Weight block layouts of the legacy formats, 32 values per block
+// (little-endian; ggml-common.h):
+//
+//	Q4_0 (18 bytes): d fp16 | qs [16]byte            value = d*(q-8)
+//	Q4_1 (20 bytes): d fp16 | m fp16 | qs [16]byte   value = d*q + m
+//	Q5_0 (22 bytes): d fp16 | qh [4]byte | qs [16]byte       value = d*(q-16)
+//	Q5_1 (24 bytes): d fp16 | m fp16 | qh [4]byte | qs [16]byte  value = d*q + m
+//	Q8_0 (34 bytes): d fp16 | qs [32]int8            value = d*q
+//
+// qs byte j holds value j in its low nibble and value j+16 in its high
+// nibble; for the 5-bit formats bit j of the little-endian uint32 qh is the
+// fifth bit of value j. The activation side is Q8_0 (d, qs) for the
+// symmetric formats and Q8_1 (d, s = d*Σq, qs) for the ones with an offset
+// m, whose contribution is then m*s for the whole block.
+//
+// The float arithmetic is written with explicit float32 conversions in the
+// order ggml's generic code rounds, so that no compiler may fuse a multiply
+// and an add (the Go spec allows fusion unless a conversion forbids it).
+const (
+	q4_0Bytes = 18
+	q4_1Bytes = 20
+	q5_0Bytes = 22
+	q5_1Bytes = 24
+)
+
+// fp16 reads a little-endian fp16 value.
+func fp16(b []byte) float32 { return fp16Table[binary.LittleEndian.Uint16(b)] }
+
+// The block loops below consume w and xq a block at a time and leave the
+// integer work to small unrolled helpers: Go keeps their accumulators in
+// registers, which a plain 32-step loop does not get (about 1.5x faster).
+
+// sumQ4 is Σ_j ((q_j & 15) - off)·a_j + ((q_j >> 4) - off)·b_j over the 16
+// bytes of a 4-bit block, a and b the activation bytes (int8) that meet
+// the low and high nibbles.
+func sumQ4(q, a, b *[16]byte, off int32) int32 {
+	var s int32
+	for j := 0; j < 16; j += 4 {
+		q0, q1, q2, q3 := int32(q[j]), int32(q[j+1]), int32(q[j+2]), int32(q[j+3])
+		s += ((q0&15)-off)*int32(int8(a[j])) + ((q1&15)-off)*int32(int8(a[j+1])) +
+			((q2&15)-off)*int32(int8(a[j+2])) + ((q3&15)-off)*int32(int8(a[j+3])) +
+			((q0>>4)-off)*int32(int8(b[j])) + ((q1>>4)-off)*int32(int8(b[j+1])) +
+			((q2>>4)-off)*int32(int8(b[j+2])) + ((q3>>4)-off)*int32(int8(b[j+3]))
+	}
+	return s
+}
+
+// sumQ5 is sumQ4 with a fifth bit: bit j of qh joins the low nibble of
+// byte j (value j), bit j+16 its high nibble (value j+16).
+func sumQ5(q *[16]byte, qh uint32, a, b *[16]byte, off int32) int32 {
+	lo, hi := int32(qh<<4), int32(qh>>12) // bit j (resp. j+16) now at bit j+4
+	var s int32
+	for j := 0; j < 16; j += 4 {
+		q0, q1, q2, q3 := int32(q[j]), int32(q[j+1]), int32(q[j+2]), int32(q[j+3])
+		l, h := lo>>j, hi>>j
+		s += ((q0&15|l&16)-off)*int32(int8(a[j])) + ((q1&15|l>>1&16)-off)*int32(int8(a[j+1])) +
+			((q2&15|l>>2&16)-off)*int32(int8(a[j+2])) + ((q3&15|l>>3&16)-off)*int32(int8(a[j+3])) +
+			((q0>>4|h&16)-off)*int32(int8(b[j])) + ((q1>>4|h>>1&16)-off)*int32(int8(b[j+1])) +
+			((q2>>4|h>>2&16)-off)*int32(int8(b[j+2])) + ((q3>>4|h>>3&16)-off)*int32(int8(b[j+3]))
+	}
+	return s
+}
+
+// sumQ8 is Σ a_j·b_j over 32 int8 pairs.
+func sumQ8(a, b *[32]byte) int32 {
+	var s int32
+	for j := 0; j < 32; j += 4 {
+		s += int32(int8(a[j]))*int32(int8(b[j])) + int32(int8(a[j+1]))*int32(int8(b[j+1])) +
+			int32(int8(a[j+2]))*int32(int8(b[j+2])) + int32(int8(a[j+3]))*int32(int8(b[j+3]))
+	}
+	return s
+}
+
+func dotQ4_0(w, xq []byte, n int) float32 {
+	nb := n / qk
+	w, xq = w[:nb*q4_0Bytes], xq[:nb*q8_0Bytes]
+	var sumf float32
+	for len(w) >= q4_0Bytes && len(xq) >= q8_0Bytes {
+		x := (*[q4_0Bytes]byte)(w)
+		y := (*[q8_0Bytes]byte)(xq)
+		sumi := sumQ4((*[16]byte)(x[2:]), (*[16]byte)(y[2:]), (*[16]byte)(y[18:]), 8)
+		// sumi*dx*dy, left to right.
+		sumf += float32(float32(float32(sumi)*fp16(x[0:])) * fp16(y[0:]))
+		w, xq = w[q4_0Bytes:], xq[q8_0Bytes:]
+	}
+	return sumf
+}
+
+func dotQ4_1(w, xq []byte, n int) float32 {
+	nb := n / qk
+	w, xq = w[:nb*q4_1Bytes], xq[:nb*q8_1Bytes]
+	var sumf float32
+	for len(w) >= q4_1Bytes && len(xq) >= q8_1Bytes {
+		x := (*[q4_1Bytes]byte)(w)
+		y := (*[q8_1Bytes]byte)(xq)
+		sumi := sumQ4((*[16]byte)(x[4:]), (*[16]byte)(y[4:]), (*[16]byte)(y[20:]), 0)
+		// (dx*dy)*sumi + mx*sy
+		dd := float32(fp16(x[0:]) * fp16(y[0:]))
+		sumf += float32(dd*float32(sumi)) + float32(fp16(x[2:])*fp16(y[2:]))
+		w, xq = w[q4_1Bytes:], xq[q8_1Bytes:]
+	}
+	return sumf
+}
+
+func dotQ5_0(w, xq []byte, n int) float32 {
+	nb := n / qk
+	w, xq = w[:nb*q5_0Bytes], xq[:nb*q8_0Bytes]
+	var sumf float32
+	for len(w) >= q5_0Bytes && len(xq) >= q8_0Bytes {
+		x := (*[q5_0Bytes]byte)(w)
+		y := (*[q8_0Bytes]byte)(xq)
+		qh := binary.LittleEndian.Uint32(x[2:])
+		sumi := sumQ5((*[16]byte)(x[6:]), qh, (*[16]byte)(y[2:]), (*[16]byte)(y[18:]), 16)
+		// (dx*dy)*sumi
+		dd := float32(fp16(x[0:]) * fp16(y[0:]))
+		sumf += float32(dd * float32(sumi))
+		w, xq = w[q5_0Bytes:], xq[q8_0Bytes:]
+	}
+	return sumf
+}
+
+func dotQ5_1(w, xq []byte, n int) float32 {
+	nb := n / qk
+	w, xq = w[:nb*q5_1Bytes], xq[:nb*q8_1Bytes]
+	var sumf float32
+	for len(w) >= q5_1Bytes && len(xq) >= q8_1Bytes {
+		x := (*[q5_1Bytes]byte)(w)
+		y := (*[q8_1Bytes]byte)(xq)
+		qh := binary.LittleEndian.Uint32(x[4:])
+		sumi := sumQ5((*[16]byte)(x[8:]), qh, (*[16]byte)(y[4:]), (*[16]byte)(y[20:]), 0)
+		// (dx*dy)*sumi + mx*sy
+		dd := float32(fp16(x[0:]) * fp16(y[0:]))
+		sumf += float32(dd*float32(sumi)) + float32(fp16(x[2:])*fp16(y[2:]))
+		w, xq = w[q5_1Bytes:], xq[q8_1Bytes:]
+	}
+	return sumf
+}
+
+func dotQ8_0(w, xq []byte, n int) float32 {
+	nb := n / qk
+	w, xq = w[:nb*q8_0Bytes], xq[:nb*q8_0Bytes]
+	var sumf float32
+	for len(w) >= q8_0Bytes && len(xq) >= q8_0Bytes {
+		x := (*[q8_0Bytes]byte)(w)
+		y := (*[q8_0Bytes]byte)(xq)
+		sumi := sumQ8((*[32]byte)(x[2:]), (*[32]byte)(y[2:]))
+		// sumi*(dx*dy)
+		dd := float32(fp16(x[0:]) * fp16(y[0:]))
+		sumf += float32(float32(sumi) * dd)
+		w, xq = w[q8_0Bytes:], xq[q8_0Bytes:]
+	}
+	return sumf
+}

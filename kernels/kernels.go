@@ -1,0 +1,245 @@
+// Package kernels computes dot products straight on ggml's quantized
+// blocks, the way ggml's CPU backend does: the activation row is quantized
+// once to the weight type's "vec-dot type" (Q8_0, Q8_1, Q8_K, F16, BF16 or
+// F32), then each weight row is multiplied with it block by block in
+// integer arithmetic and scaled in float32.
+//
+// The portable Go kernels follow ggml's scalar reference code
+// (ggml_vec_dot_*_generic in ggml-cpu/quants.c and the scalar branches of
+// ggml-cpu/vec.cpp) operation for operation, including the order of the
+// float32 roundings, so they produce the same bits as that code. They are
+// also the reference that faster, CPU-specific kernels are tested against:
+// every implementation of a type's dot product lives in a Set, Portable()
+// is the pure-Go set, and Selected() is the set chosen once at start-up for
+// the running CPU: on amd64 the AVX2, AVX-512 or AVX-512 VNNI kernels
+// written in Go assembly (see simd_amd64.go), unless the environment
+// variable LLAMAGO_KERNELS names another set ("portable" forces the Go
+// code). Available() lists every set the CPU can run.
+//
+// Slices passed to the kernels must have the sizes the documentation
+// states; the sizes are fixed when a model is bound, so a mismatch is a bug
+// in the caller and the kernels panic on it. The contents of the slices
+// (weights from a file, activations) are never a reason to panic: NaN,
+// infinities and arbitrary bytes give some float result.
+package kernels
+
+import (
+	"fmt"
+	"os"
+
+	"llamago/tensor"
+)
+
+// RowDot computes the dot product of one weight row of n elements, stored
+// in the weight type's blocks in w, with one activation row quantized to
+// VecDotType of the weight type in xq. n must be a whole number of blocks
+// of both types, and w and xq at least RowBytes long. A RowDot itself
+// does not check n (Dot and MatMulRows do, once per call).
+type RowDot func(w, xq []byte, n int) float32
+
+// maxType bounds the ggml type ids a Set can hold.
+const maxType = 64
+
+// rowDot4 computes the dot products of four weight rows, starting at
+// w[0], w[rowBytes], w[2*rowBytes] and w[3*rowBytes], with one activation
+// row, into out[0..3]. It must give exactly the bits the set's RowDot
+// gives for each row, so that a result does not depend on how rows are
+// grouped.
+type rowDot4 func(w []byte, rowBytes int, xq []byte, n int, out []float32)
+
+// A Set is one complete choice of dot-product kernels, one per supported
+// weight type, and optionally four-row kernels that MatMulRows uses for
+// the types that have one. Sets are built once and never change.
+type Set struct {
+	name string
+	dot  [maxType]RowDot
+	dot4 [maxType]rowDot4
+}
+
+// Name says which implementation the set is ("portable", later "avx2"...).
+func (s *Set) Name() string { return s.name }
+
+// portable is the pure-Go set: ggml's generic scalar code.
+var portable = &Set{
+	name: "portable",
+	dot: [maxType]RowDot{
+		tensor.F32:  dotF32,
+		tensor.F16:  dotF16,
+		tensor.BF16: dotBF16,
+		tensor.Q4_0: dotQ4_0,
+		tensor.Q4_1: dotQ4_1,
+		tensor.Q5_0: dotQ5_0,
+		tensor.Q5_1: dotQ5_1,
+		tensor.Q8_0: dotQ8_0,
+		tensor.Q2_K: dotQ2_K,
+		tensor.Q3_K: dotQ3_K,
+		tensor.Q4_K: dotQ4_K,
+		tensor.Q5_K: dotQ5_K,
+		tensor.Q6_K: dotQ6_K,
+	},
+}
+
+// selected is the set the package-level functions use. It is chosen once
+// in init from the CPU's features and never changes afterwards.
+var selected = chooseSet(os.Getenv("LLAMAGO_KERNELS"))
+
+// available lists the sets this CPU can run, fastest first; the portable
+// set is always the last. It is built once at start-up (archSets reads
+// the CPU's features) and only read afterwards.
+var available = append(archSets(), portable)
+
+// chooseSet picks the kernels for this process from the sets the CPU can
+// run. override is the value of LLAMAGO_KERNELS: the name
+// of one of those sets ("portable", "avx2", ...) forces it; anything else,
+// including the name of a set this CPU cannot run, picks the fastest.
+func chooseSet(override string) *Set {
+	for _, s := range available {
+		if s.name == override {
+			return s
+		}
+	}
+	return available[0]
+}
+
+// Available returns the sets of kernels this CPU can run, fastest first,
+// ending with Portable(). Tests and benchmarks use it to exercise every
+// path; the slice is the caller's.
+func Available() []*Set { return append([]*Set(nil), available...) }
+
+// derive returns a new set named name that uses the given kernels and,
+// for every other type, those of base: a SIMD set need only provide the
+// types it speeds up. A type given a new RowDot but no four-row kernel
+// loses base's one, which would not give the new kernel's bits.
+func derive(name string, base *Set, dots map[tensor.Type]RowDot, dots4 map[tensor.Type]rowDot4) *Set {
+	s := &Set{name: name, dot: base.dot, dot4: base.dot4}
+	for t, f := range dots {
+		s.dot[t] = f
+		s.dot4[t] = nil
+	}
+	for t, f := range dots4 {
+		s.dot4[t] = f
+	}
+	return s
+}
+
+// Portable returns the pure-Go kernels, the reference every faster set is
+// tested against.
+func Portable() *Set { return portable }
+
+// Selected returns the kernels chosen for this process's CPU, which the
+// package-level functions use: the first of Available() unless
+// LLAMAGO_KERNELS names another one.
+func Selected() *Set { return selected }
+
+// VecDotType is the type ggml quantizes activations to before multiplying
+// them with weights of type t (type_traits_cpu[t].vec_dot_type). Types for
+// which ggml's CPU backend has no dot product map to F32, ggml's zero
+// value.
+func VecDotType(t tensor.Type) tensor.Type {
+	switch t {
+	case tensor.F16:
+		return tensor.F16
+	case tensor.BF16:
+		return tensor.BF16
+	case tensor.Q4_0, tensor.Q5_0, tensor.Q8_0, tensor.IQ4_NL, tensor.MXFP4, tensor.NVFP4, tensor.Q1_0, tensor.Q2_0:
+		return tensor.Q8_0
+	case tensor.Q4_1, tensor.Q5_1, tensor.Q8_1:
+		return tensor.Q8_1
+	case tensor.Q2_K, tensor.Q3_K, tensor.Q4_K, tensor.Q5_K, tensor.Q6_K,
+		tensor.IQ2_XXS, tensor.IQ2_XS, tensor.IQ2_S, tensor.IQ3_XXS, tensor.IQ3_S,
+		tensor.IQ1_S, tensor.IQ1_M, tensor.IQ4_XS, tensor.TQ1_0, tensor.TQ2_0:
+		return tensor.Q8_K
+	}
+	return tensor.F32
+}
+
+// RowBytes is the number of bytes n elements of type t take (n a whole
+// number of t's blocks).
+func RowBytes(t tensor.Type, n int) int {
+	bs := t.BlockSize()
+	if bs == 0 {
+		return 0
+	}
+	return n / bs * t.TypeSize()
+}
+
+// DotFunc returns the kernel of the set for weights of type wt, so that a
+// matrix multiplication looks it up once rather than once per row.
+func (s *Set) DotFunc(wt tensor.Type) (RowDot, error) {
+	if uint32(wt) < maxType {
+		if f := s.dot[wt]; f != nil {
+			return f, nil
+		}
+	}
+	return nil, fmt.Errorf("kernels: no %s dot product for weights of type %s", s.name, wt)
+}
+
+// mustDot is DotFunc for callers without an error path; it also checks
+// that n is a whole number of wt's blocks, which the kernels assume.
+func (s *Set) mustDot(wt tensor.Type, n int) RowDot {
+	f, err := s.DotFunc(wt)
+	if err != nil {
+		panic(err)
+	}
+	if bs := max(wt.BlockSize(), VecDotType(wt).BlockSize()); n < 0 || n%bs != 0 {
+		panic(fmt.Sprintf("kernels: %d %s values are not a whole number of %d-value blocks", n, wt, bs))
+	}
+	return f
+}
+
+// Dot multiplies one weight row (n elements of type wt in w) with one
+// activation row quantized by QuantizeRow(VecDotType(wt), ...) in xq. It
+// panics if wt has no kernel (use DotFunc to check first) or n is not a
+// whole number of blocks.
+func (s *Set) Dot(wt tensor.Type, w, xq []byte, n int) float32 {
+	return s.mustDot(wt, n)(w, xq, n)
+}
+
+// MatMulRows computes, for the weight rows r in [rowLo, rowHi) and the
+// nTok activation rows t, dst[t*dstStride+r] = Dot(weight row r, xq row t).
+// Weight row r starts at w[r*rowBytes], activation row t at
+// xq[t*xqRowBytes]; every row holds n elements. It is the unit of work a
+// backend hands each worker, and the fastest way to multiply a matrix:
+// where the set has a four-row kernel for wt, it takes the rows four at a
+// time, so that each activation block is loaded and prepared once for
+// four rows and the call overhead is paid once per four dot products. The
+// results are the same bits Dot gives for each row.
+//
+// Each group of rows is applied to all tokens before moving on, so rows
+// read once from memory are reused from cache for every token: this is
+// what makes a prompt of many tokens cheaper than as many single-token
+// products. It does not allocate.
+func (s *Set) MatMulRows(wt tensor.Type, w []byte, rowBytes int, rowLo, rowHi int,
+	xq []byte, xqRowBytes int, nTok int, n int, dst []float32, dstStride int) {
+	dot := s.mustDot(wt, n)
+	wLen := RowBytes(wt, n)
+	xLen := RowBytes(VecDotType(wt), n)
+	r := rowLo
+	if dot4 := s.dot4[wt]; dot4 != nil && rowBytes >= 0 {
+		for ; r+4 <= rowHi; r += 4 {
+			wRows := w[r*rowBytes : (r+3)*rowBytes+wLen]
+			for t := 0; t < nTok; t++ {
+				dot4(wRows, rowBytes, xq[t*xqRowBytes:t*xqRowBytes+xLen], n, dst[t*dstStride+r:t*dstStride+r+4])
+			}
+		}
+	}
+	for ; r < rowHi; r++ {
+		wRow := w[r*rowBytes : r*rowBytes+wLen]
+		for t := 0; t < nTok; t++ {
+			xRow := xq[t*xqRowBytes : t*xqRowBytes+xLen]
+			dst[t*dstStride+r] = dot(wRow, xRow, n)
+		}
+	}
+}
+
+// DotFunc is Selected().DotFunc.
+func DotFunc(wt tensor.Type) (RowDot, error) { return selected.DotFunc(wt) }
+
+// Dot is Selected().Dot.
+func Dot(wt tensor.Type, w, xq []byte, n int) float32 { return selected.Dot(wt, w, xq, n) }
+
+// MatMulRows is Selected().MatMulRows.
+func MatMulRows(wt tensor.Type, w []byte, rowBytes int, rowLo, rowHi int,
+	xq []byte, xqRowBytes int, nTok int, n int, dst []float32, dstStride int) {
+	selected.MatMulRows(wt, w, rowBytes, rowLo, rowHi, xq, xqRowBytes, nTok, n, dst, dstStride)
+}
