@@ -4,7 +4,6 @@ import (
 	"math"
 
 	"llamago/backend"
-	"llamago/tensor"
 )
 
 // kvCache stores keys and values, layout [slot][layer][position][kvDim].
@@ -96,7 +95,7 @@ func (t *attnTask) Run(worker, lo, hi int) {
 		}
 		var sum float64
 		for j := range s {
-			e := float32(math.Exp(float64(s[j] - maxS)))
+			e := expf(s[j] - maxS)
 			s[j] = e
 			sum += float64(e)
 		}
@@ -108,15 +107,15 @@ func (t *attnTask) Run(worker, lo, hi int) {
 			row := t.probs.row(r)[h*(t.probs.cols/p.Heads):]
 			copy(row[:n], s)
 		}
+		if !c.cfg.F32 {
+			// ggml multiplies F16 values by probabilities rounded to F16.
+			roundF16(s)
+		}
 		out := t.dst.row(r)[h*p.HeadDim : (h+1)*p.HeadDim]
 		clear(out)
 		for j := 0; j < n; j++ {
 			v := c.v[base+j*c.cfg.KVDim : base+j*c.cfg.KVDim+p.HeadDim]
 			w := s[j]
-			if !c.cfg.F32 {
-				// ggml multiplies F16 values by probabilities rounded to F16.
-				w = tensor.FP16ToFloat32(tensor.Float32ToFP16(w))
-			}
 			for i, x := range v {
 				out[i] += w * x
 			}
@@ -152,11 +151,4 @@ func (b *Backend) Attention(dstM, qM backend.Mat, cM backend.KVCache, layer int,
 		}
 	}
 	b.pool.For(q.rows*p.Heads, 1, t)
-}
-
-// roundF16 rounds every value to the nearest F16.
-func roundF16(x []float32) {
-	for i, v := range x {
-		x[i] = tensor.FP16ToFloat32(tensor.Float32ToFP16(v))
-	}
 }

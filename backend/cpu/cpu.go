@@ -217,7 +217,7 @@ func (b *Backend) SwiGLU(dstM, gateM, upM backend.Mat) {
 	gd, ud, dd := g.data[:n], u.data[:n], dst.data[:n]
 	for i := range dd {
 		x := gd[i]
-		dd[i] = x / (1 + float32(math.Exp(float64(-x)))) * ud[i]
+		dd[i] = x / (1 + expf(-x)) * ud[i]
 	}
 }
 

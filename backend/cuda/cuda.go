@@ -1,0 +1,557 @@
+// Package cuda is llamago's CUDA backend: the operations of package backend
+// as CUDA kernels, driven through the driver API (libcuda.so.1) loaded at
+// run time with purego, so that the Go build needs neither cgo nor the CUDA
+// toolkit and a machine needs only the NVIDIA driver.
+//
+// The kernels are CUDA C in kernels/*.cu, shipped as the PTX that
+// scripts/build-ptx.sh makes with nvcc and embedded in the binary; the
+// driver compiles the PTX for the GPU at start. Weights are copied to the
+// GPU in their file format (no dequantized copy) and products are computed
+// on the blocks. Activations, the KV cache and every other buffer live on
+// the GPU; Backend.Read copies a matrix back, which is how probes work.
+//
+// All launches go to one stream and every buffer keeps its address for the
+// backend's life, so that a later stage can capture a decode step as a CUDA
+// graph. A CUDA context is current on one OS thread at a time, and
+// goroutines move between threads: each operation locks its goroutine to
+// the thread and makes the context current for its duration (the Backend
+// is used by one goroutine at a time, like every backend).
+//
+// Operations return no errors (see package backend); a driver failure
+// inside one panics with a *backend.ShapeError whose Detail is the driver's
+// error, which model.Forward returns as an error.
+package cuda
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"runtime"
+	"slices"
+	"unsafe"
+
+	"llamago/backend"
+	"llamago/tensor"
+)
+
+// Options configure a CUDA backend.
+type Options struct {
+	// Device is the CUDA device ordinal.
+	Device int
+	// PTX replaces the embedded kernels (for kernel development); nil
+	// means the file named by $LLAMAGO_CUDA_PTX when set, else the
+	// embedded PTX.
+	PTX []byte
+	// SyncEachOp waits for the GPU after every launch, so that a fault is
+	// reported by the operation that caused it ($LLAMAGO_CUDA_SYNC=1 turns
+	// it on too). Slow; for debugging.
+	SyncEachOp bool
+}
+
+// Backend is the CUDA backend. It is not safe for concurrent use: one
+// forward pass at a time.
+type Backend struct {
+	drv    *driver
+	dev    int32
+	ctx    uintptr
+	stream uintptr
+	mod    uintptr
+	k      kernelSet
+	info   DeviceInfo
+	sync   bool
+	closed bool
+
+	allocs map[uint64]uintptr // live device allocations and their sizes
+
+	// Device copies of the host index arrays operations take, re-sent only
+	// when their contents change (positions are shared by RoPE, StoreKV
+	// and Attention of every layer of a forward pass).
+	ids, rows, pos, slots intBuf
+	// scratch holds activations rounded to a weight's dot-product format.
+	scratch     uint64
+	scratchSize uintptr
+
+	args kargs
+}
+
+// DeviceInfo describes the GPU a Backend runs on.
+type DeviceInfo struct {
+	Name            string
+	ComputeMajor    int
+	ComputeMinor    int
+	Multiprocessors int
+	MemoryBytes     uint64
+	DriverVersion   int // as cuDriverGetVersion reports it: 1000·major + 10·minor
+}
+
+// New loads the driver, makes the device's primary context current and
+// loads the kernels. On a machine without the NVIDIA driver the error says
+// so (it wraps a message starting "cuda: libcuda.so.1 not found").
+func New(opts Options) (*Backend, error) {
+	drv, err := loadDriver()
+	if err != nil {
+		return nil, err
+	}
+	ptx, err := kernelPTX(opts.PTX)
+	if err != nil {
+		return nil, err
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if r := drv.cuInit(0); r != 0 {
+		err := drv.check("cuInit", r)
+		if r == errNoDevice {
+			return nil, fmt.Errorf("cuda: the NVIDIA driver is installed but sees no GPU: %w", err)
+		}
+		return nil, err
+	}
+	var count int32
+	if err := drv.check("cuDeviceGetCount", drv.cuDeviceGetCount(&count)); err != nil {
+		return nil, err
+	}
+	if opts.Device < 0 || opts.Device >= int(count) {
+		return nil, fmt.Errorf("cuda: device %d does not exist (this machine has %d)", opts.Device, count)
+	}
+	b := &Backend{drv: drv, allocs: map[uint64]uintptr{}, sync: opts.SyncEachOp || os.Getenv("LLAMAGO_CUDA_SYNC") == "1"}
+	if err := drv.check("cuDeviceGet", drv.cuDeviceGet(&b.dev, int32(opts.Device))); err != nil {
+		return nil, err
+	}
+	if err := b.readInfo(); err != nil {
+		return nil, err
+	}
+	if err := drv.check("cuDevicePrimaryCtxRetain", drv.cuDevicePrimaryCtxRetain(&b.ctx, b.dev)); err != nil {
+		return nil, err
+	}
+	if err := b.setup(ptx); err != nil {
+		b.release()
+		return nil, err
+	}
+	return b, nil
+}
+
+func (b *Backend) readInfo() error {
+	d := b.drv
+	name := make([]byte, 256)
+	if err := d.check("cuDeviceGetName", d.cuDeviceGetName(&name[0], int32(len(name)), b.dev)); err != nil {
+		return err
+	}
+	b.info.Name = goString(&name[0])
+	attrs := []struct {
+		attr int32
+		dst  *int
+	}{
+		{devAttrComputeMajor, &b.info.ComputeMajor},
+		{devAttrComputeMinor, &b.info.ComputeMinor},
+		{devAttrMultiprocessors, &b.info.Multiprocessors},
+	}
+	for _, a := range attrs {
+		var v int32
+		if err := d.check("cuDeviceGetAttribute", d.cuDeviceGetAttribute(&v, a.attr, b.dev)); err != nil {
+			return err
+		}
+		*a.dst = int(v)
+	}
+	var ver int32
+	if err := d.check("cuDriverGetVersion", d.cuDriverGetVersion(&ver)); err != nil {
+		return err
+	}
+	b.info.DriverVersion = int(ver)
+	return d.check("cuDeviceTotalMem", d.cuDeviceTotalMem(&b.info.MemoryBytes, b.dev))
+}
+
+// setup makes the context current, creates the stream and loads the
+// kernels; the caller holds the OS thread.
+func (b *Backend) setup(ptx []byte) error {
+	d := b.drv
+	if err := d.check("cuCtxSetCurrent", d.cuCtxSetCurrent(b.ctx)); err != nil {
+		return err
+	}
+	// Flags 0: a blocking stream, ordered with the legacy default stream
+	// that the synchronous copies use.
+	if err := d.check("cuStreamCreate", d.cuStreamCreate(&b.stream, 0)); err != nil {
+		return err
+	}
+	image := append(slices.Clip(ptx), 0)
+	logBuf := make([]byte, jitErrorLogCap)
+	opts := []int32{jitErrorLogBuffer, jitErrorLogBufferSize}
+	// Option values are pointer-sized slots: the log buffer's address and
+	// its size.
+	vals := []uintptr{uintptr(unsafe.Pointer(&logBuf[0])), uintptr(len(logBuf))}
+	if r := d.cuModuleLoadDataEx(&b.mod, unsafe.Pointer(&image[0]), uint32(len(opts)), &opts[0], &vals[0]); r != 0 {
+		err := d.check("cuModuleLoadDataEx", r)
+		if log := goString(&logBuf[0]); log != "" {
+			return fmt.Errorf("%w: the JIT compiler said: %s", err, log)
+		}
+		return err
+	}
+	runtime.KeepAlive(image)
+	runtime.KeepAlive(logBuf)
+	return b.k.load(d, b.mod)
+}
+
+// release frees what New acquired so far.
+func (b *Backend) release() {
+	d := b.drv
+	if b.mod != 0 {
+		d.cuModuleUnload(b.mod)
+	}
+	if b.stream != 0 {
+		d.cuStreamDestroy(b.stream)
+	}
+	if b.ctx != 0 {
+		d.cuDevicePrimaryCtxRelease(b.dev)
+	}
+}
+
+// Name implements backend.Backend.
+func (b *Backend) Name() string { return "cuda" }
+
+// Info describes the GPU.
+func (b *Backend) Info() DeviceInfo { return b.info }
+
+// Close frees every buffer and releases the context. Matrices and weights
+// of the backend must not be used afterwards.
+func (b *Backend) Close() error {
+	if b.closed {
+		return nil
+	}
+	b.closed = true
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	d := b.drv
+	err := d.check("cuCtxSetCurrent", d.cuCtxSetCurrent(b.ctx))
+	if err == nil {
+		err = d.check("cuStreamSynchronize", d.cuStreamSynchronize(b.stream))
+	}
+	for p := range b.allocs {
+		err = errors.Join(err, d.check("cuMemFree", d.cuMemFree(p)))
+	}
+	clear(b.allocs)
+	b.release()
+	return err
+}
+
+// enter locks the calling goroutine to its OS thread and makes the context
+// current there; the returned function unlocks. Every driver call of an
+// operation happens between the two.
+func (b *Backend) enter(op string) func() {
+	if b.closed {
+		backend.ShapeFail(op, "cuda: the backend is closed")
+	}
+	runtime.LockOSThread()
+	if r := b.drv.cuCtxSetCurrent(b.ctx); r != 0 {
+		runtime.UnlockOSThread()
+		b.fail(op, b.drv.check("cuCtxSetCurrent", r))
+	}
+	return runtime.UnlockOSThread
+}
+
+// fail reports a driver error inside an operation (see the package doc).
+func (b *Backend) fail(op string, err error) {
+	panic(&backend.ShapeError{Op: op, Detail: err.Error()})
+}
+
+// must fails op when err is not nil.
+func (b *Backend) must(op string, err error) {
+	if err != nil {
+		b.fail(op, err)
+	}
+}
+
+// alloc returns n bytes of zeroed device memory (at least 4, so that empty
+// matrices have an address too).
+func (b *Backend) alloc(n uintptr) (uint64, error) {
+	n = max(n, 4)
+	var p uint64
+	if err := b.drv.check(fmt.Sprintf("cuMemAlloc(%d bytes)", n), b.drv.cuMemAlloc(&p, n)); err != nil {
+		return 0, err
+	}
+	b.allocs[p] = n
+	if err := b.drv.check("cuMemsetD8", b.drv.cuMemsetD8(p, 0, n)); err != nil {
+		return 0, err
+	}
+	return p, nil
+}
+
+// free releases an allocation after the stream has finished with it.
+func (b *Backend) free(p uint64) error {
+	if p == 0 {
+		return nil
+	}
+	d := b.drv
+	if err := d.check("cuStreamSynchronize", d.cuStreamSynchronize(b.stream)); err != nil {
+		return err
+	}
+	delete(b.allocs, p)
+	return d.check("cuMemFree", d.cuMemFree(p))
+}
+
+// ---------------------------------------------------------------- matrices
+
+// mat is a row-major float32 matrix in device memory.
+type mat struct {
+	rows, cols int
+	ptr        uint64
+}
+
+func (m *mat) Rows() int { return m.rows }
+func (m *mat) Cols() int { return m.cols }
+
+func asMat(m backend.Mat) *mat { return m.(*mat) }
+
+// NewMat implements backend.Backend. It panics with a *backend.ShapeError
+// when the GPU is out of memory.
+func (b *Backend) NewMat(rows, cols int) backend.Mat {
+	if rows < 0 || cols < 0 {
+		backend.ShapeFail("NewMat", "(%d, %d)", rows, cols)
+	}
+	defer b.enter("NewMat")()
+	p, err := b.alloc(uintptr(rows) * uintptr(cols) * 4)
+	b.must("NewMat", err)
+	return &mat{rows: rows, cols: cols, ptr: p}
+}
+
+// View implements backend.Backend.
+func (b *Backend) View(m backend.Mat, rows int) backend.Mat {
+	src := asMat(m)
+	if !(rows >= 0 && rows <= src.rows) {
+		backend.ShapeFail("View", "%d rows of %s", rows, backend.Shape(m))
+	}
+	return &mat{rows: rows, cols: src.cols, ptr: src.ptr}
+}
+
+// Read implements backend.Backend: it waits for the GPU and copies m back.
+func (b *Backend) Read(m backend.Mat, dst []float32) {
+	src := asMat(m)
+	if !(len(dst) == src.rows*src.cols) {
+		backend.ShapeFail("Read", "%d values from %s", len(dst), backend.Shape(m))
+	}
+	defer b.enter("Read")()
+	d := b.drv
+	b.must("Read", d.check("cuStreamSynchronize", d.cuStreamSynchronize(b.stream)))
+	if len(dst) == 0 {
+		return
+	}
+	b.must("Read", d.check("cuMemcpyDtoH", d.cuMemcpyDtoH(unsafe.Pointer(&dst[0]), src.ptr, uintptr(len(dst))*4)))
+}
+
+// Write implements backend.Backend.
+func (b *Backend) Write(m backend.Mat, src []float32) {
+	dst := asMat(m)
+	if !(len(src) == dst.rows*dst.cols) {
+		backend.ShapeFail("Write", "%d values into %s", len(src), backend.Shape(m))
+	}
+	if len(src) == 0 {
+		return
+	}
+	defer b.enter("Write")()
+	d := b.drv
+	b.must("Write", d.check("cuMemcpyHtoD", d.cuMemcpyHtoD(dst.ptr, unsafe.Pointer(&src[0]), uintptr(len(src))*4)))
+}
+
+// ---------------------------------------------------------------- weights
+
+// Weight type codes of the kernels (TYPE_… in kernels/llamago.cu).
+const (
+	gpuF32 = iota
+	gpuF16
+	gpuQ4_0
+	gpuQ8_0
+	gpuQ4_K
+	gpuQ6_K
+	numGPUTypes
+)
+
+// gpuTypes maps the tensor types the kernels compute with to their codes.
+var gpuTypes = map[tensor.Type]int{
+	tensor.F32:  gpuF32,
+	tensor.F16:  gpuF16,
+	tensor.Q4_0: gpuQ4_0,
+	tensor.Q8_0: gpuQ8_0,
+	tensor.Q4_K: gpuQ4_K,
+	tensor.Q6_K: gpuQ6_K,
+}
+
+// Types lists the weight types the backend computes with.
+func Types() []tensor.Type {
+	return []tensor.Type{tensor.F32, tensor.F16, tensor.Q4_0, tensor.Q8_0, tensor.Q4_K, tensor.Q6_K}
+}
+
+// weight is a tensor in device memory, in its file format.
+type weight struct {
+	name       string
+	typ        tensor.Type
+	gpu        int
+	rows, cols int
+	rowBytes   int
+	ptr        uint64
+}
+
+func (w *weight) Name() string      { return w.name }
+func (w *weight) Type() tensor.Type { return w.typ }
+func (w *weight) Rows() int         { return w.rows }
+func (w *weight) Cols() int         { return w.cols }
+
+func asWeight(w backend.Weight) *weight { return w.(*weight) }
+
+func weightShape(w backend.Weight) string {
+	return fmt.Sprintf("%s (%d, %d)", w.Name(), w.Rows(), w.Cols())
+}
+
+// LoadWeight implements backend.Backend: it copies the tensor's bytes to
+// the GPU as they are.
+func (b *Backend) LoadWeight(spec backend.WeightSpec) (backend.Weight, error) {
+	code, ok := gpuTypes[spec.Type]
+	if !ok {
+		return nil, fmt.Errorf("cuda: tensor %s has type %s, which the CUDA backend cannot compute with yet (it takes %v)", spec.Name, spec.Type, Types())
+	}
+	if spec.Rows < 0 || spec.Cols < 0 {
+		return nil, fmt.Errorf("cuda: tensor %s: shape (%d, %d)", spec.Name, spec.Rows, spec.Cols)
+	}
+	rowBytes, err := spec.Type.RowSize(int64(spec.Cols))
+	if err != nil {
+		return nil, fmt.Errorf("cuda: tensor %s: %w", spec.Name, err)
+	}
+	if int64(len(spec.Data)) != rowBytes*int64(spec.Rows) {
+		return nil, fmt.Errorf("cuda: tensor %s: %d bytes for %d×%d %s, want %d", spec.Name, len(spec.Data), spec.Rows, spec.Cols, spec.Type, rowBytes*int64(spec.Rows))
+	}
+	if b.closed {
+		return nil, errors.New("cuda: LoadWeight on a closed backend")
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	d := b.drv
+	if err := d.check("cuCtxSetCurrent", d.cuCtxSetCurrent(b.ctx)); err != nil {
+		return nil, fmt.Errorf("cuda: tensor %s: %w", spec.Name, err)
+	}
+	p, err := b.alloc(uintptr(len(spec.Data)))
+	if err != nil {
+		return nil, fmt.Errorf("cuda: tensor %s: %w", spec.Name, err)
+	}
+	if len(spec.Data) > 0 {
+		if err := d.check("cuMemcpyHtoD", d.cuMemcpyHtoD(p, unsafe.Pointer(&spec.Data[0]), uintptr(len(spec.Data)))); err != nil {
+			return nil, fmt.Errorf("cuda: tensor %s: %w", spec.Name, err)
+		}
+	}
+	return &weight{name: spec.Name, typ: spec.Type, gpu: code, rows: spec.Rows, cols: spec.Cols, rowBytes: int(rowBytes), ptr: p}, nil
+}
+
+// ---------------------------------------------------------------- index arrays
+
+// intBuf is a device copy of a host []int32 that is re-sent only when the
+// host contents change.
+type intBuf struct {
+	dev  uint64
+	capN int
+	last []int32
+	sent bool
+}
+
+// upload returns the device address of a copy of v. The copy is
+// synchronous on the legacy stream, which orders it after every launch
+// already queued on the backend's (blocking) stream, so a kernel still
+// reading the previous contents is not disturbed.
+func (b *Backend) upload(op string, buf *intBuf, v []int32) uint64 {
+	if buf.sent && slices.Equal(buf.last, v) {
+		return buf.dev
+	}
+	if len(v) > buf.capN {
+		b.must(op, b.free(buf.dev))
+		n := max(64, len(v))
+		p, err := b.alloc(uintptr(n) * 4)
+		b.must(op, err)
+		buf.dev, buf.capN = p, n
+	}
+	if len(v) > 0 {
+		d := b.drv
+		b.must(op, d.check("cuMemcpyHtoD", d.cuMemcpyHtoD(buf.dev, unsafe.Pointer(&v[0]), uintptr(len(v))*4)))
+	}
+	buf.last = append(buf.last[:0], v...)
+	buf.sent = true
+	return buf.dev
+}
+
+// scratchFloats returns a device buffer of at least n floats for rounded
+// activations. It grows to the largest product seen and then keeps its
+// address.
+func (b *Backend) scratchFloats(op string, n int) uint64 {
+	need := uintptr(n) * 4
+	if need > b.scratchSize {
+		b.must(op, b.free(b.scratch))
+		p, err := b.alloc(need)
+		b.must(op, err)
+		b.scratch, b.scratchSize = p, need
+	}
+	return b.scratch
+}
+
+// ---------------------------------------------------------------- launches
+
+// kargs packs kernel arguments for cuLaunchKernel: each argument's bytes in
+// a 64-bit slot (little-endian, so smaller types sit at the slot's start),
+// and the array of pointers to the slots the driver reads them through.
+// It lives in the Backend, on the heap, so the pointers stay valid.
+type kargs struct {
+	n    int
+	vals [24]uint64
+	ptrs [24]unsafe.Pointer
+}
+
+func (a *kargs) reset() *kargs { a.n = 0; return a }
+
+func (a *kargs) put(v uint64) *kargs {
+	a.vals[a.n] = v
+	a.ptrs[a.n] = unsafe.Pointer(&a.vals[a.n])
+	a.n++
+	return a
+}
+
+func (a *kargs) ptr(p uint64) *kargs  { return a.put(p) }
+func (a *kargs) i32(v int) *kargs     { return a.put(uint64(uint32(int32(v)))) }
+func (a *kargs) i64(v int) *kargs     { return a.put(uint64(int64(v))) }
+func (a *kargs) f32(v float32) *kargs { return a.put(uint64(math.Float32bits(v))) }
+
+func (a *kargs) flag(v bool) *kargs {
+	if v {
+		return a.i32(1)
+	}
+	return a.i32(0)
+}
+
+// optMat passes a matrix that may be absent as a null pointer.
+func (a *kargs) optMat(m *mat) *kargs {
+	if m == nil {
+		return a.ptr(0)
+	}
+	return a.ptr(m.ptr)
+}
+
+// dim3 is a grid or block size.
+type dim3 struct{ x, y, z uint32 }
+
+func grid1(n, per int) dim3 { return dim3{uint32((n + per - 1) / per), 1, 1} }
+
+// launch queues fn with the packed arguments on the stream.
+func (b *Backend) launch(op string, fn uintptr, grid, block dim3) {
+	if grid.x == 0 || grid.y == 0 || grid.z == 0 {
+		return // nothing to do (an empty batch)
+	}
+	d := b.drv
+	a := &b.args
+	r := d.cuLaunchKernel(fn, grid.x, grid.y, grid.z, block.x, max(block.y, 1), max(block.z, 1), 0, b.stream, &a.ptrs[0], 0)
+	b.must(op, d.check("cuLaunchKernel", r))
+	if b.sync {
+		b.must(op, d.check("cuStreamSynchronize", d.cuStreamSynchronize(b.stream)))
+	}
+}
+
+// Open is New with the default options, returned as a backend.Backend
+// (a nil interface on error): engine.NewBackend's "cuda".
+func Open() (backend.Backend, error) {
+	b, err := New(Options{})
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}

@@ -1,0 +1,287 @@
+package cuda_test
+
+// Tests that need an NVIDIA GPU: they run only with LLAMAGO_CUDA=1 (see
+// docs/CUDA.md and scripts/cuda-check.sh), never in CI. Each compares the
+// CUDA backend with the CPU backend, operation by operation on random
+// inputs, then on a whole model.
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"testing"
+
+	"llamago/backend"
+	"llamago/backend/cpu"
+	"llamago/backend/cuda"
+	"llamago/tensor"
+)
+
+// needGPU skips unless LLAMAGO_CUDA=1, and then fails when no GPU works.
+func needGPU(t testing.TB) *cuda.Backend {
+	t.Helper()
+	if os.Getenv("LLAMAGO_CUDA") != "1" {
+		t.Skip("GPU test: set LLAMAGO_CUDA=1 on a machine with an NVIDIA GPU")
+	}
+	b, err := cuda.New(cuda.Options{})
+	if err != nil {
+		t.Fatalf("LLAMAGO_CUDA=1 but: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := b.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return b
+}
+
+// pair is the same operation on both backends.
+type pair struct {
+	gpu *cuda.Backend
+	cpu *cpu.Backend
+}
+
+func newPair(t *testing.T) pair {
+	p := pair{gpu: needGPU(t), cpu: cpu.New(cpu.Options{Threads: 2})}
+	t.Cleanup(func() { p.cpu.Close() })
+	return p
+}
+
+// mats makes the same matrix on both backends with the given contents.
+func (p pair) mats(rows, cols int, data []float32) (g, c backend.Mat) {
+	g, c = p.gpu.NewMat(rows, cols), p.cpu.NewMat(rows, cols)
+	if data != nil {
+		p.gpu.Write(g, data)
+		p.cpu.Write(c, data)
+	}
+	return g, c
+}
+
+// poisoned makes an output matrix whose GPU copy holds NaN everywhere, so
+// that an element the kernel fails to write shows.
+func (p pair) poisoned(rows, cols int) (g, c backend.Mat) {
+	nan := make([]float32, rows*cols)
+	for i := range nan {
+		nan[i] = float32(math.NaN())
+	}
+	g, c = p.mats(rows, cols, nil)
+	p.gpu.Write(g, nan)
+	return g, c
+}
+
+func (p pair) weights(t *testing.T, spec backend.WeightSpec) (g, c backend.Weight) {
+	t.Helper()
+	g, err := p.gpu.LoadWeight(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err = p.cpu.LoadWeight(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g, c
+}
+
+// compare fails when ‖gpu − cpu‖/‖cpu‖ exceeds tol (NaN always fails).
+func (p pair) compare(t *testing.T, what string, g, c backend.Mat, tol float64) float64 {
+	t.Helper()
+	n := g.Rows() * g.Cols()
+	gv, cv := make([]float32, n), make([]float32, n)
+	p.gpu.Read(g, gv)
+	p.cpu.Read(c, cv)
+	rel := relErr(gv, cv)
+	if !(rel <= tol) {
+		t.Errorf("%s: relative error %.3g over %d values (tolerance %g); gpu %v… cpu %v…", what, rel, n, tol, head(gv), head(cv))
+	}
+	return rel
+}
+
+func relErr(a, b []float32) float64 {
+	var num, den float64
+	for i := range a {
+		d := float64(a[i]) - float64(b[i])
+		num += d * d
+		den += float64(b[i]) * float64(b[i])
+	}
+	if den == 0 {
+		if num == 0 {
+			return 0
+		}
+		return math.Inf(1)
+	}
+	return math.Sqrt(num / den)
+}
+
+func head(v []float32) []float32 { return v[:min(4, len(v))] }
+
+func randFloats(r *rand.Rand, n int, scale float64) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(r.NormFloat64() * scale)
+	}
+	return v
+}
+
+// quantized returns rows×cols random values in type typ's bytes.
+func quantized(t *testing.T, r *rand.Rand, typ tensor.Type, rows, cols int) []byte {
+	t.Helper()
+	rowBytes, err := typ.RowSize(int64(cols))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, int(rowBytes)*rows)
+	for i := range rows {
+		if err := tensor.Quantize(typ, randFloats(r, cols, 0.5), data[i*int(rowBytes):(i+1)*int(rowBytes)]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return data
+}
+
+func TestMatMulAndGetRowsMatchCPU(t *testing.T) {
+	p := newPair(t)
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, typ := range cuda.Types() {
+		cols := 96
+		switch {
+		case typ.BlockSize() == 256:
+			cols = 512
+		case typ.BlockSize() == 1:
+			cols = 172 // not a multiple of the warp size
+		}
+		const wrows = 133 // not a multiple of the warps per block
+		w := backend.WeightSpec{Name: "w." + typ.String(), Type: typ, Rows: wrows, Cols: cols, Data: quantized(t, r, typ, wrows, cols)}
+		wg, wc := p.weights(t, w)
+		for _, ntok := range []int{1, 5, 19} {
+			t.Run(fmt.Sprintf("%s/%d", typ, ntok), func(t *testing.T) {
+				xg, xc := p.mats(ntok, cols, randFloats(r, ntok*cols, 1))
+				yg, yc := p.poisoned(ntok, wrows)
+				p.gpu.MatMul(yg, xg, wg)
+				p.cpu.MatMul(yc, xc, wc)
+				p.compare(t, "MatMul", yg, yc, 2e-5)
+
+				ids := []int32{0, wrows - 1, 7, 7}[:min(4, ntok)]
+				eg, ec := p.poisoned(len(ids), cols)
+				p.gpu.GetRows(eg, wg, ids)
+				p.cpu.GetRows(ec, wc, ids)
+				p.compare(t, "GetRows", eg, ec, 1e-6)
+			})
+		}
+	}
+}
+
+func TestElementwiseMatchCPU(t *testing.T) {
+	p := newPair(t)
+	r := rand.New(rand.NewPCG(3, 4))
+	const rows, cols = 7, 300
+	ag, ac := p.mats(rows, cols, randFloats(r, rows*cols, 2))
+	bg, bc := p.mats(rows, cols, randFloats(r, rows*cols, 2))
+
+	dg, dc := p.poisoned(rows, cols)
+	p.gpu.Add(dg, ag, bg)
+	p.cpu.Add(dc, ac, bc)
+	p.compare(t, "Add", dg, dc, 0)
+
+	sg, sc := p.poisoned(rows, cols)
+	p.gpu.SwiGLU(sg, ag, bg)
+	p.cpu.SwiGLU(sc, ac, bc)
+	p.compare(t, "SwiGLU", sg, sc, 1e-6)
+
+	norm := backend.WeightSpec{Name: "norm", Type: tensor.F32, Rows: 1, Cols: cols, Data: quantized(t, r, tensor.F32, 1, cols)}
+	ng, nc := p.weights(t, norm)
+	og, oc := p.poisoned(rows, cols)
+	p.gpu.RMSNorm(og, ag, ng, 1e-5)
+	p.cpu.RMSNorm(oc, ac, nc, 1e-5)
+	p.compare(t, "RMSNorm", og, oc, 1e-6)
+
+	cg, cc := p.poisoned(3, cols)
+	p.gpu.CopyRows(cg, ag, []int32{6, 0, 6})
+	p.cpu.CopyRows(cc, ac, []int32{6, 0, 6})
+	p.compare(t, "CopyRows", cg, cc, 0)
+
+	// In place, as the model calls them: Add(x, x, y), SwiGLU(g, g, u).
+	p.gpu.Add(ag, ag, bg)
+	p.cpu.Add(ac, ac, bc)
+	p.gpu.SwiGLU(bg, bg, ag)
+	p.cpu.SwiGLU(bc, bc, ac)
+	p.compare(t, "in-place Add and SwiGLU", bg, bc, 1e-6)
+}
+
+func TestRoPEMatchesCPU(t *testing.T) {
+	p := newPair(t)
+	r := rand.New(rand.NewPCG(5, 6))
+	tests := []backend.RoPEParams{
+		{Heads: 8, HeadDim: 64, Dims: 64, FreqBase: 10000, FreqScale: 1},
+		{Heads: 4, HeadDim: 16, Dims: 8, FreqBase: 10000, FreqScale: 1},
+		{Heads: 4, HeadDim: 32, Dims: 32, FreqBase: 500000, FreqScale: 0.25, NeoX: true},
+	}
+	pos := []int32{0, 1, 2, 17, 511, 4095}
+	for _, rp := range tests {
+		t.Run(fmt.Sprintf("%+v", rp), func(t *testing.T) {
+			cols := rp.Heads * rp.HeadDim
+			xg, xc := p.mats(len(pos), cols, randFloats(r, len(pos)*cols, 1))
+			p.gpu.RoPE(xg, pos, rp)
+			p.cpu.RoPE(xc, pos, rp)
+			p.compare(t, "RoPE", xg, xc, 1e-6)
+		})
+	}
+}
+
+func TestAttentionMatchesCPU(t *testing.T) {
+	for _, f32 := range []bool{true, false} {
+		t.Run(fmt.Sprintf("F32 cache %v", f32), func(t *testing.T) {
+			p := newPair(t)
+			r := rand.New(rand.NewPCG(7, 8))
+			const heads, kvHeads, headDim, layers, ctx = 8, 2, 16, 2, 300
+			kvDim := kvHeads * headDim
+			cfg := backend.KVConfig{Slots: 2, Layers: layers, Ctx: ctx, KVDim: kvDim, F32: f32}
+			cg, cc := p.gpu.NewKVCache(cfg), p.cpu.NewKVCache(cfg)
+			ap := backend.AttnParams{Heads: heads, KVHeads: kvHeads, HeadDim: headDim, Scale: 0.25}
+			// A prefill of two sequences in one batch (slot 1 longer than a
+			// block of threads), then a decode step of each.
+			var prefill backend.Batch
+			for i := range 150 {
+				prefill.Slot, prefill.Pos = append(prefill.Slot, 1), append(prefill.Pos, int32(i))
+			}
+			for i := range 9 {
+				prefill.Slot, prefill.Pos = append(prefill.Slot, 0), append(prefill.Pos, int32(i))
+			}
+			decode := backend.Batch{Slot: []int32{0, 1}, Pos: []int32{9, 150}}
+			for step, bt := range []backend.Batch{prefill, decode} {
+				n := bt.Len()
+				for layer := range layers {
+					kg, kc := p.mats(n, kvDim, randFloats(r, n*kvDim, 1))
+					vg, vc := p.mats(n, kvDim, randFloats(r, n*kvDim, 1))
+					p.gpu.StoreKV(cg, layer, bt, kg, vg)
+					p.cpu.StoreKV(cc, layer, bt, kc, vc)
+					qg, qc := p.mats(n, heads*headDim, randFloats(r, n*heads*headDim, 1))
+					og, oc := p.poisoned(n, heads*headDim)
+					span := 160
+					sg, sc := p.mats(n, heads*span, nil)
+					pg, pc := p.mats(n, heads*span, nil)
+					p.gpu.Attention(og, qg, cg, layer, bt, ap, sg, pg)
+					p.cpu.Attention(oc, qc, cc, layer, bt, ap, sc, pc)
+					what := fmt.Sprintf("step %d layer %d", step, layer)
+					p.compare(t, what+" output", og, oc, 1e-5)
+					p.compare(t, what+" scores", sg, sc, 1e-6)
+					p.compare(t, what+" probabilities", pg, pc, 1e-5)
+					// Without probes.
+					og2, oc2 := p.poisoned(n, heads*headDim)
+					p.gpu.Attention(og2, qg, cg, layer, bt, ap, nil, nil)
+					p.cpu.Attention(oc2, qc, cc, layer, bt, ap, nil, nil)
+					p.compare(t, what+" output without probes", og2, oc2, 1e-5)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadWeightRefusesUnsupportedType(t *testing.T) {
+	b := needGPU(t)
+	_, err := b.LoadWeight(backend.WeightSpec{Name: "blk.0.attn_q.weight", Type: tensor.Q5_1, Rows: 1, Cols: 32, Data: make([]byte, 24)})
+	if err == nil {
+		t.Fatal("LoadWeight accepted Q5_1")
+	}
+	t.Log(err)
+}

@@ -1,0 +1,92 @@
+package cuda
+
+import (
+	_ "embed"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// embeddedPTX is kernels/llamago.cu compiled by scripts/build-ptx.sh. Its
+// first line records the SHA-256 of the sources it was made from, which a
+// test compares with the sources in the repository.
+//
+//go:embed kernels/llamago.ptx
+var embeddedPTX []byte
+
+// ptxEnv names the environment variable that replaces the embedded PTX
+// with a file, for kernel development on a machine with nvcc.
+const ptxEnv = "LLAMAGO_CUDA_PTX"
+
+// kernelPTX is the PTX to load: given, from $LLAMAGO_CUDA_PTX, or embedded.
+func kernelPTX(given []byte) ([]byte, error) {
+	if given != nil {
+		return given, nil
+	}
+	if path := os.Getenv(ptxEnv); path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("cuda: $%s: %w", ptxEnv, err)
+		}
+		return b, nil
+	}
+	return embeddedPTX, nil
+}
+
+// kernelSet holds the loaded kernels' function handles.
+type kernelSet struct {
+	mm                         [numGPUTypes]uintptr
+	actF16, actQ8_0, actQ8_K   uintptr
+	getRows, copyRows          uintptr
+	rmsNorm, add, swiglu, rope uintptr
+	storeKV, attention         uintptr
+}
+
+// load finds every kernel in the module by its extern "C" name.
+func (k *kernelSet) load(d *driver, mod uintptr) error {
+	fns := []struct {
+		dst  *uintptr
+		name string
+	}{
+		{&k.mm[gpuF32], "mm_f32"},
+		{&k.mm[gpuF16], "mm_f16"},
+		{&k.mm[gpuQ4_0], "mm_q4_0"},
+		{&k.mm[gpuQ8_0], "mm_q8_0"},
+		{&k.mm[gpuQ4_K], "mm_q4_k"},
+		{&k.mm[gpuQ6_K], "mm_q6_k"},
+		{&k.actF16, "act_f16"},
+		{&k.actQ8_0, "act_q8_0"},
+		{&k.actQ8_K, "act_q8_k"},
+		{&k.getRows, "get_rows"},
+		{&k.copyRows, "copy_rows"},
+		{&k.rmsNorm, "rms_norm"},
+		{&k.add, "add"},
+		{&k.swiglu, "swiglu"},
+		{&k.rope, "rope"},
+		{&k.storeKV, "store_kv"},
+		{&k.attention, "attention"},
+	}
+	for _, f := range fns {
+		name := append([]byte(f.name), 0)
+		if err := d.check("cuModuleGetFunction("+f.name+")", d.cuModuleGetFunction(f.dst, mod, &name[0])); err != nil {
+			return fmt.Errorf("%w (is the PTX older than the Go code? run scripts/build-ptx.sh)", err)
+		}
+	}
+	return nil
+}
+
+// ptxDigestPrefix starts the first line of the PTX that build-ptx.sh
+// writes; the SHA-256 of the kernel sources follows it.
+const ptxDigestPrefix = "// llamago-sources-sha256: "
+
+// ptxSourcesDigest returns the sources digest recorded in a PTX file's
+// first line, or false when the line is missing.
+func ptxSourcesDigest(ptx []byte) (string, bool) {
+	line, _, _ := strings.Cut(string(ptx), "\n")
+	digest, ok := strings.CutPrefix(line, ptxDigestPrefix)
+	digest = strings.TrimSpace(digest)
+	if !ok || len(digest) != 64 || strings.Trim(digest, "0123456789abcdef") != "" {
+		return "", false
+	}
+	return digest, true
+}

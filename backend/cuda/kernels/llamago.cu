@@ -1,0 +1,514 @@
+// Kernels of llamago's CUDA backend (package backend/cuda).
+//
+// Every kernel is extern "C" so that the Go side finds it by its plain name
+// in the PTX. The file includes no CUDA header: half-precision conversions
+// are single PTX instructions written inline, so the same source builds with
+// nvcc and, for a syntax check on machines without the toolkit, with clang.
+//
+// Numerics follow the CPU backend (and through it ggml) wherever that is
+// cheap: the activations of a product are first rounded through the weight
+// type's dot-product format (F16, Q8_0 or Q8_K) exactly as the CPU quantizes
+// them, so that the GPU's float product of dequantized weights and rounded
+// activations equals the CPU's integer block sums up to the order of
+// additions. RMSNorm sums in double, exponentials are taken in double and
+// rounded to float, RoPE accumulates its angle in float pair by pair.
+//
+// Layouts: activations are row-major float32, one token per row. Weights keep
+// GGUF's block layout, rowBytes bytes per output row. The KV cache is
+// [slot][layer][position][kvDim], float32 or F16 bits.
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define WARP 32
+
+// ---------------------------------------------------------------- helpers
+
+__device__ __forceinline__ float half_to_float(uint16_t h) {
+    float f;
+    asm("{ .reg .b16 t; mov.b16 t, %1; cvt.f32.f16 %0, t; }" : "=f"(f) : "h"(h));
+    return f;
+}
+
+__device__ __forceinline__ uint16_t float_to_half(float f) {
+    uint16_t h;
+    asm("{ .reg .b16 t; cvt.rn.f16.f32 t, %1; mov.b16 %0, t; }" : "=h"(h) : "f"(f));
+    return h;
+}
+
+// round_f16 rounds a float to the nearest F16 value.
+__device__ __forceinline__ float round_f16(float f) { return half_to_float(float_to_half(f)); }
+
+// load_u16 reads a little-endian 16-bit value at any even or odd address.
+__device__ __forceinline__ uint16_t load_u16(const uint8_t *p) {
+    return (uint16_t)p[0] | ((uint16_t)p[1] << 8);
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+    for (int o = WARP / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+// Weight type codes, shared with the Go side (gpuType in cuda.go).
+enum {
+    TYPE_F32 = 0,
+    TYPE_F16 = 1,
+    TYPE_Q4_0 = 2,
+    TYPE_Q8_0 = 3,
+    TYPE_Q4_K = 4,
+    TYPE_Q6_K = 5,
+};
+
+// Block geometry: values per block, bytes per block.
+#define QK 32
+#define Q4_0_BYTES 18
+#define Q8_0_BYTES 34
+#define QK_K 256
+#define Q4_K_BYTES 144
+#define Q6_K_BYTES 210
+
+// dequant_chunk writes the 32 values of chunk c (values 32c..32c+31) of a
+// quantized row. Every supported block type splits into independent chunks
+// of 32 values, which lets one lane own a chunk.
+template <int TYPE>
+__device__ __forceinline__ void dequant_chunk(const uint8_t *row, int c, float w[QK]);
+
+template <>
+__device__ __forceinline__ void dequant_chunk<TYPE_Q4_0>(const uint8_t *row, int c, float w[QK]) {
+    const uint8_t *b = row + (size_t)c * Q4_0_BYTES;
+    const float d = half_to_float(load_u16(b));
+#pragma unroll
+    for (int i = 0; i < 16; i++) {
+        const uint8_t q = b[2 + i];
+        w[i] = (float)((int)(q & 15) - 8) * d;
+        w[i + 16] = (float)((int)(q >> 4) - 8) * d;
+    }
+}
+
+template <>
+__device__ __forceinline__ void dequant_chunk<TYPE_Q8_0>(const uint8_t *row, int c, float w[QK]) {
+    const uint8_t *b = row + (size_t)c * Q8_0_BYTES;
+    const float d = half_to_float(load_u16(b));
+#pragma unroll
+    for (int i = 0; i < QK; i++) w[i] = (float)(int8_t)b[2 + i] * d;
+}
+
+// scale_min_k4 unpacks the 6-bit scale and min of sub-block j of a Q4_K
+// block's 12 scale bytes.
+__device__ __forceinline__ void scale_min_k4(int j, const uint8_t *q, int *sc, int *m) {
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (q[j + 4] & 15) | ((q[j - 4] >> 6) << 4);
+        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
+
+template <>
+__device__ __forceinline__ void dequant_chunk<TYPE_Q4_K>(const uint8_t *row, int c, float w[QK]) {
+    // A Q4_K block: d, dmin (F16), 12 scale bytes, 128 bytes of nibbles.
+    // Chunk k of a block is 64-group k/2, low nibbles for even k.
+    const uint8_t *b = row + (size_t)(c / 8) * Q4_K_BYTES;
+    const int k = c % 8;
+    const float d = half_to_float(load_u16(b));
+    const float dmin = half_to_float(load_u16(b + 2));
+    int sc, m;
+    scale_min_k4(k, b + 4, &sc, &m);
+    const float d1 = d * (float)sc;
+    const float m1 = dmin * (float)m;
+    const uint8_t *q = b + 16 + 32 * (k / 2);
+    const int shift = (k & 1) ? 4 : 0;
+#pragma unroll
+    for (int l = 0; l < QK; l++) w[l] = d1 * (float)((q[l] >> shift) & 15) - m1;
+}
+
+template <>
+__device__ __forceinline__ void dequant_chunk<TYPE_Q6_K>(const uint8_t *row, int c, float w[QK]) {
+    // A Q6_K block: ql[128], qh[64], scales[16] (int8), d (F16). Each half
+    // of 128 values uses 64 ql bytes, 32 qh bytes and 8 scales; chunk k of
+    // a half takes low (k < 2) or high nibbles of ql[l + 32·(k&1)] and
+    // bits 2k..2k+1 of qh[l].
+    const uint8_t *b = row + (size_t)(c / 8) * Q6_K_BYTES;
+    const int half = (c % 8) / 4;
+    const int k = c % 4;
+    const uint8_t *ql = b + 64 * half + 32 * (k & 1);
+    const uint8_t *qh = b + 128 + 32 * half;
+    const int8_t *sc = (const int8_t *)(b + 192) + 8 * half;
+    const float d = half_to_float(load_u16(b + 208));
+    const int lowShift = (k >> 1) * 4;
+    const int highShift = 2 * k;
+#pragma unroll
+    for (int l = 0; l < QK; l++) {
+        const int q = (((ql[l] >> lowShift) & 15) | (((qh[l] >> highShift) & 3) << 4)) - 32;
+        w[l] = d * (float)sc[l / 16 + 2 * k] * (float)q;
+    }
+}
+
+// ---------------------------------------------------------------- products
+
+// Tokens per tile of the product kernels: each weight row is read once for
+// MM_TOKENS activation rows.
+#define MM_TOKENS 8
+#define MM_WARPS 4
+
+// mm_blocks computes y[t][r] = Σ w[r][i]·x[t][i] for quantized weights: one
+// warp per weight row r, MM_TOKENS tokens per block row (blockIdx.y), each
+// lane dequantizing whole 32-value chunks.
+template <int TYPE>
+__device__ void mm_blocks(const uint8_t *W, long long rowBytes, int wrows, int cols,
+                          const float *X, float *Y, int ntok) {
+    const int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP;
+    const int r = blockIdx.x * MM_WARPS + warp;
+    if (r >= wrows) return;
+    const int t0 = blockIdx.y * MM_TOKENS;
+    const uint8_t *row = W + (size_t)r * rowBytes;
+    float acc[MM_TOKENS];
+#pragma unroll
+    for (int t = 0; t < MM_TOKENS; t++) acc[t] = 0.f;
+    const int chunks = cols / QK;
+    for (int c = lane; c < chunks; c += WARP) {
+        float w[QK];
+        dequant_chunk<TYPE>(row, c, w);
+#pragma unroll
+        for (int t = 0; t < MM_TOKENS; t++) {
+            if (t0 + t < ntok) {
+                const float *x = X + (size_t)(t0 + t) * cols + (size_t)c * QK;
+                float s = 0.f;
+#pragma unroll
+                for (int i = 0; i < QK; i++) s += w[i] * x[i];
+                acc[t] += s;
+            }
+        }
+    }
+#pragma unroll
+    for (int t = 0; t < MM_TOKENS; t++) {
+        const float s = warp_sum(acc[t]);
+        if (lane == 0 && t0 + t < ntok) Y[(size_t)(t0 + t) * wrows + r] = s;
+    }
+}
+
+// mm_plain is mm_blocks for F32 and F16 weights: lanes stride over single
+// values, so rows of any length work and loads coalesce.
+template <bool F16>
+__device__ void mm_plain(const uint8_t *W, long long rowBytes, int wrows, int cols,
+                         const float *X, float *Y, int ntok) {
+    const int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP;
+    const int r = blockIdx.x * MM_WARPS + warp;
+    if (r >= wrows) return;
+    const int t0 = blockIdx.y * MM_TOKENS;
+    const uint8_t *row = W + (size_t)r * rowBytes;
+    float acc[MM_TOKENS];
+#pragma unroll
+    for (int t = 0; t < MM_TOKENS; t++) acc[t] = 0.f;
+    for (int i = lane; i < cols; i += WARP) {
+        const float w = F16 ? half_to_float(((const uint16_t *)row)[i]) : ((const float *)row)[i];
+#pragma unroll
+        for (int t = 0; t < MM_TOKENS; t++) {
+            if (t0 + t < ntok) acc[t] += w * X[(size_t)(t0 + t) * cols + i];
+        }
+    }
+#pragma unroll
+    for (int t = 0; t < MM_TOKENS; t++) {
+        const float s = warp_sum(acc[t]);
+        if (lane == 0 && t0 + t < ntok) Y[(size_t)(t0 + t) * wrows + r] = s;
+    }
+}
+
+#define MM_ARGS const uint8_t *W, long long rowBytes, int wrows, int cols, const float *X, float *Y, int ntok
+extern "C" __global__ void mm_f32(MM_ARGS) { mm_plain<false>(W, rowBytes, wrows, cols, X, Y, ntok); }
+extern "C" __global__ void mm_f16(MM_ARGS) { mm_plain<true>(W, rowBytes, wrows, cols, X, Y, ntok); }
+extern "C" __global__ void mm_q4_0(MM_ARGS) { mm_blocks<TYPE_Q4_0>(W, rowBytes, wrows, cols, X, Y, ntok); }
+extern "C" __global__ void mm_q8_0(MM_ARGS) { mm_blocks<TYPE_Q8_0>(W, rowBytes, wrows, cols, X, Y, ntok); }
+extern "C" __global__ void mm_q4_k(MM_ARGS) { mm_blocks<TYPE_Q4_K>(W, rowBytes, wrows, cols, X, Y, ntok); }
+extern "C" __global__ void mm_q6_k(MM_ARGS) { mm_blocks<TYPE_Q6_K>(W, rowBytes, wrows, cols, X, Y, ntok); }
+
+// ------------------------------------------------ activation rounding
+
+// act_f16 rounds n values to F16, as the CPU converts activations for F16
+// weights.
+extern "C" __global__ void act_f16(const float *x, float *y, int n) {
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) y[i] = round_f16(x[i]);
+}
+
+// act_q8_0 replaces each block of 32 values by its Q8_0 round trip: d =
+// amax/127 stored as F16, q = roundf(x/d) (half away from zero). One thread
+// per block, in the CPU's order, so that ties break the same way.
+extern "C" __global__ void act_q8_0(const float *x, float *y, int nblocks) {
+    const int b = blockIdx.x * blockDim.x + threadIdx.x;
+    if (b >= nblocks) return;
+    const float *xb = x + (size_t)b * QK;
+    float *yb = y + (size_t)b * QK;
+    float amax = 0.f;
+    for (int j = 0; j < QK; j++) {
+        const float a = fabsf(xb[j]);
+        if (!(amax > a)) amax = a;
+    }
+    const float d = amax / 127.f;
+    const float id = d != 0.f ? 1.f / d : 0.f;
+    const float dh = round_f16(d);
+    for (int j = 0; j < QK; j++) yb[j] = (float)(int)roundf(xb[j] * id) * dh;
+}
+
+// act_q8_k replaces each block of 256 values by its Q8_K round trip: the
+// signed value of largest magnitude (first on ties) sets iscale = -127/max,
+// q = min(127, nearest(iscale·x)), d = 1/iscale in float32.
+extern "C" __global__ void act_q8_k(const float *x, float *y, int nblocks) {
+    const int b = blockIdx.x * blockDim.x + threadIdx.x;
+    if (b >= nblocks) return;
+    const float *xb = x + (size_t)b * QK_K;
+    float *yb = y + (size_t)b * QK_K;
+    float amax = 0.f, mx = 0.f;
+    for (int j = 0; j < QK_K; j++) {
+        const float a = fabsf(xb[j]);
+        if (a > amax) {
+            amax = a;
+            mx = xb[j];
+        }
+    }
+    if (amax == 0.f) {
+        for (int j = 0; j < QK_K; j++) yb[j] = 0.f;
+        return;
+    }
+    const float iscale = -127.f / mx;
+    const float d = 1.f / iscale;
+    for (int j = 0; j < QK_K; j++) {
+        int q = __float2int_rn(iscale * xb[j]);
+        q = q < 127 ? q : 127;
+        yb[j] = (float)q * d;
+    }
+}
+
+// ---------------------------------------------------------------- rows
+
+// get_rows sets dst row i to the dequantized row ids[i] of a weight table;
+// one block per row.
+extern "C" __global__ void get_rows(const uint8_t *table, long long rowBytes, int cols, int type,
+                                    const int *ids, float *dst) {
+    const uint8_t *row = table + (size_t)ids[blockIdx.x] * rowBytes;
+    float *out = dst + (size_t)blockIdx.x * cols;
+    if (type == TYPE_F32 || type == TYPE_F16) {
+        for (int i = threadIdx.x; i < cols; i += blockDim.x)
+            out[i] = type == TYPE_F32 ? ((const float *)row)[i] : half_to_float(((const uint16_t *)row)[i]);
+        return;
+    }
+    float w[QK];
+    for (int c = threadIdx.x; c < cols / QK; c += blockDim.x) {
+        switch (type) {
+        case TYPE_Q4_0: dequant_chunk<TYPE_Q4_0>(row, c, w); break;
+        case TYPE_Q8_0: dequant_chunk<TYPE_Q8_0>(row, c, w); break;
+        case TYPE_Q4_K: dequant_chunk<TYPE_Q4_K>(row, c, w); break;
+        default: dequant_chunk<TYPE_Q6_K>(row, c, w); break;
+        }
+        for (int i = 0; i < QK; i++) out[c * QK + i] = w[i];
+    }
+}
+
+// copy_rows sets dst row i to src row rows[i]; one block per row.
+extern "C" __global__ void copy_rows(const float *src, float *dst, int cols, const int *rows) {
+    const float *s = src + (size_t)rows[blockIdx.x] * cols;
+    float *d = dst + (size_t)blockIdx.x * cols;
+    for (int i = threadIdx.x; i < cols; i += blockDim.x) d[i] = s[i];
+}
+
+// ---------------------------------------------------------------- element-wise
+
+#define NORM_THREADS 256
+
+// rms_norm: dst = x/sqrt(mean(x²)+eps)·w per row, the sum of squares in
+// double like ggml's ggml_float, the scale in float. One block per row.
+extern "C" __global__ void rms_norm(const float *x, const float *w, float *dst, int cols, float eps) {
+    __shared__ double part[NORM_THREADS];
+    const float *xr = x + (size_t)blockIdx.x * cols;
+    float *dr = dst + (size_t)blockIdx.x * cols;
+    double s = 0;
+    for (int i = threadIdx.x; i < cols; i += NORM_THREADS) {
+        const float v = xr[i];
+        s += (double)(v * v);
+    }
+    part[threadIdx.x] = s;
+    __syncthreads();
+    for (int o = NORM_THREADS / 2; o > 0; o >>= 1) {
+        if (threadIdx.x < o) part[threadIdx.x] += part[threadIdx.x + o];
+        __syncthreads();
+    }
+    const float mean = (float)(part[0] / (double)cols);
+    const float scale = 1.f / (float)sqrt((double)(mean + eps));
+    for (int i = threadIdx.x; i < cols; i += NORM_THREADS) dr[i] = xr[i] * scale * w[i];
+}
+
+extern "C" __global__ void add(const float *a, const float *b, float *dst, int n) {
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) dst[i] = a[i] + b[i];
+}
+
+// swiglu: dst = silu(gate)·up with the exponential in double, as the CPU.
+extern "C" __global__ void swiglu(const float *gate, const float *up, float *dst, int n) {
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) {
+        const float g = gate[i];
+        dst[i] = g / (1.f + (float)exp((double)(-g))) * up[i];
+    }
+}
+
+// rope rotates each head of row blockIdx.x by its position. Pair i's angle
+// is pos·base^(-2i/dims)·freqScale with the power accumulated in float one
+// pair at a time (theta *= thetaScale), as ggml's rope cache does; cos and
+// sin in double rounded to float.
+extern "C" __global__ void rope(float *x, const int *pos, int heads, int headDim, int dims,
+                                float thetaScale, float freqScale, int neox) {
+    const int half = dims / 2;
+    float *row = x + (size_t)blockIdx.x * heads * headDim;
+    const float p = (float)pos[blockIdx.x];
+    for (int k = threadIdx.x; k < heads * half; k += blockDim.x) {
+        const int h = k / half, i = k % half;
+        float theta = p;
+        for (int j = 0; j < i; j++) theta *= thetaScale;
+        const double t = (double)(freqScale * theta);
+        const float c = (float)cos(t), s = (float)sin(t);
+        float *head = row + h * headDim;
+        const int i0 = neox ? i : 2 * i, i1 = neox ? i + half : 2 * i + 1;
+        const float x0 = head[i0], x1 = head[i1];
+        head[i0] = x0 * c - x1 * s;
+        head[i1] = x0 * s + x1 * c;
+    }
+}
+
+// ---------------------------------------------------------------- KV cache
+
+__device__ __forceinline__ size_t kv_offset(int slot, int layer, int pos, int layers, int ctx, int kvDim) {
+    return (((size_t)slot * layers + layer) * ctx + pos) * kvDim;
+}
+
+// store_kv writes row blockIdx.x of k and v at (slot, layer, pos) of the
+// cache, rounding to F16 when the cache is F16.
+extern "C" __global__ void store_kv(const float *k, const float *v, void *kc, void *vc,
+                                    const int *slot, const int *pos, int kvDim, int layers, int ctx,
+                                    int layer, int f16) {
+    const int r = blockIdx.x;
+    const size_t off = kv_offset(slot[r], layer, pos[r], layers, ctx, kvDim);
+    const float *kr = k + (size_t)r * kvDim, *vr = v + (size_t)r * kvDim;
+    for (int i = threadIdx.x; i < kvDim; i += blockDim.x) {
+        if (f16) {
+            ((uint16_t *)kc)[off + i] = float_to_half(kr[i]);
+            ((uint16_t *)vc)[off + i] = float_to_half(vr[i]);
+        } else {
+            ((float *)kc)[off + i] = kr[i];
+            ((float *)vc)[off + i] = vr[i];
+        }
+    }
+}
+
+#define ATTN_THREADS 128
+#define ATTN_MAX_HEAD_DIM 512
+
+__device__ __forceinline__ float kv_at(const void *c, size_t i, int f16) {
+    return f16 ? half_to_float(((const uint16_t *)c)[i]) : ((const float *)c)[i];
+}
+
+__device__ float block_max(float v, float *red) {
+    for (int o = WARP / 2; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    if (threadIdx.x % WARP == 0) red[threadIdx.x / WARP] = v;
+    __syncthreads();
+    float m = red[0];
+    for (int w = 1; w < ATTN_THREADS / WARP; w++) m = fmaxf(m, red[w]);
+    __syncthreads();
+    return m;
+}
+
+__device__ double block_sum(double v, double *red) {
+    for (int o = WARP / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    if (threadIdx.x % WARP == 0) red[threadIdx.x / WARP] = v;
+    __syncthreads();
+    double s = 0;
+    for (int w = 0; w < ATTN_THREADS / WARP; w++) s += red[w];
+    __syncthreads();
+    return s;
+}
+
+// attention computes, for query row blockIdx.y and head blockIdx.x, causal
+// softmax attention over positions 0..pos of its slot. Three passes over
+// the keys (maximum, sum of exponentials, weighted values) recompute the
+// scores instead of storing them, so no scratch memory depends on the
+// context length. Each score is a sequential dot product and each output
+// value a sequential sum over positions, as on the CPU. With an F16 cache
+// the query and the probabilities are rounded to F16 as ggml's F16 products
+// do. scores and probs, when not null, receive the scaled scores and the
+// probabilities at probeCols/heads values per head.
+extern "C" __global__ void attention(const float *q, float *dst, const void *kc, const void *vc,
+                                     const int *slotArr, const int *posArr, int heads, int kvHeads,
+                                     int headDim, int layers, int ctx, int layer, float scale, int f16,
+                                     float *scores, float *probs, int probeCols) {
+    __shared__ float qs[ATTN_MAX_HEAD_DIM];
+    __shared__ float p[ATTN_THREADS];
+    __shared__ float redf[ATTN_THREADS / WARP];
+    __shared__ double redd[ATTN_THREADS / WARP];
+    const int h = blockIdx.x, r = blockIdx.y, tid = threadIdx.x;
+    const int kvDim = kvHeads * headDim;
+    const int kvh = h / (heads / kvHeads);
+    const int n = posArr[r] + 1;
+    const size_t base = kv_offset(slotArr[r], layer, 0, layers, ctx, kvDim) + (size_t)kvh * headDim;
+    const float *qr = q + (size_t)r * heads * headDim + (size_t)h * headDim;
+    for (int i = tid; i < headDim; i += ATTN_THREADS) qs[i] = f16 ? round_f16(qr[i]) : qr[i];
+    __syncthreads();
+    const int span = probeCols / heads;
+
+    // Pass 1: the largest score (and the scores probe).
+    float mx = __int_as_float(0xff800000); // -infinity
+    for (int j = tid; j < n; j += ATTN_THREADS) {
+        const size_t kb = base + (size_t)j * kvDim;
+        float dot = 0.f;
+        for (int i = 0; i < headDim; i++) dot += qs[i] * kv_at(kc, kb + i, f16);
+        const float s = dot * scale;
+        mx = fmaxf(mx, s);
+        if (scores) scores[(size_t)r * probeCols + (size_t)h * span + j] = s;
+    }
+    mx = block_max(mx, redf);
+
+    // Pass 2: the sum of exponentials, in double.
+    double sum = 0;
+    for (int j = tid; j < n; j += ATTN_THREADS) {
+        const size_t kb = base + (size_t)j * kvDim;
+        float dot = 0.f;
+        for (int i = 0; i < headDim; i++) dot += qs[i] * kv_at(kc, kb + i, f16);
+        sum += (double)(float)exp((double)(dot * scale - mx));
+    }
+    sum = block_sum(sum, redd);
+    const float inv = (float)(1.0 / sum);
+
+    // Pass 3: probabilities, a chunk of ATTN_THREADS positions at a time,
+    // then each thread sums its output values over the chunk in order.
+    float acc[ATTN_MAX_HEAD_DIM / ATTN_THREADS];
+#pragma unroll
+    for (int k = 0; k < ATTN_MAX_HEAD_DIM / ATTN_THREADS; k++) acc[k] = 0.f;
+    for (int c0 = 0; c0 < n; c0 += ATTN_THREADS) {
+        const int j = c0 + tid;
+        if (j < n) {
+            const size_t kb = base + (size_t)j * kvDim;
+            float dot = 0.f;
+            for (int i = 0; i < headDim; i++) dot += qs[i] * kv_at(kc, kb + i, f16);
+            const float pr = (float)exp((double)(dot * scale - mx)) * inv;
+            if (probs) probs[(size_t)r * probeCols + (size_t)h * span + j] = pr;
+            p[tid] = f16 ? round_f16(pr) : pr;
+        }
+        __syncthreads();
+        const int m = n - c0 < ATTN_THREADS ? n - c0 : ATTN_THREADS;
+#pragma unroll
+        for (int k = 0; k < ATTN_MAX_HEAD_DIM / ATTN_THREADS; k++) {
+            const int d = tid + k * ATTN_THREADS;
+            if (d < headDim) {
+                float a = acc[k];
+                for (int jj = 0; jj < m; jj++) a += p[jj] * kv_at(vc, base + (size_t)(c0 + jj) * kvDim + d, f16);
+                acc[k] = a;
+            }
+        }
+        __syncthreads();
+    }
+    float *out = dst + (size_t)r * heads * headDim + (size_t)h * headDim;
+#pragma unroll
+    for (int k = 0; k < ATTN_MAX_HEAD_DIM / ATTN_THREADS; k++) {
+        const int d = tid + k * ATTN_THREADS;
+        if (d < headDim) out[d] = acc[k];
+    }
+}

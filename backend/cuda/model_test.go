@@ -1,0 +1,292 @@
+package cuda_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"llamago/backend"
+	"llamago/backend/cpu"
+	"llamago/engine"
+	"llamago/gguf"
+	"llamago/internal/synth"
+	"llamago/internal/testenv"
+	"llamago/model"
+	"llamago/probe"
+	"llamago/quantize"
+	"llamago/tokenizer"
+	"llamago/trace"
+)
+
+const storyPrompt = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her friends."
+
+// outDir is where the device script collects dumps and reports
+// ($LLAMAGO_CUDA_OUT), or a temporary folder.
+func outDir(t *testing.T) string {
+	if d := os.Getenv("LLAMAGO_CUDA_OUT"); d != "" {
+		return d
+	}
+	return t.TempDir()
+}
+
+// run is one model on one backend with a session.
+type run struct {
+	m    *model.Model
+	sess *engine.Session
+}
+
+func loadRun(t *testing.T, f *gguf.File, be backend.Backend, ctx int, kvF32 bool) run {
+	t.Helper()
+	m, err := model.Load(f, be)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := m.NewState(model.StateOptions{MaxBatch: 32, Ctx: ctx, KVF32: kvF32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return run{m: m, sess: engine.NewSession(m, st, 0)}
+}
+
+func argmax(v []float32) int32 {
+	best := 0
+	for i, x := range v {
+		if x > v[best] {
+			best = i
+		}
+	}
+	return int32(best)
+}
+
+// greedyResult is one backend's greedy continuation.
+type greedyResult struct {
+	ids     []int32
+	logits  [][]float32
+	elapsed time.Duration // the decode steps only
+}
+
+func greedy(t *testing.T, r run, prompt []int32, steps int) greedyResult {
+	t.Helper()
+	ctx := context.Background()
+	logits, err := r.sess.Eval(ctx, prompt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res greedyResult
+	start := time.Now()
+	for range steps {
+		res.logits = append(res.logits, slices.Clone(logits))
+		id := argmax(logits)
+		res.ids = append(res.ids, id)
+		if logits, err = r.sess.Eval(ctx, []int32{id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res.elapsed = time.Since(start)
+	return res
+}
+
+// compareGreedy runs both backends greedily from the same prompt and
+// checks equal ids and close logits at every step.
+func compareGreedy(t *testing.T, path string, prompt string, steps int, kvF32 bool, logitTol float64) {
+	gpu := needGPU(t)
+	f, err := gguf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tok, err := tokenizer.FromGGUF(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := tok.Encode(prompt, tokenizer.EncodeOptions{AddSpecial: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb := cpu.New(cpu.Options{Threads: engine.DefaultThreads()})
+	defer cb.Close()
+	ctx := len(ids) + steps + 1
+	want := greedy(t, loadRun(t, f, cb, ctx, kvF32), ids, steps)
+	got := greedy(t, loadRun(t, f, gpu, ctx, kvF32), ids, steps)
+	worst, worstStep := 0.0, 0
+	for i := range want.logits {
+		if rel := relErr(got.logits[i], want.logits[i]); !(rel <= worst) {
+			worst, worstStep = rel, i
+		}
+	}
+	same := 0
+	for same < len(want.ids) && got.ids[same] == want.ids[same] {
+		same++
+	}
+	t.Logf("%s, F32 KV %v: %d prompt tokens, %d greedy steps: ids equal for %d steps; largest logits relative error %.3g (step %d); decode %.1f tokens/s on %s, %.1f on the CPU",
+		filepath.Base(path), kvF32, len(ids), steps, same, worst, worstStep,
+		float64(steps)/got.elapsed.Seconds(), gpu.Info().Name, float64(steps)/want.elapsed.Seconds())
+	if same != len(want.ids) {
+		t.Errorf("greedy ids part at step %d: cuda %v, cpu %v", same, got.ids[same:min(same+8, len(got.ids))], want.ids[same:min(same+8, len(want.ids))])
+	}
+	if !(worst <= logitTol) {
+		t.Errorf("logits relative error %.3g at step %d, tolerance %g", worst, worstStep, logitTol)
+	}
+}
+
+// Tolerances on the logits. With F32 weights and an F32 cache both
+// backends compute the same float operations in different orders: about
+// 1e-6. Roundings to F16 (the default cache, F16 weights) or to Q8_0 and
+// Q8_K (the activations of quantized products) are mirrored exactly, but
+// an input that differs in its last bit can still land on the other side
+// of a rounding step, which moves that value by a whole step (2^-11
+// relative for F16, 1/127 of the block's largest value for Q8): such flips
+// are rare but each shifts the logits by up to about 1e-3, more on small
+// random models. The diff tool's threshold for "warn" is 1e-2.
+const (
+	tolExact   = 1e-4
+	tolF16KV   = 2e-3
+	tolRounded = 2e-2
+)
+
+func TestStories260KGreedyMatchesCPU(t *testing.T) {
+	path := testenv.Path(t, testenv.Stories260KGGUF)
+	for _, kvF32 := range []bool{true, false} {
+		t.Run(fmt.Sprintf("F32 KV %v", kvF32), func(t *testing.T) {
+			tol := tolExact
+			if !kvF32 {
+				tol = tolF16KV
+			}
+			compareGreedy(t, path, storyPrompt, 128, kvF32, tol)
+		})
+	}
+}
+
+// TestSyntheticQuantizedMatchesCPU runs small synthetic llama models
+// (package synth, LLaMA's 32,000-token vocabulary) quantized to each type
+// the kernels take.
+func TestSyntheticQuantizedMatchesCPU(t *testing.T) {
+	needGPU(t)
+	vocab := testenv.Path(t, testenv.LlamaSPMVocab)
+	dir := t.TempDir()
+	for _, name := range []string{"f16", "q8_0", "q4_0", "q4_k", "q6_k"} {
+		t.Run(name, func(t *testing.T) {
+			target, err := quantize.ParseTarget(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, name+".gguf")
+			if err := synth.Write(path, synth.Small(), target, 1, synth.Options{VocabPath: vocab}); err != nil {
+				t.Fatal(err)
+			}
+			compareGreedy(t, path, "The old lighthouse keeper climbed the spiral stairs every evening", 16, true, tolRounded)
+		})
+	}
+}
+
+// TestTinyLlamaQ4_0Speed measures decode and prefill on a TinyLlama-shaped
+// synthetic Q4_0 model (1.1B parameters; writing it takes about a minute
+// and 5 GB of temporary disk), and checks the first greedy tokens against
+// the CPU. It runs only with LLAMAGO_CUDA_BIG=1.
+func TestTinyLlamaQ4_0Speed(t *testing.T) {
+	gpu := needGPU(t)
+	if os.Getenv("LLAMAGO_CUDA_BIG") != "1" {
+		t.Skip("set LLAMAGO_CUDA_BIG=1 to write and run a TinyLlama-shaped model")
+	}
+	vocab := testenv.Path(t, testenv.LlamaSPMVocab)
+	target, err := quantize.ParseTarget("q4_0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "tinyllama-q4_0.gguf")
+	start := time.Now()
+	if err := synth.Write(path, synth.TinyLlama(), target, 1, synth.Options{VocabPath: vocab}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("wrote %s in %v", filepath.Base(path), time.Since(start).Round(time.Second))
+	f, err := gguf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	prompt := make([]int32, 128)
+	for i := range prompt {
+		prompt[i] = int32(1000 + 37*i)
+	}
+	const steps = 128
+	ctx := context.Background()
+	g := loadRun(t, f, gpu, len(prompt)+steps+1, false)
+	// Warm up (first launches, the JIT's caches), then measure.
+	if _, err := g.sess.Eval(ctx, prompt[:8]); err != nil {
+		t.Fatal(err)
+	}
+	g.sess.Reset()
+	start = time.Now()
+	if _, err := g.sess.Eval(ctx, prompt); err != nil {
+		t.Fatal(err)
+	}
+	prefill := time.Since(start)
+	g.sess.Reset()
+	res := greedy(t, g, prompt, steps)
+	t.Logf("TinyLlama-shaped Q4_0 (F16 KV) on %s: prefill %d tokens at %.0f tokens/s, decode %.1f tokens/s (%d steps)",
+		gpu.Info().Name, len(prompt), float64(len(prompt))/prefill.Seconds(), float64(steps)/res.elapsed.Seconds(), steps)
+
+	cb := cpu.New(cpu.Options{Threads: engine.DefaultThreads()})
+	defer cb.Close()
+	const checked = 8
+	want := greedy(t, loadRun(t, f, cb, len(prompt)+checked+1, false), prompt, checked)
+	if !slices.Equal(res.ids[:checked], want.ids) {
+		t.Errorf("first greedy ids: cuda %v, cpu %v", res.ids[:checked], want.ids)
+	}
+	t.Logf("first %d greedy ids equal to the CPU's: %v; CPU decode %.1f tokens/s", checked, slices.Equal(res.ids[:checked], want.ids), float64(checked)/want.elapsed.Seconds())
+}
+
+// TestTraceDiffStories260K traces the same tokens on both backends (F32 KV
+// caches, 128 positions: the prompt in one batch, then greedy steps) and
+// diffs every probe at every position, as "llamago trace" and "llamago
+// diff" do. The dumps stay in $LLAMAGO_CUDA_OUT for the CLI.
+func TestTraceDiffStories260K(t *testing.T) {
+	gpu := needGPU(t)
+	path := testenv.Path(t, testenv.Stories260KGGUF)
+	dir := outDir(t)
+	opts := trace.Options{ModelPath: path, Prompt: storyPrompt, Chat: trace.ChatOff, KVF32: true, Generate: 100}
+	cpuDump, gpuDump := filepath.Join(dir, "trace-cpu.safetensors"), filepath.Join(dir, "trace-cuda.safetensors")
+	o := opts
+	o.DumpPath = cpuDump
+	if _, err := trace.Run(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	o = opts
+	o.DumpPath = gpuDump
+	// The wrapper hands the model the GPU backend instead of the CPU one
+	// trace made (trace takes no "cuda" backend name yet).
+	o.WrapBackend = func(backend.Backend) backend.Backend { return gpu }
+	res, err := trace.Run(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := probe.ReadDump(gpuDump)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := probe.ReadDump(cpuDump)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := probe.Diff(a, b, probe.DiffOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	worst, worstRow := 0.0, probe.Row{}
+	for _, row := range rep.Rows {
+		if !(row.RelErr <= worst) {
+			worst, worstRow = row.RelErr, row
+		}
+	}
+	counts := rep.Counts()
+	t.Logf("diff cuda vs cpu (F32 KV): %d probe rows over %d tokens: %d agree, %d warn, %d diverge, %d missing; largest relative error %.3g (%s at %d); %s",
+		len(rep.Rows), res.PromptTokens+opts.Generate, counts[probe.Agree], counts[probe.Warn], counts[probe.Diverge],
+		counts[probe.MissingInA]+counts[probe.MissingInB], worst, worstRow.Probe, worstRow.Pos, rep.Verdict())
+	if counts[probe.Agree] != len(rep.Rows) || len(rep.Rows) == 0 {
+		t.Errorf("not every probe agrees under %g: %v", probe.DefaultAgree, counts)
+	}
+}

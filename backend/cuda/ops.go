@@ -1,0 +1,260 @@
+package cuda
+
+import (
+	"math"
+
+	"llamago/backend"
+	"llamago/tensor"
+)
+
+// Launch geometry; the constants match the #defines of kernels/llamago.cu.
+const (
+	mmTokens        = 8   // MM_TOKENS: activation rows per product block
+	mmWarps         = 4   // MM_WARPS: weight rows (one per warp) per block
+	normThreads     = 256 // NORM_THREADS
+	attnThreads     = 128 // ATTN_THREADS
+	attnMaxHeadDim  = 512 // ATTN_MAX_HEAD_DIM
+	elemThreads     = 256
+	rowThreads      = 256
+	qk, qkK         = 32, 256
+	maxGridY        = 65535
+	maxBatchForGrid = maxGridY * mmTokens
+)
+
+// GetRows implements backend.Backend.
+func (b *Backend) GetRows(dstM backend.Mat, tableW backend.Weight, ids []int32) {
+	dst, table := asMat(dstM), asWeight(tableW)
+	if !(dst.rows >= len(ids) && dst.cols == table.cols) {
+		backend.ShapeFail("GetRows", "%d ids of %s into %s", len(ids), weightShape(table), backend.Shape(dstM))
+	}
+	for _, id := range ids {
+		if !(id >= 0 && int(id) < table.rows) {
+			backend.ShapeFail("GetRows", "token id %d outside the table's %d rows", id, table.rows)
+		}
+	}
+	if len(ids) == 0 {
+		return
+	}
+	defer b.enter("GetRows")()
+	dev := b.upload("GetRows", &b.ids, ids)
+	b.args.reset().ptr(table.ptr).i64(table.rowBytes).i32(table.cols).i32(table.gpu).ptr(dev).ptr(dst.ptr)
+	b.launch("GetRows", b.k.getRows, dim3{uint32(len(ids)), 1, 1}, dim3{rowThreads, 1, 1})
+}
+
+// CopyRows implements backend.Backend.
+func (b *Backend) CopyRows(dstM, srcM backend.Mat, rows []int32) {
+	dst, src := asMat(dstM), asMat(srcM)
+	if !(dst.cols == src.cols && dst.rows >= len(rows)) {
+		backend.ShapeFail("CopyRows", "%d rows of %s into %s", len(rows), backend.Shape(srcM), backend.Shape(dstM))
+	}
+	for _, r := range rows {
+		if !(r >= 0 && int(r) < src.rows) {
+			backend.ShapeFail("CopyRows", "row %d of %s", r, backend.Shape(srcM))
+		}
+	}
+	if dst.ptr == src.ptr && len(rows) > 0 {
+		backend.ShapeFail("CopyRows", "source and destination share storage")
+	}
+	if len(rows) == 0 {
+		return
+	}
+	defer b.enter("CopyRows")()
+	dev := b.upload("CopyRows", &b.rows, rows)
+	b.args.reset().ptr(src.ptr).ptr(dst.ptr).i32(src.cols).ptr(dev)
+	b.launch("CopyRows", b.k.copyRows, dim3{uint32(len(rows)), 1, 1}, dim3{rowThreads, 1, 1})
+}
+
+// RMSNorm implements backend.Backend.
+func (b *Backend) RMSNorm(dstM, xM backend.Mat, wW backend.Weight, eps float32) {
+	dst, x, w := asMat(dstM), asMat(xM), asWeight(wW)
+	if !(dst.rows == x.rows && dst.cols == x.cols && w.cols == x.cols && w.typ == tensor.F32) {
+		backend.ShapeFail("RMSNorm", "x %s dst %s weight %s %s", backend.Shape(xM), backend.Shape(dstM), weightShape(wW), w.typ)
+	}
+	defer b.enter("RMSNorm")()
+	b.args.reset().ptr(x.ptr).ptr(w.ptr).ptr(dst.ptr).i32(x.cols).f32(eps)
+	b.launch("RMSNorm", b.k.rmsNorm, dim3{uint32(x.rows), 1, 1}, dim3{normThreads, 1, 1})
+}
+
+// MatMul implements backend.Backend: dst = x·wᵀ on w's blocks. The
+// activations are first rounded through w's dot-product format as the CPU
+// quantizes them (F16 for F16, Q8_0 for Q4_0 and Q8_0, Q8_K for the
+// k-quants), so both backends compute the same products.
+func (b *Backend) MatMul(dstM, xM backend.Mat, wW backend.Weight) {
+	dst, x, w := asMat(dstM), asMat(xM), asWeight(wW)
+	if !(x.cols == w.cols && dst.rows == x.rows && dst.cols == w.rows) {
+		backend.ShapeFail("MatMul", "x %s · %sᵀ into %s", backend.Shape(xM), weightShape(wW), backend.Shape(dstM))
+	}
+	if dst.ptr == x.ptr && x.rows > 0 {
+		backend.ShapeFail("MatMul", "x and dst share storage")
+	}
+	if x.rows > maxBatchForGrid {
+		backend.ShapeFail("MatMul", "%d rows exceed the %d a launch takes", x.rows, maxBatchForGrid)
+	}
+	if x.rows == 0 || w.rows == 0 {
+		return
+	}
+	defer b.enter("MatMul")()
+	in := x.ptr
+	n := x.rows * x.cols
+	switch w.gpu {
+	case gpuF16:
+		in = b.scratchFloats("MatMul", n)
+		b.args.reset().ptr(x.ptr).ptr(in).i32(n)
+		b.launch("MatMul", b.k.actF16, grid1(n, elemThreads), dim3{elemThreads, 1, 1})
+	case gpuQ4_0, gpuQ8_0:
+		in = b.scratchFloats("MatMul", n)
+		b.args.reset().ptr(x.ptr).ptr(in).i32(n / qk)
+		b.launch("MatMul", b.k.actQ8_0, grid1(n/qk, 128), dim3{128, 1, 1})
+	case gpuQ4_K, gpuQ6_K:
+		in = b.scratchFloats("MatMul", n)
+		b.args.reset().ptr(x.ptr).ptr(in).i32(n / qkK)
+		b.launch("MatMul", b.k.actQ8_K, grid1(n/qkK, 64), dim3{64, 1, 1})
+	}
+	b.args.reset().ptr(w.ptr).i64(w.rowBytes).i32(w.rows).i32(w.cols).ptr(in).ptr(dst.ptr).i32(x.rows)
+	g := dim3{uint32((w.rows + mmWarps - 1) / mmWarps), uint32((x.rows + mmTokens - 1) / mmTokens), 1}
+	b.launch("MatMul", b.k.mm[w.gpu], g, dim3{mmWarps * 32, 1, 1})
+}
+
+// Add implements backend.Backend.
+func (b *Backend) Add(dstM, aM, bM backend.Mat) {
+	dst, x, y := asMat(dstM), asMat(aM), asMat(bM)
+	if !(x.rows == y.rows && x.cols == y.cols && dst.rows == x.rows && dst.cols == x.cols) {
+		backend.ShapeFail("Add", "%s + %s into %s", backend.Shape(aM), backend.Shape(bM), backend.Shape(dstM))
+	}
+	n := x.rows * x.cols
+	defer b.enter("Add")()
+	b.args.reset().ptr(x.ptr).ptr(y.ptr).ptr(dst.ptr).i32(n)
+	b.launch("Add", b.k.add, grid1(n, elemThreads), dim3{elemThreads, 1, 1})
+}
+
+// SwiGLU implements backend.Backend.
+func (b *Backend) SwiGLU(dstM, gateM, upM backend.Mat) {
+	dst, g, u := asMat(dstM), asMat(gateM), asMat(upM)
+	if !(g.rows == u.rows && g.cols == u.cols && dst.rows == g.rows && dst.cols == g.cols) {
+		backend.ShapeFail("SwiGLU", "gate %s up %s into %s", backend.Shape(gateM), backend.Shape(upM), backend.Shape(dstM))
+	}
+	n := g.rows * g.cols
+	defer b.enter("SwiGLU")()
+	b.args.reset().ptr(g.ptr).ptr(u.ptr).ptr(dst.ptr).i32(n)
+	b.launch("SwiGLU", b.k.swiglu, grid1(n, elemThreads), dim3{elemThreads, 1, 1})
+}
+
+// RoPE implements backend.Backend.
+func (b *Backend) RoPE(xM backend.Mat, pos []int32, p backend.RoPEParams) {
+	x := asMat(xM)
+	if !(len(pos) == x.rows && x.cols == p.Heads*p.HeadDim && p.Dims <= p.HeadDim && p.Dims%2 == 0 && p.Dims > 0) {
+		backend.ShapeFail("RoPE", "%s with %d positions, %d heads of %d (%d rotated)", backend.Shape(xM), len(pos), p.Heads, p.HeadDim, p.Dims)
+	}
+	if x.rows == 0 {
+		return
+	}
+	defer b.enter("RoPE")()
+	dev := b.upload("RoPE", &b.pos, pos)
+	thetaScale := float32(math.Pow(float64(p.FreqBase), -2.0/float64(p.Dims)))
+	b.args.reset().ptr(x.ptr).ptr(dev).i32(p.Heads).i32(p.HeadDim).i32(p.Dims).f32(thetaScale).f32(p.FreqScale).flag(p.NeoX)
+	b.launch("RoPE", b.k.rope, dim3{uint32(x.rows), 1, 1}, dim3{128, 1, 1})
+}
+
+// kvCache is the KV cache in device memory, layout
+// [slot][layer][position][kvDim], float32 or F16 bits.
+type kvCache struct {
+	cfg  backend.KVConfig
+	k, v uint64
+}
+
+func (c *kvCache) Config() backend.KVConfig { return c.cfg }
+
+// NewKVCache implements backend.Backend. It panics with a
+// *backend.ShapeError when the GPU is out of memory.
+func (b *Backend) NewKVCache(cfg backend.KVConfig) backend.KVCache {
+	if cfg.Slots < 0 || cfg.Layers < 0 || cfg.Ctx < 0 || cfg.KVDim < 0 {
+		backend.ShapeFail("NewKVCache", "%+v", cfg)
+	}
+	elem := uintptr(2)
+	if cfg.F32 {
+		elem = 4
+	}
+	n := uintptr(cfg.Slots) * uintptr(cfg.Layers) * uintptr(cfg.Ctx) * uintptr(cfg.KVDim) * elem
+	defer b.enter("NewKVCache")()
+	k, err := b.alloc(n)
+	b.must("NewKVCache", err)
+	v, err := b.alloc(n)
+	b.must("NewKVCache", err)
+	return &kvCache{cfg: cfg, k: k, v: v}
+}
+
+// StoreKV implements backend.Backend.
+func (b *Backend) StoreKV(cM backend.KVCache, layer int, bt backend.Batch, kM, vM backend.Mat) {
+	c, k, v := cM.(*kvCache), asMat(kM), asMat(vM)
+	cfg := c.cfg
+	if !(k.cols == cfg.KVDim && v.cols == cfg.KVDim && k.rows == bt.Len() && v.rows == bt.Len() && len(bt.Slot) == bt.Len() && layer >= 0 && layer < cfg.Layers) {
+		backend.ShapeFail("StoreKV", "k %s v %s for %d rows into layer %d of a cache of %d values per position", backend.Shape(kM), backend.Shape(vM), bt.Len(), layer, cfg.KVDim)
+	}
+	checkBatch("StoreKV", bt, cfg)
+	if bt.Len() == 0 {
+		return
+	}
+	defer b.enter("StoreKV")()
+	slots, pos := b.upload("StoreKV", &b.slots, bt.Slot), b.upload("StoreKV", &b.pos, bt.Pos)
+	b.args.reset().ptr(k.ptr).ptr(v.ptr).ptr(c.k).ptr(c.v).ptr(slots).ptr(pos).
+		i32(cfg.KVDim).i32(cfg.Layers).i32(cfg.Ctx).i32(layer).flag(!cfg.F32)
+	b.launch("StoreKV", b.k.storeKV, dim3{uint32(bt.Len()), 1, 1}, dim3{rowThreads, 1, 1})
+}
+
+// checkBatch fails op for a slot or position outside the cache.
+func checkBatch(op string, bt backend.Batch, cfg backend.KVConfig) {
+	for r := range bt.Len() {
+		slot, pos := bt.Slot[r], bt.Pos[r]
+		if !(slot >= 0 && int(slot) < cfg.Slots && pos >= 0 && int(pos) < cfg.Ctx) {
+			backend.ShapeFail(op, "slot %d position %d outside %d slots of %d", slot, pos, cfg.Slots, cfg.Ctx)
+		}
+	}
+}
+
+// Attention implements backend.Backend.
+func (b *Backend) Attention(dstM, qM backend.Mat, cM backend.KVCache, layer int, bt backend.Batch, p backend.AttnParams, scoresM, probsM backend.Mat) {
+	dst, q, c := asMat(dstM), asMat(qM), cM.(*kvCache)
+	cfg := c.cfg
+	if !(q.cols == p.Heads*p.HeadDim && dst.cols == q.cols && dst.rows == q.rows && q.rows == bt.Len() && len(bt.Slot) == bt.Len() &&
+		p.KVHeads > 0 && p.Heads%p.KVHeads == 0 && p.KVHeads*p.HeadDim == cfg.KVDim && layer >= 0 && layer < cfg.Layers) {
+		backend.ShapeFail("Attention", "q %s into %s, %d heads over %d KV heads of %d, cache of %d", backend.Shape(qM), backend.Shape(dstM), p.Heads, p.KVHeads, p.HeadDim, cfg.KVDim)
+	}
+	if p.HeadDim > attnMaxHeadDim {
+		backend.ShapeFail("Attention", "head size %d is over the %d the kernel takes", p.HeadDim, attnMaxHeadDim)
+	}
+	if dst.ptr == q.ptr && q.rows > 0 {
+		backend.ShapeFail("Attention", "q and dst share storage")
+	}
+	checkBatch("Attention", bt, cfg)
+	var scores, probs *mat
+	probeCols := 0
+	maxPos := int32(0)
+	for _, ps := range bt.Pos {
+		maxPos = max(maxPos, ps)
+	}
+	for _, pm := range []backend.Mat{scoresM, probsM} {
+		if pm == nil {
+			continue
+		}
+		m := asMat(pm)
+		if !(m.rows == q.rows && m.cols%p.Heads == 0 && m.cols/p.Heads >= int(maxPos)+1 && (probeCols == 0 || probeCols == m.cols)) {
+			backend.ShapeFail("Attention", "scores or probabilities %s for %d rows of %d heads up to position %d", backend.Shape(pm), q.rows, p.Heads, maxPos)
+		}
+		probeCols = m.cols
+	}
+	if scoresM != nil {
+		scores = asMat(scoresM)
+	}
+	if probsM != nil {
+		probs = asMat(probsM)
+	}
+	if q.rows == 0 {
+		return
+	}
+	defer b.enter("Attention")()
+	slots, pos := b.upload("Attention", &b.slots, bt.Slot), b.upload("Attention", &b.pos, bt.Pos)
+	b.args.reset().ptr(q.ptr).ptr(dst.ptr).ptr(c.k).ptr(c.v).ptr(slots).ptr(pos).
+		i32(p.Heads).i32(p.KVHeads).i32(p.HeadDim).i32(cfg.Layers).i32(cfg.Ctx).i32(layer).f32(p.Scale).flag(!cfg.F32).
+		optMat(scores).optMat(probs).i32(probeCols)
+	b.launch("Attention", b.k.attention, dim3{uint32(p.Heads), uint32(q.rows), 1}, dim3{attnThreads, 1, 1})
+}
