@@ -104,6 +104,8 @@ func benchMatMul(b *testing.B, rng *rand.Rand, wt tensor.Type, rows, n int) {
 	}
 }
 
+// BenchmarkQuantizeRow/<type>/<path> quantizes one activation row of 2048
+// values with each set.
 func BenchmarkQuantizeRow(b *testing.B) {
 	const n = 2048
 	rng := rand.New(rand.NewPCG(35, 36))
@@ -111,10 +113,14 @@ func BenchmarkQuantizeRow(b *testing.B) {
 	for _, vt := range []tensor.Type{tensor.Q8_0, tensor.Q8_1, tensor.Q8_K, tensor.F16, tensor.BF16, tensor.F32} {
 		dst := make([]byte, RowBytes(vt, n))
 		b.Run(vt.String(), func(b *testing.B) {
-			for b.Loop() {
-				QuantizeRow(vt, x, dst)
+			for _, s := range Available() {
+				b.Run(s.Name(), func(b *testing.B) {
+					for b.Loop() {
+						s.QuantizeRow(vt, x, dst)
+					}
+					b.SetBytes(4 * n)
+				})
 			}
-			b.SetBytes(4 * n)
 		})
 	}
 }

@@ -190,11 +190,14 @@ q80vnni_done:
 	MOVWLZX      (DI), AX             \
 	VBROADCASTSS (R8)(AX*4), Y7
 
-// Σ8·x of the prepared blocks into Y6.
+// Σ8·x of the prepared blocks into Y6 (AVX2), or -Σ8·x (VNNI, where it
+// then starts each row's VPDPBUSD sums).
 #define Q40_XSUM_VNNI \
 	VPXOR    Y6, Y6, Y6   \
 	VPDPBUSD Y4, Y12, Y6  \
-	VPDPBUSD Y5, Y12, Y6
+	VPDPBUSD Y5, Y12, Y6  \
+	VPXOR    Y10, Y10, Y10 \
+	VPSUBD   Y6, Y10, Y6
 
 #define Q40_XSUM_AVX2 \
 	VPMADDUBSW Y4, Y12, Y6  \
@@ -229,10 +232,9 @@ q80vnni_done:
 // Q40_DOT_* multiplies the loaded row blocks with the activations and
 // adds them, scaled, into ACC.
 #define Q40_DOT_VNNI(ACC) \
-	VPXOR       Y10, Y10, Y10   \
+	VMOVDQA     Y6, Y10         \
 	VPDPBUSD    Y4, Y8, Y10     \
 	VPDPBUSD    Y5, Y9, Y10     \
-	VPSUBD      Y6, Y10, Y10    \
 	VCVTDQ2PS   Y10, Y10        \
 	VMULPS      Y7, Y11, Y11    \
 	VFMADD231PS Y11, Y10, ACC

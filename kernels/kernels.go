@@ -51,12 +51,14 @@ type rowDot4 func(w []byte, rowBytes int, xq []byte, n int, out []float32)
 // weight type, and optionally four-row kernels that MatMulRows uses for
 // the types that have one. Sets are built once and never change.
 type Set struct {
-	name string
-	dot  [maxType]RowDot
-	dot4 [maxType]rowDot4
+	name  string
+	dot   [maxType]RowDot
+	dot4  [maxType]rowDot4
+	quant [maxType]func(x []float32, dst []byte) // by activation type; nil: portable
 }
 
-// Name says which implementation the set is ("portable", later "avx2"...).
+// Name says which implementation the set is: "portable", "avx2",
+// "avx512" or "avx512vnni", the values LLAMAGO_KERNELS accepts.
 func (s *Set) Name() string { return s.name }
 
 // portable is the pure-Go set: ggml's generic scalar code.
@@ -111,7 +113,7 @@ func Available() []*Set { return append([]*Set(nil), available...) }
 // types it speeds up. A type given a new RowDot but no four-row kernel
 // loses base's one, which would not give the new kernel's bits.
 func derive(name string, base *Set, dots map[tensor.Type]RowDot, dots4 map[tensor.Type]rowDot4) *Set {
-	s := &Set{name: name, dot: base.dot, dot4: base.dot4}
+	s := &Set{name: name, dot: base.dot, dot4: base.dot4, quant: base.quant}
 	for t, f := range dots {
 		s.dot[t] = f
 		s.dot4[t] = nil

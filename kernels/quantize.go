@@ -29,12 +29,21 @@ const (
 // fp16/bf16, raw float32 bytes. len(x) must be a whole number of vt's
 // blocks and dst at least RowBytes(vt, len(x)) long; it panics otherwise,
 // or for another vt.
-func QuantizeRow(vt tensor.Type, x []float32, dst []byte) {
+func QuantizeRow(vt tensor.Type, x []float32, dst []byte) { selected.QuantizeRow(vt, x, dst) }
+
+// QuantizeRow is the package-level QuantizeRow with the set's quantizers:
+// the SIMD sets have faster ones for some activation types, which write
+// exactly the bytes the portable code writes.
+func (s *Set) QuantizeRow(vt tensor.Type, x []float32, dst []byte) {
 	need := RowBytes(vt, len(x))
 	if bs := vt.BlockSize(); bs == 0 || len(x)%bs != 0 || len(dst) < need {
 		panic(fmt.Sprintf("kernels: QuantizeRow(%s): %d values into %d bytes", vt, len(x), len(dst)))
 	}
 	dst = dst[:need]
+	if uint32(vt) < maxType && s.quant[vt] != nil {
+		s.quant[vt](x, dst)
+		return
+	}
 	switch vt {
 	case tensor.Q8_0:
 		quantizeQ8_0(x, dst)

@@ -3,6 +3,8 @@
 package kernels
 
 import (
+	"encoding/binary"
+
 	"golang.org/x/sys/cpu"
 
 	"llamago/tensor"
@@ -12,31 +14,43 @@ import (
 // that a plain go build gives them. There are three sets, each needing the
 // CPU features of the one before it plus its own:
 //
-//	avx2        AVX2, FMA and F16C (Haswell, Zen 1 and later)
-//	avx512      AVX-512 F, BW, DQ and VL (Skylake-X, Zen 4)
-//	avx512vnni  AVX-512 VNNI: VPDPBUSD multiplies and sums four byte pairs
-//	            into a 32-bit lane in one instruction (Ice Lake, Zen 4)
+//	avx2        AVX2, FMA and F16C (Haswell, Zen 1 and later): a kernel
+//	            for every weight type, a four-row Q4_0 kernel, and the
+//	            Q8_0, Q8_K and F16 activation quantizers
+//	avx512      AVX-512 F, BW, DQ and VL (Skylake-X, Zen 4): a 512-bit
+//	            BF16 kernel (see dot_float_amd64.s for why F32 and F16
+//	            stay 256-bit)
+//	avx512vnni  AVX-512 VNNI (Ice Lake, Zen 4): Q8_0 and Q4_0 (one- and
+//	            four-row) with VPDPBUSD, which multiplies and sums four
+//	            byte pairs into a 32-bit lane in one instruction
 //
 // A set keeps the kernels of the set below it (ultimately the portable
 // ones) for the types it does not speed up. AVX-VNNI (the VEX form of
 // VPDPBUSD on CPUs without AVX-512) has no set: the Go assembler only
-// encodes the EVEX form.
+// encodes the EVEX form, and no machine here has it to test on.
 //
 // Integer sums are exact in every kernel, as in the portable code; only the
 // order in which the float32 scale products are added differs, so results
 // agree with Portable() to float32 rounding of Σ|w·x|, not bit for bit.
+// The quantizers write exactly the portable bytes. Two assumptions hold
+// for every activation row QuantizeRow writes, but not for arbitrary
+// bytes: Q8_0 quants lie in [-127, 127] (the Q8_0 kernels move the
+// weight's sign onto the activation, and -(-128) overflows), and a Q8_K
+// block's group sums match its quants (Q3_K and Q6_K take their constant
+// offset through them, where the portable code does not).
 //
 // The assembly functions take the rows as pointers and a count of blocks
 // (or elements for the float types); the Go wrappers below slice the rows
 // to the length they read first, so a short slice panics in Go rather than
-// being read past its end.
+// being read past its end. The fp16 scales are converted through the
+// portable code's fp16Table, whose address the kernels get as tab.
 
+// archSets returns the sets this CPU can run, fastest first.
 func archSets() []*Set {
 	x := cpu.X86
 	hasAVX2 := x.HasAVX2 && x.HasFMA && x.HasF16C
 	hasAVX512 := hasAVX2 && x.HasAVX512F && x.HasAVX512BW && x.HasAVX512DQ && x.HasAVX512VL
 	hasVNNI := hasAVX512 && x.HasAVX512VNNI
-	var sets []*Set
 	if !hasAVX2 {
 		return nil
 	}
@@ -57,24 +71,25 @@ func archSets() []*Set {
 	}, map[tensor.Type]rowDot4{
 		tensor.Q4_0: dot4Q4_0AVX2Rows,
 	})
-	sets = append(sets, avx2)
-	if hasAVX512 {
-		avx512 := derive("avx512", avx2, map[tensor.Type]RowDot{
-			tensor.F32:  dotF32AVX512Row,
-			tensor.BF16: dotBF16AVX512Row,
-		}, nil)
-		sets = append([]*Set{avx512}, sets...)
-		if hasVNNI {
-			vnni := derive("avx512vnni", avx512, map[tensor.Type]RowDot{
-				tensor.Q8_0: dotQ8_0VNNIRow,
-				tensor.Q4_0: dotQ4_0VNNIRow,
-			}, map[tensor.Type]rowDot4{
-				tensor.Q4_0: dot4Q4_0VNNIRows,
-			})
-			sets = append([]*Set{vnni}, sets...)
-		}
+	avx2.quant[tensor.Q8_0] = quantizeQ8_0AVX2Row
+	avx2.quant[tensor.Q8_K] = quantizeQ8_KAVX2Row
+	avx2.quant[tensor.F16] = quantizeF16AVX2Row
+	if !hasAVX512 {
+		return []*Set{avx2}
 	}
-	return sets
+	avx512 := derive("avx512", avx2, map[tensor.Type]RowDot{
+		tensor.BF16: dotBF16AVX512Row,
+	}, nil)
+	if !hasVNNI {
+		return []*Set{avx512, avx2}
+	}
+	vnni := derive("avx512vnni", avx512, map[tensor.Type]RowDot{
+		tensor.Q8_0: dotQ8_0VNNIRow,
+		tensor.Q4_0: dotQ4_0VNNIRow,
+	}, map[tensor.Type]rowDot4{
+		tensor.Q4_0: dot4Q4_0VNNIRows,
+	})
+	return []*Set{vnni, avx512, avx2}
 }
 
 // Float kernels: n elements of 4 (F32) or 2 (F16, BF16) bytes.
@@ -87,12 +102,6 @@ func dotF16AVX2(w, x *byte, n int) float32
 
 //go:noescape
 func dotBF16AVX2(w, x *byte, n int) float32
-
-//go:noescape
-func dotF32AVX512(w, x *byte, n int) float32
-
-//go:noescape
-func dotF16AVX512(w, x *byte, n int) float32
 
 //go:noescape
 func dotBF16AVX512(w, x *byte, n int) float32
@@ -119,22 +128,6 @@ func dotBF16AVX2Row(w, xq []byte, n int) float32 {
 	}
 	w, xq = w[:2*n], xq[:2*n]
 	return dotBF16AVX2(&w[0], &xq[0], n)
-}
-
-func dotF32AVX512Row(w, xq []byte, n int) float32 {
-	if n <= 0 {
-		return 0
-	}
-	w, xq = w[:4*n], xq[:4*n]
-	return dotF32AVX512(&w[0], &xq[0], n)
-}
-
-func dotF16AVX512Row(w, xq []byte, n int) float32 {
-	if n <= 0 {
-		return 0
-	}
-	w, xq = w[:2*n], xq[:2*n]
-	return dotF16AVX512(&w[0], &xq[0], n)
 }
 
 func dotBF16AVX512Row(w, xq []byte, n int) float32 {
@@ -323,4 +316,51 @@ func dotQ5_1AVX2Row(w, xq []byte, n int) float32 {
 	}
 	w, xq = w[:nb*q5_1Bytes], xq[:nb*q8_1Bytes]
 	return dotQ5_1AVX2(&w[0], &xq[0], nb, &fp16Table[0])
+}
+
+// Activation quantizers: the assembly stops at a block it leaves to the
+// portable code (non-finite values, or a scale whose inverse overflows).
+
+//go:noescape
+func quantizeQ8_0AVX2(x *float32, dst *byte, nb int) int
+
+//go:noescape
+func quantizeQ8_KAVX2(x *float32, dst *byte, nb int) int
+
+//go:noescape
+func quantizeF16AVX2(x *float32, dst *byte, n int) int
+
+func quantizeF16AVX2Row(x []float32, dst []byte) {
+	for len(x) > 0 {
+		done := quantizeF16AVX2(&x[0], &dst[0], len(x))
+		x, dst = x[done:], dst[2*done:]
+		// What is left is a group with a NaN or the last few values.
+		for i := 0; i < 8 && len(x) > 0; i++ {
+			binary.LittleEndian.PutUint16(dst, tensor.Float32ToFP16(x[0]))
+			x, dst = x[1:], dst[2:]
+		}
+	}
+}
+
+// quantizeQ8_0AVX2Row is called by Set.QuantizeRow with checked sizes.
+func quantizeQ8_0AVX2Row(x []float32, dst []byte) {
+	for len(x) >= qk {
+		done := quantizeQ8_0AVX2(&x[0], &dst[0], len(x)/qk)
+		x, dst = x[done*qk:], dst[done*q8_0Bytes:]
+		if len(x) >= qk {
+			quantizeQ8_0(x[:qk], dst[:q8_0Bytes])
+			x, dst = x[qk:], dst[q8_0Bytes:]
+		}
+	}
+}
+
+func quantizeQ8_KAVX2Row(x []float32, dst []byte) {
+	for len(x) >= qkK {
+		done := quantizeQ8_KAVX2(&x[0], &dst[0], len(x)/qkK)
+		x, dst = x[done*qkK:], dst[done*q8_KBytes:]
+		if len(x) >= qkK {
+			quantizeQ8_K(x[:qkK], dst[:q8_KBytes])
+			x, dst = x[qkK:], dst[q8_KBytes:]
+		}
+	}
 }

@@ -317,3 +317,137 @@ func TestChooseSetByName(t *testing.T) {
 	}
 }
 
+// quantizeRows are activation rows that probe the quantizers' edges, on
+// top of activationRows: values exactly half-way between two quants (Q8_0
+// rounds them away from zero, Q8_K to even), the float32 values just
+// below such halves, magnitude ties between +amax and -amax (Q8_K keeps
+// the sign of the first), scales that round to fp16 subnormals or
+// overflow when inverted (tiny and subnormal values), and blocks with NaN
+// or infinities between finite ones (which the SIMD code hands back to the
+// portable code mid-row).
+func quantizeRows(rng *rand.Rand, n int) map[string][]float32 {
+	rows := activationRows(rng, n)
+	gen := func(f func(i int) float32) []float32 {
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = f(i)
+		}
+		return x
+	}
+	rows["halves"] = gen(func(i int) float32 {
+		if i%32 == 0 {
+			return 127 // amax 127: id = 1, so v·id = v exactly
+		}
+		return float32(i%64-32) + 0.5
+	})
+	rows["below-halves"] = gen(func(i int) float32 {
+		if i%32 == 0 {
+			return -127
+		}
+		return math.Nextafter32(float32(i%64-32)+0.5, 0)
+	})
+	rows["ties"] = gen(func(i int) float32 {
+		switch i % 16 {
+		case 3:
+			return -2
+		case 9:
+			return 2
+		}
+		return float32(rng.Float64())
+	})
+	rows["tiny"] = gen(func(int) float32 { return float32(rng.NormFloat64() * 1e-40) })
+	rows["fp16-subnormal-d"] = gen(func(int) float32 { return float32(rng.NormFloat64() * 1e-5) })
+	rows["nonfinite"] = gen(func(i int) float32 {
+		switch {
+		case i == n/2:
+			return float32(math.NaN())
+		case i == n/3:
+			return float32(math.Inf(-1))
+		case i == n-1:
+			return float32(math.Inf(1))
+		case i == n/5:
+			return math.Float32frombits(0x7fffffff) // a NaN with payload bits
+		case i == n/7:
+			return 65520 // rounds up to the fp16 infinity
+		}
+		return float32(rng.NormFloat64())
+	})
+	return rows
+}
+
+// TestSetsQuantizeRow requires every set's quantizers to write exactly
+// the portable bytes.
+func TestSetsQuantizeRow(t *testing.T) {
+	rng := rand.New(rand.NewPCG(49, 50))
+	for _, s := range fastSets(t) {
+		for _, vt := range []tensor.Type{tensor.Q8_0, tensor.Q8_1, tensor.Q8_K, tensor.F16, tensor.BF16, tensor.F32} {
+			ns := []int{256, 512, 2304}
+			if vt.BlockSize() == 1 {
+				ns = append(ns, 1, 7, 77)
+			}
+			for _, n := range ns {
+				for name, x := range quantizeRows(rng, n) {
+					want := make([]byte, RowBytes(vt, n))
+					Portable().QuantizeRow(vt, x, want)
+					got := make([]byte, len(want)+7)
+					for i := range got {
+						got[i] = 0xA5
+					}
+					s.QuantizeRow(vt, x, got)
+					if i := firstDiff(got[:len(want)], want); i >= 0 {
+						t.Errorf("%s %s n=%d %s: byte %d is %#x, portable %#x", s.Name(), vt, n, name, i, got[i], want[i])
+					}
+					for i := len(want); i < len(got); i++ {
+						if got[i] != 0xA5 {
+							t.Fatalf("%s %s n=%d %s: wrote byte %d past the row", s.Name(), vt, n, name, i)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// FuzzSetsMatchPortable compares every set's kernels with the portable
+// ones on weight rows made of the fuzzer's bytes (any bits, including
+// non-finite scales: then only "no panic" is checked) and activations
+// quantized from values drawn from them.
+func FuzzSetsMatchPortable(f *testing.F) {
+	f.Add(byte(3), byte(2), []byte{0x80, 0x7f, 0xff, 0x00, 0x3c, 0x12})
+	f.Add(byte(10), byte(0), []byte{0xff})
+	f.Add(byte(1), byte(5), []byte{0x00, 0x3c, 0x00, 0xbc})
+	sets := Available()
+	f.Fuzz(func(t *testing.T, typ, blocks byte, data []byte) {
+		if len(data) == 0 {
+			return
+		}
+		wt := weightTypes[int(typ)%len(weightTypes)]
+		vt := VecDotType(wt)
+		n := (int(blocks)%9 + 1) * max(wt.BlockSize(), VecDotType(wt).BlockSize())
+		w := make([]byte, RowBytes(wt, n))
+		for i := range w {
+			w[i] = data[i%len(data)] ^ byte(i/len(data))
+		}
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = float32(int8(data[(i*7+3)%len(data)])) * 0.37
+		}
+		xq := make([]byte, RowBytes(vt, n))
+		QuantizeRow(vt, x, xq)
+		want := Portable().Dot(wt, w, xq, n)
+		wf := make([]float32, n)
+		if err := tensor.Dequantize(wt, w, wf); err != nil {
+			t.Fatal(err)
+		}
+		_, mag := exactDot(wt, w, wf, xq, dequantizeActivation(t, vt, xq, n))
+		for _, s := range sets[:len(sets)-1] {
+			got := s.Dot(wt, w, xq, n)
+			if math.IsInf(float64(want), 0) || math.IsNaN(float64(want)) || math.IsInf(mag, 0) || math.IsNaN(mag) {
+				continue
+			}
+			if diff := math.Abs(float64(got) - float64(want)); !(diff <= 1e-5*mag+1e-30) {
+				t.Errorf("%s %s n=%d: %g, portable %g (Σ|w·x| %g)", s.Name(), wt, n, got, want, mag)
+			}
+		}
+	})
+}

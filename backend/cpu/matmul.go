@@ -16,14 +16,8 @@ type matmulTask struct {
 }
 
 func (t *matmulTask) Run(_, lo, hi int) {
-	w, n, dst := t.w, t.w.Cols(), t.dst
-	for r := lo; r < hi; r++ {
-		wr := w.row(r)
-		for tok := 0; tok < t.nTok; tok++ {
-			xq := t.xq[tok*t.xqStride : (tok+1)*t.xqStride]
-			dst.data[tok*dst.cols+r] = w.dot(wr, xq, n)
-		}
-	}
+	w := t.w
+	kernels.MatMulRows(w.spec.Type, w.spec.Data, w.rowBytes, lo, hi, t.xq, t.xqStride, t.nTok, w.Cols(), t.dst.data, t.dst.cols)
 }
 
 // MatMul implements backend.Backend. Activations are quantized once to the

@@ -35,7 +35,7 @@ func kernelPTX(given []byte) ([]byte, error) {
 
 // kernelSet holds the loaded kernels' function handles.
 type kernelSet struct {
-	mm                         [numGPUTypes]uintptr
+	mm, mv                     [numGPUTypes]uintptr // products: tiles of tokens, one token
 	actF16, actQ8_0, actQ8_K   uintptr
 	getRows, copyRows          uintptr
 	rmsNorm, add, swiglu, rope uintptr
@@ -54,6 +54,12 @@ func (k *kernelSet) load(d *driver, mod uintptr) error {
 		{&k.mm[gpuQ8_0], "mm_q8_0"},
 		{&k.mm[gpuQ4_K], "mm_q4_k"},
 		{&k.mm[gpuQ6_K], "mm_q6_k"},
+		{&k.mv[gpuF32], "mv_f32"},
+		{&k.mv[gpuF16], "mv_f16"},
+		{&k.mv[gpuQ4_0], "mv_q4_0"},
+		{&k.mv[gpuQ8_0], "mv_q8_0"},
+		{&k.mv[gpuQ4_K], "mv_q4_k"},
+		{&k.mv[gpuQ6_K], "mv_q6_k"},
 		{&k.actF16, "act_f16"},
 		{&k.actQ8_0, "act_q8_0"},
 		{&k.actQ8_K, "act_q8_k"},

@@ -10,10 +10,10 @@ import (
 // Launch geometry; the constants match the #defines of kernels/llamago.cu.
 const (
 	mmTokens        = 8   // MM_TOKENS: activation rows per product block
-	mmWarps         = 4   // MM_WARPS: weight rows (one per warp) per block
+	mmWarps         = 4   // MM_WARPS: warps sharing one weight row in a block
 	normThreads     = 256 // NORM_THREADS
-	attnThreads     = 128 // ATTN_THREADS
-	attnMaxHeadDim  = 512 // ATTN_MAX_HEAD_DIM
+	attnThreads     = 256 // ATTN_THREADS
+	attnMaxHeadDim  = 256 // ATTN_MAX_HEAD_DIM
 	elemThreads     = 256
 	rowThreads      = 256
 	qk, qkK         = 32, 256
@@ -111,8 +111,11 @@ func (b *Backend) MatMul(dstM, xM backend.Mat, wW backend.Weight) {
 		b.launch("MatMul", b.k.actQ8_K, grid1(n/qkK, 64), dim3{64, 1, 1})
 	}
 	b.args.reset().ptr(w.ptr).i64(w.rowBytes).i32(w.rows).i32(w.cols).ptr(in).ptr(dst.ptr).i32(x.rows)
-	g := dim3{uint32((w.rows + mmWarps - 1) / mmWarps), uint32((x.rows + mmTokens - 1) / mmTokens), 1}
-	b.launch("MatMul", b.k.mm[w.gpu], g, dim3{mmWarps * 32, 1, 1})
+	fn, g := b.k.mm[w.gpu], dim3{uint32(w.rows), uint32((x.rows + mmTokens - 1) / mmTokens), 1}
+	if x.rows == 1 {
+		fn = b.k.mv[w.gpu] // decode: one token, fewer registers
+	}
+	b.launch("MatMul", fn, g, dim3{mmWarps * 32, 1, 1})
 }
 
 // Add implements backend.Backend.

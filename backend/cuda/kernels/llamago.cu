@@ -147,81 +147,120 @@ __device__ __forceinline__ void dequant_chunk<TYPE_Q6_K>(const uint8_t *row, int
 
 // ---------------------------------------------------------------- products
 
+// weight_at is value l (0..31) of 32-value chunk c of a weight row. The 32
+// lanes of a warp read the 32 values of one chunk together, so that their
+// loads of the weight bytes and of the activations coalesce (the scales
+// are one broadcast load). Plain types may end in a partial chunk; the
+// caller keeps c·32 + l below the row length.
+template <int TYPE>
+__device__ __forceinline__ float weight_at(const uint8_t *row, int c, int l);
+
+template <>
+__device__ __forceinline__ float weight_at<TYPE_F32>(const uint8_t *row, int c, int l) {
+    return ((const float *)row)[c * QK + l];
+}
+
+template <>
+__device__ __forceinline__ float weight_at<TYPE_F16>(const uint8_t *row, int c, int l) {
+    return half_to_float(((const uint16_t *)row)[c * QK + l]);
+}
+
+template <>
+__device__ __forceinline__ float weight_at<TYPE_Q4_0>(const uint8_t *row, int c, int l) {
+    // Values 0..15 are the low nibbles of qs[0..15], 16..31 the high ones.
+    const uint8_t *b = row + (size_t)c * Q4_0_BYTES;
+    const uint8_t q = b[2 + (l & 15)];
+    return (float)((int)(l < 16 ? q & 15 : q >> 4) - 8) * half_to_float(load_u16(b));
+}
+
+template <>
+__device__ __forceinline__ float weight_at<TYPE_Q8_0>(const uint8_t *row, int c, int l) {
+    const uint8_t *b = row + (size_t)c * Q8_0_BYTES;
+    return (float)(int8_t)b[2 + l] * half_to_float(load_u16(b));
+}
+
+template <>
+__device__ __forceinline__ float weight_at<TYPE_Q4_K>(const uint8_t *row, int c, int l) {
+    const uint8_t *b = row + (size_t)(c / 8) * Q4_K_BYTES;
+    const int k = c % 8;
+    int sc, m;
+    scale_min_k4(k, b + 4, &sc, &m);
+    const float d1 = half_to_float(load_u16(b)) * (float)sc;
+    const float m1 = half_to_float(load_u16(b + 2)) * (float)m;
+    const uint8_t q = b[16 + 32 * (k / 2) + l];
+    return d1 * (float)((k & 1) ? q >> 4 : q & 15) - m1;
+}
+
+template <>
+__device__ __forceinline__ float weight_at<TYPE_Q6_K>(const uint8_t *row, int c, int l) {
+    const uint8_t *b = row + (size_t)(c / 8) * Q6_K_BYTES;
+    const int half = (c % 8) / 4;
+    const int k = c % 4;
+    const uint8_t ql = b[64 * half + 32 * (k & 1) + l];
+    const uint8_t qh = b[128 + 32 * half + l];
+    const int8_t sc = (int8_t)b[192 + 8 * half + l / 16 + 2 * k];
+    const int q = (((ql >> ((k >> 1) * 4)) & 15) | (((qh >> (2 * k)) & 3) << 4)) - 32;
+    return half_to_float(load_u16(b + 208)) * (float)sc * (float)q;
+}
+
 // Tokens per tile of the product kernels: each weight row is read once for
-// MM_TOKENS activation rows.
+// MM_TOKENS activation rows. Decode (one token) has kernels of its own
+// (mv_…) with a single accumulator: fewer registers, more warps in flight.
 #define MM_TOKENS 8
 #define MM_WARPS 4
 
-// mm_blocks computes y[t][r] = Σ w[r][i]·x[t][i] for quantized weights: one
-// warp per weight row r, MM_TOKENS tokens per block row (blockIdx.y), each
-// lane dequantizing whole 32-value chunks.
-template <int TYPE>
-__device__ void mm_blocks(const uint8_t *W, long long rowBytes, int wrows, int cols,
-                          const float *X, float *Y, int ntok) {
+// mm computes y[t][r] = Σ w[r][i]·x[t][i]: one block of MM_WARPS warps per
+// weight row r (blockIdx.x) and NT tokens (blockIdx.y). Warp w takes chunks
+// w, w+MM_WARPS, …; lane l value l of each chunk. The warps' sums meet in
+// shared memory.
+template <int TYPE, int NT, int UNROLL>
+__device__ void mm(const uint8_t *W, long long rowBytes, int wrows, int cols, const float *X, float *Y, int ntok) {
+    __shared__ float part[MM_WARPS][NT];
     const int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP;
-    const int r = blockIdx.x * MM_WARPS + warp;
-    if (r >= wrows) return;
-    const int t0 = blockIdx.y * MM_TOKENS;
+    const int r = blockIdx.x;
+    const int t0 = blockIdx.y * NT;
+    const int nt = ntok - t0 < NT ? ntok - t0 : NT;
     const uint8_t *row = W + (size_t)r * rowBytes;
-    float acc[MM_TOKENS];
+    const float *x0 = X + (size_t)t0 * cols;
+    float acc[NT];
 #pragma unroll
-    for (int t = 0; t < MM_TOKENS; t++) acc[t] = 0.f;
-    const int chunks = cols / QK;
-    for (int c = lane; c < chunks; c += WARP) {
-        float w[QK];
-        dequant_chunk<TYPE>(row, c, w);
+    for (int t = 0; t < NT; t++) acc[t] = 0.f;
+    const int chunks = (cols + QK - 1) / QK;
+#pragma unroll UNROLL
+    for (int c = warp; c < chunks; c += MM_WARPS) {
+        const int i = c * QK + lane;
+        if (i < cols) {
+            const float w = weight_at<TYPE>(row, c, lane);
 #pragma unroll
-        for (int t = 0; t < MM_TOKENS; t++) {
-            if (t0 + t < ntok) {
-                const float *x = X + (size_t)(t0 + t) * cols + (size_t)c * QK;
-                float s = 0.f;
-#pragma unroll
-                for (int i = 0; i < QK; i++) s += w[i] * x[i];
-                acc[t] += s;
+            for (int t = 0; t < NT; t++) {
+                if (t < nt) acc[t] += w * x0[(size_t)t * cols + i];
             }
         }
     }
 #pragma unroll
-    for (int t = 0; t < MM_TOKENS; t++) {
+    for (int t = 0; t < NT; t++) {
         const float s = warp_sum(acc[t]);
-        if (lane == 0 && t0 + t < ntok) Y[(size_t)(t0 + t) * wrows + r] = s;
+        if (lane == 0) part[warp][t] = s;
     }
-}
-
-// mm_plain is mm_blocks for F32 and F16 weights: lanes stride over single
-// values, so rows of any length work and loads coalesce.
-template <bool F16>
-__device__ void mm_plain(const uint8_t *W, long long rowBytes, int wrows, int cols,
-                         const float *X, float *Y, int ntok) {
-    const int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP;
-    const int r = blockIdx.x * MM_WARPS + warp;
-    if (r >= wrows) return;
-    const int t0 = blockIdx.y * MM_TOKENS;
-    const uint8_t *row = W + (size_t)r * rowBytes;
-    float acc[MM_TOKENS];
+    __syncthreads();
+    if (threadIdx.x < nt) {
+        float s = 0.f;
 #pragma unroll
-    for (int t = 0; t < MM_TOKENS; t++) acc[t] = 0.f;
-    for (int i = lane; i < cols; i += WARP) {
-        const float w = F16 ? half_to_float(((const uint16_t *)row)[i]) : ((const float *)row)[i];
-#pragma unroll
-        for (int t = 0; t < MM_TOKENS; t++) {
-            if (t0 + t < ntok) acc[t] += w * X[(size_t)(t0 + t) * cols + i];
-        }
-    }
-#pragma unroll
-    for (int t = 0; t < MM_TOKENS; t++) {
-        const float s = warp_sum(acc[t]);
-        if (lane == 0 && t0 + t < ntok) Y[(size_t)(t0 + t) * wrows + r] = s;
+        for (int w = 0; w < MM_WARPS; w++) s += part[w][threadIdx.x];
+        Y[(size_t)(t0 + threadIdx.x) * wrows + r] = s;
     }
 }
 
 #define MM_ARGS const uint8_t *W, long long rowBytes, int wrows, int cols, const float *X, float *Y, int ntok
-extern "C" __global__ void mm_f32(MM_ARGS) { mm_plain<false>(W, rowBytes, wrows, cols, X, Y, ntok); }
-extern "C" __global__ void mm_f16(MM_ARGS) { mm_plain<true>(W, rowBytes, wrows, cols, X, Y, ntok); }
-extern "C" __global__ void mm_q4_0(MM_ARGS) { mm_blocks<TYPE_Q4_0>(W, rowBytes, wrows, cols, X, Y, ntok); }
-extern "C" __global__ void mm_q8_0(MM_ARGS) { mm_blocks<TYPE_Q8_0>(W, rowBytes, wrows, cols, X, Y, ntok); }
-extern "C" __global__ void mm_q4_k(MM_ARGS) { mm_blocks<TYPE_Q4_K>(W, rowBytes, wrows, cols, X, Y, ntok); }
-extern "C" __global__ void mm_q6_k(MM_ARGS) { mm_blocks<TYPE_Q6_K>(W, rowBytes, wrows, cols, X, Y, ntok); }
+#define MM_KERNELS(name, TYPE)                                                                             \
+    extern "C" __global__ void mm_##name(MM_ARGS) { mm<TYPE, MM_TOKENS, 4>(W, rowBytes, wrows, cols, X, Y, ntok); } \
+    extern "C" __global__ void mv_##name(MM_ARGS) { mm<TYPE, 1, 8>(W, rowBytes, wrows, cols, X, Y, ntok); }
+MM_KERNELS(f32, TYPE_F32)
+MM_KERNELS(f16, TYPE_F16)
+MM_KERNELS(q4_0, TYPE_Q4_0)
+MM_KERNELS(q8_0, TYPE_Q8_0)
+MM_KERNELS(q4_k, TYPE_Q4_K)
+MM_KERNELS(q6_k, TYPE_Q6_K)
 
 // ------------------------------------------------ activation rounding
 
@@ -400,11 +439,20 @@ extern "C" __global__ void store_kv(const float *k, const float *v, void *kc, vo
     }
 }
 
-#define ATTN_THREADS 128
-#define ATTN_MAX_HEAD_DIM 512
+#define ATTN_THREADS 256
+#define ATTN_WARPS (ATTN_THREADS / WARP)
+#define ATTN_MAX_HEAD_DIM 256
 
 __device__ __forceinline__ float kv_at(const void *c, size_t i, int f16) {
     return f16 ? half_to_float(((const uint16_t *)c)[i]) : ((const float *)c)[i];
+}
+
+// warp_dot is q·k over one head, lanes over the dimensions, the sum
+// reduced across the warp (every lane gets it).
+__device__ __forceinline__ float warp_dot(const float *qs, const void *kc, size_t kb, int headDim, int f16) {
+    float dot = 0.f;
+    for (int i = threadIdx.x % WARP; i < headDim; i += WARP) dot += qs[i] * kv_at(kc, kb + i, f16);
+    return warp_sum(dot);
 }
 
 __device__ float block_max(float v, float *red) {
@@ -412,7 +460,7 @@ __device__ float block_max(float v, float *red) {
     if (threadIdx.x % WARP == 0) red[threadIdx.x / WARP] = v;
     __syncthreads();
     float m = red[0];
-    for (int w = 1; w < ATTN_THREADS / WARP; w++) m = fmaxf(m, red[w]);
+    for (int w = 1; w < ATTN_WARPS; w++) m = fmaxf(m, red[w]);
     __syncthreads();
     return m;
 }
@@ -422,7 +470,7 @@ __device__ double block_sum(double v, double *red) {
     if (threadIdx.x % WARP == 0) red[threadIdx.x / WARP] = v;
     __syncthreads();
     double s = 0;
-    for (int w = 0; w < ATTN_THREADS / WARP; w++) s += red[w];
+    for (int w = 0; w < ATTN_WARPS; w++) s += red[w];
     __syncthreads();
     return s;
 }
@@ -431,20 +479,25 @@ __device__ double block_sum(double v, double *red) {
 // softmax attention over positions 0..pos of its slot. Three passes over
 // the keys (maximum, sum of exponentials, weighted values) recompute the
 // scores instead of storing them, so no scratch memory depends on the
-// context length. Each score is a sequential dot product and each output
-// value a sequential sum over positions, as on the CPU. With an F16 cache
-// the query and the probabilities are rounded to F16 as ggml's F16 products
-// do. scores and probs, when not null, receive the scaled scores and the
-// probabilities at probeCols/heads values per head.
+// context length. Each warp takes one position at a time, its lanes over
+// the head's dimensions, so that key reads coalesce. For the weighted sum,
+// the block's threads form ATTN_THREADS/headDim groups, each summing every
+// group-th position of a chunk for one dimension; the groups' sums are
+// added at the end. With an F16 cache the query and the probabilities are
+// rounded to F16 as ggml's F16 products do. scores and probs, when not
+// null, receive the scaled scores and the probabilities at
+// probeCols/heads values per head.
 extern "C" __global__ void attention(const float *q, float *dst, const void *kc, const void *vc,
                                      const int *slotArr, const int *posArr, int heads, int kvHeads,
                                      int headDim, int layers, int ctx, int layer, float scale, int f16,
                                      float *scores, float *probs, int probeCols) {
     __shared__ float qs[ATTN_MAX_HEAD_DIM];
     __shared__ float p[ATTN_THREADS];
-    __shared__ float redf[ATTN_THREADS / WARP];
-    __shared__ double redd[ATTN_THREADS / WARP];
+    __shared__ float comb[ATTN_THREADS];
+    __shared__ float redf[ATTN_WARPS];
+    __shared__ double redd[ATTN_WARPS];
     const int h = blockIdx.x, r = blockIdx.y, tid = threadIdx.x;
+    const int warp = tid / WARP, lane = tid % WARP;
     const int kvDim = kvHeads * headDim;
     const int kvh = h / (heads / kvHeads);
     const int n = posArr[r] + 1;
@@ -456,59 +509,49 @@ extern "C" __global__ void attention(const float *q, float *dst, const void *kc,
 
     // Pass 1: the largest score (and the scores probe).
     float mx = __int_as_float(0xff800000); // -infinity
-    for (int j = tid; j < n; j += ATTN_THREADS) {
-        const size_t kb = base + (size_t)j * kvDim;
-        float dot = 0.f;
-        for (int i = 0; i < headDim; i++) dot += qs[i] * kv_at(kc, kb + i, f16);
-        const float s = dot * scale;
+    for (int j = warp; j < n; j += ATTN_WARPS) {
+        const float s = __fmul_rn(warp_dot(qs, kc, base + (size_t)j * kvDim, headDim, f16), scale);
         mx = fmaxf(mx, s);
-        if (scores) scores[(size_t)r * probeCols + (size_t)h * span + j] = s;
+        if (scores && lane == 0) scores[(size_t)r * probeCols + (size_t)h * span + j] = s;
     }
     mx = block_max(mx, redf);
 
     // Pass 2: the sum of exponentials, in double.
     double sum = 0;
-    for (int j = tid; j < n; j += ATTN_THREADS) {
-        const size_t kb = base + (size_t)j * kvDim;
-        float dot = 0.f;
-        for (int i = 0; i < headDim; i++) dot += qs[i] * kv_at(kc, kb + i, f16);
-        sum += (double)(float)exp((double)(dot * scale - mx));
+    for (int j = warp; j < n; j += ATTN_WARPS) {
+        const float s = __fmul_rn(warp_dot(qs, kc, base + (size_t)j * kvDim, headDim, f16), scale);
+        sum += (double)(float)exp((double)(s - mx));
     }
-    sum = block_sum(sum, redd);
+    sum = block_sum(lane == 0 ? sum : 0.0, redd);
     const float inv = (float)(1.0 / sum);
 
-    // Pass 3: probabilities, a chunk of ATTN_THREADS positions at a time,
-    // then each thread sums its output values over the chunk in order.
-    float acc[ATTN_MAX_HEAD_DIM / ATTN_THREADS];
-#pragma unroll
-    for (int k = 0; k < ATTN_MAX_HEAD_DIM / ATTN_THREADS; k++) acc[k] = 0.f;
+    // Pass 3: probabilities of a chunk of ATTN_THREADS positions, then the
+    // weighted values.
+    const int groups = ATTN_THREADS / headDim;
+    const int g = tid / headDim, d = tid % headDim;
+    float acc = 0.f;
     for (int c0 = 0; c0 < n; c0 += ATTN_THREADS) {
-        const int j = c0 + tid;
-        if (j < n) {
-            const size_t kb = base + (size_t)j * kvDim;
-            float dot = 0.f;
-            for (int i = 0; i < headDim; i++) dot += qs[i] * kv_at(kc, kb + i, f16);
-            const float pr = (float)exp((double)(dot * scale - mx)) * inv;
-            if (probs) probs[(size_t)r * probeCols + (size_t)h * span + j] = pr;
-            p[tid] = f16 ? round_f16(pr) : pr;
-        }
-        __syncthreads();
         const int m = n - c0 < ATTN_THREADS ? n - c0 : ATTN_THREADS;
-#pragma unroll
-        for (int k = 0; k < ATTN_MAX_HEAD_DIM / ATTN_THREADS; k++) {
-            const int d = tid + k * ATTN_THREADS;
-            if (d < headDim) {
-                float a = acc[k];
-                for (int jj = 0; jj < m; jj++) a += p[jj] * kv_at(vc, base + (size_t)(c0 + jj) * kvDim + d, f16);
-                acc[k] = a;
+        for (int jj = warp; jj < m; jj += ATTN_WARPS) {
+            const int j = c0 + jj;
+            const float s = __fmul_rn(warp_dot(qs, kc, base + (size_t)j * kvDim, headDim, f16), scale);
+            const float pr = (float)exp((double)(s - mx)) * inv;
+            if (lane == 0) {
+                if (probs) probs[(size_t)r * probeCols + (size_t)h * span + j] = pr;
+                p[jj] = f16 ? round_f16(pr) : pr;
             }
         }
         __syncthreads();
+        if (g < groups) {
+            for (int jj = g; jj < m; jj += groups) acc += p[jj] * kv_at(vc, base + (size_t)(c0 + jj) * kvDim + d, f16);
+        }
+        __syncthreads();
     }
-    float *out = dst + (size_t)r * heads * headDim + (size_t)h * headDim;
-#pragma unroll
-    for (int k = 0; k < ATTN_MAX_HEAD_DIM / ATTN_THREADS; k++) {
-        const int d = tid + k * ATTN_THREADS;
-        if (d < headDim) out[d] = acc[k];
+    comb[tid] = acc;
+    __syncthreads();
+    if (tid < headDim) {
+        float o = 0.f;
+        for (int k = 0; k < groups; k++) o += comb[k * headDim + tid];
+        dst[(size_t)r * heads * headDim + (size_t)h * headDim + tid] = o;
     }
 }

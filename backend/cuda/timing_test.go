@@ -1,0 +1,137 @@
+package cuda_test
+
+import (
+	"encoding/binary"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"llamago/backend"
+	"llamago/tensor"
+)
+
+// randomBlocks fills rows×cols weights of type typ with random bytes and
+// small valid F16 scales: quick to make for large matrices, and every
+// byte pattern of the quants is valid.
+func randomBlocks(r *rand.Rand, typ tensor.Type, rows, cols int) []byte {
+	rowBytes, _ := typ.RowSize(int64(cols))
+	data := make([]byte, int(rowBytes)*rows)
+	for i := 0; i+8 <= len(data); i += 8 {
+		binary.LittleEndian.PutUint64(data[i:], r.Uint64())
+	}
+	small := func(off int) { binary.LittleEndian.PutUint16(data[off:], 0x2000|uint16(r.IntN(0x3ff))) }
+	switch typ {
+	case tensor.F16:
+		for i := 0; i < len(data); i += 2 {
+			small(i)
+		}
+	case tensor.Q4_0, tensor.Q8_0:
+		for i := 0; i < len(data); i += typ.TypeSize() {
+			small(i)
+		}
+	case tensor.Q4_K:
+		for i := 0; i < len(data); i += typ.TypeSize() {
+			small(i)
+			small(i + 2)
+		}
+	case tensor.Q6_K:
+		for i := 0; i < len(data); i += typ.TypeSize() {
+			small(i + 208)
+		}
+	}
+	return data
+}
+
+// TestOpTimings prints how long single operations take at TinyLlama's
+// decode sizes, as numbers for the next stage (graphs, fused kernels):
+// the cost of one launch from Go, and the products' effective bandwidth
+// over weights larger than the L2 cache.
+func TestOpTimings(t *testing.T) {
+	b := needGPU(t)
+	r := rand.New(rand.NewPCG(9, 10))
+	sync := func() { b.Read(b.View(b.NewMat(1, 1), 1), make([]float32, 1)) }
+
+	x := b.NewMat(1, 2048)
+	b.Write(x, randFloats(r, 2048, 1))
+	y := b.NewMat(1, 2048)
+	const adds = 2000
+	sync()
+	start := time.Now()
+	for range adds {
+		b.Add(y, x, x)
+	}
+	sync()
+	t.Logf("Add (1×2048): %.2f µs per operation (launch-bound)", float64(time.Since(start).Microseconds())/adds)
+
+	products := []struct {
+		typ        tensor.Type
+		rows, cols int
+		copies     int // distinct weights cycled through, to defeat the L2 cache
+	}{
+		{tensor.Q4_0, 5632, 2048, 16},
+		{tensor.Q4_0, 2048, 5632, 16},
+		{tensor.Q8_0, 2048, 2048, 16},
+		{tensor.Q4_K, 5632, 2048, 16},
+		{tensor.Q6_K, 32000, 2048, 2},
+		{tensor.F16, 2048, 2048, 16},
+		{tensor.F32, 2048, 2048, 8},
+	}
+	for _, p := range products {
+		ws := make([]backend.Weight, p.copies)
+		var bytes int
+		for i := range ws {
+			data := randomBlocks(r, p.typ, p.rows, p.cols)
+			bytes = len(data)
+			w, err := b.LoadWeight(backend.WeightSpec{Name: "w", Type: p.typ, Rows: p.rows, Cols: p.cols, Data: data})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ws[i] = w
+		}
+		for _, ntok := range []int{1, 64} {
+			xs := b.NewMat(ntok, p.cols)
+			b.Write(xs, randFloats(r, ntok*p.cols, 1))
+			ys := b.NewMat(ntok, p.rows)
+			b.MatMul(ys, xs, ws[0])
+			sync()
+			reps := 20 * p.copies
+			if ntok > 1 {
+				reps = 2 * p.copies
+			}
+			start := time.Now()
+			for i := range reps {
+				b.MatMul(ys, xs, ws[i%p.copies])
+			}
+			sync()
+			per := time.Since(start).Seconds() / float64(reps)
+			t.Logf("MatMul %s %d×%d, %d token(s): %.1f µs, weights at %.0f GB/s, %.2f TFLOP/s",
+				p.typ, p.rows, p.cols, ntok, per*1e6, float64(bytes)/per/1e9, 2*float64(p.rows*p.cols*ntok)/per/1e12)
+		}
+	}
+
+	// Attention of one decode row at position 1000 (TinyLlama's heads).
+	cfg := backend.KVConfig{Slots: 1, Layers: 1, Ctx: 2048, KVDim: 256}
+	c := b.NewKVCache(cfg)
+	const n = 1001
+	var fill backend.Batch
+	for i := range n {
+		fill.Slot, fill.Pos = append(fill.Slot, 0), append(fill.Pos, int32(i))
+	}
+	k, v := b.NewMat(n, 256), b.NewMat(n, 256)
+	b.Write(k, randFloats(r, n*256, 1))
+	b.Write(v, randFloats(r, n*256, 1))
+	b.StoreKV(c, 0, fill, k, v)
+	q, out := b.NewMat(1, 2048), b.NewMat(1, 2048)
+	b.Write(q, randFloats(r, 2048, 1))
+	step := backend.Batch{Slot: []int32{0}, Pos: []int32{n - 1}}
+	ap := backend.AttnParams{Heads: 32, KVHeads: 4, HeadDim: 64, Scale: 0.125}
+	b.Attention(out, q, c, 0, step, ap, nil, nil)
+	sync()
+	const atts = 200
+	start = time.Now()
+	for range atts {
+		b.Attention(out, q, c, 0, step, ap, nil, nil)
+	}
+	sync()
+	t.Logf("Attention, 32 heads over 4 KV heads of 64, F16 cache, position %d: %.1f µs", n-1, float64(time.Since(start).Microseconds())/atts)
+}
