@@ -100,7 +100,6 @@ func (b *Backend) Write(m backend.Mat, src []float32) {
 type weight struct {
 	spec     backend.WeightSpec
 	rowBytes int
-	dot      func(w, xq []byte, n int) float32
 	vecType  tensor.Type
 	f32      []float32 // the data as float32 when the type is F32
 }
@@ -125,11 +124,11 @@ func (b *Backend) LoadWeight(spec backend.WeightSpec) (backend.Weight, error) {
 	if int64(len(spec.Data)) != rowBytes*int64(spec.Rows) {
 		return nil, fmt.Errorf("cpu: tensor %s: %d bytes for %d×%d %s, want %d", spec.Name, len(spec.Data), spec.Rows, spec.Cols, spec.Type, rowBytes*int64(spec.Rows))
 	}
-	dot, err := kernels.DotFunc(spec.Type)
-	if err != nil {
+	// Refuse here, naming the tensor, a type the kernels cannot multiply.
+	if _, err := kernels.DotFunc(spec.Type); err != nil {
 		return nil, fmt.Errorf("cpu: tensor %s: %w", spec.Name, err)
 	}
-	w := &weight{spec: spec, rowBytes: int(rowBytes), dot: dot, vecType: kernels.VecDotType(spec.Type)}
+	w := &weight{spec: spec, rowBytes: int(rowBytes), vecType: kernels.VecDotType(spec.Type)}
 	if spec.Type == tensor.F32 && len(spec.Data) > 0 {
 		if uintptr(unsafe.Pointer(&spec.Data[0]))%4 != 0 {
 			return nil, fmt.Errorf("cpu: tensor %s: F32 data is not 4-byte aligned", spec.Name)
