@@ -10,18 +10,20 @@ import (
 	"llamago/tokenizer"
 )
 
-// ChatPromptSafe is ChatPrompt for untrusted message contents: the
-// template's own markup has its control tokens (such as "</s>" or
-// "<|im_start|>") parsed, but text inside a message content is always
-// tokenized as text, so a user cannot forge a turn. For contents without
-// control-token texts the ids equal ChatPrompt's.
+// ChatPrompt renders messages with the file's chat template (or the
+// built-in template named fallback when the file has none) and tokenizes
+// the result: the template's own markup has its control tokens (such as
+// "</s>" or "<|im_start|>") parsed, but text inside a message content is
+// always tokenized as text, so a user cannot forge a turn. For contents
+// without control-token texts the ids equal ChatPromptParsed's, which is
+// how llama.cpp tokenizes a rendered template.
 //
 // It renders the template with a sentinel in place of each content, so it
 // knows where every content lies in the rendered text. Templates that alter
 // the contents (so the sentinels do not come back verbatim, once each, in
 // order) are rendered normally and tokenized with special tokens parsed only
 // when no content holds a control-token text; otherwise it fails.
-func (l *Loaded) ChatPromptSafe(msgs []chat.Message, fallback string) ([]int32, string, error) {
+func (l *Loaded) ChatPrompt(msgs []chat.Message, fallback string) ([]int32, string, error) {
 	tok := l.Tokenizer
 	specials := controlTexts(tok)
 	marked := make([]chat.Message, len(msgs))
@@ -103,7 +105,7 @@ func (l *Loaded) renderChat(msgs []chat.Message, fallback string) (string, error
 }
 
 // chatPromptChecked is the fallback for templates that rewrite contents:
-// ChatPrompt, refused when a content holds a control-token text.
+// ChatPromptParsed, refused when a content holds a control-token text.
 func (l *Loaded) chatPromptChecked(msgs []chat.Message, fallback string, specials []controlText) ([]int32, string, error) {
 	for i, m := range msgs {
 		for _, s := range specials {
@@ -112,7 +114,7 @@ func (l *Loaded) chatPromptChecked(msgs []chat.Message, fallback string, special
 			}
 		}
 	}
-	return l.ChatPrompt(msgs, fallback)
+	return l.ChatPromptParsed(msgs, fallback)
 }
 
 // safePiece is a span of the rendered prompt: template markup, or a

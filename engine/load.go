@@ -8,6 +8,7 @@ import (
 
 	"llamago/backend"
 	"llamago/backend/cpu"
+	"llamago/backend/cuda"
 	"llamago/backend/oracle"
 	"llamago/chat"
 	"llamago/gguf"
@@ -79,7 +80,7 @@ func NewBackend(name string, threads int) (backend.Backend, error) {
 	case "oracle":
 		return oracle.New(), nil
 	case "cuda":
-		return nil, errors.New("engine: backend cuda: this build has no CUDA backend yet")
+		return cuda.Open()
 	default:
 		return nil, fmt.Errorf("engine: unknown backend %q (cpu, oracle)", name)
 	}
@@ -100,24 +101,19 @@ func (l *Loaded) Close() error {
 	return errors.Join(l.backend.Close(), l.File.Close())
 }
 
-// ChatPrompt renders messages with the file's chat template (or the
-// built-in template named fallback when the file has none) and tokenizes the
-// result with special tokens parsed, adding BOS when the vocabulary asks for
-// it and the template did not already write it.
-func (l *Loaded) ChatPrompt(msgs []chat.Message, fallback string) ([]int32, string, error) {
-	tmpl := l.ChatTemplate
-	if tmpl == "" {
-		var ok bool
-		if tmpl, ok = chat.Named(fallback); !ok {
-			return nil, "", fmt.Errorf("engine: %s has no chat template and %q is not a built-in one (%s)", l.Path, fallback, strings.Join(chat.Names(), ", "))
-		}
+// ChatPromptParsed renders messages with the file's chat template (or the
+// built-in template named fallback when the file has none) and tokenizes
+// the whole result with special tokens parsed, as llama.cpp tokenizes a
+// rendered template, adding BOS when the vocabulary asks for it and the
+// template did not already write it. Control-token texts inside message
+// contents become control tokens: use ChatPrompt for untrusted contents.
+func (l *Loaded) ChatPromptParsed(msgs []chat.Message, fallback string) ([]int32, string, error) {
+	text, err := l.renderChat(msgs, fallback)
+	if err != nil {
+		return nil, "", err
 	}
 	tok := l.Tokenizer
-	bos, eos := tok.TokenText(tok.BOS()), tok.TokenText(tok.EOS())
-	text, err := chat.Render(tmpl, msgs, chat.Options{AddGenerationPrompt: true, BOSToken: bos, EOSToken: eos})
-	if err != nil {
-		return nil, "", fmt.Errorf("engine: chat template: %w", err)
-	}
+	bos := tok.TokenText(tok.BOS())
 	addBOS := !(bos != "" && strings.HasPrefix(text, bos))
 	ids, err := tok.Encode(text, tokenizer.EncodeOptions{AddSpecial: addBOS, ParseSpecial: true})
 	if err != nil {

@@ -327,7 +327,7 @@ func (s *Server) chatPrompt(msgs []Message) ([]int32, error) {
 	for i, m := range msgs {
 		cm[i] = chat.Message{Role: m.Role, Content: string(m.Content)}
 	}
-	ids, _, err := s.cfg.Loaded.ChatPromptSafe(cm, s.cfg.ChatFallback)
+	ids, _, err := s.cfg.Loaded.ChatPrompt(cm, s.cfg.ChatFallback)
 	if err != nil {
 		var re *chat.RaiseError
 		if errors.As(err, &re) {
