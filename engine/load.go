@@ -18,7 +18,7 @@ import (
 
 // LoadOptions choose how a model file is run.
 type LoadOptions struct {
-	// Backend is "cpu" (the default) or "oracle".
+	// Backend is "cpu" (the default), "oracle" or "cuda".
 	Backend string
 	// Threads for the CPU backend; < 1 means the number of physical cores.
 	Threads int
@@ -82,7 +82,7 @@ func NewBackend(name string, threads int) (backend.Backend, error) {
 	case "cuda":
 		return cuda.Open()
 	default:
-		return nil, fmt.Errorf("engine: unknown backend %q (cpu, oracle)", name)
+		return nil, fmt.Errorf("engine: unknown backend %q (cpu, oracle, cuda)", name)
 	}
 }
 

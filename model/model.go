@@ -17,6 +17,21 @@ type Model struct {
 	Weights *Weights
 	be      backend.Backend
 	names   []probe.LayerNames
+	shapes  probeShapes
+}
+
+// probeShapes are the shapes probes are emitted with, made once so that a
+// forward pass allocates none.
+type probeShapes struct{ head, kv, embd, ff, attnOut []int }
+
+func newProbeShapes(c Config) probeShapes {
+	return probeShapes{
+		head:    []int{c.NHead, c.HeadDim},
+		kv:      []int{c.NKVHead, c.HeadDim},
+		embd:    []int{c.NEmbd},
+		ff:      []int{c.NFF},
+		attnOut: []int{c.NHead * c.HeadDim},
+	}
 }
 
 // Load reads the model's configuration from f and binds its tensors to be.
@@ -30,7 +45,7 @@ func Load(f *gguf.File, be backend.Backend) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Model{Config: cfg, Weights: w, be: be, names: probe.NewLayerNames(cfg.NLayer)}, nil
+	return &Model{Config: cfg, Weights: w, be: be, names: probe.NewLayerNames(cfg.NLayer), shapes: newProbeShapes(cfg)}, nil
 }
 
 // Backend is the backend the model computes on.
@@ -54,10 +69,45 @@ type State struct {
 	outX   backend.Mat // (batch, NEmbd) rows that need logits
 	logits backend.Mat // (batch, NVocab)
 
+	// Views of the buffers for the batch of the last pass, remade only
+	// when its size changes: a backend's view is a small heap object, and
+	// decoding one token after another must allocate nothing.
+	views batchViews
+	outs  outputViews
+
 	host     []float32 // probe copies
 	compact  []float32 // one probe position's attention scores
 	outRows  []int32
 	logitBuf []float32
+}
+
+// batchViews are the first n rows of the activation buffers.
+type batchViews struct {
+	n                                 int
+	x, xb, xb2, q, k, v, att, hb, hb2 backend.Mat
+}
+
+// outputViews are the first n rows of the output buffers.
+type outputViews struct {
+	n            int
+	outX, logits backend.Mat
+}
+
+func (s *State) batchViews(be backend.Backend, n int) *batchViews {
+	if v := &s.views; v.x == nil || v.n != n {
+		*v = batchViews{n: n,
+			x: be.View(s.x, n), xb: be.View(s.xb, n), xb2: be.View(s.xb2, n),
+			q: be.View(s.q, n), k: be.View(s.k, n), v: be.View(s.v, n), att: be.View(s.att, n),
+			hb: be.View(s.hb, n), hb2: be.View(s.hb2, n)}
+	}
+	return &s.views
+}
+
+func (s *State) outputViews(be backend.Backend, n int) *outputViews {
+	if o := &s.outs; o.outX == nil || o.n != n {
+		*o = outputViews{n: n, outX: be.View(s.outX, n), logits: be.View(s.logits, n)}
+	}
+	return &s.outs
 }
 
 // StateOptions size a State.
@@ -70,14 +120,32 @@ type StateOptions struct {
 
 // NewState allocates the run state for batches of up to MaxBatch tokens
 // and a KV cache of Slots sequences of Ctx positions each.
-func (m *Model) NewState(o StateOptions) (*State, error) {
+func (m *Model) NewState(o StateOptions) (s *State, err error) {
 	c := m.Config
 	maxBatch, ctx, slots := o.MaxBatch, o.Ctx, max(o.Slots, 1)
 	if maxBatch < 1 || ctx < 1 {
 		return nil, fmt.Errorf("model: batch %d and context %d must be positive", maxBatch, ctx)
 	}
+	// Refuse sizes whose KV cache could not be allocated at all, before a
+	// make() aborts the process.
+	const maxCacheBytes = 1 << 38
+	perPos := int64(slots) * int64(c.NLayer) * int64(c.KVDim()) * 2 * 4
+	if int64(ctx) > maxCacheBytes/perPos {
+		return nil, fmt.Errorf("model: a context of %d positions for %d sequences needs a %d GiB KV cache: too large", ctx, slots, int64(ctx)*perPos>>30)
+	}
+	// A backend that cannot allocate (a GPU out of memory) panics with a
+	// *backend.ShapeError, as operations do; report it as an error.
+	defer func() {
+		if r := recover(); r != nil {
+			se, ok := r.(*backend.ShapeError)
+			if !ok {
+				panic(r)
+			}
+			s, err = nil, fmt.Errorf("model: allocating the run state for %d tokens and %d positions: %w", maxBatch, ctx, se)
+		}
+	}()
 	be := m.be
-	s := &State{
+	s = &State{
 		maxBatch: maxBatch,
 		Cache:    be.NewKVCache(backend.KVConfig{Slots: slots, Layers: c.NLayer, Ctx: ctx, KVDim: c.KVDim(), F32: o.KVF32}),
 		x:        be.NewMat(maxBatch, c.NEmbd),
@@ -152,7 +220,7 @@ func (m *Model) Forward(s *State, in Input, probes *probe.Set) (logits []float32
 	}
 	out := s.logitBuf[:len(in.Outputs)*c.NVocab]
 	if len(in.Outputs) > 0 {
-		m.be.Read(m.be.View(s.logits, len(in.Outputs)), out)
+		m.be.Read(s.outputViews(m.be, len(in.Outputs)).logits, out)
 	}
 	return out, nil
 }
@@ -161,18 +229,15 @@ func (m *Model) forward(s *State, in Input, ps *probe.Set) {
 	be, c, w := m.be, m.Config, m.Weights
 	n := len(in.Tokens)
 	b := in.Batch
-	view := func(x backend.Mat) backend.Mat { return be.View(x, n) }
-	x, xb, xb2 := view(s.x), view(s.xb), view(s.xb2)
-	q, k, v, att := view(s.q), view(s.k), view(s.v), view(s.att)
-	hb, hb2 := view(s.hb), view(s.hb2)
+	views := s.batchViews(be, n)
+	x, xb, xb2 := views.x, views.xb, views.xb2
+	q, k, v, att := views.q, views.k, views.v, views.att
+	hb, hb2 := views.hb, views.hb2
 	rope := backend.RoPEParams{HeadDim: c.HeadDim, Dims: c.RopeDims, FreqBase: c.RopeBase, FreqScale: c.RopeScale}
 	qRope, kRope := rope, rope
 	qRope.Heads, kRope.Heads = c.NHead, c.NKVHead
 	attn := backend.AttnParams{Heads: c.NHead, KVHeads: c.NKVHead, HeadDim: c.HeadDim, Scale: float32(1 / math.Sqrt(float64(c.HeadDim)))}
-	headShape := []int{c.NHead, c.HeadDim}
-	kvShape := []int{c.NKVHead, c.HeadDim}
-	embdShape := []int{c.NEmbd}
-	ffShape := []int{c.NFF}
+	headShape, kvShape, embdShape, ffShape := m.shapes.head, m.shapes.kv, m.shapes.embd, m.shapes.ff
 
 	// x = token_embd[tokens]
 	be.GetRows(x, w.TokenEmbd, in.Tokens)
@@ -200,7 +265,7 @@ func (m *Model) forward(s *State, in Input, ps *probe.Set) {
 		be.Attention(att, q, s.Cache, l, b, attn, scores, probs)
 		s.emitAttn(m, ps, names.AttnScores, scores, b)
 		s.emitAttn(m, ps, names.AttnProbs, probs, b)
-		s.emit(m, ps, names.AttnOut, att, b, []int{c.NHead * c.HeadDim})
+		s.emit(m, ps, names.AttnOut, att, b, m.shapes.attnOut)
 		// x = x + att·Woᵀ
 		be.MatMul(xb2, att, lw.O)
 		s.emit(m, ps, names.AttnProj, xb2, b, embdShape)
@@ -232,7 +297,8 @@ func (m *Model) forward(s *State, in Input, ps *probe.Set) {
 	}
 	be.RMSNorm(xb, x, w.OutputNorm, c.RMSEps)
 	s.emit(m, ps, probe.OutputNorm, xb, b, embdShape)
-	outX, logits := be.View(s.outX, len(outputs)), be.View(s.logits, len(outputs))
+	outs := s.outputViews(be, len(outputs))
+	outX, logits := outs.outX, outs.logits
 	be.CopyRows(outX, xb, outputs)
 	be.MatMul(logits, outX, w.Output)
 	if ps.Wants(probe.Logits) {

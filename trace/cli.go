@@ -54,7 +54,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.JSON, "json", false, "print the statistics as JSON objects, one a line (implies --stats)")
 	fs.StringVar(&o.DumpPath, "dump", "", "write the tensors to `OUT.safetensors`")
 	fs.BoolVar(&o.StopOnNaN, "stop-on-nan", false, "stop at the first probe holding a NaN or Inf (exit status 1)")
-	fs.StringVar(&o.Backend, "backend", "cpu", "`BACKEND`: cpu, oracle (float64) or llamacpp")
+	fs.StringVar(&o.Backend, "backend", "cpu", "`BACKEND`: cpu, oracle (float64), cuda or llamacpp")
 	fs.IntVar(&o.Ctx, "c", 0, "context size (0: just the tokens traced)")
 	fs.IntVar(&o.Threads, "t", 0, "threads (0: the number of physical cores)")
 	fs.BoolVar(&o.KVF32, "kv-f32", false, "keep the KV cache in F32 (llamago and llama.cpp) instead of F16")

@@ -29,7 +29,7 @@ import (
 	"llamago/probe"
 )
 
-// Backend names Options.Backend accepts besides "cpu" and "oracle".
+// Backend names Options.Backend accepts besides "cpu", "oracle" and "cuda".
 const (
 	BackendLlamaCpp = "llamacpp"
 	// dumpBackendLlamaCpp is how a llama.cpp dump names its backend.
@@ -60,7 +60,7 @@ type Options struct {
 	// tokenized prompt (Prompt is then only recorded).
 	TokenIDs []int32
 
-	Backend string // "cpu" (default), "oracle" or "llamacpp"
+	Backend string // "cpu" (default), "oracle", "cuda" or "llamacpp"
 	Threads int    // < 1: engine.DefaultThreads
 	Ctx     int    // context positions; < 1: just enough for the tokens
 	KVF32   bool   // F32 KV cache (llamago and llama.cpp) instead of F16
@@ -193,14 +193,14 @@ func (o *Options) check() error {
 		return errors.New("trace: no model: give one with -m FILE")
 	}
 	switch o.Backend {
-	case "", "cpu", "oracle":
+	case "", "cpu", "oracle", "cuda":
 	case BackendLlamaCpp, "llama.cpp":
 		o.Backend = BackendLlamaCpp
 		if o.WrapBackend != nil {
 			return errors.New("trace: a backend wrapper applies to llamago's backends, not to llama.cpp")
 		}
 	default:
-		return fmt.Errorf("trace: unknown backend %q (want cpu, oracle or llamacpp)", o.Backend)
+		return fmt.Errorf("trace: unknown backend %q (want cpu, oracle, cuda or llamacpp)", o.Backend)
 	}
 	if o.Generate < 0 {
 		return fmt.Errorf("trace: -n %d: the number of tokens to generate cannot be negative", o.Generate)

@@ -76,7 +76,7 @@ func TestMainRefusesBadInput(t *testing.T) {
 		{"no model flag", []string{"-p", "hi"}, false, trace.ExitUsage, []string{"no model", "-m FILE"}},
 		{"missing model file", []string{"-m", noModel, "-p", "hi"}, false, trace.ExitFail, []string{noModel, "no such file"}},
 		{"not a GGUF file", []string{"-m", notGGUF, "-p", "hi"}, false, trace.ExitFail, []string{notGGUF, "GGUF"}},
-		{"bad backend", []string{"-m", noModel, "--backend", "gpu"}, false, trace.ExitUsage, []string{`unknown backend "gpu"`, "cpu, oracle or llamacpp"}},
+		{"bad backend", []string{"-m", noModel, "--backend", "gpu"}, false, trace.ExitUsage, []string{`unknown backend "gpu"`, "cpu, oracle, cuda or llamacpp"}},
 		{"chat and no-chat", []string{"-m", noModel, "--chat", "--no-chat"}, false, trace.ExitUsage, []string{"exclude each other"}},
 		{"negative -n", []string{"-m", noModel, "-n", "-1"}, false, trace.ExitUsage, []string{"-n -1"}},
 		{"stray argument", []string{"-m", noModel, "-p", "Once", "upon"}, false, trace.ExitUsage, []string{`unexpected arguments ["upon"]`}},

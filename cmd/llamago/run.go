@@ -48,7 +48,7 @@ func (g *genFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.modelPath, "m", "", "model `file` (GGUF)")
 	fs.IntVar(&g.ctxSize, "c", 0, "context size in tokens (0: the model's, at most 4096)")
 	fs.IntVar(&g.threads, "t", 0, "threads (0: the number of physical cores)")
-	fs.StringVar(&g.backend, "backend", "cpu", "backend: cpu or oracle")
+	fs.StringVar(&g.backend, "backend", "cpu", "backend: cpu, oracle or cuda")
 	fs.IntVar(&g.maxTokens, "n", 128, "tokens to generate (-1: until the context is full)")
 	fs.Float64Var(&g.temp, "temp", float64(d.Temperature), "temperature (0: greedy)")
 	fs.IntVar(&g.topK, "top-k", d.TopK, "top-k sampling (0: off)")

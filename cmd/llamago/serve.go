@@ -28,7 +28,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	parallel := fs.Int("parallel", 4, "sequences decoded together")
 	ctxSize := fs.Int("c", 0, "context size of each sequence (0: the model's, at most 4096)")
 	threads := fs.Int("t", 0, "threads (0: the number of physical cores)")
-	backend := fs.String("backend", "cpu", "backend: cpu or oracle")
+	backend := fs.String("backend", "cpu", "backend: cpu, oracle or cuda")
 	apiKey := fs.String("api-key", "", "require this key as 'Authorization: Bearer KEY'")
 	queue := fs.Int("queue", 64, "requests that may wait for a slot before 503")
 	fallback := fs.String("chat-template", "zephyr", "built-in template for files without one (zephyr, llama2, chatml, llama3)")
