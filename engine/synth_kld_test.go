@@ -53,16 +53,20 @@ type kldCase struct {
 // kldCases are the bounds: F32 within 1e-6 of llama.cpp's
 // distributions, F16 (whose products llama.cpp computes on activations
 // rounded to F16, as llamago does) within 1e-5, the quantized types within
-// 1e-3 (llamago quantizes activations to 8-bit blocks as ggml does, so it
-// lands far below that).
+// 1e-3. F32 and F16 are compared with llama.cpp's default F16 KV cache
+// and F32 with an F32 cache too. The quantized types are compared with F32
+// caches on both sides: that isolates what the bound is about, the
+// products on quantized blocks, from single F16 rounding flips of the
+// cache, which 8-bit activation blocks then amplify (see TestSynthKLD's
+// note on llama.cpp's own builds).
 var kldCases = []kldCase{
 	{target: "f32", maxMean: 1e-6, gap: 1e-3},
 	{target: "f32", kvF32: true, maxMean: 1e-6, gap: 1e-3, greedy: true},
 	{target: "f16", maxMean: 1e-5, gap: 1e-3},
-	{target: "q8_0", maxMean: 1e-3, gap: 1e-2},
-	{target: "q4_0", maxMean: 1e-3, gap: 1e-2},
-	{target: "q4_k_m", maxMean: 1e-3, gap: 1e-2},
-	{target: "q6_k", maxMean: 1e-3, gap: 1e-2},
+	{target: "q8_0", kvF32: true, maxMean: 1e-3, gap: 1e-2},
+	{target: "q4_0", kvF32: true, maxMean: 1e-3, gap: 1e-2},
+	{target: "q4_k_m", kvF32: true, maxMean: 1e-3, gap: 1e-2},
+	{target: "q6_k", kvF32: true, maxMean: 1e-3, gap: 1e-2},
 }
 
 func (c kldCase) name() string {
