@@ -9,6 +9,8 @@ import (
 	"unsafe"
 
 	"github.com/ebitengine/purego"
+
+	"llamago/tensor"
 )
 
 // TestNewWithoutDriver checks the message a machine without the NVIDIA
@@ -93,5 +95,26 @@ func TestKernelArgs(t *testing.T) {
 	a.reset()
 	if a.n != 0 {
 		t.Error("reset left arguments")
+	}
+}
+
+// TestTypesHaveKernels checks that every type Types lists has a kernel
+// code, each its own, and that other types have none.
+func TestTypesHaveKernels(t *testing.T) {
+	seen := map[int]bool{}
+	for _, typ := range Types() {
+		code, ok := gpuType(typ)
+		if !ok || code < 0 || code >= numGPUTypes || seen[code] {
+			t.Errorf("%s: code %d, %v", typ, code, ok)
+		}
+		seen[code] = true
+	}
+	if len(seen) != numGPUTypes {
+		t.Errorf("%d types listed, %d kernel codes", len(seen), numGPUTypes)
+	}
+	for _, typ := range []tensor.Type{tensor.BF16, tensor.Q4_1, tensor.Q5_0, tensor.Q5_1, tensor.Q2_K, tensor.Q3_K, tensor.Q5_K, tensor.Q8_K} {
+		if _, ok := gpuType(typ); ok {
+			t.Errorf("%s has a kernel code", typ)
+		}
 	}
 }

@@ -363,14 +363,24 @@ const (
 	numGPUTypes
 )
 
-// gpuTypes maps the tensor types the kernels compute with to their codes.
-var gpuTypes = map[tensor.Type]int{
-	tensor.F32:  gpuF32,
-	tensor.F16:  gpuF16,
-	tensor.Q4_0: gpuQ4_0,
-	tensor.Q8_0: gpuQ8_0,
-	tensor.Q4_K: gpuQ4_K,
-	tensor.Q6_K: gpuQ6_K,
+// gpuType is the kernels' code of a tensor type, false for types the
+// kernels cannot compute with.
+func gpuType(t tensor.Type) (int, bool) {
+	switch t {
+	case tensor.F32:
+		return gpuF32, true
+	case tensor.F16:
+		return gpuF16, true
+	case tensor.Q4_0:
+		return gpuQ4_0, true
+	case tensor.Q8_0:
+		return gpuQ8_0, true
+	case tensor.Q4_K:
+		return gpuQ4_K, true
+	case tensor.Q6_K:
+		return gpuQ6_K, true
+	}
+	return 0, false
 }
 
 // Types lists the weight types the backend computes with.
@@ -402,7 +412,7 @@ func weightShape(w backend.Weight) string {
 // LoadWeight implements backend.Backend: it copies the tensor's bytes to
 // the GPU as they are.
 func (b *Backend) LoadWeight(spec backend.WeightSpec) (backend.Weight, error) {
-	code, ok := gpuTypes[spec.Type]
+	code, ok := gpuType(spec.Type)
 	if !ok {
 		return nil, fmt.Errorf("cuda: tensor %s has type %s, which the CUDA backend cannot compute with yet (it takes %v)", spec.Name, spec.Type, Types())
 	}

@@ -229,25 +229,29 @@ func TestRoPEMatchesCPU(t *testing.T) {
 }
 
 func TestAttentionMatchesCPU(t *testing.T) {
-	for _, f32 := range []bool{true, false} {
-		t.Run(fmt.Sprintf("F32 cache %v", f32), func(t *testing.T) {
+	for _, tc := range []struct {
+		headDim int
+		f32     bool
+	}{{16, true}, {16, false}, {96, true}, {64, false}} {
+		t.Run(fmt.Sprintf("head %d F32 cache %v", tc.headDim, tc.f32), func(t *testing.T) {
 			p := newPair(t)
-			r := rand.New(rand.NewPCG(7, 8))
-			const heads, kvHeads, headDim, layers, ctx = 8, 2, 16, 2, 300
+			r := rand.New(rand.NewPCG(7, uint64(tc.headDim)))
+			const heads, kvHeads, layers, ctx = 8, 2, 2, 600
+			headDim := tc.headDim
 			kvDim := kvHeads * headDim
-			cfg := backend.KVConfig{Slots: 2, Layers: layers, Ctx: ctx, KVDim: kvDim, F32: f32}
+			cfg := backend.KVConfig{Slots: 2, Layers: layers, Ctx: ctx, KVDim: kvDim, F32: tc.f32}
 			cg, cc := p.gpu.NewKVCache(cfg), p.cpu.NewKVCache(cfg)
 			ap := backend.AttnParams{Heads: heads, KVHeads: kvHeads, HeadDim: headDim, Scale: 0.25}
 			// A prefill of two sequences in one batch (slot 1 longer than a
-			// block of threads), then a decode step of each.
+			// chunk of the kernel's threads), then a decode step of each.
 			var prefill backend.Batch
-			for i := range 150 {
+			for i := range 530 {
 				prefill.Slot, prefill.Pos = append(prefill.Slot, 1), append(prefill.Pos, int32(i))
 			}
 			for i := range 9 {
 				prefill.Slot, prefill.Pos = append(prefill.Slot, 0), append(prefill.Pos, int32(i))
 			}
-			decode := backend.Batch{Slot: []int32{0, 1}, Pos: []int32{9, 150}}
+			decode := backend.Batch{Slot: []int32{0, 1}, Pos: []int32{9, 530}}
 			for step, bt := range []backend.Batch{prefill, decode} {
 				n := bt.Len()
 				for layer := range layers {
@@ -255,22 +259,30 @@ func TestAttentionMatchesCPU(t *testing.T) {
 					vg, vc := p.mats(n, kvDim, randFloats(r, n*kvDim, 1))
 					p.gpu.StoreKV(cg, layer, bt, kg, vg)
 					p.cpu.StoreKV(cc, layer, bt, kc, vc)
-					qg, qc := p.mats(n, heads*headDim, randFloats(r, n*heads*headDim, 1))
+					qg, qc := p.mats(n, heads*headDim, randFloats(r, n*heads*headDim, 0.5))
 					og, oc := p.poisoned(n, heads*headDim)
-					span := 160
+					span := 540
 					sg, sc := p.mats(n, heads*span, nil)
 					pg, pc := p.mats(n, heads*span, nil)
 					p.gpu.Attention(og, qg, cg, layer, bt, ap, sg, pg)
 					p.cpu.Attention(oc, qc, cc, layer, bt, ap, sc, pc)
 					what := fmt.Sprintf("step %d layer %d", step, layer)
-					p.compare(t, what+" output", og, oc, 1e-5)
+					// With an F16 cache the probabilities are rounded to F16
+					// before they weight the values, and a score that differs
+					// in its last bit (the GPU sums the dot products in another
+					// order) can round to the neighbouring F16 value.
+					outTol := 1e-5
+					if !tc.f32 {
+						outTol = 1e-4
+					}
+					p.compare(t, what+" output", og, oc, outTol)
 					p.compare(t, what+" scores", sg, sc, 1e-6)
 					p.compare(t, what+" probabilities", pg, pc, 1e-5)
 					// Without probes.
 					og2, oc2 := p.poisoned(n, heads*headDim)
 					p.gpu.Attention(og2, qg, cg, layer, bt, ap, nil, nil)
 					p.cpu.Attention(oc2, qc, cc, layer, bt, ap, nil, nil)
-					p.compare(t, what+" output without probes", og2, oc2, 1e-5)
+					p.compare(t, what+" output without probes", og2, oc2, outTol)
 				}
 			}
 		})

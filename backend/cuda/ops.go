@@ -12,7 +12,7 @@ const (
 	mmTokens        = 8   // MM_TOKENS: activation rows per product block
 	mmWarps         = 4   // MM_WARPS: warps sharing one weight row in a block
 	normThreads     = 256 // NORM_THREADS
-	attnThreads     = 256 // ATTN_THREADS
+	attnThreads     = 512 // ATTN_THREADS
 	attnMaxHeadDim  = 256 // ATTN_MAX_HEAD_DIM
 	elemThreads     = 256
 	rowThreads      = 256
@@ -221,6 +221,9 @@ func (b *Backend) Attention(dstM, qM backend.Mat, cM backend.KVCache, layer int,
 	if !(q.cols == p.Heads*p.HeadDim && dst.cols == q.cols && dst.rows == q.rows && q.rows == bt.Len() && len(bt.Slot) == bt.Len() &&
 		p.KVHeads > 0 && p.Heads%p.KVHeads == 0 && p.KVHeads*p.HeadDim == cfg.KVDim && layer >= 0 && layer < cfg.Layers) {
 		backend.ShapeFail("Attention", "q %s into %s, %d heads over %d KV heads of %d, cache of %d", backend.Shape(qM), backend.Shape(dstM), p.Heads, p.KVHeads, p.HeadDim, cfg.KVDim)
+	}
+	if q.rows > maxGridY {
+		backend.ShapeFail("Attention", "%d rows exceed the %d a launch takes", q.rows, maxGridY)
 	}
 	if p.HeadDim > attnMaxHeadDim {
 		backend.ShapeFail("Attention", "head size %d is over the %d the kernel takes", p.HeadDim, attnMaxHeadDim)

@@ -251,16 +251,156 @@ __device__ void mm(const uint8_t *W, long long rowBytes, int wrows, int cols, co
     }
 }
 
+// unit_dot is the dot product of one "unit" of a quantized row, 8 values,
+// with the activations: the one-token kernels give each thread a run of
+// units, consecutive threads consecutive units, so that a warp reads whole
+// blocks with 2- and 4-byte weight loads and 16-byte activation loads
+// (the lane-per-value layout of mm reads a byte per thread). The weights
+// are dequantized as dequant_chunk does, value by value.
+template <int TYPE>
+__device__ __forceinline__ float unit_dot(const uint8_t *row, int u, const float *x);
+
+__device__ __forceinline__ float dot4(float4 x, float a, float b, float c, float d) {
+    return a * x.x + b * x.y + c * x.z + d * x.w;
+}
+
+template <>
+__device__ __forceinline__ float unit_dot<TYPE_Q4_0>(const uint8_t *row, int u, const float *x) {
+    // Unit m of a block: quant bytes 4m..4m+3, values 4m..4m+3 (low
+    // nibbles) and 16+4m.. (high nibbles).
+    const int b = u / 4, m = u % 4;
+    const uint8_t *bp = row + (size_t)b * Q4_0_BYTES;
+    const float d = half_to_float(*(const uint16_t *)bp);
+    const uint32_t q = (uint32_t)*(const uint16_t *)(bp + 2 + 4 * m) | ((uint32_t)*(const uint16_t *)(bp + 4 + 4 * m) << 16);
+    const float *xb = x + (size_t)b * QK;
+    const float4 lo = *(const float4 *)(xb + 4 * m), hi = *(const float4 *)(xb + 16 + 4 * m);
+    float w[8];
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const int byte = (q >> (8 * i)) & 255;
+        w[i] = (float)((byte & 15) - 8) * d;
+        w[4 + i] = (float)((byte >> 4) - 8) * d;
+    }
+    return dot4(lo, w[0], w[1], w[2], w[3]) + dot4(hi, w[4], w[5], w[6], w[7]);
+}
+
+template <>
+__device__ __forceinline__ float unit_dot<TYPE_Q8_0>(const uint8_t *row, int u, const float *x) {
+    // Unit m of a block: values 8m..8m+7.
+    const int b = u / 4, m = u % 4;
+    const uint8_t *bp = row + (size_t)b * Q8_0_BYTES;
+    const float d = half_to_float(*(const uint16_t *)bp);
+    const uint16_t *qs = (const uint16_t *)(bp + 2 + 8 * m);
+    const float *xb = x + (size_t)b * QK + 8 * m;
+    const float4 x0 = *(const float4 *)xb, x1 = *(const float4 *)(xb + 4);
+    float w[8];
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const uint16_t two = qs[i];
+        w[2 * i] = (float)(int8_t)(two & 255) * d;
+        w[2 * i + 1] = (float)(int8_t)(two >> 8) * d;
+    }
+    return dot4(x0, w[0], w[1], w[2], w[3]) + dot4(x1, w[4], w[5], w[6], w[7]);
+}
+
+template <>
+__device__ __forceinline__ float unit_dot<TYPE_Q4_K>(const uint8_t *row, int u, const float *x) {
+    // 32 units a block: unit l takes quant bytes 4m..4m+3 (m = l%8) of
+    // 64-group j = l/8, which hold values 64j+4m.. (low nibbles, sub-block
+    // 2j) and 64j+32+4m.. (high nibbles, sub-block 2j+1).
+    const int s = u / 32, l = u % 32, j = l / 8, m = l % 8;
+    const uint8_t *bp = row + (size_t)s * Q4_K_BYTES;
+    const float d = half_to_float(*(const uint16_t *)bp);
+    const float dmin = half_to_float(*(const uint16_t *)(bp + 2));
+    int sc, mn;
+    scale_min_k4(2 * j, bp + 4, &sc, &mn);
+    const float d1 = d * (float)sc, m1 = dmin * (float)mn;
+    scale_min_k4(2 * j + 1, bp + 4, &sc, &mn);
+    const float d2 = d * (float)sc, m2 = dmin * (float)mn;
+    const uint32_t q = *(const uint32_t *)(bp + 16 + 32 * j + 4 * m);
+    const float *xs = x + (size_t)s * QK_K + 64 * j + 4 * m;
+    const float4 lo = *(const float4 *)xs, hi = *(const float4 *)(xs + 32);
+    float w[8];
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const int byte = (q >> (8 * i)) & 255;
+        w[i] = d1 * (float)(byte & 15) - m1;
+        w[4 + i] = d2 * (float)(byte >> 4) - m2;
+    }
+    return dot4(lo, w[0], w[1], w[2], w[3]) + dot4(hi, w[4], w[5], w[6], w[7]);
+}
+
+template <>
+__device__ __forceinline__ float unit_dot<TYPE_Q6_K>(const uint8_t *row, int u, const float *x) {
+    // 32 units a block, 16 a half of 128 values: unit l takes positions
+    // 2mm and 2mm+1 (mm = l%16) of each of the half's four 32-value chunks.
+    const int s = u / 32, l = u % 32, half = l / 16, mm = l % 16;
+    const uint8_t *bp = row + (size_t)s * Q6_K_BYTES;
+    const uint16_t a = *(const uint16_t *)(bp + 64 * half + 2 * mm);      // chunks 0 (low) and 2 (high)
+    const uint16_t c = *(const uint16_t *)(bp + 64 * half + 32 + 2 * mm); // chunks 1 (low) and 3 (high)
+    const uint16_t h = *(const uint16_t *)(bp + 128 + 32 * half + 2 * mm);
+    const int8_t *sc = (const int8_t *)(bp + 192) + 8 * half + mm / 8;
+    const float d = half_to_float(*(const uint16_t *)(bp + 208));
+    const float *xh = x + (size_t)s * QK_K + 128 * half + 2 * mm;
+    float sum = 0.f;
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        const float2 xv = *(const float2 *)(xh + 32 * k);
+        const uint16_t lq = (k & 1) ? c : a;
+        const float ds = d * (float)sc[2 * k];
+        float w[2];
+#pragma unroll
+        for (int i = 0; i < 2; i++) {
+            const int byte = (lq >> (8 * i)) & 255;
+            const int nib = (k >> 1) ? byte >> 4 : byte & 15;
+            const int q = (nib | ((((h >> (8 * i)) & 255) >> (2 * k) & 3) << 4)) - 32;
+            w[i] = ds * (float)q;
+        }
+        sum += w[0] * xv.x + w[1] * xv.y;
+    }
+    return sum;
+}
+
+#define MV_THREADS (MM_WARPS * WARP)
+
+// mv is the one-token product for the block types: one block per weight row,
+// thread t summing units t, t+MV_THREADS, …
+template <int TYPE>
+__device__ void mv(const uint8_t *W, long long rowBytes, int wrows, int cols, const float *X, float *Y) {
+    __shared__ float part[MM_WARPS];
+    const uint8_t *row = W + (size_t)blockIdx.x * rowBytes;
+    const int units = cols / 8;
+    float acc = 0.f;
+#pragma unroll 4
+    for (int u = threadIdx.x; u < units; u += MV_THREADS) acc += unit_dot<TYPE>(row, u, X);
+    acc = warp_sum(acc);
+    if (threadIdx.x % WARP == 0) part[threadIdx.x / WARP] = acc;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        float s = 0.f;
+#pragma unroll
+        for (int w = 0; w < MM_WARPS; w++) s += part[w];
+        Y[blockIdx.x] = s;
+    }
+}
+
 #define MM_ARGS const uint8_t *W, long long rowBytes, int wrows, int cols, const float *X, float *Y, int ntok
-#define MM_KERNELS(name, TYPE)                                                                             \
-    extern "C" __global__ void mm_##name(MM_ARGS) { mm<TYPE, MM_TOKENS, 4>(W, rowBytes, wrows, cols, X, Y, ntok); } \
-    extern "C" __global__ void mv_##name(MM_ARGS) { mm<TYPE, 1, 8>(W, rowBytes, wrows, cols, X, Y, ntok); }
-MM_KERNELS(f32, TYPE_F32)
-MM_KERNELS(f16, TYPE_F16)
-MM_KERNELS(q4_0, TYPE_Q4_0)
-MM_KERNELS(q8_0, TYPE_Q8_0)
-MM_KERNELS(q4_k, TYPE_Q4_K)
-MM_KERNELS(q6_k, TYPE_Q6_K)
+#define MM_KERNEL(name, TYPE) \
+    extern "C" __global__ void mm_##name(MM_ARGS) { mm<TYPE, MM_TOKENS, 4>(W, rowBytes, wrows, cols, X, Y, ntok); }
+MM_KERNEL(f32, TYPE_F32)
+MM_KERNEL(f16, TYPE_F16)
+MM_KERNEL(q4_0, TYPE_Q4_0)
+MM_KERNEL(q8_0, TYPE_Q8_0)
+MM_KERNEL(q4_k, TYPE_Q4_K)
+MM_KERNEL(q6_k, TYPE_Q6_K)
+// One token: plain types keep the lane-per-value layout (already 4-byte
+// coalesced loads), block types use whole-unit loads.
+extern "C" __global__ void mv_f32(MM_ARGS) { mm<TYPE_F32, 1, 8>(W, rowBytes, wrows, cols, X, Y, ntok); }
+extern "C" __global__ void mv_f16(MM_ARGS) { mm<TYPE_F16, 1, 8>(W, rowBytes, wrows, cols, X, Y, ntok); }
+extern "C" __global__ void mv_q4_0(MM_ARGS) { mv<TYPE_Q4_0>(W, rowBytes, wrows, cols, X, Y); }
+extern "C" __global__ void mv_q8_0(MM_ARGS) { mv<TYPE_Q8_0>(W, rowBytes, wrows, cols, X, Y); }
+extern "C" __global__ void mv_q4_k(MM_ARGS) { mv<TYPE_Q4_K>(W, rowBytes, wrows, cols, X, Y); }
+extern "C" __global__ void mv_q6_k(MM_ARGS) { mv<TYPE_Q6_K>(W, rowBytes, wrows, cols, X, Y); }
 
 // ------------------------------------------------ activation rounding
 
@@ -439,7 +579,7 @@ extern "C" __global__ void store_kv(const float *k, const float *v, void *kc, vo
     }
 }
 
-#define ATTN_THREADS 256
+#define ATTN_THREADS 512
 #define ATTN_WARPS (ATTN_THREADS / WARP)
 #define ATTN_MAX_HEAD_DIM 256
 
