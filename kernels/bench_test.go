@@ -53,10 +53,12 @@ func BenchmarkDot(b *testing.B) {
 
 // BenchmarkMatMulRows/<type>/<rows>x<n>/tok=<k>/<path> multiplies a whole
 // weight matrix (the shapes of a 1B-class model's attention and FFN
-// matrices) with 1 token (decode, bound by reading the weights) and 32
-// tokens (prompt processing, bound by arithmetic) on one goroutine. The
-// small 64-row matrix stays in the L2 cache and shows the kernels' own
-// speed.
+// matrices) with 1 token (decode, bound by reading the weights), 8
+// (batched decode) and 32 or 128 tokens (prompt processing, bound by
+// arithmetic) on one goroutine. The small 64-row matrix stays in the L2
+// cache and shows the kernels' own speed. Besides the weight bytes read
+// per second it reports "GMAC/s", multiply-adds per second (rows·n·tok
+// per op), from the CPU time.
 func BenchmarkMatMulRows(b *testing.B) {
 	rng := rand.New(rand.NewPCG(33, 34))
 	for _, wt := range weightTypes {
@@ -71,7 +73,6 @@ func BenchmarkMatMulRows(b *testing.B) {
 }
 
 func benchMatMul(b *testing.B, rng *rand.Rand, wt tensor.Type, rows, n int) {
-	vt := VecDotType(wt)
 	rowBytes := RowBytes(wt, n)
 	// Distinct memory for every row (what matters for bandwidth), filled
 	// from a few random rows (generating all of them would be slow).
@@ -83,7 +84,30 @@ func benchMatMul(b *testing.B, rng *rand.Rand, wt tensor.Type, rows, n int) {
 	for r := distinct; r < rows; r++ {
 		copy(w[r*rowBytes:(r+1)*rowBytes], w[(r%distinct)*rowBytes:])
 	}
-	for _, nTok := range []int{1, 32} {
+	benchMatMulTokens(b, rng, wt, w, rowBytes, rows, n, []int{1, 8, 32, 128})
+}
+
+// BenchmarkMatMulRowsSmall times the F32 matrices of stories260K (64-wide
+// activations, FFN hidden size 172, vocabulary 512), where the work per
+// call is small and overheads dominate, for one token and a batch of 8.
+func BenchmarkMatMulRowsSmall(b *testing.B) {
+	rng := rand.New(rand.NewPCG(37, 38))
+	wt := tensor.F32
+	for _, shape := range []struct{ rows, n int }{{64, 64}, {172, 64}, {64, 172}, {512, 64}} {
+		b.Run(fmt.Sprintf("%s/%dx%d", wt, shape.rows, shape.n), func(b *testing.B) {
+			rowBytes := RowBytes(wt, shape.n)
+			var w []byte
+			for r := 0; r < shape.rows; r++ {
+				w = append(w, randomWeightRow(rng, wt, shape.n, 0.05)...)
+			}
+			benchMatMulTokens(b, rng, wt, w, rowBytes, shape.rows, shape.n, []int{1, 8})
+		})
+	}
+}
+
+func benchMatMulTokens(b *testing.B, rng *rand.Rand, wt tensor.Type, w []byte, rowBytes, rows, n int, toks []int) {
+	vt := VecDotType(wt)
+	for _, nTok := range toks {
 		b.Run(fmt.Sprintf("tok=%d", nTok), func(b *testing.B) {
 			xRowBytes := RowBytes(vt, n)
 			xq := make([]byte, nTok*xRowBytes)
@@ -98,6 +122,9 @@ func benchMatMul(b *testing.B, rng *rand.Rand, wt tensor.Type, rows, n int) {
 						s.MatMulRows(wt, w, rowBytes, 0, rows, xq, xRowBytes, nTok, n, dst, rows)
 					}
 					reportWeightGBs(b, len(w), cpu0)
+					if cpu := processCPUSeconds() - cpu0; cpu > 0 {
+						b.ReportMetric(float64(rows)*float64(n)*float64(nTok)*float64(b.N)/cpu/1e9, "GMAC/s")
+					}
 				})
 			}
 		})

@@ -2,14 +2,15 @@
 
 #include "textflag.h"
 
-// Float dot products (F32, F16, BF16 weights and activations of the same
-// type). Products are accumulated with FMA in float32 vector lanes, but
-// only over chunks of at most 512 elements (16 terms per lane); each chunk
-// is then added into float64 lanes. That keeps the result within a few
+// Float dot products (F16, BF16 weights and activations of the same
+// type; the F32 kernels are in tiles_f32_amd64.s). Products are
+// accumulated with FMA in float32 vector lanes, but only over chunks of at
+// most 512 elements (16 terms per lane); each chunk is then added into
+// float64 lanes. That keeps the result within a few
 // float32 roundings of the exact sum for any length, close to the
 // portable code, which sums in float64.
 //
-// func dotF32AVX2(w, x *byte, n int) float32  (and likewise for the others)
+// func dotF16AVX2(w, x *byte, n int) float32  (and likewise for BF16)
 // w and x hold n elements each; any n >= 0.
 
 // FLUSH8 adds the eight float32 lanes of Y (X its low half) into the
@@ -38,78 +39,6 @@
 // Register use in the AVX2 kernels: SI, DI the two rows, CX the elements
 // left, DX the groups left in the chunk; Y0-Y3 the float32 accumulators,
 // Y4-Y7 scratch, Y8/Y9 the float64 accumulators, X11 the scalar tail.
-
-// func dotF32AVX2(w, x *byte, n int) float32
-TEXT ·dotF32AVX2(SB), NOSPLIT, $0-28
-	MOVQ w+0(FP), SI
-	MOVQ x+8(FP), DI
-	MOVQ n+16(FP), CX
-	VXORPD Y8, Y8, Y8
-	VXORPD Y9, Y9, Y9
-	VXORPS X11, X11, X11
-
-f32avx2_chunk:
-	MOVQ CX, DX
-	SHRQ $5, DX
-	JZ   f32avx2_tail
-	MOVQ $16, R8
-	CMPQ DX, R8
-	CMOVQHI R8, DX
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-
-f32avx2_loop:
-	VMOVUPS     (SI), Y4
-	VMOVUPS     32(SI), Y5
-	VMOVUPS     64(SI), Y6
-	VMOVUPS     96(SI), Y7
-	VFMADD231PS (DI), Y4, Y0
-	VFMADD231PS 32(DI), Y5, Y1
-	VFMADD231PS 64(DI), Y6, Y2
-	VFMADD231PS 96(DI), Y7, Y3
-	ADDQ        $128, SI
-	ADDQ        $128, DI
-	SUBQ        $32, CX
-	DECQ        DX
-	JNZ         f32avx2_loop
-	VADDPS      Y1, Y0, Y0
-	VADDPS      Y3, Y2, Y2
-	VADDPS      Y2, Y0, Y0
-	FLUSH8(Y0, X0, Y8, Y9, Y4, Y5, X5)
-	JMP         f32avx2_chunk
-
-f32avx2_tail:
-	// Fewer than 32 elements: groups of 8, then one at a time.
-	VXORPS Y0, Y0, Y0
-
-f32avx2_tail8:
-	CMPQ        CX, $8
-	JB          f32avx2_tail1
-	VMOVUPS     (SI), Y4
-	VFMADD231PS (DI), Y4, Y0
-	ADDQ        $32, SI
-	ADDQ        $32, DI
-	SUBQ        $8, CX
-	JMP         f32avx2_tail8
-
-f32avx2_tail1:
-	TESTQ       CX, CX
-	JZ          f32avx2_done
-	VMOVSS      (SI), X4
-	VFMADD231SS (DI), X4, X11
-	ADDQ        $4, SI
-	ADDQ        $4, DI
-	DECQ        CX
-	JMP         f32avx2_tail1
-
-f32avx2_done:
-	FLUSH8(Y0, X0, Y8, Y9, Y4, Y5, X5)
-	FINISH64(Y8, X8, Y9, X9, X11)
-	VMOVSS X8, ret+24(FP)
-	VZEROUPPER
-	RET
 
 // func dotF16AVX2(w, x *byte, n int) float32
 TEXT ·dotF16AVX2(SB), NOSPLIT, $0-28
@@ -317,11 +246,13 @@ bf16avx2_done:
 	DECL AX      \
 	KMOVW AX, K1
 
-// Only BF16 has an AVX-512 kernel. On Zen 4 (which executes 512-bit
+// Only BF16 has a 512-bit kernel. On Zen 4 (which executes 512-bit
 // operations as two 256-bit halves) a 512-bit F16 kernel was slower than
 // the AVX2 one (32 vs 47 GB/s from L1: the 512-bit VCVTPH2PS), and a
 // 512-bit F32 kernel was as fast from cache but slower streaming from
-// memory (26 vs 32 GB/s), so the AVX-512 sets keep those AVX2 kernels.
+// memory (26 vs 32 GB/s). The AVX-512 sets' F16 kernels, and every set's
+// F32 kernels, are 256-bit ones that add the way their tiles do (see
+// tiles_f32_amd64.s); dotF16AVX2 is the AVX2 set's alone.
 
 // func dotBF16AVX512(w, x *byte, n int) float32
 TEXT ·dotBF16AVX512(SB), NOSPLIT, $0-28

@@ -48,12 +48,13 @@ const maxType = 64
 type rowDot4 func(w []byte, rowBytes int, xq []byte, n int, out []float32)
 
 // A Set is one complete choice of dot-product kernels, one per supported
-// weight type, and optionally four-row kernels that MatMulRows uses for
-// the types that have one. Sets are built once and never change.
+// weight type, and optionally four-row and tile kernels that MatMulRows
+// uses for the types that have one. Sets are built once and never change.
 type Set struct {
 	name  string
 	dot   [maxType]RowDot
 	dot4  [maxType]rowDot4
+	tile  [maxType]tileKernel                    // for two tokens or more
 	quant [maxType]func(x []float32, dst []byte) // by activation type; nil: portable
 }
 
@@ -110,16 +111,20 @@ func Available() []*Set { return append([]*Set(nil), available...) }
 
 // derive returns a new set named name that uses the given kernels and,
 // for every other type, those of base: a SIMD set need only provide the
-// types it speeds up. A type given a new RowDot but no four-row kernel
-// loses base's one, which would not give the new kernel's bits.
-func derive(name string, base *Set, dots map[tensor.Type]RowDot, dots4 map[tensor.Type]rowDot4) *Set {
-	s := &Set{name: name, dot: base.dot, dot4: base.dot4, quant: base.quant}
+// types it speeds up. A type given a new RowDot but no four-row or tile
+// kernel loses base's ones, which would not give the new kernel's bits.
+func derive(name string, base *Set, dots map[tensor.Type]RowDot, dots4 map[tensor.Type]rowDot4, tiles map[tensor.Type]tileKernel) *Set {
+	s := &Set{name: name, dot: base.dot, dot4: base.dot4, tile: base.tile, quant: base.quant}
 	for t, f := range dots {
 		s.dot[t] = f
 		s.dot4[t] = nil
+		s.tile[t] = tileKernel{}
 	}
 	for t, f := range dots4 {
 		s.dot4[t] = f
+	}
+	for t, k := range tiles {
+		s.tile[t] = k
 	}
 	return s
 }
@@ -158,11 +163,30 @@ func VecDotType(t tensor.Type) tensor.Type {
 // RowBytes is the number of bytes n elements of type t take (n a whole
 // number of t's blocks).
 func RowBytes(t tensor.Type, n int) int {
-	bs := t.BlockSize()
+	bs, ts := blockSizes(t)
 	if bs == 0 {
 		return 0
 	}
-	return n / bs * t.TypeSize()
+	return n / bs * ts
+}
+
+// typeBlocks holds the block size and bytes of every type id below
+// maxType: the tensor package looks them up in a map, which costs more
+// than a small matrix product's kernels at every call. It is built once
+// at start-up and only read afterwards.
+var typeBlocks = func() (tb [maxType][2]int) {
+	for t := range tb {
+		tb[t] = [2]int{tensor.Type(t).BlockSize(), tensor.Type(t).TypeSize()}
+	}
+	return tb
+}()
+
+// blockSizes returns the values per block and bytes per block of t.
+func blockSizes(t tensor.Type) (block, size int) {
+	if uint32(t) < maxType {
+		return typeBlocks[t][0], typeBlocks[t][1]
+	}
+	return t.BlockSize(), t.TypeSize()
 }
 
 // DotFunc returns the kernel of the set for weights of type wt, so that a
@@ -183,7 +207,9 @@ func (s *Set) mustDot(wt tensor.Type, n int) RowDot {
 	if err != nil {
 		panic(err)
 	}
-	if bs := max(wt.BlockSize(), VecDotType(wt).BlockSize()); n < 0 || n%bs != 0 {
+	wbs, _ := blockSizes(wt)
+	xbs, _ := blockSizes(VecDotType(wt))
+	if bs := max(wbs, xbs); n < 0 || n%bs != 0 {
 		panic(fmt.Sprintf("kernels: %d %s values are not a whole number of %d-value blocks", n, wt, bs))
 	}
 	return f
@@ -201,33 +227,59 @@ func (s *Set) Dot(wt tensor.Type, w, xq []byte, n int) float32 {
 // nTok activation rows t, dst[t*dstStride+r] = Dot(weight row r, xq row t).
 // Weight row r starts at w[r*rowBytes], activation row t at
 // xq[t*xqRowBytes]; every row holds n elements. It is the unit of work a
-// backend hands each worker, and the fastest way to multiply a matrix:
-// where the set has a four-row kernel for wt, it takes the rows four at a
-// time, so that each activation block is loaded and prepared once for
-// four rows and the call overhead is paid once per four dot products. The
-// results are the same bits Dot gives for each row.
+// backend hands each worker, and the fastest way to multiply a matrix.
+//
+// With several tokens and a tile kernel for wt, it works in tiles of a
+// few rows × a few tokens (see tiles.go): each weight block and each
+// activation block is loaded and prepared once per tile rather than once
+// per (row, token) pair. Otherwise, where the set has a four-row kernel
+// for wt, it takes the rows four at a time, so that each activation block
+// is prepared once for four rows. Every path performs, for each (row,
+// token), the float operations of the set's RowDot in the same order: the
+// results are the same bits Dot gives, whichever way rows and tokens are
+// grouped (so they do not depend on how a backend splits the rows among
+// workers, or on how many tokens are multiplied at once).
 //
 // Each group of rows is applied to all tokens before moving on, so rows
-// read once from memory are reused from cache for every token: this is
-// what makes a prompt of many tokens cheaper than as many single-token
-// products. It does not allocate.
+// read once from memory are reused from cache for every token. It does
+// not allocate.
 func (s *Set) MatMulRows(wt tensor.Type, w []byte, rowBytes int, rowLo, rowHi int,
 	xq []byte, xqRowBytes int, nTok int, n int, dst []float32, dstStride int) {
 	dot := s.mustDot(wt, n)
 	wLen := RowBytes(wt, n)
 	xLen := RowBytes(VecDotType(wt), n)
+	if tk := s.tile[wt]; tk.f != nil && nTok >= 2 && rowBytes >= 0 {
+		// The tiles cover whole groups of tk.rows rows and tk.toks tokens;
+		// the rows and tokens left over go the row-at-a-time way below.
+		tileHi := rowLo + (rowHi-rowLo)/tk.rows*tk.rows
+		if tokHi := nTok / tk.toks * tk.toks; tileHi > rowLo && tokHi > 0 {
+			tk.matMul(w, rowBytes, rowLo, tileHi, xq, xqRowBytes, tokHi, n, dst, dstStride)
+			s.matMulRowwise(wt, dot, w, rowBytes, wLen, rowLo, tileHi, xq, xqRowBytes, xLen, tokHi, nTok, n, dst, dstStride)
+			rowLo = tileHi
+		}
+	}
+	s.matMulRowwise(wt, dot, w, rowBytes, wLen, rowLo, rowHi, xq, xqRowBytes, xLen, 0, nTok, n, dst, dstStride)
+}
+
+// matMulRowwise is MatMulRows for the rows [rowLo, rowHi) and the tokens
+// [tokLo, tokHi), one row (or four, with a four-row kernel) at a time.
+func (s *Set) matMulRowwise(wt tensor.Type, dot RowDot, w []byte, rowBytes, wLen, rowLo, rowHi int,
+	xq []byte, xqRowBytes, xLen, tokLo, tokHi, n int, dst []float32, dstStride int) {
+	if tokLo >= tokHi {
+		return
+	}
 	r := rowLo
 	if dot4 := s.dot4[wt]; dot4 != nil && rowBytes >= 0 {
 		for ; r+4 <= rowHi; r += 4 {
 			wRows := w[r*rowBytes : (r+3)*rowBytes+wLen]
-			for t := 0; t < nTok; t++ {
+			for t := tokLo; t < tokHi; t++ {
 				dot4(wRows, rowBytes, xq[t*xqRowBytes:t*xqRowBytes+xLen], n, dst[t*dstStride+r:t*dstStride+r+4])
 			}
 		}
 	}
 	for ; r < rowHi; r++ {
 		wRow := w[r*rowBytes : r*rowBytes+wLen]
-		for t := 0; t < nTok; t++ {
+		for t := tokLo; t < tokHi; t++ {
 			xRow := xq[t*xqRowBytes : t*xqRowBytes+xLen]
 			dst[t*dstStride+r] = dot(wRow, xRow, n)
 		}

@@ -36,7 +36,7 @@ func QuantizeRow(vt tensor.Type, x []float32, dst []byte) { selected.QuantizeRow
 // exactly the bytes the portable code writes.
 func (s *Set) QuantizeRow(vt tensor.Type, x []float32, dst []byte) {
 	need := RowBytes(vt, len(x))
-	if bs := vt.BlockSize(); bs == 0 || len(x)%bs != 0 || len(dst) < need {
+	if bs, _ := blockSizes(vt); bs == 0 || len(x)%bs != 0 || len(dst) < need {
 		panic(fmt.Sprintf("kernels: QuantizeRow(%s): %d values into %d bytes", vt, len(x), len(dst)))
 	}
 	dst = dst[:need]

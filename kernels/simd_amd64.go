@@ -15,14 +15,19 @@ import (
 // CPU features of the one before it plus its own:
 //
 //	avx2        AVX2, FMA and F16C (Haswell, Zen 1 and later): a kernel
-//	            for every weight type, a four-row Q4_0 kernel, and the
-//	            Q8_0, Q8_K and F16 activation quantizers
+//	            for every weight type, four-row Q4_0 and F32 kernels,
+//	            2×4 F32 and 2×2 Q8_0 tiles (tiles.go), and the Q8_0, Q8_K
+//	            and F16 activation quantizers
 //	avx512      AVX-512 F, BW, DQ and VL (Skylake-X, Zen 4): a 512-bit
 //	            BF16 kernel (see dot_float_amd64.s for why F32 and F16
-//	            stay 256-bit)
+//	            stay 256-bit), and tiles that need its 32 vector
+//	            registers: F32 and F16 (4×4, with new one- and four-row
+//	            F16 kernels that add the way the tile does), Q4_K, Q5_K
+//	            and Q6_K (2×4)
 //	avx512vnni  AVX-512 VNNI (Ice Lake, Zen 4): Q8_0 and Q4_0 (one- and
-//	            four-row) with VPDPBUSD, which multiplies and sums four
-//	            byte pairs into a 32-bit lane in one instruction
+//	            four-row, and 2×4 and 4×4 tiles) with VPDPBUSD, which
+//	            multiplies and sums four byte pairs into a 32-bit lane in
+//	            one instruction
 //
 // A set keeps the kernels of the set below it (ultimately the portable
 // ones) for the types it does not speed up. AVX-VNNI (the VEX form of
@@ -32,6 +37,8 @@ import (
 // Integer sums are exact in every kernel, as in the portable code; only the
 // order in which the float32 scale products are added differs, so results
 // agree with Portable() to float32 rounding of Σ|w·x|, not bit for bit.
+// Within a set, the one-row, four-row and tile kernels of a type give the
+// same bits (tiles.go says why that matters).
 // The quantizers write exactly the portable bytes. Two assumptions hold
 // for every activation row QuantizeRow writes, but not for arbitrary
 // bytes: Q8_0 quants lie in [-127, 127] (the Q8_0 kernels move the
@@ -69,7 +76,11 @@ func archSets() []*Set {
 		tensor.Q5_K: dotQ5_KAVX2Row,
 		tensor.Q6_K: dotQ6_KAVX2Row,
 	}, map[tensor.Type]rowDot4{
+		tensor.F32:  dot4F32AVX2Rows,
 		tensor.Q4_0: dot4Q4_0AVX2Rows,
+	}, map[tensor.Type]tileKernel{
+		tensor.F32:  {f: tileF32AVX2, rows: 2, toks: 4},
+		tensor.Q8_0: {f: tileQ8_0AVX2, rows: 2, toks: 2},
 	})
 	avx2.quant[tensor.Q8_0] = quantizeQ8_0AVX2Row
 	avx2.quant[tensor.Q8_K] = quantizeQ8_KAVX2Row
@@ -78,8 +89,17 @@ func archSets() []*Set {
 		return []*Set{avx2}
 	}
 	avx512 := derive("avx512", avx2, map[tensor.Type]RowDot{
+		tensor.F16:  dotF16AVX512Row,
 		tensor.BF16: dotBF16AVX512Row,
-	}, nil)
+	}, map[tensor.Type]rowDot4{
+		tensor.F16: dot4F16AVX512Rows,
+	}, map[tensor.Type]tileKernel{
+		tensor.F16:  {f: tileF16AVX512, rows: 4, toks: 4},
+		tensor.F32:  {f: tileF32AVX512, rows: 4, toks: 4},
+		tensor.Q4_K: {f: tileQ4_KAVX512, rows: 2, toks: 4},
+		tensor.Q5_K: {f: tileQ5_KAVX512, rows: 2, toks: 4},
+		tensor.Q6_K: {f: tileQ6_KAVX512, rows: 2, toks: 4},
+	})
 	if !hasVNNI {
 		return []*Set{avx512, avx2}
 	}
@@ -88,14 +108,14 @@ func archSets() []*Set {
 		tensor.Q4_0: dotQ4_0VNNIRow,
 	}, map[tensor.Type]rowDot4{
 		tensor.Q4_0: dot4Q4_0VNNIRows,
+	}, map[tensor.Type]tileKernel{
+		tensor.Q4_0: {f: tileQ4_0VNNI, rows: 4, toks: 4},
+		tensor.Q8_0: {f: tileQ8_0VNNI, rows: 2, toks: 4},
 	})
 	return []*Set{vnni, avx512, avx2}
 }
 
 // Float kernels: n elements of 4 (F32) or 2 (F16, BF16) bytes.
-
-//go:noescape
-func dotF32AVX2(w, x *byte, n int) float32
 
 //go:noescape
 func dotF16AVX2(w, x *byte, n int) float32
@@ -105,14 +125,6 @@ func dotBF16AVX2(w, x *byte, n int) float32
 
 //go:noescape
 func dotBF16AVX512(w, x *byte, n int) float32
-
-func dotF32AVX2Row(w, xq []byte, n int) float32 {
-	if n <= 0 {
-		return 0
-	}
-	w, xq = w[:4*n], xq[:4*n]
-	return dotF32AVX2(&w[0], &xq[0], n)
-}
 
 func dotF16AVX2Row(w, xq []byte, n int) float32 {
 	if n <= 0 {

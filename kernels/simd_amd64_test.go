@@ -3,6 +3,7 @@
 package kernels
 
 import (
+	"fmt"
 	"reflect"
 	"runtime"
 	"strings"
@@ -52,6 +53,9 @@ func TestSIMDCoverage(t *testing.T) {
 			}
 			if s.dot4[wt] != nil {
 				name += "+" + kernelName(s.dot4[wt])
+			}
+			if tk := s.tile[wt]; tk.f != nil {
+				name += fmt.Sprintf("+%s(%dx%d)", kernelName(tk.f), tk.rows, tk.toks)
 			}
 			line = append(line, wt.String()+":"+name)
 		}

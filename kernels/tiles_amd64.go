@@ -1,0 +1,217 @@
+//go:build amd64
+
+package kernels
+
+// Go wrappers of the tile kernels (tiles.go, tiles_*_amd64.s). The
+// assembly takes the first row of weights, of activations and of dst with
+// their strides; the wrappers first check that the slices hold every row
+// the kernel reads or writes, so that a short slice panics in Go rather
+// than being accessed past its end.
+
+// tileSpan checks that b holds rows rows of size bytes, stride bytes
+// apart, and returns the address of the first.
+func tileSpan[E any](b []E, rows, stride, size int) *E {
+	if stride < 0 {
+		panic("kernels: negative row stride")
+	}
+	return &b[:(rows-1)*stride+size][0]
+}
+
+//go:noescape
+func tile4x4Q4_0VNNI(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
+
+func tileQ4_0VNNI(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
+	nb := n / qk
+	d := tileSpan(dst, 4, dstStride, 4)
+	if nb <= 0 {
+		for j := 0; j < 4; j++ {
+			clear(dst[j*dstStride : j*dstStride+4])
+		}
+		return
+	}
+	tile4x4Q4_0VNNI(tileSpan(w, 4, rowBytes, nb*q4_0Bytes), rowBytes,
+		tileSpan(xq, 4, xqRowBytes, nb*q8_0Bytes), xqRowBytes, nb, &fp16Table[0], d, dstStride)
+}
+
+//go:noescape
+func dotF32Tile1x1(w, x *byte, n int) float32
+
+//go:noescape
+func dotF32Tile4x1(w *byte, rowBytes int, x *byte, n int, out *[4]float32)
+
+//go:noescape
+func dotF32Tile4x4(w *byte, rowBytes int, x *byte, xStride int, n int, dst *float32, dstStride int)
+
+//go:noescape
+func dotF32Tile2x4(w *byte, rowBytes int, x *byte, xStride int, n int, dst *float32, dstStride int)
+
+func dotF32AVX2Row(w, xq []byte, n int) float32 {
+	if n <= 0 {
+		return 0
+	}
+	w, xq = w[:4*n], xq[:4*n]
+	return dotF32Tile1x1(&w[0], &xq[0], n)
+}
+
+func dot4F32AVX2Rows(w []byte, rowBytes int, xq []byte, n int, out []float32) {
+	if n <= 0 {
+		clear(out[:4])
+		return
+	}
+	if n > f32LongRow {
+		// Rows this long come from memory, which serves one row at a
+		// time best; the one-row kernel gives the same bits.
+		for i := range out[:4] {
+			out[i] = dotF32AVX2Row(w[i*rowBytes:], xq, n)
+		}
+		return
+	}
+	w, xq = rows4(w, rowBytes, 4*n, xq, 4*n)
+	dotF32Tile4x1(&w[0], rowBytes, &xq[0], n, (*[4]float32)(out))
+}
+
+// f32Tile checks the slices of an F32 tile of rows × 4 tokens and runs
+// kernel on them.
+func f32Tile(kernel func(w *byte, rowBytes int, x *byte, xStride int, n int, dst *float32, dstStride int),
+	rows int, w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
+	d := tileSpan(dst, 4, dstStride, rows)
+	if n <= 0 {
+		for j := 0; j < 4; j++ {
+			clear(dst[j*dstStride : j*dstStride+rows])
+		}
+		return
+	}
+	kernel(tileSpan(w, rows, rowBytes, 4*n), rowBytes, tileSpan(xq, 4, xqRowBytes, 4*n), xqRowBytes, n, d, dstStride)
+}
+
+func tileF32AVX2(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
+	f32Tile(dotF32Tile2x4, 2, w, rowBytes, xq, xqRowBytes, n, dst, dstStride)
+}
+
+//go:noescape
+func tile2x4Q8_0VNNI(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
+
+func tileQ8_0VNNI(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
+	nb := n / qk
+	d := tileSpan(dst, 4, dstStride, 2)
+	if nb <= 0 {
+		for j := 0; j < 4; j++ {
+			clear(dst[j*dstStride : j*dstStride+2])
+		}
+		return
+	}
+	tile2x4Q8_0VNNI(tileSpan(w, 2, rowBytes, nb*q8_0Bytes), rowBytes,
+		tileSpan(xq, 4, xqRowBytes, nb*q8_0Bytes), xqRowBytes, nb, &fp16Table[0], d, dstStride)
+}
+
+// f32LongRow is the row length from which dot4F32AVX2Rows multiplies its
+// rows one at a time: rows that long stream from memory, which serves one
+// row at a time faster than four (measured on Zen 4: 45 against 23 GB/s
+// for 2048-wide rows), although a lone row's kernel waits on its one
+// accumulator.
+const f32LongRow = 1024
+
+func tileF32AVX512(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
+	f32Tile(dotF32Tile4x4, 4, w, rowBytes, xq, xqRowBytes, n, dst, dstStride)
+}
+
+//go:noescape
+func tile2x4Q4_KAVX512(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
+
+func tileQ4_KAVX512(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
+	nb := n / qkK
+	d := tileSpan(dst, 4, dstStride, 2)
+	if nb <= 0 {
+		for j := 0; j < 4; j++ {
+			clear(dst[j*dstStride : j*dstStride+2])
+		}
+		return
+	}
+	tile2x4Q4_KAVX512(tileSpan(w, 2, rowBytes, nb*q4_KBytes), rowBytes,
+		tileSpan(xq, 4, xqRowBytes, nb*q8_KBytes), xqRowBytes, nb, &fp16Table[0], d, dstStride)
+}
+
+//go:noescape
+func tile2x4Q6_KAVX512(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
+
+func tileQ6_KAVX512(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
+	nb := n / qkK
+	d := tileSpan(dst, 4, dstStride, 2)
+	if nb <= 0 {
+		for j := 0; j < 4; j++ {
+			clear(dst[j*dstStride : j*dstStride+2])
+		}
+		return
+	}
+	tile2x4Q6_KAVX512(tileSpan(w, 2, rowBytes, nb*q6_KBytes), rowBytes,
+		tileSpan(xq, 4, xqRowBytes, nb*q8_KBytes), xqRowBytes, nb, &fp16Table[0], d, dstStride)
+}
+
+//go:noescape
+func dotF16Tile1x1(w, x *byte, n int) float32
+
+//go:noescape
+func dotF16Tile4x1(w *byte, rowBytes int, x *byte, n int, out *[4]float32)
+
+//go:noescape
+func dotF16Tile4x4(w *byte, rowBytes int, x *byte, xStride int, n int, dst *float32, dstStride int)
+
+func dotF16AVX512Row(w, xq []byte, n int) float32 {
+	if n <= 0 {
+		return 0
+	}
+	w, xq = w[:2*n], xq[:2*n]
+	return dotF16Tile1x1(&w[0], &xq[0], n)
+}
+
+func dot4F16AVX512Rows(w []byte, rowBytes int, xq []byte, n int, out []float32) {
+	if n <= 0 {
+		clear(out[:4])
+		return
+	}
+	w, xq = rows4(w, rowBytes, 2*n, xq, 2*n)
+	dotF16Tile4x1(&w[0], rowBytes, &xq[0], n, (*[4]float32)(out))
+}
+
+func tileF16AVX512(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
+	d := tileSpan(dst, 4, dstStride, 4)
+	if n <= 0 {
+		for j := 0; j < 4; j++ {
+			clear(dst[j*dstStride : j*dstStride+4])
+		}
+		return
+	}
+	dotF16Tile4x4(tileSpan(w, 4, rowBytes, 2*n), rowBytes, tileSpan(xq, 4, xqRowBytes, 2*n), xqRowBytes, n, d, dstStride)
+}
+
+//go:noescape
+func tile2x2Q8_0AVX2(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
+
+func tileQ8_0AVX2(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
+	nb := n / qk
+	d := tileSpan(dst, 2, dstStride, 2)
+	if nb <= 0 {
+		for j := 0; j < 2; j++ {
+			clear(dst[j*dstStride : j*dstStride+2])
+		}
+		return
+	}
+	tile2x2Q8_0AVX2(tileSpan(w, 2, rowBytes, nb*q8_0Bytes), rowBytes,
+		tileSpan(xq, 2, xqRowBytes, nb*q8_0Bytes), xqRowBytes, nb, &fp16Table[0], d, dstStride)
+}
+
+//go:noescape
+func tile2x4Q5_KAVX512(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
+
+func tileQ5_KAVX512(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
+	nb := n / qkK
+	d := tileSpan(dst, 4, dstStride, 2)
+	if nb <= 0 {
+		for j := 0; j < 4; j++ {
+			clear(dst[j*dstStride : j*dstStride+2])
+		}
+		return
+	}
+	tile2x4Q5_KAVX512(tileSpan(w, 2, rowBytes, nb*q5_KBytes), rowBytes,
+		tileSpan(xq, 4, xqRowBytes, nb*q8_KBytes), xqRowBytes, nb, &fp16Table[0], d, dstStride)
+}
