@@ -1,17 +1,16 @@
 package cpu
 
 import (
-	"math"
-
 	"llamago/backend"
 )
 
-// kvCache stores keys and values, layout [slot][layer][position][kvDim].
-// Without cfg.F32 the values are rounded to F16 when stored, as in
-// llama.cpp's default F16 cache.
+// kvCache stores keys and values, layout [slot][layer][position][kvDim],
+// in float32 with cfg.F32 and otherwise as F16, as llama.cpp's default
+// cache does: half the memory, and half the bytes attention reads.
 type kvCache struct {
-	cfg  backend.KVConfig
-	k, v []float32
+	cfg      backend.KVConfig
+	k, v     []float32 // cfg.F32
+	k16, v16 []uint16  // !cfg.F32
 }
 
 func (c *kvCache) Config() backend.KVConfig { return c.cfg }
@@ -23,7 +22,10 @@ func (c *kvCache) offset(slot, layer, pos int) int {
 // NewKVCache implements backend.Backend.
 func (b *Backend) NewKVCache(cfg backend.KVConfig) backend.KVCache {
 	n := cfg.Slots * cfg.Layers * cfg.Ctx * cfg.KVDim
-	return &kvCache{cfg: cfg, k: make([]float32, n), v: make([]float32, n)}
+	if cfg.F32 {
+		return &kvCache{cfg: cfg, k: make([]float32, n), v: make([]float32, n)}
+	}
+	return &kvCache{cfg: cfg, k16: make([]uint16, n), v16: make([]uint16, n)}
 }
 
 // StoreKV implements backend.Backend.
@@ -39,16 +41,21 @@ func (b *Backend) StoreKV(cM backend.KVCache, layer int, bt backend.Batch, kM, v
 			backend.ShapeFail("StoreKV", "slot %d position %d outside %d slots of %d", slot, pos, cfg.Slots, cfg.Ctx)
 		}
 		off := c.offset(slot, layer, pos)
-		copy(c.k[off:off+cfg.KVDim], k.row(r))
-		copy(c.v[off:off+cfg.KVDim], v.row(r))
-		if !cfg.F32 {
-			roundF16(c.k[off : off+cfg.KVDim])
-			roundF16(c.v[off : off+cfg.KVDim])
+		if cfg.F32 {
+			copy(c.k[off:off+cfg.KVDim], k.row(r))
+			copy(c.v[off:off+cfg.KVDim], v.row(r))
+		} else {
+			b.loops.toF16(c.k16[off:off+cfg.KVDim], k.row(r))
+			b.loops.toF16(c.v16[off:off+cfg.KVDim], v.row(r))
 		}
 	}
 }
 
-// attnTask computes attention for a range of (row, head) pairs.
+// attnTask computes attention for ranges of (row, query head) items. The
+// items of one range that share a KV head are computed one after another,
+// while that head's keys and values are still in the CPU's caches. A row
+// is computed the same way whatever else is in the batch, so batched
+// answers equal single ones bit for bit.
 type attnTask struct {
 	dst, q        *mat
 	c             *kvCache
@@ -56,99 +63,134 @@ type attnTask struct {
 	bt            backend.Batch
 	p             backend.AttnParams
 	scores, probs *mat
-	scratch       [][]float32 // per worker: scores of one head
-	qh            [][]float32 // per worker: one query head rounded to F16
+	scratch       []attnScratch // per worker
+	loops         *vecLoops
 }
 
+// attnScratch is one worker's space for a group of query heads.
+type attnScratch struct {
+	s []float32 // scores, then probabilities: group × positions
+	q []float32 // the query heads, rounded to F16 for an F16 cache
+}
+
+// Run computes the items [lo, hi) counted from the end: the pool hands
+// out its first ranges first, and the last rows of a prompt, which attend
+// over the most positions, are best started early so that the cheap ones
+// fill the gaps at the end.
 func (t *attnTask) Run(worker, lo, hi int) {
-	p, c := t.p, t.c
+	p := t.p
+	total := t.q.rows * p.Heads
+	lo, hi = total-hi, total-lo
 	group := p.Heads / p.KVHeads
-	for item := lo; item < hi; item++ {
+	for item := lo; item < hi; {
 		r, h := item/p.Heads, item%p.Heads
-		slot, pos := int(t.bt.Slot[r]), int(t.bt.Pos[r])
-		n := pos + 1
 		kvh := h / group
-		q := t.q.row(r)[h*p.HeadDim : (h+1)*p.HeadDim]
+		end := min((kvh+1)*group, h+hi-item)
+		t.heads(worker, r, kvh, h, end)
+		item += end - h
+	}
+}
+
+// heads computes query heads [h0, h1) of row r, which share KV head kvh.
+func (t *attnTask) heads(worker, r, kvh, h0, h1 int) {
+	p, c := t.p, t.c
+	hd, kvDim := p.HeadDim, c.cfg.KVDim
+	nh := h1 - h0
+	slot, pos := int(t.bt.Slot[r]), int(t.bt.Pos[r])
+	n := pos + 1
+	sc := &t.scratch[worker]
+	base := c.offset(slot, t.layer, 0) + kvh*hd
+	end := base + span(n, kvDim, hd)
+
+	q := sc.q[:nh*hd]
+	copy(q, t.q.row(r)[h0*hd:h1*hd])
+	if !c.cfg.F32 {
 		// ggml multiplies an F16 cache by the query rounded to F16.
-		qh := t.qh[worker][:p.HeadDim]
-		copy(qh, q)
-		if !c.cfg.F32 {
-			roundF16(qh)
+		t.loops.roundF16(q)
+	}
+	s := sc.s[:nh*n]
+	for g := 0; g < nh; g++ {
+		if c.cfg.F32 {
+			t.loops.scores(s[g*n:(g+1)*n], q[g*hd:(g+1)*hd], c.k[base:end], kvDim, p.Scale)
+		} else {
+			t.loops.scoresF16(s[g*n:(g+1)*n], q[g*hd:(g+1)*hd], c.k16[base:end], kvDim, p.Scale)
 		}
-		s := t.scratch[worker][:n]
-		base := c.offset(slot, t.layer, 0) + kvh*p.HeadDim
-		maxS := float32(math.Inf(-1))
-		for j := 0; j < n; j++ {
-			k := c.k[base+j*c.cfg.KVDim : base+j*c.cfg.KVDim+p.HeadDim]
-			var dot float32
-			for i, kv := range k {
-				dot += qh[i] * kv
-			}
-			s[j] = dot * p.Scale
-			if s[j] > maxS {
-				maxS = s[j]
-			}
-		}
+	}
+	for g := 0; g < nh; g++ {
+		sg := s[g*n : (g+1)*n]
+		h := h0 + g
 		if t.scores != nil {
-			row := t.scores.row(r)[h*(t.scores.cols/p.Heads):]
-			copy(row[:n], s)
+			copy(t.scores.row(r)[h*(t.scores.cols/p.Heads):][:n], sg)
 		}
-		var sum float64
-		for j := range s {
-			e := expf(s[j] - maxS)
-			s[j] = e
-			sum += float64(e)
-		}
-		inv := float32(1 / sum)
-		for j := range s {
-			s[j] *= inv
-		}
+		t.loops.softmax(sg)
 		if t.probs != nil {
-			row := t.probs.row(r)[h*(t.probs.cols/p.Heads):]
-			copy(row[:n], s)
+			copy(t.probs.row(r)[h*(t.probs.cols/p.Heads):][:n], sg)
 		}
 		if !c.cfg.F32 {
 			// ggml multiplies F16 values by probabilities rounded to F16.
-			roundF16(s)
+			t.loops.roundF16(sg)
 		}
-		out := t.dst.row(r)[h*p.HeadDim : (h+1)*p.HeadDim]
-		clear(out)
-		for j := 0; j < n; j++ {
-			v := c.v[base+j*c.cfg.KVDim : base+j*c.cfg.KVDim+p.HeadDim]
-			w := s[j]
-			for i, x := range v {
-				out[i] += w * x
-			}
+		out := t.dst.row(r)[h*hd : (h+1)*hd]
+		if c.cfg.F32 {
+			t.loops.weightedSum(out, sg, c.v[base:end], kvDim)
+		} else {
+			t.loops.weightedSumF16(out, sg, c.v16[base:end], kvDim)
 		}
 	}
 }
+
+// parallelAttention is the number of multiply-adds (of query and key
+// values) from which attention is worth splitting across the workers: a
+// short sequence's token costs less than handing it out.
+const parallelAttention = 1 << 15
 
 // Attention implements backend.Backend.
 func (b *Backend) Attention(dstM, qM backend.Mat, cM backend.KVCache, layer int, bt backend.Batch, p backend.AttnParams, scoresM, probsM backend.Mat) {
 	dst, q, c := asMat(dstM), asMat(qM), cM.(*kvCache)
-	if !(q.cols == p.Heads*p.HeadDim && dst.cols == q.cols && dst.rows == q.rows && q.rows == bt.Len() &&
-		p.KVHeads > 0 && p.Heads%p.KVHeads == 0 && p.KVHeads*p.HeadDim == c.cfg.KVDim) {
+	if !(q.cols == p.Heads*p.HeadDim && dst.cols == q.cols && dst.rows == q.rows && q.rows == bt.Len() && len(bt.Slot) == bt.Len() &&
+		p.KVHeads > 0 && p.Heads%p.KVHeads == 0 && p.KVHeads*p.HeadDim == c.cfg.KVDim && layer >= 0 && layer < c.cfg.Layers) {
 		backend.ShapeFail("Attention", "q %s into %s, %d heads over %d KV heads of %d, cache of %d", backend.Shape(qM), backend.Shape(dstM), p.Heads, p.KVHeads, p.HeadDim, c.cfg.KVDim)
 	}
+	positions := 0 // keys each query head attends to, over the batch
+	for r := range bt.Len() {
+		if slot, pos := int(bt.Slot[r]), int(bt.Pos[r]); !(slot >= 0 && slot < c.cfg.Slots && pos >= 0 && pos < c.cfg.Ctx) {
+			backend.ShapeFail("Attention", "slot %d position %d outside %d slots of %d", slot, pos, c.cfg.Slots, c.cfg.Ctx)
+		}
+		positions += int(bt.Pos[r]) + 1
+	}
+	group := p.Heads / p.KVHeads
 	t := &b.attn
-	*t = attnTask{dst: dst, q: q, c: c, layer: layer, bt: bt, p: p, scratch: t.scratch, qh: t.qh}
+	*t = attnTask{dst: dst, q: q, c: c, layer: layer, bt: bt, p: p, scratch: t.scratch, loops: &b.loops}
 	if scoresM != nil {
 		t.scores = asMat(scoresM)
 	}
 	if probsM != nil {
 		t.probs = asMat(probsM)
 	}
-	for len(t.scratch) < b.pool.Threads() {
-		t.scratch = append(t.scratch, nil)
-		t.qh = append(t.qh, nil)
+	threads := b.pool.Threads()
+	for len(t.scratch) < threads {
+		t.scratch = append(t.scratch, attnScratch{})
 	}
 	for w := range t.scratch {
-		if len(t.scratch[w]) < c.cfg.Ctx {
-			t.scratch[w] = make([]float32, c.cfg.Ctx)
+		sc := &t.scratch[w]
+		if len(sc.s) < group*c.cfg.Ctx {
+			sc.s = make([]float32, group*c.cfg.Ctx)
 		}
-		if len(t.qh[w]) < p.HeadDim {
-			t.qh[w] = make([]float32, p.HeadDim)
+		if len(sc.q) < group*p.HeadDim {
+			sc.q = make([]float32, group*p.HeadDim)
 		}
 	}
-	b.pool.For(q.rows*p.Heads, 1, t)
+	items := q.rows * p.Heads
+	if positions*p.Heads*p.HeadDim < parallelAttention {
+		t.Run(0, 0, items)
+		return
+	}
+	// Ranges of whole KV-head groups keep a group's keys in one worker's
+	// cache; with fewer groups than threads (one token of a model with few
+	// KV heads) single heads keep every thread busy.
+	align := group
+	if q.rows*p.KVHeads < 2*threads {
+		align = 1
+	}
+	b.pool.For(items, align, t)
 }

@@ -2,6 +2,8 @@
 // in place in their file format, products computed on the quantized blocks
 // with activations quantized on the fly as ggml does (package kernels), and
 // the work of each operation split across a persistent worker pool.
+// Attention's and SwiGLU's inner loops run in AVX2 assembly where the CPU
+// has it (vec_amd64.s), checked against the portable loops.
 package cpu
 
 import (
@@ -27,15 +29,17 @@ type Backend struct {
 	pool *parallel.Pool
 
 	// Reused per-operation state, so that operations allocate nothing.
-	mm        matmulTask
-	attn      attnTask
-	xq        []byte    // activations quantized for the current MatMul
-	ropeCache []float32 // cos, sin per rotated pair
+	mm    matmulTask
+	attn  attnTask
+	rows  rowsTask
+	loops vecLoops // the inner loops of attention and SwiGLU
+	xq    []byte   // activations quantized for the current MatMul
+	rope  ropeTask
 }
 
 // New returns a CPU backend.
 func New(opts Options) *Backend {
-	return &Backend{pool: parallel.New(opts.Threads)}
+	return &Backend{pool: parallel.New(opts.Threads), loops: bestLoops()}
 }
 
 // Name implements backend.Backend.
@@ -128,6 +132,7 @@ func (b *Backend) LoadWeight(spec backend.WeightSpec) (backend.Weight, error) {
 	if _, err := kernels.DotFunc(spec.Type); err != nil {
 		return nil, fmt.Errorf("cpu: tensor %s: %w", spec.Name, err)
 	}
+	adviseWillNeed(spec.Data)
 	w := &weight{spec: spec, rowBytes: int(rowBytes), vecType: kernels.VecDotType(spec.Type)}
 	if spec.Type == tensor.F32 && len(spec.Data) > 0 {
 		if uintptr(unsafe.Pointer(&spec.Data[0]))%4 != 0 {
@@ -178,19 +183,7 @@ func (b *Backend) RMSNorm(dstM, xM backend.Mat, wW backend.Weight, eps float32) 
 	if !(dst.rows == x.rows && dst.cols == x.cols && w.Cols() == x.cols && w.Type() == tensor.F32) {
 		backend.ShapeFail("RMSNorm", "x %s dst %s weight %s %s", backend.Shape(xM), backend.Shape(dstM), weightShape(wW), w.Type())
 	}
-	for r := 0; r < x.rows; r++ {
-		xr, dr := x.row(r), dst.row(r)
-		// Sum in float64 like ggml (ggml_float), then scale in float32.
-		var sum float64
-		for _, v := range xr {
-			sum += float64(v * v)
-		}
-		mean := float32(sum / float64(len(xr)))
-		scale := 1 / float32(math.Sqrt(float64(mean+eps)))
-		for i, v := range xr {
-			dr[i] = v * scale * w.f32[i]
-		}
-	}
+	b.rowwise(rowsTask{op: opRMSNorm, dst: dst, a: x, w: w.f32, eps: eps})
 }
 
 // Add implements backend.Backend.
@@ -199,11 +192,7 @@ func (b *Backend) Add(dstM, aM, bM backend.Mat) {
 	if !(a.rows == c.rows && a.cols == c.cols && dst.rows == a.rows && dst.cols == a.cols) {
 		backend.ShapeFail("Add", "%s + %s into %s", backend.Shape(aM), backend.Shape(bM), backend.Shape(dstM))
 	}
-	n := a.rows * a.cols
-	ad, cd, dd := a.data[:n], c.data[:n], dst.data[:n]
-	for i := range dd {
-		dd[i] = ad[i] + cd[i]
-	}
+	b.rowwise(rowsTask{op: opAdd, dst: dst, a: a, b: c})
 }
 
 // SwiGLU implements backend.Backend.
@@ -212,11 +201,82 @@ func (b *Backend) SwiGLU(dstM, gateM, upM backend.Mat) {
 	if !(g.rows == u.rows && g.cols == u.cols && dst.rows == g.rows && dst.cols == g.cols) {
 		backend.ShapeFail("SwiGLU", "gate %s up %s into %s", backend.Shape(gateM), backend.Shape(upM), backend.Shape(dstM))
 	}
-	n := g.rows * g.cols
-	gd, ud, dd := g.data[:n], u.data[:n], dst.data[:n]
-	for i := range dd {
-		x := gd[i]
-		dd[i] = x / (1 + expf(-x)) * ud[i]
+	b.rowwise(rowsTask{op: opSwiGLU, dst: dst, a: g, b: u})
+}
+
+// rowwiseOp names an operation computed row by row.
+type rowwiseOp uint8
+
+const (
+	opRMSNorm rowwiseOp = iota
+	opAdd
+	opSwiGLU
+)
+
+// rowsTask is an element-wise or per-row operation: cheap per value, so
+// it is split across the workers only when a batch makes it large (a
+// prompt), and otherwise run on the calling goroutine.
+type rowsTask struct {
+	op    rowwiseOp
+	dst   *mat
+	a, b  *mat
+	w     []float32
+	eps   float32
+	loops *vecLoops
+}
+
+// parallelValues is the size from which a row-wise operation is worth
+// handing to the workers: below it the barrier costs as much as the work.
+const parallelValues = 1 << 15
+
+func (b *Backend) rowwise(t rowsTask) {
+	t.loops = &b.loops
+	b.rows = t
+	if t.dst.rows*t.dst.cols < parallelValues {
+		b.rows.Run(0, 0, t.dst.rows)
+		return
+	}
+	b.pool.For(t.dst.rows, 1, &b.rows)
+}
+
+func (t *rowsTask) Run(_, lo, hi int) {
+	cols := t.dst.cols
+	switch t.op {
+	case opRMSNorm:
+		for r := lo; r < hi; r++ {
+			rmsNormRow(t.dst.row(r), t.a.row(r), t.w, t.eps)
+		}
+	case opAdd:
+		a, c, d := t.a.data[lo*cols:hi*cols], t.b.data[lo*cols:hi*cols], t.dst.data[lo*cols:hi*cols]
+		for i := range d {
+			d[i] = a[i] + c[i]
+		}
+	case opSwiGLU:
+		t.loops.swiglu(t.dst.data[lo*cols:hi*cols], t.a.data[lo*cols:hi*cols], t.b.data[lo*cols:hi*cols])
+	}
+}
+
+// rmsNormRow sets dst = x/rms(x)·w.
+func rmsNormRow(dst, x, w []float32, eps float32) {
+	// Sum in float64 like ggml (ggml_float), then scale in float32.
+	var sum float64
+	for _, v := range x {
+		sum += float64(v * v)
+	}
+	mean := float32(sum / float64(len(x)))
+	scale := 1 / float32(math.Sqrt(float64(mean+eps)))
+	dst, w = dst[:len(x)], w[:len(x)]
+	for i, v := range x {
+		dst[i] = v * scale * w[i]
+	}
+}
+
+// swigluGo sets dst = silu(gate)·up with silu(x) = x/(1+e⁻ˣ).
+func swigluGo(dst, gate, up []float32) {
+	gate, up = gate[:len(dst)], up[:len(dst)]
+	for i := range dst {
+		x := gate[i]
+		dst[i] = x / (1 + expf(-x)) * up[i]
 	}
 }
 
@@ -227,20 +287,48 @@ func (b *Backend) RoPE(xM backend.Mat, pos []int32, p backend.RoPEParams) {
 	if !(len(pos) == x.rows && x.cols == p.Heads*p.HeadDim && p.Dims <= p.HeadDim && p.Dims%2 == 0) {
 		backend.ShapeFail("RoPE", "%s with %d positions, %d heads of %d (%d rotated)", backend.Shape(xM), len(pos), p.Heads, p.HeadDim, p.Dims)
 	}
-	half := p.Dims / 2
-	if cap(b.ropeCache) < p.Dims {
-		b.ropeCache = make([]float32, p.Dims)
+	t := &b.rope
+	*t = ropeTask{x: x, pos: pos, p: p, cache: t.cache,
+		thetaScale: float32(math.Pow(float64(p.FreqBase), -2.0/float64(p.Dims)))}
+	threads := b.pool.Threads()
+	for len(t.cache) < threads {
+		t.cache = append(t.cache, nil)
 	}
-	cache := b.ropeCache[:p.Dims]
-	thetaScale := float32(math.Pow(float64(p.FreqBase), -2.0/float64(p.Dims)))
-	for r := 0; r < x.rows; r++ {
-		theta := float32(pos[r])
-		for i := 0; i < half; i++ {
-			t := float64(p.FreqScale * theta)
-			cache[2*i], cache[2*i+1] = float32(math.Cos(t)), float32(math.Sin(t))
-			theta *= thetaScale
+	for w := range t.cache {
+		if len(t.cache[w]) < p.Dims {
+			t.cache[w] = make([]float32, p.Dims)
 		}
-		row := x.row(r)
+	}
+	// Each row computes its own angles (a sine and a cosine per pair): a
+	// prompt's rows are worth spreading over the workers.
+	if x.rows*x.cols < parallelValues {
+		t.Run(0, 0, x.rows)
+		return
+	}
+	b.pool.For(x.rows, 1, t)
+}
+
+// ropeTask rotates a range of rows.
+type ropeTask struct {
+	x          *mat
+	pos        []int32
+	p          backend.RoPEParams
+	thetaScale float32
+	cache      [][]float32 // per worker: cos, sin per rotated pair
+}
+
+func (t *ropeTask) Run(worker, lo, hi int) {
+	p := t.p
+	half := p.Dims / 2
+	cache := t.cache[worker][:p.Dims]
+	for r := lo; r < hi; r++ {
+		theta := float32(t.pos[r])
+		for i := 0; i < half; i++ {
+			a := float64(p.FreqScale * theta)
+			cache[2*i], cache[2*i+1] = float32(math.Cos(a)), float32(math.Sin(a))
+			theta *= t.thetaScale
+		}
+		row := t.x.row(r)
 		for h := 0; h < p.Heads; h++ {
 			head := row[h*p.HeadDim : (h+1)*p.HeadDim]
 			for i := 0; i < half; i++ {
