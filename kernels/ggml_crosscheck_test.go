@@ -141,11 +141,13 @@ func (g *ggmlCPU) quantize(vt tensor.Type, x []float32) []byte {
 }
 
 // TestQuantizeRowMatchesGGML compares QuantizeRow byte for byte with
-// ggml's generic quantize_row_q8_{0,1,K} and its fp16/bf16 conversion.
+// ggml's generic quantize_row_q8_K (which x86 builds use too) and its
+// fp16/bf16 conversion; Q8_0 and Q8_1 follow ggml's x86 SIMD quantizers
+// (TestQuantizeRowMatchesGGMLSIMD).
 func TestQuantizeRowMatchesGGML(t *testing.T) {
 	g := openGGMLCPU(t, "x64", "_generic")
 	rng := rand.New(rand.NewPCG(21, 22))
-	for _, vt := range []tensor.Type{tensor.Q8_0, tensor.Q8_1, tensor.Q8_K, tensor.F16, tensor.BF16} {
+	for _, vt := range []tensor.Type{tensor.Q8_K, tensor.F16, tensor.BF16} {
 		for _, n := range []int{256, 768} {
 			for name, x := range activationRows(rng, n) {
 				got, want := bytesOf(t, vt, x), g.quantize(vt, x)
@@ -226,13 +228,12 @@ func TestDotVersusGGMLSIMD(t *testing.T) {
 	}
 }
 
-// TestQuantizeRowVersusGGMLSIMD documents how ggml's SIMD activation
-// quantizers, which llama.cpp runs on x86, depart from the reference ones
-// QuantizeRow follows: for Q8_0 and Q8_1 they scale by 127/amax instead of
-// 1/(amax/127) and round halves to even instead of away from zero, so a
-// few quants differ by one. Q8_K is the reference on x86. Any difference
-// beyond one unit, or in the scale, fails.
-func TestQuantizeRowVersusGGMLSIMD(t *testing.T) {
+// TestQuantizeRowMatchesGGMLSIMD requires QuantizeRow to write exactly the
+// bytes of the activation quantizers llama.cpp runs on x86 (its AVX2
+// "haswell" build): for Q8_0 and Q8_1 they scale by 127/amax instead of the
+// reference's 1/(amax/127) and round halves to even instead of away from
+// zero; Q8_K is the reference on x86.
+func TestQuantizeRowMatchesGGMLSIMD(t *testing.T) {
 	if !(cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpu.X86.HasBMI2) {
 		t.Skip("this CPU cannot run libggml-cpu-haswell.so")
 	}
@@ -266,12 +267,11 @@ func TestQuantizeRowVersusGGMLSIMD(t *testing.T) {
 					if q != qg {
 						differing++
 					}
-					if q-qg < -1 || q-qg > 1 {
-						t.Fatalf("%s block %d value %d: quant %d, ggml %d", vt, b, j, q, qg)
-					}
 				}
 			}
 		}
-		t.Logf("%s: %d of %d quants (%.2g) differ by one from ggml's SIMD quantizer", vt, differing, quants, float64(differing)/float64(quants))
+		if differing > 0 {
+			t.Errorf("%s: %d of %d quants differ from ggml's SIMD quantizer", vt, differing, quants)
+		}
 	}
 }

@@ -24,9 +24,10 @@ const (
 
 // QuantizeRow converts the activation row x to type vt (a VecDotType:
 // Q8_0, Q8_1, Q8_K, F16, BF16 or F32) into dst, exactly as ggml's CPU
-// from_float for vt does in its reference form: quantize_row_q8_0_ref,
-// quantize_row_q8_1_ref, quantize_row_q8_K_ref, round-to-nearest-even
-// fp16/bf16, raw float32 bytes. len(x) must be a whole number of vt's
+// from_float for vt does on x86, which is what llama.cpp runs on these
+// machines: for Q8_0 and Q8_1 its SIMD quantizers (scale by 127/amax,
+// round halves to even), for Q8_K quantize_row_q8_K_ref,
+// round-to-nearest-even fp16/bf16, raw float32 bytes. len(x) must be a whole number of vt's
 // blocks and dst at least RowBytes(vt, len(x)) long; it panics otherwise,
 // or for another vt.
 func QuantizeRow(vt tensor.Type, x []float32, dst []byte) { selected.QuantizeRow(vt, x, dst) }
@@ -82,21 +83,24 @@ func absMax32(x *[qk]float32) float32 {
 	return amax
 }
 
-// scale8 returns d = amax/127 and its inverse id (0 when d is 0), rounded
-// to float32 one step at a time as quantize_row_q8_0_ref does.
+// scale8 returns d = amax/127 and the multiplier id = 127/amax (0 when
+// amax is 0), as ggml's x86 quantize_row_q8_0 and quantize_row_q8_1
+// compute them. (The reference quantize_row_q8_0_ref takes id = 1/d, which
+// differs from 127/amax in the last bit now and then.)
 func scale8(amax float32) (d, id float32) {
 	d = amax / 127
-	if d != 0 {
-		id = 1 / d
+	if amax != 0 {
+		id = 127 / amax
 	}
 	return d, id
 }
 
-// roundQ8 is C's (int8_t)roundf(v): round half away from zero. The values
-// ggml feeds it lie in [-127, 127]; NaN or infinity give an arbitrary
-// byte rather than a panic.
+// roundQ8 rounds to the nearest integer with halves to even, as the x86
+// quantizers' _mm256_round_ps(v, _MM_ROUND_NEAREST) does. The values ggml
+// feeds it lie in [-127, 127]; NaN or infinity give an arbitrary byte
+// rather than a panic.
 func roundQ8(v float32) int8 {
-	return int8(int32(math.Round(float64(v))))
+	return int8(int32(math.RoundToEven(float64(v))))
 }
 
 func quantizeQ8_0(x []float32, dst []byte) {

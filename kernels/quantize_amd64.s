@@ -10,13 +10,11 @@
 // NaN, infinities and huge inverse scales give) and resumes.
 //
 // Bit-exactness: the absolute maximum of finite values does not depend on
-// the order of comparisons; d = amax/127, 1/d, -127/max and the products
-// v·id are single IEEE float32 operations as in Go; VCVTPS2PH rounds to
-// nearest even like tensor.Float32ToFP16; Q8_0 rounds half away from
-// zero by truncating v + copysign(0.49999997, v) (the largest float32
-// below 0.5, so that values just below a half do not round up); Q8_K's
-// nearest_int is VCVTPS2DQ's round to nearest even (Go keeps MXCSR at its
-// default).
+// the order of comparisons; d = amax/127, 127/amax, -127/max and the
+// products v·id are single IEEE float32 operations as in Go; VCVTPS2PH
+// rounds to nearest even like tensor.Float32ToFP16; Q8_0's quants and
+// Q8_K's nearest_int are VCVTPS2DQ's round to nearest even (Go keeps
+// MXCSR at its default), as ggml's x86 quantize_row_q8_0 rounds.
 
 // perm8<>: VPERMD control that undoes the lane interleaving of
 // VPACKSSDW + VPACKSSWB on four registers of eight int32.
@@ -52,8 +50,6 @@ TEXT ·quantizeQ8_0AVX2(SB), NOSPLIT, $0-32
 	XORQ DX, DX
 	BCASTF($0x7fffffff, X15, Y15) // |v| mask
 	BCASTF($0x7f7fffff, X14, Y14) // largest finite float32
-	BCASTF($0x3effffff, X13, Y13) // 0.49999997
-	BCASTF($0x80000000, X12, Y12) // sign bit
 	VMOVDQU perm8<>(SB), Y11
 
 q80_block:
@@ -89,16 +85,16 @@ q80_block:
 	VMAXPS       X5, X4, X4
 	VMOVSHDUP    X4, X5
 	VMAXSS       X5, X4, X4 // amax
+	VMOVAPS      X4, X9 // amax
 	MOVL         $0x42fe0000, AX // 127
 	VMOVD        AX, X5
 	VDIVSS       X5, X4, X4 // d = amax/127
 
-	// id = 1/d, or 0 when d is 0; an infinite id (d tiny) stops here.
-	MOVL      $0x3f800000, AX // 1
-	VMOVD     AX, X5
-	VDIVSS    X4, X5, X5
+	// id = 127/amax, or 0 when amax is 0; an infinite id (amax tiny)
+	// stops here.
+	VDIVSS    X9, X5, X5
 	VXORPS    X6, X6, X6
-	VCMPSS    $4, X6, X4, X7 // d != 0
+	VCMPSS    $4, X6, X9, X7 // amax != 0
 	VANDPS    X7, X5, X5
 	VMOVD     X5, AX
 	CMPL      AX, $0x7f7fffff
@@ -108,26 +104,14 @@ q80_block:
 	MOVW      AX, (DI)
 	VBROADCASTSS X5, Y5
 
-	VMULPS     Y5, Y0, Y0
-	VMULPS     Y5, Y1, Y1
-	VMULPS     Y5, Y2, Y2
-	VMULPS     Y5, Y3, Y3
-	VANDPS     Y12, Y0, Y4
-	VANDPS     Y12, Y1, Y6
-	VANDPS     Y12, Y2, Y7
-	VANDPS     Y12, Y3, Y8
-	VORPS      Y13, Y4, Y4
-	VORPS      Y13, Y6, Y6
-	VORPS      Y13, Y7, Y7
-	VORPS      Y13, Y8, Y8
-	VADDPS     Y4, Y0, Y0
-	VADDPS     Y6, Y1, Y1
-	VADDPS     Y7, Y2, Y2
-	VADDPS     Y8, Y3, Y3
-	VCVTTPS2DQ Y0, Y0
-	VCVTTPS2DQ Y1, Y1
-	VCVTTPS2DQ Y2, Y2
-	VCVTTPS2DQ Y3, Y3
+	VMULPS    Y5, Y0, Y0
+	VMULPS    Y5, Y1, Y1
+	VMULPS    Y5, Y2, Y2
+	VMULPS    Y5, Y3, Y3
+	VCVTPS2DQ Y0, Y0
+	VCVTPS2DQ Y1, Y1
+	VCVTPS2DQ Y2, Y2
+	VCVTPS2DQ Y3, Y3
 	PACK32
 	VMOVDQU    Y0, 2(DI)
 
