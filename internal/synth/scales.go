@@ -39,7 +39,7 @@ func DefaultScales() Scales {
 		AttnOut: 0.1,
 		GateUp:  1,
 		Down:    0.1,
-		Output:  2,
+		Output:  4,
 	}
 }
 
