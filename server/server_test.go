@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -253,6 +254,7 @@ func TestLoad(t *testing.T) {
 		want[p] = reference(t, l, p, true, n).Text
 	}
 	tps := map[int]float64{}
+	rowsPerPass := map[int]float64{}
 	for _, parallel := range []int{1, 8} {
 		before := runtime.NumGoroutine()
 		s, hs := startServer(t, l, Config{Parallel: parallel, ModelName: "stories260K"})
@@ -285,6 +287,7 @@ func TestLoad(t *testing.T) {
 		elapsed := time.Since(start)
 		tps[parallel] = float64(tokens) / elapsed.Seconds()
 		t.Logf("parallel %d: %d streaming clients in %v: %.1f requests/s, %.0f generated tokens/s", parallel, clients, elapsed.Round(time.Millisecond), clients/elapsed.Seconds(), tps[parallel])
+		rowsPerPass[parallel] = meanBatchRows(t, hs.URL)
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		if ms.HeapAlloc > 512<<20 {
@@ -306,12 +309,43 @@ func TestLoad(t *testing.T) {
 			t.Errorf("parallel %d: %d goroutines after the run, %d before", parallel, g, before)
 		}
 	}
-	ratio := tps[8] / tps[1]
-	t.Logf("throughput ratio parallel 8 / parallel 1: %.2f", ratio)
-	// stories260K's time goes to attention, which is per sequence, so
-	// batching it gains little; the bound catches a scheduler that
-	// serialises or stalls sequences, not a missing speed-up.
-	if ratio < 0.6 {
-		t.Errorf("parallel 8 gave only %.2f times the tokens per second of parallel 1", ratio)
+	// Speed is measured, not asserted: the ratio is logged (and recorded in
+	// docs/PERFORMANCE.md). What is asserted is that batching happens:
+	// with 8 slots a forward pass carries several sequences.
+	t.Logf("throughput ratio parallel 8 / parallel 1: %.2f; rows per forward pass: %.2f and %.2f", tps[8]/tps[1], rowsPerPass[1], rowsPerPass[8])
+	if rowsPerPass[8] < 3*rowsPerPass[1] {
+		t.Errorf("parallel 8 ran %.2f rows per forward pass, parallel 1 %.2f: sequences are not batched", rowsPerPass[8], rowsPerPass[1])
 	}
+}
+
+// meanBatchRows reads the server's llamago_batch_rows histogram from
+// /metrics and returns its mean.
+func meanBatchRows(t *testing.T, url string) float64 {
+	t.Helper()
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum, count float64
+	for _, line := range strings.Split(string(body), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 2 {
+			continue
+		}
+		switch f[0] {
+		case "llamago_batch_rows_sum":
+			sum, _ = strconv.ParseFloat(f[1], 64)
+		case "llamago_batch_rows_count":
+			count, _ = strconv.ParseFloat(f[1], 64)
+		}
+	}
+	if count == 0 {
+		t.Fatalf("no llamago_batch_rows in /metrics:\n%s", body)
+	}
+	return sum / count
 }
