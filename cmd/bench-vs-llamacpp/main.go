@@ -28,6 +28,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"llamago/bench"
@@ -41,7 +42,7 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
@@ -73,7 +74,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	threads := fs.Int("t", 2, "threads of both engines")
 	variant := fs.String("llamacpp-variant", "default", "llama.cpp CPU build: default (ggml picks) or icelake (AVX-512), or another libggml-cpu-`NAME`.so")
 	shapeName := fs.String("shape", "tinyllama", "synthetic model `shape`: tinyllama or small")
-	bandwidth := fs.Float64("bandwidth", 0, "memory bandwidth in `GB/s` for the bound columns; 0 measures it (1 GiB, -t threads)")
+	bandwidth := fs.Float64("bandwidth", 0, "memory bandwidth in `GB/s` for the bound columns; 0 measures it (1 GiB, -t threads, best of before and after)")
 	seed := fs.Uint64("seed", 1, "seed of the synthetic weights and of the token ids")
 	cacheDir := fs.String("cache", "", "folder of cached synthetic files (default: synth's cache folder)")
 	vocab := fs.String("vocab", "", "vocabulary GGUF of the synthetic files (default: the shared llama-spm vocabulary)")
@@ -121,7 +122,12 @@ func compare(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	if o.variant != "default" {
 		libOpts.CPUVariant = o.variant
 	}
-	lib, err := llamacpp.OpenWith(llamacpp.DefaultLibDir(), libOpts)
+	dir := llamacpp.DefaultLibDir()
+	if dir == "" {
+		// Run from outside the repository: the one it was built from.
+		dir = testenv.LlamaCppLibDir()
+	}
+	lib, err := llamacpp.OpenWith(dir, libOpts)
 	if err != nil {
 		return err
 	}
@@ -129,12 +135,20 @@ func compare(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if o.bandwidth <= 0 {
-		if o.bandwidth, err = measureBandwidth(ctx, o.threads); err != nil {
+	// Bandwidth is measured before and after the engines run, and the
+	// better number kept: other processes only ever make it look lower.
+	var bw *membw.Buffer
+	measured := o.bandwidth <= 0
+	if measured {
+		if bw, err = membw.NewBuffer(1 << 30); err != nil {
+			return err
+		}
+		if o.bandwidth, err = bestBandwidth(ctx, bw, o.threads, 0); err != nil {
 			return err
 		}
 		fmt.Fprintf(stderr, "measured bandwidth: %.1f GB/s with %d threads\n", o.bandwidth, o.threads)
 	}
+	loadBefore := loadAverage()
 	variants, _ := lib.LoadedCPUVariants()
 	refName := "llama.cpp"
 	if o.variant != "default" {
@@ -145,16 +159,35 @@ func compare(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		PP: bench.Test{Prompt: o.prompt}, TG: bench.Test{Gen: o.gen},
 		BandwidthGBs: o.bandwidth,
 	}
+	var interrupted error
 	for _, path := range files {
 		row, err := compareFile(ctx, o, lib, path, c.PP, c.TG, stderr)
 		if err != nil {
-			return err
+			if ctx.Err() == nil || len(c.Rows) == 0 {
+				return err
+			}
+			// Interrupted: the files done so far still make a table.
+			interrupted = err
+			break
 		}
 		c.Rows = append(c.Rows, row)
 	}
-	fmt.Fprintf(stdout, "llama.cpp CPU library: %s; llamago kernels: %s; %d threads; %d repetitions, alternating; %s\n\n",
-		strings.Join(variants, ","), kernels.Selected().Name(), o.threads, o.reps, time.Now().UTC().Format("2006-01-02 15:04 MST"))
-	return c.WriteMarkdown(stdout)
+	if measured && interrupted == nil {
+		if c.BandwidthGBs, err = bestBandwidth(ctx, bw, o.threads, c.BandwidthGBs); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "best measured bandwidth: %.1f GB/s with %d threads\n", c.BandwidthGBs, o.threads)
+	}
+	fmt.Fprintf(stdout, "llama.cpp CPU library: %s; llamago kernels: %s; %d threads; %d repetitions, alternating; %s; load average %s before, %s after\n\n",
+		strings.Join(variants, ","), kernels.Selected().Name(), o.threads, o.reps, time.Now().UTC().Format("2006-01-02 15:04 MST"),
+		loadBefore, loadAverage())
+	if err := c.WriteMarkdown(stdout); err != nil {
+		return err
+	}
+	if interrupted != nil {
+		return fmt.Errorf("stopped after %d of %d files: %w", len(c.Rows), len(files), interrupted)
+	}
+	return nil
 }
 
 // modelFiles returns the files to compare: those given, or the cached
@@ -180,16 +213,14 @@ func modelFiles(o options, stderr io.Writer) ([]string, error) {
 	return files, nil
 }
 
-func measureBandwidth(ctx context.Context, threads int) (float64, error) {
-	buf, err := membw.NewBuffer(1 << 30)
+// bestBandwidth is the fastest of five passes over buf summing it with
+// threads goroutines, or prev if that was faster.
+func bestBandwidth(ctx context.Context, buf *membw.Buffer, threads int, prev float64) (float64, error) {
+	r, err := membw.Best(ctx, 5, func() (membw.Result, error) { return buf.Sum(threads) })
 	if err != nil {
 		return 0, err
 	}
-	r, err := membw.Best(ctx, 3, func() (membw.Result, error) { return buf.Sum(threads) })
-	if err != nil {
-		return 0, err
-	}
-	return r.GBPerSecond(), nil
+	return max(prev, r.GBPerSecond()), nil
 }
 
 // compareFile loads one file into both engines and measures each test,
@@ -261,4 +292,17 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// loadAverage is the one-minute load average from /proc/loadavg, or "?":
+// on a shared machine it says how much the numbers can be trusted.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	if f := strings.Fields(string(b)); len(f) > 0 {
+		return f[0]
+	}
+	return "?"
 }
