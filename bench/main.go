@@ -207,7 +207,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Var(&gens, "n", "generated `tokens` for tg tests, comma-separated; 0 skips")
 	reps := fs.Int("r", 5, "repetitions of each test")
 	batch := fs.Int("b", 512, "batch `size`: most tokens per forward pass")
-	backendName := fs.String("backend", "cpu", "`engine`: cpu, oracle, or llamacpp (llama.cpp through its libraries)")
+	backendName := fs.String("backend", "cpu", "`engine`: cpu, oracle, cuda, or llamacpp (llama.cpp through its libraries)")
 	variant := fs.String("llamacpp-variant", "default", "llama.cpp CPU build for --backend llamacpp: default (ggml picks) or a libggml-cpu-`NAME`.so such as icelake")
 	asJSON := fs.Bool("json", false, "print one JSON object per row (JSON Lines) instead of a markdown table")
 	seed := fs.Uint64("seed", 1, "seed of the random token ids")

@@ -10,9 +10,13 @@
 // on the blocks. Activations, the KV cache and every other buffer live on
 // the GPU; Backend.Read copies a matrix back, which is how probes work.
 //
-// All launches go to one stream and every buffer keeps its address for the
-// backend's life, so that a later stage can capture a decode step as a CUDA
-// graph. A CUDA context is current on one OS thread at a time, and
+// Launches queue in the Backend until their results are needed; an
+// operation may merge into the launch queued before it (a residual add into
+// the next norm, activation rounding into the kernel that wrote the
+// activations), and a queue that repeats the previous one launch for
+// launch, such as a decode step, runs as a CUDA graph (graph.go). All
+// launches go to one stream and every buffer keeps its address for the
+// backend's life, which is what makes decode steps repeat. A CUDA context is current on one OS thread at a time, and
 // goroutines move between threads: each operation locks its goroutine to
 // the thread and makes the context current for its duration (the Backend
 // is used by one goroutine at a time, like every backend).
@@ -47,6 +51,11 @@ type Options struct {
 	// reported by the operation that caused it ($LLAMAGO_CUDA_SYNC=1 turns
 	// it on too). Slow; for debugging.
 	SyncEachOp bool
+	// Eager sends every launch to the driver as its operation runs: no
+	// queue, no fused launches, no CUDA graphs (stage one's behaviour, for
+	// comparison and debugging; $LLAMAGO_CUDA_EAGER=1 turns it on too).
+	// SyncEachOp implies it.
+	Eager bool
 }
 
 // Backend is the CUDA backend. It is not safe for concurrent use: one
@@ -73,6 +82,28 @@ type Backend struct {
 	scratchSize uintptr
 
 	args kargs
+
+	// Launch queue and graphs (graph.go).
+	eager      bool // launch at once: no queue, fusions or graphs
+	graphs     bool // replay repeated queues as CUDA graphs
+	pending    []launchRec
+	prev       []launchRec // the last queue sent one by one
+	prevHash   uint64
+	graphCache []*cachedGraph
+	stats      graphStats
+
+	// act says which activations the scratch buffer holds rounded, so
+	// that q, k and v (and gate and up) round their shared input once.
+	act      actState
+	actValid bool
+}
+
+// actState names a rounding of n activations at src into the scratch
+// buffer through format kind.
+type actState struct {
+	src  uint64
+	n    int
+	kind int
 }
 
 // DeviceInfo describes the GPU a Backend runs on.
@@ -114,6 +145,8 @@ func New(opts Options) (*Backend, error) {
 		return nil, fmt.Errorf("cuda: device %d does not exist (this machine has %d)", opts.Device, count)
 	}
 	b := &Backend{drv: drv, allocs: map[uint64]uintptr{}, sync: opts.SyncEachOp || os.Getenv("LLAMAGO_CUDA_SYNC") == "1"}
+	b.eager = b.sync || opts.Eager || os.Getenv("LLAMAGO_CUDA_EAGER") == "1"
+	b.graphs = !b.eager
 	if err := drv.check("cuDeviceGet", drv.cuDeviceGet(&b.dev, int32(opts.Device))); err != nil {
 		return nil, err
 	}
@@ -167,9 +200,11 @@ func (b *Backend) setup(ptx []byte) error {
 	if err := d.check("cuCtxSetCurrent", d.cuCtxSetCurrent(b.ctx)); err != nil {
 		return err
 	}
-	// Flags 0: a blocking stream, ordered with the legacy default stream
-	// that the synchronous copies use.
-	if err := d.check("cuStreamCreate", d.cuStreamCreate(&b.stream, 0)); err != nil {
+	// A non-blocking stream, as graph capture wants: it is not ordered
+	// with the legacy default stream, so the copies and memsets that go
+	// there wait for it to finish (legacySync), and index uploads go to
+	// this stream itself.
+	if err := d.check("cuStreamCreate", d.cuStreamCreate(&b.stream, streamNonBlocking)); err != nil {
 		return err
 	}
 	image := append(slices.Clip(ptx), 0)
@@ -221,9 +256,11 @@ func (b *Backend) Close() error {
 	defer runtime.UnlockOSThread()
 	d := b.drv
 	err := d.check("cuCtxSetCurrent", d.cuCtxSetCurrent(b.ctx))
+	b.pending = nil // results nobody can read any more
 	if err == nil {
 		err = d.check("cuStreamSynchronize", d.cuStreamSynchronize(b.stream))
 	}
+	b.destroyGraphs()
 	for p := range b.allocs {
 		err = errors.Join(err, d.check("cuMemFree", d.cuMemFree(p)))
 	}
@@ -271,7 +308,14 @@ func (b *Backend) alloc(n uintptr) (uint64, error) {
 	if err := b.drv.check("cuMemsetD8", b.drv.cuMemsetD8(p, 0, n)); err != nil {
 		return 0, err
 	}
-	return p, nil
+	return p, b.legacySync()
+}
+
+// legacySync waits for the work of the legacy default stream (memsets,
+// host-to-device copies, which may return before their transfer ends),
+// which the backend's non-blocking stream does not wait for by itself.
+func (b *Backend) legacySync() error {
+	return b.drv.check("cuStreamSynchronize(legacy)", b.drv.cuStreamSynchronize(0))
 }
 
 // free releases an allocation after the stream has finished with it.
@@ -280,6 +324,7 @@ func (b *Backend) free(p uint64) error {
 		return nil
 	}
 	d := b.drv
+	b.flush("free")
 	if err := d.check("cuStreamSynchronize", d.cuStreamSynchronize(b.stream)); err != nil {
 		return err
 	}
@@ -329,6 +374,7 @@ func (b *Backend) Read(m backend.Mat, dst []float32) {
 	}
 	defer b.enter("Read")()
 	d := b.drv
+	b.flush("Read")
 	b.must("Read", d.check("cuStreamSynchronize", d.cuStreamSynchronize(b.stream)))
 	if len(dst) == 0 {
 		return
@@ -347,7 +393,12 @@ func (b *Backend) Write(m backend.Mat, src []float32) {
 	}
 	defer b.enter("Write")()
 	d := b.drv
+	b.flush("Write")
+	b.actValid = false
+	// Kernels already sent may still read the matrix.
+	b.must("Write", d.check("cuStreamSynchronize", d.cuStreamSynchronize(b.stream)))
 	b.must("Write", d.check("cuMemcpyHtoD", d.cuMemcpyHtoD(dst.ptr, unsafe.Pointer(&src[0]), uintptr(len(src))*4)))
+	b.must("Write", b.legacySync())
 }
 
 // ---------------------------------------------------------------- weights
@@ -443,6 +494,9 @@ func (b *Backend) LoadWeight(spec backend.WeightSpec) (backend.Weight, error) {
 		if err := d.check("cuMemcpyHtoD", d.cuMemcpyHtoD(p, unsafe.Pointer(&spec.Data[0]), uintptr(len(spec.Data)))); err != nil {
 			return nil, fmt.Errorf("cuda: tensor %s: %w", spec.Name, err)
 		}
+		if err := b.legacySync(); err != nil {
+			return nil, fmt.Errorf("cuda: tensor %s: %w", spec.Name, err)
+		}
 	}
 	return &weight{name: spec.Name, typ: spec.Type, gpu: code, rows: spec.Rows, cols: spec.Cols, rowBytes: int(rowBytes), ptr: p}, nil
 }
@@ -456,15 +510,23 @@ type intBuf struct {
 	capN int
 	last []int32
 	sent bool
+	// queued: a launch in the queue reads the buffer, so new contents
+	// must wait for the queue to be sent.
+	queued bool
 }
 
-// upload returns the device address of a copy of v. The copy is
-// synchronous on the legacy stream, which orders it after every launch
-// already queued on the backend's (blocking) stream, so a kernel still
-// reading the previous contents is not disturbed.
+// upload returns the device address of a copy of v. The copy goes to the
+// backend's stream, after every launch sent before it, so a kernel still
+// reading the previous contents is not disturbed; new contents that a
+// queued launch would read send the queue first. (From pageable memory
+// the driver stages v before returning, so v may change afterwards.)
 func (b *Backend) upload(op string, buf *intBuf, v []int32) uint64 {
 	if buf.sent && slices.Equal(buf.last, v) {
+		buf.queued = true
 		return buf.dev
+	}
+	if buf.queued {
+		b.flush(op)
 	}
 	if len(v) > buf.capN {
 		b.must(op, b.free(buf.dev))
@@ -475,10 +537,11 @@ func (b *Backend) upload(op string, buf *intBuf, v []int32) uint64 {
 	}
 	if len(v) > 0 {
 		d := b.drv
-		b.must(op, d.check("cuMemcpyHtoD", d.cuMemcpyHtoD(buf.dev, unsafe.Pointer(&v[0]), uintptr(len(v))*4)))
+		b.must(op, d.check("cuMemcpyHtoDAsync", d.cuMemcpyHtoDAsync(buf.dev, unsafe.Pointer(&v[0]), uintptr(len(v))*4, b.stream)))
 	}
 	buf.last = append(buf.last[:0], v...)
 	buf.sent = true
+	buf.queued = true
 	return buf.dev
 }
 
@@ -504,8 +567,8 @@ func (b *Backend) scratchFloats(op string, n int) uint64 {
 // It lives in the Backend, on the heap, so the pointers stay valid.
 type kargs struct {
 	n    int
-	vals [24]uint64
-	ptrs [24]unsafe.Pointer
+	vals [maxArgs]uint64
+	ptrs [maxArgs]unsafe.Pointer
 }
 
 func (a *kargs) reset() *kargs { a.n = 0; return a }
@@ -542,18 +605,21 @@ type dim3 struct{ x, y, z uint32 }
 
 func grid1(n, per int) dim3 { return dim3{uint32((n + per - 1) / per), 1, 1} }
 
-// launch queues fn with the packed arguments on the stream.
+// launch queues fn with the packed arguments (see graph.go). Every
+// operation but MatMul's products launches through it, and so forgets
+// which activations the scratch buffer holds rounded: the operation may
+// overwrite them.
 func (b *Backend) launch(op string, fn uintptr, grid, block dim3) {
+	b.actValid = false
+	b.launchKeep(op, fn, grid, block)
+}
+
+// launchKeep is launch for a product, which writes only its output.
+func (b *Backend) launchKeep(op string, fn uintptr, grid, block dim3) {
 	if grid.x == 0 || grid.y == 0 || grid.z == 0 {
 		return // nothing to do (an empty batch)
 	}
-	d := b.drv
-	a := &b.args
-	r := d.cuLaunchKernel(fn, grid.x, grid.y, grid.z, block.x, max(block.y, 1), max(block.z, 1), 0, b.stream, &a.ptrs[0], 0)
-	b.must(op, d.check("cuLaunchKernel", r))
-	if b.sync {
-		b.must(op, d.check("cuStreamSynchronize", d.cuStreamSynchronize(b.stream)))
-	}
+	b.enqueue(op, fn, grid, block)
 }
 
 // Open is New with the default options, returned as a backend.Backend

@@ -24,6 +24,8 @@ const (
 	devAttrMultiprocessors        = 16 // CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT
 	devAttrComputeMajor           = 75 // CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR
 	devAttrComputeMinor           = 76 // CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR
+	captureModeThreadLocal        = 1  // CU_STREAM_CAPTURE_MODE_THREAD_LOCAL
+	streamNonBlocking             = 1  // CU_STREAM_NON_BLOCKING
 )
 
 // driver holds the driver API functions, bound by purego from libcuda.
@@ -47,10 +49,17 @@ type driver struct {
 	cuMemsetD8                func(ptr uint64, v uint8, n uintptr) result
 	cuMemcpyHtoD              func(dst uint64, src unsafe.Pointer, n uintptr) result
 	cuMemcpyDtoH              func(dst unsafe.Pointer, src uint64, n uintptr) result
+	cuMemcpyHtoDAsync         func(dst uint64, src unsafe.Pointer, n uintptr, s uintptr) result
 	cuStreamCreate            func(s *uintptr, flags uint32) result
 	cuStreamDestroy           func(s uintptr) result
 	cuStreamSynchronize       func(s uintptr) result
 	cuLaunchKernel            func(fn uintptr, gx, gy, gz, bx, by, bz, shmem uint32, stream uintptr, params *unsafe.Pointer, extra uintptr) result
+	cuStreamBeginCapture      func(s uintptr, mode int32) result
+	cuStreamEndCapture        func(s uintptr, graph *uintptr) result
+	cuGraphInstantiate        func(exec *uintptr, graph uintptr, flags uint64) result
+	cuGraphLaunch             func(exec uintptr, s uintptr) result
+	cuGraphExecDestroy        func(exec uintptr) result
+	cuGraphDestroy            func(graph uintptr) result
 	cuGetErrorName            func(r result, s **byte) result
 	cuGetErrorString          func(r result, s **byte) result
 }
@@ -88,10 +97,17 @@ func loadDriver() (*driver, error) {
 		{&d.cuMemsetD8, "cuMemsetD8_v2"},
 		{&d.cuMemcpyHtoD, "cuMemcpyHtoD_v2"},
 		{&d.cuMemcpyDtoH, "cuMemcpyDtoH_v2"},
+		{&d.cuMemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2"},
 		{&d.cuStreamCreate, "cuStreamCreate"},
 		{&d.cuStreamDestroy, "cuStreamDestroy_v2"},
 		{&d.cuStreamSynchronize, "cuStreamSynchronize"},
 		{&d.cuLaunchKernel, "cuLaunchKernel"},
+		{&d.cuStreamBeginCapture, "cuStreamBeginCapture_v2"},
+		{&d.cuStreamEndCapture, "cuStreamEndCapture"},
+		{&d.cuGraphInstantiate, "cuGraphInstantiateWithFlags"},
+		{&d.cuGraphLaunch, "cuGraphLaunch"},
+		{&d.cuGraphExecDestroy, "cuGraphExecDestroy"},
+		{&d.cuGraphDestroy, "cuGraphDestroy"},
 		{&d.cuGetErrorName, "cuGetErrorName"},
 		{&d.cuGetErrorString, "cuGetErrorString"},
 	}

@@ -36,7 +36,9 @@ func kernelPTX(given []byte) ([]byte, error) {
 // kernelSet holds the loaded kernels' function handles.
 type kernelSet struct {
 	mm, mv                     [numGPUTypes]uintptr // products: tiles of tokens, one token
+	mvq                        [numGPUTypes]uintptr // one token, int8 activations (Q4_0, Q8_0)
 	actF16, actQ8_0, actQ8_K   uintptr
+	actQ8_0Int                 uintptr
 	getRows, copyRows          uintptr
 	rmsNorm, add, swiglu, rope uintptr
 	storeKV, attention         uintptr
@@ -60,6 +62,9 @@ func (k *kernelSet) load(d *driver, mod uintptr) error {
 		{&k.mv[gpuQ8_0], "mv_q8_0"},
 		{&k.mv[gpuQ4_K], "mv_q4_k"},
 		{&k.mv[gpuQ6_K], "mv_q6_k"},
+		{&k.mvq[gpuQ4_0], "mvq_q4_0"},
+		{&k.mvq[gpuQ8_0], "mvq_q8_0"},
+		{&k.actQ8_0Int, "act_q8_0_int"},
 		{&k.actF16, "act_f16"},
 		{&k.actQ8_0, "act_q8_0"},
 		{&k.actQ8_K, "act_q8_k"},

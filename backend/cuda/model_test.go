@@ -6,11 +6,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"llamago/backend"
 	"llamago/backend/cpu"
+	"llamago/backend/cuda"
 	"llamago/engine"
 	"llamago/gguf"
 	"llamago/internal/synth"
@@ -112,6 +114,7 @@ func compareGreedy(t *testing.T, path string, prompt string, steps int, kvF32 bo
 	ctx := len(ids) + steps + 1
 	want := greedy(t, loadRun(t, f, cb, ctx, kvF32), ids, steps)
 	got := greedy(t, loadRun(t, f, gpu, ctx, kvF32), ids, steps)
+	checkSameAsEager(t, f, gpu, got, ids, steps, ctx, kvF32)
 	worst, worstStep := 0.0, 0
 	for i := range want.logits {
 		if rel := relErr(got.logits[i], want.logits[i]); !(rel <= worst) {
@@ -130,6 +133,34 @@ func compareGreedy(t *testing.T, path string, prompt string, steps int, kvF32 bo
 	}
 	if !(worst <= logitTol) {
 		t.Errorf("logits relative error %.3g at step %d, tolerance %g", worst, worstStep, logitTol)
+	}
+}
+
+// checkSameAsEager runs the model again on a backend that launches every
+// kernel as its operation runs (Options.Eager: no queue, no fused
+// launches, no graphs) and checks that got, from gpu (queued, fused,
+// replayed as graphs), has bit for bit the same logits: fusing and graphs
+// change where launches go, not what they compute. It also checks that
+// the decode steps did run as graphs.
+func checkSameAsEager(t *testing.T, f *gguf.File, gpu *cuda.Backend, got greedyResult, prompt []int32, steps, ctx int, kvF32 bool) {
+	t.Helper()
+	eager, err := cuda.New(cuda.Options{Eager: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eager.Close()
+	plain := greedy(t, loadRun(t, f, eager, ctx, kvF32), prompt, steps)
+	for i := range plain.logits {
+		if !slices.Equal(got.logits[i], plain.logits[i]) {
+			t.Errorf("step %d: logits differ from the eager backend's (largest relative error %.3g)", i, relErr(got.logits[i], plain.logits[i]))
+			break
+		}
+	}
+	captured, replayed, direct := gpu.GraphStats()
+	t.Logf("graphs: %d captured, %d replays, %d queues launched one by one; decode %.1f tokens/s (eager %.1f)",
+		captured, replayed, direct, float64(steps)/got.elapsed.Seconds(), float64(steps)/plain.elapsed.Seconds())
+	if steps >= 4 && replayed == 0 {
+		t.Errorf("no decode step ran as a graph")
 	}
 }
 
@@ -197,12 +228,17 @@ func TestTinyLlamaQ4_0Speed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "tinyllama-q4_0.gguf")
+	// $LLAMAGO_CUDA_TINYLLAMA names a file made beforehand (the device
+	// script makes it once for the benchmarks too).
+	path := os.Getenv("LLAMAGO_CUDA_TINYLLAMA")
 	start := time.Now()
-	if err := synth.Write(path, synth.TinyLlama(), target, 1, synth.Options{VocabPath: vocab}); err != nil {
-		t.Fatal(err)
+	if path == "" {
+		path = filepath.Join(t.TempDir(), "tinyllama-q4_0.gguf")
+		if err := synth.Write(path, synth.TinyLlama(), target, 1, synth.Options{VocabPath: vocab}); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("wrote %s in %v", filepath.Base(path), time.Since(start).Round(time.Second))
 	}
-	t.Logf("wrote %s in %v", filepath.Base(path), time.Since(start).Round(time.Second))
 	f, err := gguf.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -229,6 +265,7 @@ func TestTinyLlamaQ4_0Speed(t *testing.T) {
 	res := greedy(t, g, prompt, steps)
 	t.Logf("TinyLlama-shaped Q4_0 (F16 KV) on %s: prefill %d tokens at %.0f tokens/s, decode %.1f tokens/s (%d steps)",
 		gpu.Info().Name, len(prompt), float64(len(prompt))/prefill.Seconds(), float64(steps)/res.elapsed.Seconds(), steps)
+	checkSameAsEager(t, f, gpu, res, prompt, steps, len(prompt)+steps+1, false)
 
 	cb := cpu.New(cpu.Options{Threads: engine.DefaultThreads()})
 	defer cb.Close()
@@ -288,5 +325,40 @@ func TestTraceDiffStories260K(t *testing.T) {
 		counts[probe.MissingInA]+counts[probe.MissingInB], worst, worstRow.Probe, worstRow.Pos, rep.Verdict())
 	if counts[probe.Agree] != len(rep.Rows) || len(rep.Rows) == 0 {
 		t.Errorf("not every probe agrees under %g: %v", probe.DefaultAgree, counts)
+	}
+}
+
+// TestWriteBenchModels is a tool for the device script rather than a
+// test: with $LLAMAGO_CUDA_SYNTH_DIR set it writes the TinyLlama-shaped
+// synthetic files of $LLAMAGO_CUDA_SYNTH_TYPES (default
+// q4_0,q8_0,q4_k_m,f16; seed 1, package synth's cache) and links them as
+// tinyllama-TYPE.gguf in that folder, for "llamago bench" and llama.cpp's
+// llama-bench on a machine without Go.
+func TestWriteBenchModels(t *testing.T) {
+	dir := os.Getenv("LLAMAGO_CUDA_SYNTH_DIR")
+	if dir == "" {
+		t.Skip("set LLAMAGO_CUDA_SYNTH_DIR to write the benchmark models")
+	}
+	vocab := testenv.Path(t, testenv.LlamaSPMVocab)
+	types := "q4_0,q8_0,q4_k_m,f16"
+	if v := os.Getenv("LLAMAGO_CUDA_SYNTH_TYPES"); v != "" {
+		types = v
+	}
+	for _, name := range strings.Split(types, ",") {
+		target, err := quantize.ParseTarget(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		path, err := synth.Cached(dir, synth.TinyLlama(), target, 1, synth.Options{VocabPath: vocab})
+		if err != nil {
+			t.Fatal(err)
+		}
+		link := filepath.Join(dir, "tinyllama-"+name+".gguf")
+		os.Remove(link)
+		if err := os.Symlink(path, link); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("wrote %s in %v", link, time.Since(start).Round(time.Second))
 	}
 }

@@ -11,7 +11,10 @@ import (
 const (
 	mmTokens        = 8   // MM_TOKENS: activation rows per product block
 	mmWarps         = 4   // MM_WARPS: warps sharing one weight row in a block
-	normThreads     = 256 // NORM_THREADS
+	normThreads     = 512 // NORM_THREADS
+	swigluThreads   = 256 // SWIGLU_THREADS
+	mvRows          = 4   // MV_ROWS: weight rows (warps) per one-token block
+	actWarps        = 4   // ACT_WARPS: rounding blocks per act_q8_0/act_q8_k block
 	attnThreads     = 512 // ATTN_THREADS
 	attnMaxHeadDim  = 256 // ATTN_MAX_HEAD_DIM
 	elemThreads     = 256
@@ -70,8 +73,19 @@ func (b *Backend) RMSNorm(dstM, xM backend.Mat, wW backend.Weight, eps float32) 
 	if !(dst.rows == x.rows && dst.cols == x.cols && w.cols == x.cols && w.typ == tensor.F32) {
 		backend.ShapeFail("RMSNorm", "x %s dst %s weight %s %s", backend.Shape(xM), backend.Shape(dstM), weightShape(wW), w.typ)
 	}
+	if x.rows == 0 {
+		return
+	}
 	defer b.enter("RMSNorm")()
-	b.args.reset().ptr(x.ptr).ptr(w.ptr).ptr(dst.ptr).i32(x.cols).f32(eps)
+	// The residual add just queued (x = x + y) merges into the norm: one
+	// pass over the row instead of two, and a launch less.
+	if add := b.lastPending(b.k.add); add != nil && add.vals[2] == x.ptr && add.vals[3] == uint64(x.rows*x.cols) {
+		a, y := add.vals[0], add.vals[1]
+		b.args.reset().ptr(a).ptr(y).ptr(x.ptr).ptr(w.ptr).ptr(dst.ptr).i32(x.cols).f32(eps).ptr(0).i32(actNone)
+		b.pending = b.pending[:len(b.pending)-1]
+	} else {
+		b.args.reset().ptr(x.ptr).ptr(0).ptr(0).ptr(w.ptr).ptr(dst.ptr).i32(x.cols).f32(eps).ptr(0).i32(actNone)
+	}
 	b.launch("RMSNorm", b.k.rmsNorm, dim3{uint32(x.rows), 1, 1}, dim3{normThreads, 1, 1})
 }
 
@@ -95,27 +109,153 @@ func (b *Backend) MatMul(dstM, xM backend.Mat, wW backend.Weight) {
 	}
 	defer b.enter("MatMul")()
 	in := x.ptr
-	n := x.rows * x.cols
-	switch w.gpu {
-	case gpuF16:
+	// Decode with Q4_0/Q8_0 weights: int8 activations and integer dot
+	// products (mvq_…), a quarter of the activation bytes.
+	intAct := x.rows == 1 && w.cols%8 == 0 && b.k.mvq[w.gpu] != 0
+	kind := actKindOf(w.gpu)
+	if intAct {
+		kind = actQ8_0Int
+	}
+	if kind != actNone {
+		n := x.rows * x.cols
 		in = b.scratchFloats("MatMul", n)
-		b.args.reset().ptr(x.ptr).ptr(in).i32(n)
-		b.launch("MatMul", b.k.actF16, grid1(n, elemThreads), dim3{elemThreads, 1, 1})
-	case gpuQ4_0, gpuQ8_0:
-		in = b.scratchFloats("MatMul", n)
-		b.args.reset().ptr(x.ptr).ptr(in).i32(n / qk)
-		b.launch("MatMul", b.k.actQ8_0, grid1(n/qk, 128), dim3{128, 1, 1})
-	case gpuQ4_K, gpuQ6_K:
-		in = b.scratchFloats("MatMul", n)
-		b.args.reset().ptr(x.ptr).ptr(in).i32(n / qkK)
-		b.launch("MatMul", b.k.actQ8_K, grid1(n/qkK, 64), dim3{64, 1, 1})
+		want := actState{src: x.ptr, n: n, kind: kind}
+		// q, k and v (gate and up) share their input: round it once.
+		if !(b.actValid && b.act == want) && !b.fuseAct(x, in, kind) {
+			b.launchAct(x, in, kind)
+		}
+		b.act, b.actValid = want, !b.eager
 	}
 	b.args.reset().ptr(w.ptr).i64(w.rowBytes).i32(w.rows).i32(w.cols).ptr(in).ptr(dst.ptr).i32(x.rows)
-	fn, g := b.k.mm[w.gpu], dim3{uint32(w.rows), uint32((x.rows + mmTokens - 1) / mmTokens), 1}
-	if x.rows == 1 {
-		fn = b.k.mv[w.gpu] // decode: one token, fewer registers
+	fn, g, blk := b.k.mm[w.gpu], dim3{uint32(w.rows), uint32((x.rows + mmTokens - 1) / mmTokens), 1}, dim3{mmWarps * 32, 1, 1}
+	if x.rows == 1 && w.cols%8 == 0 {
+		// Decode: one token, a warp per weight row.
+		fn, g, blk = b.k.mv[w.gpu], dim3{uint32((w.rows + mvRows - 1) / mvRows), 1, 1}, dim3{mvRows * 32, 1, 1}
+		if intAct {
+			fn = b.k.mvq[w.gpu]
+			if b.mergeProduct(fn, in, w, dst) {
+				fn = 0 // queued with the product before
+			}
+			b.args.reset().ptr(in).i32(w.cols).ptr(w.ptr).i64(w.rowBytes).i32(w.rows).ptr(dst.ptr).
+				ptr(0).i64(0).i32(0).ptr(0).ptr(0).i64(0).i32(0).ptr(0)
+		}
 	}
-	b.launch("MatMul", fn, g, dim3{mmWarps * 32, 1, 1})
+	if fn != 0 {
+		b.launchKeep("MatMul", fn, g, blk)
+	}
+	if overlaps(dst, x) {
+		b.actValid = false
+	}
+}
+
+// mvqSets is how many weight matrices one mvq_… launch takes, mvqArgs
+// where their arguments start: (xq, cols) then (W, rowBytes, rows, Y) per
+// matrix.
+const (
+	mvqSets = 3
+	mvqArgs = 2
+)
+
+// mergeProduct adds the one-token product dst = x·wᵀ to the mvq launch
+// queued just before it when that launch reads the same rounded input
+// (q, k and v; gate and up): one launch instead of up to three. It
+// reports whether it did. The launch's outputs must not overlap, since
+// its warps run in no particular order.
+func (b *Backend) mergeProduct(fn uintptr, in uint64, w *weight, dst *mat) bool {
+	r := b.lastPending(fn)
+	if r == nil || r.vals[0] != in || r.vals[1] != uint64(w.cols) {
+		return false
+	}
+	end := dst.ptr + uint64(w.rows)*4
+	total, free := uint64(0), -1
+	for k := range mvqSets {
+		a := r.vals[mvqArgs+4*k:]
+		rows, y := a[2], a[3]
+		if rows == 0 {
+			if free < 0 {
+				free = k
+			}
+			continue
+		}
+		if dst.ptr < y+rows*4 && y < end {
+			return false
+		}
+		total += rows
+	}
+	if free < 0 {
+		return false
+	}
+	a := r.vals[mvqArgs+4*free:]
+	a[0], a[1], a[2], a[3] = w.ptr, uint64(int64(w.rowBytes)), uint64(w.rows), dst.ptr
+	total += uint64(w.rows)
+	r.grid.x = uint32((total + mvRows - 1) / mvRows)
+	return true
+}
+
+// Activation rounding kinds (ACT_… in kernels/llamago.cu).
+const (
+	actNone = iota
+	actF16
+	actQ8_0
+	actQ8_K
+	actQ8_0Int // Q8_0 kept as int8 values and float scales (one row)
+)
+
+// actKindOf is the format activations are rounded through before a
+// product with weights of kernel type code gpu.
+func actKindOf(gpu int) int {
+	switch gpu {
+	case gpuF16:
+		return actF16
+	case gpuQ4_0, gpuQ8_0:
+		return actQ8_0
+	case gpuQ4_K, gpuQ6_K:
+		return actQ8_K
+	}
+	return actNone
+}
+
+// fuseAct merges the rounding of x into out with the queued launch that
+// produced x, when that is the launch just before (an RMSNorm or a
+// SwiGLU writing exactly x): the values are rounded while still in the
+// block that computed them. It reports whether it did.
+func (b *Backend) fuseAct(x *mat, out uint64, kind int) bool {
+	n := uint64(x.rows * x.cols)
+	if r := b.lastPending(b.k.rmsNorm); r != nil && r.vals[4] == x.ptr && r.vals[5] == uint64(x.cols) && r.grid.x == uint32(x.rows) {
+		r.vals[7], r.vals[8] = out, uint64(kind)
+		return true
+	}
+	if r := b.lastPending(b.k.swiglu); r != nil && r.vals[2] == x.ptr && r.vals[3] == n && x.cols%qkK == 0 {
+		r.vals[4], r.vals[5] = out, uint64(kind)
+		return true
+	}
+	return false
+}
+
+// launchAct rounds x into out with an activation kernel of its own.
+func (b *Backend) launchAct(x *mat, out uint64, kind int) {
+	n := x.rows * x.cols
+	switch kind {
+	case actF16:
+		b.args.reset().ptr(x.ptr).ptr(out).i32(n)
+		b.launch("MatMul", b.k.actF16, grid1(n, elemThreads), dim3{elemThreads, 1, 1})
+	case actQ8_0:
+		b.args.reset().ptr(x.ptr).ptr(out).i32(n / qk)
+		b.launch("MatMul", b.k.actQ8_0, grid1(n/qk, actWarps), dim3{actWarps * 32, 1, 1})
+	case actQ8_0Int:
+		b.args.reset().ptr(x.ptr).ptr(out).i32(n / qk)
+		b.launch("MatMul", b.k.actQ8_0Int, grid1(n/qk, actWarps), dim3{actWarps * 32, 1, 1})
+	case actQ8_K:
+		b.args.reset().ptr(x.ptr).ptr(out).i32(n / qkK)
+		b.launch("MatMul", b.k.actQ8_K, grid1(n/qkK, actWarps), dim3{actWarps * 32, 1, 1})
+	}
+}
+
+// overlaps reports whether two matrices share bytes.
+func overlaps(a, b *mat) bool {
+	aEnd := a.ptr + uint64(a.rows*a.cols)*4
+	bEnd := b.ptr + uint64(b.rows*b.cols)*4
+	return a.ptr < bEnd && b.ptr < aEnd
 }
 
 // Add implements backend.Backend.
@@ -138,8 +278,8 @@ func (b *Backend) SwiGLU(dstM, gateM, upM backend.Mat) {
 	}
 	n := g.rows * g.cols
 	defer b.enter("SwiGLU")()
-	b.args.reset().ptr(g.ptr).ptr(u.ptr).ptr(dst.ptr).i32(n)
-	b.launch("SwiGLU", b.k.swiglu, grid1(n, elemThreads), dim3{elemThreads, 1, 1})
+	b.args.reset().ptr(g.ptr).ptr(u.ptr).ptr(dst.ptr).i32(n).ptr(0).i32(actNone)
+	b.launch("SwiGLU", b.k.swiglu, grid1(n, swigluThreads), dim3{swigluThreads, 1, 1})
 }
 
 // RoPE implements backend.Backend.
@@ -155,7 +295,10 @@ func (b *Backend) RoPE(xM backend.Mat, pos []int32, p backend.RoPEParams) {
 	dev := b.upload("RoPE", &b.pos, pos)
 	thetaScale := float32(math.Pow(float64(p.FreqBase), -2.0/float64(p.Dims)))
 	b.args.reset().ptr(x.ptr).ptr(dev).i32(p.Heads).i32(p.HeadDim).i32(p.Dims).f32(thetaScale).f32(p.FreqScale).flag(p.NeoX)
-	b.launch("RoPE", b.k.rope, dim3{uint32(x.rows), 1, 1}, dim3{128, 1, 1})
+	// A thread per rotated pair (up to a block's 1024): each pair's angle
+	// is a serial product and a double sincos, so spread them out.
+	threads := min(1024, (p.Heads*p.Dims/2+31)/32*32)
+	b.launch("RoPE", b.k.rope, dim3{uint32(x.rows), 1, 1}, dim3{uint32(threads), 1, 1})
 }
 
 // kvCache is the KV cache in device memory, layout

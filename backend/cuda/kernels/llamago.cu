@@ -44,6 +44,13 @@ __device__ __forceinline__ uint16_t load_u16(const uint8_t *p) {
     return (uint16_t)p[0] | ((uint16_t)p[1] << 8);
 }
 
+// ACT_Q8_0_INT activations (see the activation kinds below): n int8
+// values, then, from byte q8_scales_at(n) on, one float scale (the
+// F16-rounded d) per 32 values. The one-token Q4_0 and Q8_0 products
+// (mvq_…) read 1 byte of activation a value instead of 4 and sum integer
+// products (dp4a), as the CPU does.
+__device__ __forceinline__ size_t q8_scales_at(int n) { return ((size_t)n + 15) & ~(size_t)15; }
+
 __device__ __forceinline__ float warp_sum(float v) {
     for (int o = WARP / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     return v;
@@ -361,27 +368,129 @@ __device__ __forceinline__ float unit_dot<TYPE_Q6_K>(const uint8_t *row, int u, 
     return sum;
 }
 
-#define MV_THREADS (MM_WARPS * WARP)
+template <>
+__device__ __forceinline__ float unit_dot<TYPE_F32>(const uint8_t *row, int u, const float *x) {
+    const float4 *w = (const float4 *)(row + (size_t)u * 32);
+    const float4 *xv = (const float4 *)(x + (size_t)u * 8);
+    const float4 w0 = w[0], w1 = w[1], x0 = xv[0], x1 = xv[1];
+    return dot4(x0, w0.x, w0.y, w0.z, w0.w) + dot4(x1, w1.x, w1.y, w1.z, w1.w);
+}
 
-// mv is the one-token product for the block types: one block per weight row,
-// thread t summing units t, t+MV_THREADS, …
+template <>
+__device__ __forceinline__ float unit_dot<TYPE_F16>(const uint8_t *row, int u, const float *x) {
+    // One 16-byte load of eight F16 values.
+    const uint4 q = *(const uint4 *)(row + (size_t)u * 16);
+    const float4 *xv = (const float4 *)(x + (size_t)u * 8);
+    const float4 x0 = xv[0], x1 = xv[1];
+    return dot4(x0, half_to_float(q.x & 0xffff), half_to_float(q.x >> 16), half_to_float(q.y & 0xffff), half_to_float(q.y >> 16)) +
+           dot4(x1, half_to_float(q.z & 0xffff), half_to_float(q.z >> 16), half_to_float(q.w & 0xffff), half_to_float(q.w >> 16));
+}
+
+// Rows per block of the one-token kernels: one warp per weight row, so a
+// row needs no shared memory or barrier, and a block carries MV_ROWS rows
+// (one block per row left the GPU scheduling blocks of 2 units a thread).
+#define MV_ROWS 4
+#define MV_THREADS (MV_ROWS * WARP)
+
+// mv is the one-token product over units of 8 values: warp w of block b
+// computes row MV_ROWS·b + w, lane l summing units l, l+32, … so that the
+// warp reads consecutive bytes of the row. cols must be a multiple of 8
+// (the Go side uses mm for F32/F16 rows that are not).
 template <int TYPE>
 __device__ void mv(const uint8_t *W, long long rowBytes, int wrows, int cols, const float *X, float *Y) {
-    __shared__ float part[MM_WARPS];
-    const uint8_t *row = W + (size_t)blockIdx.x * rowBytes;
+    const int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP;
+    const int r = blockIdx.x * MV_ROWS + warp;
+    if (r >= wrows) return;
+    const uint8_t *row = W + (size_t)r * rowBytes;
     const int units = cols / 8;
     float acc = 0.f;
 #pragma unroll 4
-    for (int u = threadIdx.x; u < units; u += MV_THREADS) acc += unit_dot<TYPE>(row, u, X);
+    for (int u = lane; u < units; u += WARP) acc += unit_dot<TYPE>(row, u, X);
     acc = warp_sum(acc);
-    if (threadIdx.x % WARP == 0) part[threadIdx.x / WARP] = acc;
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        float s = 0.f;
+    if (lane == 0) Y[r] = acc;
+}
+
+// block_dot_q is the dot product of a whole weight block (32 values) with
+// int8 activations: the one-token kernels give each lane whole blocks, so
+// that a warp has a whole row's bytes in flight at once (a unit of 8
+// values a lane left the memory system waiting on too few loads).
+template <int TYPE>
+__device__ __forceinline__ float block_dot_q(const uint8_t *row, int b, const int8_t *xq, const float *xd);
+
+template <>
+__device__ __forceinline__ float block_dot_q<TYPE_Q4_0>(const uint8_t *row, int b, const int8_t *xq, const float *xd) {
+    const uint8_t *bp = row + (size_t)b * Q4_0_BYTES;
+    const uint16_t *h = (const uint16_t *)bp; // blocks are 2-byte aligned
+    const float d = half_to_float(h[0]);
+    const int4 xa = *(const int4 *)(xq + (size_t)b * QK), xb = *(const int4 *)(xq + (size_t)b * QK + 16);
+    const int xs[8] = {xa.x, xa.y, xa.z, xa.w, xb.x, xb.y, xb.z, xb.w};
+    int nib = 0, sx = 0;
 #pragma unroll
-        for (int w = 0; w < MM_WARPS; w++) s += part[w];
-        Y[blockIdx.x] = s;
+    for (int i = 0; i < 4; i++) {
+        // Quant bytes 4i..4i+3: values 4i.. (low nibbles), 16+4i.. (high).
+        const uint32_t q = (uint32_t)h[1 + 2 * i] | ((uint32_t)h[2 + 2 * i] << 16);
+        nib = __dp4a((int)(q & 0x0f0f0f0fu), xs[i], nib);
+        nib = __dp4a((int)((q >> 4) & 0x0f0f0f0fu), xs[4 + i], nib);
+        sx = __dp4a(0x01010101, xs[i], __dp4a(0x01010101, xs[4 + i], sx));
     }
+    // Nibbles are 0..15 for weights -8..7: subtract 8·Σx.
+    return (float)(nib - 8 * sx) * (d * xd[b]);
+}
+
+template <>
+__device__ __forceinline__ float block_dot_q<TYPE_Q8_0>(const uint8_t *row, int b, const int8_t *xq, const float *xd) {
+    const uint8_t *bp = row + (size_t)b * Q8_0_BYTES;
+    const uint16_t *h = (const uint16_t *)bp;
+    const float d = half_to_float(h[0]);
+    const int4 xa = *(const int4 *)(xq + (size_t)b * QK), xb = *(const int4 *)(xq + (size_t)b * QK + 16);
+    const int xs[8] = {xa.x, xa.y, xa.z, xa.w, xb.x, xb.y, xb.z, xb.w};
+    int sum = 0;
+#pragma unroll
+    for (int i = 0; i < 8; i++) sum = __dp4a((int)((uint32_t)h[1 + 2 * i] | ((uint32_t)h[2 + 2 * i] << 16)), xs[i], sum);
+    return (float)sum * (d * xd[b]);
+}
+
+// mvq is mv with int8 activations for up to three weight matrices that
+// share the input (q, k and v; gate and up), as one launch: a warp per
+// weight row, the warps numbered over the matrices' rows one after the
+// other, lane l taking blocks l, l+32, … The small k and v products alone
+// were launches of 64 blocks bound by their fixed cost.
+template <int TYPE>
+__device__ void mvq(const int8_t *xq, int cols, const uint8_t *W0, long long rb0, int rows0, float *Y0,
+                    const uint8_t *W1, long long rb1, int rows1, float *Y1, const uint8_t *W2, long long rb2,
+                    int rows2, float *Y2) {
+    const int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP;
+    int r = blockIdx.x * MV_ROWS + warp;
+    const uint8_t *W = W0;
+    long long rb = rb0;
+    float *Y = Y0;
+    if (r >= rows0) {
+        r -= rows0;
+        W = W1, rb = rb1, Y = Y1;
+        if (r >= rows1) {
+            r -= rows1;
+            W = W2, rb = rb2, Y = Y2;
+            if (r >= rows2) return;
+        }
+    }
+    const float *xd = (const float *)(xq + q8_scales_at(cols));
+    const uint8_t *row = W + (size_t)r * rb;
+    const int blocks = cols / QK;
+    float acc = 0.f;
+#pragma unroll 4
+    for (int b = lane; b < blocks; b += WARP) acc += block_dot_q<TYPE>(row, b, xq, xd);
+    acc = warp_sum(acc);
+    if (lane == 0) Y[r] = acc;
+}
+
+#define MVQ_ARGS                                                                                                   \
+    const int8_t *xq, int cols, const uint8_t *W0, long long rb0, int rows0, float *Y0, const uint8_t *W1,         \
+        long long rb1, int rows1, float *Y1, const uint8_t *W2, long long rb2, int rows2, float *Y2
+extern "C" __global__ void mvq_q4_0(MVQ_ARGS) {
+    mvq<TYPE_Q4_0>(xq, cols, W0, rb0, rows0, Y0, W1, rb1, rows1, Y1, W2, rb2, rows2, Y2);
+}
+extern "C" __global__ void mvq_q8_0(MVQ_ARGS) {
+    mvq<TYPE_Q8_0>(xq, cols, W0, rb0, rows0, Y0, W1, rb1, rows1, Y1, W2, rb2, rows2, Y2);
 }
 
 #define MM_ARGS const uint8_t *W, long long rowBytes, int wrows, int cols, const float *X, float *Y, int ntok
@@ -393,16 +502,118 @@ MM_KERNEL(q4_0, TYPE_Q4_0)
 MM_KERNEL(q8_0, TYPE_Q8_0)
 MM_KERNEL(q4_k, TYPE_Q4_K)
 MM_KERNEL(q6_k, TYPE_Q6_K)
-// One token: plain types keep the lane-per-value layout (already 4-byte
-// coalesced loads), block types use whole-unit loads.
-extern "C" __global__ void mv_f32(MM_ARGS) { mm<TYPE_F32, 1, 8>(W, rowBytes, wrows, cols, X, Y, ntok); }
-extern "C" __global__ void mv_f16(MM_ARGS) { mm<TYPE_F16, 1, 8>(W, rowBytes, wrows, cols, X, Y, ntok); }
+// One token: every type with whole-unit loads, a warp per row.
+extern "C" __global__ void mv_f32(MM_ARGS) { mv<TYPE_F32>(W, rowBytes, wrows, cols, X, Y); }
+extern "C" __global__ void mv_f16(MM_ARGS) { mv<TYPE_F16>(W, rowBytes, wrows, cols, X, Y); }
 extern "C" __global__ void mv_q4_0(MM_ARGS) { mv<TYPE_Q4_0>(W, rowBytes, wrows, cols, X, Y); }
 extern "C" __global__ void mv_q8_0(MM_ARGS) { mv<TYPE_Q8_0>(W, rowBytes, wrows, cols, X, Y); }
 extern "C" __global__ void mv_q4_k(MM_ARGS) { mv<TYPE_Q4_K>(W, rowBytes, wrows, cols, X, Y); }
 extern "C" __global__ void mv_q6_k(MM_ARGS) { mv<TYPE_Q6_K>(W, rowBytes, wrows, cols, X, Y); }
 
 // ------------------------------------------------ activation rounding
+
+// Activation rounding kinds (ACT_… ; actKind in the Go code): the
+// dot-product format of a weight type.
+enum { ACT_NONE = 0, ACT_F16 = 1, ACT_Q8_0 = 2, ACT_Q8_K = 3, ACT_Q8_0_INT = 4 };
+
+// The roundings below give a whole warp one block: the block's largest
+// magnitude is a warp reduction (a maximum is exact in any order, and
+// Q8_K's "first on ties" is kept by reducing (magnitude, index) pairs),
+// then each lane rounds its own values. The results equal the CPU's
+// value-by-value loops bit for bit; one thread per block made the
+// roundings of a decode step serial loops of 32 or 256 values.
+
+// warp_act_q8_0 replaces the 32 values at xb by their Q8_0 round trip: d =
+// amax/127 stored as F16, q = roundf(x/d) (half away from zero). Lane l
+// takes value l.
+__device__ __forceinline__ void warp_act_q8_0(const float *xb, float *yb, int lane) {
+    const float x = xb[lane];
+    float amax = fabsf(x);
+    for (int o = WARP / 2; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+    const float d = amax / 127.f;
+    const float id = d != 0.f ? 1.f / d : 0.f;
+    const float dh = round_f16(d);
+    yb[lane] = (float)(int)roundf(x * id) * dh;
+}
+
+// warp_act_q8_k replaces the 256 values at xb by their Q8_K round trip:
+// the signed value of largest magnitude (the first one on ties) sets
+// iscale = -127/max, q = min(127, nearest(iscale·x)), d = 1/iscale in
+// float32. Lane l takes values l, l+32, …, l+224.
+__device__ __forceinline__ void warp_act_q8_k(const float *xb, float *yb, int lane) {
+    float v[QK_K / WARP];
+    float best = 0.f;
+    int at = -1;
+#pragma unroll
+    for (int k = 0; k < QK_K / WARP; k++) {
+        v[k] = xb[lane + WARP * k];
+        const float a = fabsf(v[k]);
+        if (a > best) {
+            best = a;
+            at = lane + WARP * k;
+        }
+    }
+    for (int o = WARP / 2; o > 0; o >>= 1) {
+        const float ob = __shfl_xor_sync(0xffffffffu, best, o);
+        const int oat = __shfl_xor_sync(0xffffffffu, at, o);
+        if (ob > best || (ob == best && oat >= 0 && (at < 0 || oat < at))) {
+            best = ob;
+            at = oat;
+        }
+    }
+    if (at < 0) { // every value is zero
+#pragma unroll
+        for (int k = 0; k < QK_K / WARP; k++) yb[lane + WARP * k] = 0.f;
+        return;
+    }
+    const float mx = xb[at];
+    const float iscale = -127.f / mx;
+    const float d = 1.f / iscale;
+#pragma unroll
+    for (int k = 0; k < QK_K / WARP; k++) {
+        int q = __float2int_rn(iscale * v[k]);
+        q = q < 127 ? q : 127;
+        yb[lane + WARP * k] = (float)q * d;
+    }
+}
+
+// warp_act_q8_0_int is warp_act_q8_0 keeping q and d apart (ACT_Q8_0_INT).
+__device__ __forceinline__ void warp_act_q8_0_int(const float *xb, int8_t *qb, float *db, int lane) {
+    const float x = xb[lane];
+    float amax = fabsf(x);
+    for (int o = WARP / 2; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+    const float d = amax / 127.f;
+    const float id = d != 0.f ? 1.f / d : 0.f;
+    qb[lane] = (int8_t)(int)roundf(x * id);
+    if (lane == 0) *db = round_f16(d);
+}
+
+// act_span rounds values first..first+n-1 (whole blocks of the kind) of a
+// vector of total values, x its floats and y its rounded copy, with the
+// calling block's nthreads threads (a multiple of 32), a warp per
+// rounding block: the fused kernels call it after a barrier on values
+// they have just written.
+__device__ void act_span(const float *x, void *y, int first, int n, int total, int kind, int tid, int nthreads) {
+    const int warp = tid / WARP, lane = tid % WARP, warps = nthreads / WARP;
+    float *yf = (float *)y;
+    switch (kind) {
+    case ACT_F16:
+        for (int i = first + tid; i < first + n; i += nthreads) yf[i] = round_f16(x[i]);
+        break;
+    case ACT_Q8_0:
+        for (int b = first / QK + warp; b < (first + n) / QK; b += warps) warp_act_q8_0(x + (size_t)b * QK, yf + (size_t)b * QK, lane);
+        break;
+    case ACT_Q8_K:
+        for (int b = first / QK_K + warp; b < (first + n) / QK_K; b += warps) warp_act_q8_k(x + (size_t)b * QK_K, yf + (size_t)b * QK_K, lane);
+        break;
+    case ACT_Q8_0_INT: {
+        int8_t *q = (int8_t *)y;
+        float *ds = (float *)(q + q8_scales_at(total));
+        for (int b = first / QK + warp; b < (first + n) / QK; b += warps) warp_act_q8_0_int(x + (size_t)b * QK, q + (size_t)b * QK, ds + b, lane);
+        break;
+    }
+    }
+}
 
 // act_f16 rounds n values to F16, as the CPU converts activations for F16
 // weights.
@@ -411,52 +622,27 @@ extern "C" __global__ void act_f16(const float *x, float *y, int n) {
     if (i < n) y[i] = round_f16(x[i]);
 }
 
-// act_q8_0 replaces each block of 32 values by its Q8_0 round trip: d =
-// amax/127 stored as F16, q = roundf(x/d) (half away from zero). One thread
-// per block, in the CPU's order, so that ties break the same way.
+// ACT_WARPS: rounding blocks (warps) per thread block of act_q8_0/act_q8_k.
+#define ACT_WARPS 4
+
+// act_q8_0 rounds nblocks blocks of 32 through Q8_0, a warp per block.
 extern "C" __global__ void act_q8_0(const float *x, float *y, int nblocks) {
-    const int b = blockIdx.x * blockDim.x + threadIdx.x;
-    if (b >= nblocks) return;
-    const float *xb = x + (size_t)b * QK;
-    float *yb = y + (size_t)b * QK;
-    float amax = 0.f;
-    for (int j = 0; j < QK; j++) {
-        const float a = fabsf(xb[j]);
-        if (!(amax > a)) amax = a;
-    }
-    const float d = amax / 127.f;
-    const float id = d != 0.f ? 1.f / d : 0.f;
-    const float dh = round_f16(d);
-    for (int j = 0; j < QK; j++) yb[j] = (float)(int)roundf(xb[j] * id) * dh;
+    const int b = blockIdx.x * ACT_WARPS + threadIdx.x / WARP;
+    if (b < nblocks) warp_act_q8_0(x + (size_t)b * QK, y + (size_t)b * QK, threadIdx.x % WARP);
 }
 
-// act_q8_k replaces each block of 256 values by its Q8_K round trip: the
-// signed value of largest magnitude (first on ties) sets iscale = -127/max,
-// q = min(127, nearest(iscale·x)), d = 1/iscale in float32.
+// act_q8_0_int rounds nblocks blocks of 32 through Q8_0 into ACT_Q8_0_INT's
+// layout, a warp per block.
+extern "C" __global__ void act_q8_0_int(const float *x, int8_t *y, int nblocks) {
+    const int b = blockIdx.x * ACT_WARPS + threadIdx.x / WARP;
+    float *ds = (float *)(y + q8_scales_at(nblocks * QK));
+    if (b < nblocks) warp_act_q8_0_int(x + (size_t)b * QK, y + (size_t)b * QK, ds + b, threadIdx.x % WARP);
+}
+
+// act_q8_k rounds nblocks blocks of 256 through Q8_K, a warp per block.
 extern "C" __global__ void act_q8_k(const float *x, float *y, int nblocks) {
-    const int b = blockIdx.x * blockDim.x + threadIdx.x;
-    if (b >= nblocks) return;
-    const float *xb = x + (size_t)b * QK_K;
-    float *yb = y + (size_t)b * QK_K;
-    float amax = 0.f, mx = 0.f;
-    for (int j = 0; j < QK_K; j++) {
-        const float a = fabsf(xb[j]);
-        if (a > amax) {
-            amax = a;
-            mx = xb[j];
-        }
-    }
-    if (amax == 0.f) {
-        for (int j = 0; j < QK_K; j++) yb[j] = 0.f;
-        return;
-    }
-    const float iscale = -127.f / mx;
-    const float d = 1.f / iscale;
-    for (int j = 0; j < QK_K; j++) {
-        int q = __float2int_rn(iscale * xb[j]);
-        q = q < 127 ? q : 127;
-        yb[j] = (float)q * d;
-    }
+    const int b = blockIdx.x * ACT_WARPS + threadIdx.x / WARP;
+    if (b < nblocks) warp_act_q8_k(x + (size_t)b * QK_K, y + (size_t)b * QK_K, threadIdx.x % WARP);
 }
 
 // ---------------------------------------------------------------- rows
@@ -493,28 +679,50 @@ extern "C" __global__ void copy_rows(const float *src, float *dst, int cols, con
 
 // ---------------------------------------------------------------- element-wise
 
-#define NORM_THREADS 256
+#define NORM_THREADS 512
 
 // rms_norm: dst = x/sqrt(mean(x²)+eps)·w per row, the sum of squares in
 // double like ggml's ggml_float, the scale in float. One block per row.
-extern "C" __global__ void rms_norm(const float *x, const float *w, float *dst, int cols, float eps) {
-    __shared__ double part[NORM_THREADS];
-    const float *xr = x + (size_t)blockIdx.x * cols;
-    float *dr = dst + (size_t)blockIdx.x * cols;
+// Two fusions save passes over memory and launches: with addend not null
+// the row is first x + addend, written to sum (the residual add before a
+// norm; sum may be x); with act not null, dst is also rounded into act
+// through the following product's format (actKind).
+extern "C" __global__ void __launch_bounds__(NORM_THREADS) rms_norm(const float *x, const float *addend, float *sum, const float *w, float *dst,
+                                    int cols, float eps, void *act, int actKind) {
+    __shared__ double part[NORM_THREADS / WARP];
+    const size_t off = (size_t)blockIdx.x * cols;
+    const float *xr = x + off;
+    float *dr = dst + off;
     double s = 0;
     for (int i = threadIdx.x; i < cols; i += NORM_THREADS) {
-        const float v = xr[i];
+        float v = xr[i];
+        if (addend) {
+            v = v + addend[off + i];
+            sum[off + i] = v;
+        }
         s += (double)(v * v);
     }
-    part[threadIdx.x] = s;
+    // Warps reduce their sums with shuffles, warp 0 the warps' (a tree
+    // in shared memory took ten barriers).
+    for (int o = WARP / 2; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    if (threadIdx.x % WARP == 0) part[threadIdx.x / WARP] = s;
     __syncthreads();
-    for (int o = NORM_THREADS / 2; o > 0; o >>= 1) {
-        if (threadIdx.x < o) part[threadIdx.x] += part[threadIdx.x + o];
-        __syncthreads();
+    if (threadIdx.x < WARP) {
+        s = threadIdx.x < NORM_THREADS / WARP ? part[threadIdx.x] : 0.0;
+        for (int o = WARP / 2; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+        if (threadIdx.x == 0) part[0] = s;
     }
+    __syncthreads();
     const float mean = (float)(part[0] / (double)cols);
     const float scale = 1.f / (float)sqrt((double)(mean + eps));
-    for (int i = threadIdx.x; i < cols; i += NORM_THREADS) dr[i] = xr[i] * scale * w[i];
+    // Each thread reads back only the sums it wrote itself.
+    const float *src = addend ? sum + off : xr;
+    for (int i = threadIdx.x; i < cols; i += NORM_THREADS) dr[i] = src[i] * scale * w[i];
+    if (act) {
+        __syncthreads();
+        // (ACT_Q8_0_INT is used for one row only.)
+        act_span(dr, actKind == ACT_Q8_0_INT ? act : (void *)((float *)act + off), 0, cols, cols, actKind, threadIdx.x, NORM_THREADS);
+    }
 }
 
 extern "C" __global__ void add(const float *a, const float *b, float *dst, int n) {
@@ -522,12 +730,23 @@ extern "C" __global__ void add(const float *a, const float *b, float *dst, int n
     if (i < n) dst[i] = a[i] + b[i];
 }
 
+#define SWIGLU_THREADS 256
+
 // swiglu: dst = silu(gate)·up with the exponential in double, as the CPU.
-extern "C" __global__ void swiglu(const float *gate, const float *up, float *dst, int n) {
-    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+// Blocks of SWIGLU_THREADS values; with act not null the block then
+// rounds its values into act (actKind's blocks divide SWIGLU_THREADS), the
+// input of the down projection, saving a launch and a pass.
+extern "C" __global__ void swiglu(const float *gate, const float *up, float *dst, int n, void *act, int actKind) {
+    const int base = blockIdx.x * SWIGLU_THREADS;
+    const int i = base + threadIdx.x;
     if (i < n) {
         const float g = gate[i];
         dst[i] = g / (1.f + (float)exp((double)(-g))) * up[i];
+    }
+    if (act) {
+        __syncthreads();
+        const int m = n - base < SWIGLU_THREADS ? n - base : SWIGLU_THREADS;
+        act_span(dst, act, base, m, n, actKind, threadIdx.x, SWIGLU_THREADS);
     }
 }
 
@@ -582,6 +801,8 @@ extern "C" __global__ void store_kv(const float *k, const float *v, void *kc, vo
 #define ATTN_THREADS 512
 #define ATTN_WARPS (ATTN_THREADS / WARP)
 #define ATTN_MAX_HEAD_DIM 256
+// ATTN_KEEP: positions whose scores attention keeps in shared memory.
+#define ATTN_KEEP 4096
 
 __device__ __forceinline__ float kv_at(const void *c, size_t i, int f16) {
     return f16 ? half_to_float(((const uint16_t *)c)[i]) : ((const float *)c)[i];
@@ -636,6 +857,7 @@ extern "C" __global__ void attention(const float *q, float *dst, const void *kc,
     __shared__ float comb[ATTN_THREADS];
     __shared__ float redf[ATTN_WARPS];
     __shared__ double redd[ATTN_WARPS];
+    __shared__ float kept[ATTN_KEEP];
     const int h = blockIdx.x, r = blockIdx.y, tid = threadIdx.x;
     const int warp = tid / WARP, lane = tid % WARP;
     const int kvDim = kvHeads * headDim;
@@ -647,19 +869,27 @@ extern "C" __global__ void attention(const float *q, float *dst, const void *kc,
     __syncthreads();
     const int span = probeCols / heads;
 
-    // Pass 1: the largest score (and the scores probe).
+    // Pass 1: the largest score (and the scores probe). Up to
+    // ATTN_KEEP positions the scores stay in shared memory for the next
+    // two passes (decode at short and medium contexts reads the keys once
+    // instead of three times); beyond, the passes recompute them.
+    const bool keep = n <= ATTN_KEEP;
     float mx = __int_as_float(0xff800000); // -infinity
+#pragma unroll 4
     for (int j = warp; j < n; j += ATTN_WARPS) {
         const float s = __fmul_rn(warp_dot(qs, kc, base + (size_t)j * kvDim, headDim, f16), scale);
         mx = fmaxf(mx, s);
-        if (scores && lane == 0) scores[(size_t)r * probeCols + (size_t)h * span + j] = s;
+        if (lane == 0) {
+            if (keep) kept[j] = s;
+            if (scores) scores[(size_t)r * probeCols + (size_t)h * span + j] = s;
+        }
     }
-    mx = block_max(mx, redf);
+    mx = block_max(mx, redf); // its barriers also publish kept[]
 
     // Pass 2: the sum of exponentials, in double.
     double sum = 0;
     for (int j = warp; j < n; j += ATTN_WARPS) {
-        const float s = __fmul_rn(warp_dot(qs, kc, base + (size_t)j * kvDim, headDim, f16), scale);
+        const float s = keep ? kept[j] : __fmul_rn(warp_dot(qs, kc, base + (size_t)j * kvDim, headDim, f16), scale);
         sum += (double)(float)exp((double)(s - mx));
     }
     sum = block_sum(lane == 0 ? sum : 0.0, redd);
@@ -674,7 +904,7 @@ extern "C" __global__ void attention(const float *q, float *dst, const void *kc,
         const int m = n - c0 < ATTN_THREADS ? n - c0 : ATTN_THREADS;
         for (int jj = warp; jj < m; jj += ATTN_WARPS) {
             const int j = c0 + jj;
-            const float s = __fmul_rn(warp_dot(qs, kc, base + (size_t)j * kvDim, headDim, f16), scale);
+            const float s = keep ? kept[j] : __fmul_rn(warp_dot(qs, kc, base + (size_t)j * kvDim, headDim, f16), scale);
             const float pr = (float)exp((double)(s - mx)) * inv;
             if (lane == 0) {
                 if (probs) probs[(size_t)r * probeCols + (size_t)h * span + j] = pr;
@@ -683,6 +913,7 @@ extern "C" __global__ void attention(const float *q, float *dst, const void *kc,
         }
         __syncthreads();
         if (g < groups) {
+#pragma unroll 8
             for (int jj = g; jj < m; jj += groups) acc += p[jj] * kv_at(vc, base + (size_t)(c0 + jj) * kvDim + d, f16);
         }
         __syncthreads();

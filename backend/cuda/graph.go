@@ -1,0 +1,214 @@
+package cuda
+
+import (
+	"errors"
+	"slices"
+	"unsafe"
+)
+
+// Launches are not sent to the driver one by one: they queue in the
+// Backend (pending) until something needs their results or their inputs
+// change (Read, Write, a changed index array, freeing memory). A queue
+// that repeats one seen before, launch for launch with the same arguments,
+// is run as a CUDA graph: a decode step is the same launches every time
+// (the token id and the positions live in device buffers whose contents
+// change, not in the arguments), so from the second step on a token costs
+// one cuGraphLaunch instead of ~300 cuLaunchKernel calls of ~5 µs each.
+// Queuing also lets an operation merge into the launch before it (see
+// fuse*), which a graph could not do afterwards.
+//
+// A graph is a pure function of its launches: the cache is keyed by the
+// launches themselves, so a graph is replayed only where launching the
+// queue one by one would do exactly the same.
+
+const (
+	// maxArgs is the most kernel arguments one launch takes.
+	maxArgs = 24
+	// minGraphLaunches is the shortest queue worth a graph: short queues
+	// (a probe reading after every operation) run as plain launches.
+	minGraphLaunches = 16
+	// maxGraphs bounds the cache (decode, and a few batch sizes).
+	maxGraphs = 8
+)
+
+// launchRec is one queued kernel launch.
+type launchRec struct {
+	fn          uintptr
+	grid, block dim3
+	n           int
+	vals        [maxArgs]uint64
+}
+
+// cachedGraph is an instantiated graph and the launches it replays.
+type cachedGraph struct {
+	recs        []launchRec
+	hash        uint64
+	graph, exec uintptr
+}
+
+// graphStats counts how queues ran, for tests and reports.
+type graphStats struct {
+	Captured, Replayed, Direct int // queues: captured as graphs, replayed, launched one by one
+}
+
+// GraphStats reports how many queues of launches were captured as CUDA
+// graphs, replayed from one, or launched one by one.
+func (b *Backend) GraphStats() (captured, replayed, direct int) {
+	return b.stats.Captured, b.stats.Replayed, b.stats.Direct
+}
+
+// enqueue records the launch held in b.args, or sends it at once when the
+// backend is eager.
+func (b *Backend) enqueue(op string, fn uintptr, grid, block dim3) {
+	if b.eager {
+		b.launchNow(op, fn, grid, block, &b.args.ptrs[0])
+		return
+	}
+	r := launchRec{fn: fn, grid: grid, block: block, n: b.args.n}
+	copy(r.vals[:], b.args.vals[:b.args.n])
+	b.pending = append(b.pending, r)
+}
+
+// lastPending returns the last queued launch if it runs fn, for fusions.
+func (b *Backend) lastPending(fn uintptr) *launchRec {
+	if len(b.pending) == 0 || b.pending[len(b.pending)-1].fn != fn {
+		return nil
+	}
+	return &b.pending[len(b.pending)-1]
+}
+
+// launchNow sends one launch to the stream.
+func (b *Backend) launchNow(op string, fn uintptr, grid, block dim3, params *unsafe.Pointer) {
+	d := b.drv
+	r := d.cuLaunchKernel(fn, grid.x, grid.y, grid.z, block.x, max(block.y, 1), max(block.z, 1), 0, b.stream, params, 0)
+	b.must(op, d.check("cuLaunchKernel", r))
+	if b.sync {
+		b.must(op, d.check("cuStreamSynchronize", d.cuStreamSynchronize(b.stream)))
+	}
+}
+
+// sendRecs launches recs one by one.
+func (b *Backend) sendRecs(op string, recs []launchRec) {
+	var ptrs [maxArgs]unsafe.Pointer
+	for i := range recs {
+		r := &recs[i]
+		for j := range r.n {
+			ptrs[j] = unsafe.Pointer(&r.vals[j])
+		}
+		b.launchNow(op, r.fn, r.grid, r.block, &ptrs[0])
+	}
+}
+
+// flush sends the queued launches: as a cached graph, as a new graph when
+// the same queue ran just before, else one by one. The caller holds the
+// OS thread with the context current.
+func (b *Backend) flush(op string) {
+	if len(b.pending) == 0 {
+		return
+	}
+	b.ids.queued, b.rows.queued, b.pos.queued, b.slots.queued = false, false, false, false
+	recs := b.pending
+	if b.graphs && len(recs) >= minGraphLaunches {
+		h := hashRecs(recs)
+		if g := b.findGraph(h, recs); g != nil {
+			b.pending = recs[:0]
+			b.must(op, b.drv.check("cuGraphLaunch", b.drv.cuGraphLaunch(g.exec, b.stream)))
+			b.stats.Replayed++
+			return
+		}
+		if b.prevHash == h && slices.Equal(b.prev, recs) {
+			if g, err := b.capture(recs, h); err == nil {
+				b.pending = recs[:0]
+				b.must(op, b.drv.check("cuGraphLaunch", b.drv.cuGraphLaunch(g.exec, b.stream)))
+				b.stats.Captured++
+				return
+			}
+			// The driver refused the capture: plain launches from now on.
+			b.graphs = false
+		}
+		b.prevHash = h
+	}
+	b.sendRecs(op, recs)
+	b.stats.Direct++
+	// Keep this queue to recognize a repeat; reuse the older one's memory.
+	b.prev, b.pending = recs, b.prev[:0]
+}
+
+func (b *Backend) findGraph(h uint64, recs []launchRec) *cachedGraph {
+	for _, g := range b.graphCache {
+		if g.hash == h && slices.Equal(g.recs, recs) {
+			return g
+		}
+	}
+	return nil
+}
+
+// capture records recs into a graph on the stream and instantiates it.
+func (b *Backend) capture(recs []launchRec, h uint64) (*cachedGraph, error) {
+	d := b.drv
+	if err := d.check("cuStreamBeginCapture", d.cuStreamBeginCapture(b.stream, captureModeThreadLocal)); err != nil {
+		return nil, err
+	}
+	var launchErr error
+	var ptrs [maxArgs]unsafe.Pointer
+	for i := range recs {
+		r := &recs[i]
+		for j := range r.n {
+			ptrs[j] = unsafe.Pointer(&r.vals[j])
+		}
+		if res := d.cuLaunchKernel(r.fn, r.grid.x, r.grid.y, r.grid.z, r.block.x, max(r.block.y, 1), max(r.block.z, 1), 0, b.stream, &ptrs[0], 0); res != 0 {
+			launchErr = d.check("cuLaunchKernel (capturing)", res)
+			break
+		}
+	}
+	var graph uintptr
+	endErr := d.check("cuStreamEndCapture", d.cuStreamEndCapture(b.stream, &graph))
+	if err := errors.Join(launchErr, endErr); err != nil {
+		if graph != 0 {
+			d.cuGraphDestroy(graph)
+		}
+		return nil, err
+	}
+	var exec uintptr
+	if err := d.check("cuGraphInstantiate", d.cuGraphInstantiate(&exec, graph, 0)); err != nil {
+		d.cuGraphDestroy(graph)
+		return nil, err
+	}
+	if len(b.graphCache) == maxGraphs {
+		old := b.graphCache[0]
+		b.graphCache = b.graphCache[1:]
+		d.cuGraphExecDestroy(old.exec)
+		d.cuGraphDestroy(old.graph)
+	}
+	g := &cachedGraph{recs: slices.Clone(recs), hash: h, graph: graph, exec: exec}
+	b.graphCache = append(b.graphCache, g)
+	return g, nil
+}
+
+// destroyGraphs frees the cached graphs (Close).
+func (b *Backend) destroyGraphs() {
+	for _, g := range b.graphCache {
+		b.drv.cuGraphExecDestroy(g.exec)
+		b.drv.cuGraphDestroy(g.graph)
+	}
+	b.graphCache = nil
+}
+
+// hashRecs is FNV-1a over the launches' fields, a quick filter before the
+// exact comparison.
+func hashRecs(recs []launchRec) uint64 {
+	h := uint64(14695981039346656037)
+	mix := func(v uint64) { h = (h ^ v) * 1099511628211 }
+	for i := range recs {
+		r := &recs[i]
+		mix(uint64(r.fn))
+		mix(uint64(r.grid.x) | uint64(r.grid.y)<<32)
+		mix(uint64(r.grid.z) | uint64(r.block.x)<<32)
+		mix(uint64(r.block.y) | uint64(r.block.z)<<32)
+		mix(uint64(r.n))
+		for _, v := range r.vals[:r.n] {
+			mix(v)
+		}
+	}
+	return h
+}
