@@ -159,14 +159,19 @@ func (*Backend) RMSNorm(dstM, xM backend.Mat, wW backend.Weight, eps float32) {
 	}
 }
 
-// MatMul implements backend.Backend: dst[t][o] = Σᵢ x[t][i]·W[o][i].
+// MatMul implements backend.Backend: dst[t][o] = Σᵢ x[t][i]·W[o][i], in
+// float64, with each activation row first put through the format ggml's CPU
+// code rounds it to for that weight type (see activationFormat), so that
+// the oracle computes the function llama.cpp computes, exactly.
 func (*Backend) MatMul(dstM, xM backend.Mat, wW backend.Weight) {
 	dst, x, w := asMat(dstM), asMat(xM), wW.(*weight)
 	if !(x.cols == w.cols && dst.rows == x.rows && dst.cols == w.rows) {
 		backend.ShapeFail("MatMul", "x %s · %s (%d, %d)ᵀ into %s", backend.Shape(xM), w.name, w.rows, w.cols, backend.Shape(dstM))
 	}
+	xr := make([]float64, x.cols)
 	for t := 0; t < x.rows; t++ {
-		xr := x.row(t)
+		copy(xr, x.row(t))
+		roundActivations(activationFormat(w.typ), xr)
 		for o := 0; o < w.rows; o++ {
 			wr := w.data[o*w.cols : (o+1)*w.cols]
 			var sum float64
