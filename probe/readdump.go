@@ -15,7 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/x448/float16"
+	"llamago/tensor"
 )
 
 // MaxHeaderSize bounds the JSON header of a safetensors file, as the
@@ -306,7 +306,7 @@ func decode(dtype string, raw []byte) []float64 {
 		case "F32":
 			out[i] = float64(math.Float32frombits(binary.LittleEndian.Uint32(b)))
 		case "F16":
-			out[i] = float64(float16.Frombits(binary.LittleEndian.Uint16(b)).Float32())
+			out[i] = float64(tensor.FP16ToFloat32(binary.LittleEndian.Uint16(b)))
 		case "BF16":
 			// bfloat16 is the high half of a float32.
 			out[i] = float64(math.Float32frombits(uint32(binary.LittleEndian.Uint16(b)) << 16))
