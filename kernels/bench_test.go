@@ -87,6 +87,31 @@ func benchMatMul(b *testing.B, rng *rand.Rand, wt tensor.Type, rows, n int) {
 	benchMatMulTokens(b, rng, wt, w, rowBytes, rows, n, []int{1, 8, 32, 128})
 }
 
+// BenchmarkMatMulRowsDRAM/<type>/<path> multiplies 96 MB of weight rows
+// 2048 values wide (three times the largest L3 cache of the machines
+// here) with one token: decode of a model that does not fit the cache,
+// where the weights come from memory and what counts is how well the
+// kernels' access pattern streams.
+func BenchmarkMatMulRowsDRAM(b *testing.B) {
+	const n, total = 2048, 96 << 20
+	rng := rand.New(rand.NewPCG(39, 40))
+	for _, wt := range []tensor.Type{tensor.F32, tensor.F16, tensor.Q8_0, tensor.Q4_0, tensor.Q4_K} {
+		b.Run(wt.String(), func(b *testing.B) {
+			rowBytes := RowBytes(wt, n)
+			rows := total / rowBytes
+			const distinct = 64
+			w := make([]byte, rows*rowBytes)
+			for r := 0; r < distinct; r++ {
+				copy(w[r*rowBytes:], randomWeightRow(rng, wt, n, 0.05))
+			}
+			for r := distinct; r < rows; r++ {
+				copy(w[r*rowBytes:(r+1)*rowBytes], w[(r%distinct)*rowBytes:])
+			}
+			benchMatMulTokens(b, rng, wt, w, rowBytes, rows, n, []int{1})
+		})
+	}
+}
+
 // BenchmarkMatMulRowsSmall times the F32 matrices of stories260K (64-wide
 // activations, FFN hidden size 172, vocabulary 512), where the work per
 // call is small and overheads dominate, for one token and a batch of 8.

@@ -104,11 +104,16 @@ func tileQ8_0VNNI(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst 
 		tileSpan(xq, 4, xqRowBytes, nb*q8_0Bytes), xqRowBytes, nb, &fp16Table[0], d, dstStride)
 }
 
-// f32LongRow is the row length from which dot4F32AVX2Rows multiplies its
-// rows one at a time: rows that long stream from memory, which serves one
-// row at a time faster than four (measured on Zen 4: 45 against 23 GB/s
-// for 2048-wide rows), although a lone row's kernel waits on its one
-// accumulator.
+// f32LongRow is the row length from which dot4F32AVX2Rows and
+// dot4F16AVX512Rows multiply their rows one at a time: rows that long
+// stream from memory, which serves one row at a time faster than four
+// (measured on Zen 4: 45 against 23 GB/s for 2048-wide F32 rows; for
+// 2048-wide F16 rows from memory, with two processes streaming at once
+// as two decode threads do, 16-18 against 15 GB/s each), although a lone
+// row's kernel waits on its one accumulator. (A one-row kernel that
+// summed four chunks of its row at once, with the same bits, was twice as
+// fast from the cache but slower from memory, 12 GB/s, even with
+// software prefetches.)
 const f32LongRow = 1024
 
 func tileF32AVX512(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
@@ -167,6 +172,14 @@ func dotF16AVX512Row(w, xq []byte, n int) float32 {
 func dot4F16AVX512Rows(w []byte, rowBytes int, xq []byte, n int, out []float32) {
 	if n <= 0 {
 		clear(out[:4])
+		return
+	}
+	if n > f32LongRow {
+		// As for F32 (dot4F32AVX2Rows): long rows stream from memory
+		// faster one at a time; the one-row kernel gives the same bits.
+		for i := range out[:4] {
+			out[i] = dotF16AVX512Row(w[i*rowBytes:], xq, n)
+		}
 		return
 	}
 	w, xq = rows4(w, rowBytes, 2*n, xq, 2*n)

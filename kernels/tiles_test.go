@@ -11,11 +11,13 @@ import (
 
 // tileLengths are row lengths for the tile tests: odd and even block
 // counts (the kernels take two blocks per step) and, for the float
-// types, lengths around the vector width and the kernels' chunk size.
+// types, lengths around the vector width and the kernels' chunk size, and
+// long rows, which the four-row float kernels hand to the one-row ones
+// (several chunks, and a short group left).
 func tileLengths(wt tensor.Type) []int {
 	switch wt {
 	case tensor.F32, tensor.F16, tensor.BF16:
-		return []int{1, 7, 8, 9, 64, 172, 255, 256, 257, 600}
+		return []int{1, 7, 8, 9, 64, 172, 255, 256, 257, 600, 1024, 1025, 1279, 2048, 2305, 3333}
 	}
 	bs := wt.BlockSize()
 	return []int{bs, 2 * bs, 3 * bs, 8 * bs}
@@ -188,4 +190,63 @@ func FuzzTilesMatchDot(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestLongFloatRowsSpecialValues checks, for long F32 and F16 rows (which
+// the four-row kernels hand to the one-row ones), that the one-row,
+// four-row and tile paths agree bit for bit also on rows of zeros and on
+// rows holding a NaN, an infinity or a negative zero, where the order of
+// the float operations shows in the sign of a zero or in which NaN comes
+// out.
+func TestLongFloatRowsSpecialValues(t *testing.T) {
+	rng := rand.New(rand.NewPCG(75, 76))
+	rowsOf := func(n int) map[string][]float32 {
+		normal := func() []float32 {
+			x := make([]float32, n)
+			for i := range x {
+				x[i] = float32(rng.NormFloat64())
+			}
+			return x
+		}
+		nan, inf, negZero, lastNaN := normal(), normal(), make([]float32, n), normal()
+		nan[n/3] = float32(math.NaN())
+		inf[n-1] = float32(math.Inf(-1))
+		for i := range negZero {
+			negZero[i] = float32(math.Copysign(0, -1))
+		}
+		lastNaN[n-1] = float32(math.NaN())
+		return map[string][]float32{"zeros": make([]float32, n), "nan": nan, "inf": inf, "-0": negZero, "last nan": lastNaN}
+	}
+	for _, s := range Available() {
+		for _, wt := range []tensor.Type{tensor.F32, tensor.F16} {
+			for _, n := range []int{1024, 1027, 1032, 2048, 2053, 4096 + 300} {
+				names := []string{"zeros", "nan", "inf", "-0", "last nan"}
+				rows := rowsOf(n)
+				rb := RowBytes(wt, n)
+				w := make([]byte, 4*rb)
+				xq := make([]byte, 4*rb)
+				for tok, name := range names[:4] {
+					s.QuantizeRow(wt, rows[name], w[tok*rb:])
+				}
+				x := activationRows(rng, n)["normal"]
+				for tok := range 4 {
+					s.QuantizeRow(wt, x, xq[tok*rb:])
+				}
+				s.QuantizeRow(wt, rows[names[4]], xq[3*rb:])
+				for _, nTok := range []int{1, 4} {
+					dst := make([]float32, 4*nTok)
+					s.MatMulRows(wt, w, rb, 0, 4, xq, rb, nTok, n, dst, 4)
+					for tok := range nTok {
+						for r := range 4 {
+							want := s.Dot(wt, w[r*rb:(r+1)*rb], xq[tok*rb:(tok+1)*rb], n)
+							if got := dst[tok*4+r]; math.Float32bits(got) != math.Float32bits(want) {
+								t.Errorf("%s %s n=%d nTok=%d: row %q × token %d gives %g (%#x), Dot %g (%#x)",
+									s.Name(), wt, n, nTok, names[r], tok, got, math.Float32bits(got), want, math.Float32bits(want))
+							}
+						}
+					}
+				}
+			}
+		}
+	}
 }
