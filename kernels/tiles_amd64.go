@@ -17,20 +17,38 @@ func tileSpan[E any](b []E, rows, stride, size int) *E {
 	return &b[:(rows-1)*stride+size][0]
 }
 
+// blockTileKernel is the signature of the assembly tiles over quantized
+// blocks: rows weight rows × toks activation rows of nb blocks each, with
+// the fp16 table for the block scales.
+type blockTileKernel func(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
+
+// blockTileShape is a tile kernel's geometry: weight rows and tokens per
+// tile, values per block, and the bytes of a weight and an activation block.
+type blockTileShape struct {
+	rows, toks                          int
+	blockSize, wBlockBytes, xBlockBytes int
+}
+
+// blockTile runs one tile: it checks that every row the kernel reads lies
+// inside the slices, and writes zeros for rows of no whole block.
+func blockTile(k blockTileKernel, g blockTileShape, w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
+	nb := n / g.blockSize
+	d := tileSpan(dst, g.toks, dstStride, g.rows)
+	if nb <= 0 {
+		for j := 0; j < g.toks; j++ {
+			clear(dst[j*dstStride : j*dstStride+g.rows])
+		}
+		return
+	}
+	k(tileSpan(w, g.rows, rowBytes, nb*g.wBlockBytes), rowBytes,
+		tileSpan(xq, g.toks, xqRowBytes, nb*g.xBlockBytes), xqRowBytes, nb, &fp16Table[0], d, dstStride)
+}
+
 //go:noescape
 func tile4x4Q4_0VNNI(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
 
 func tileQ4_0VNNI(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
-	nb := n / qk
-	d := tileSpan(dst, 4, dstStride, 4)
-	if nb <= 0 {
-		for j := 0; j < 4; j++ {
-			clear(dst[j*dstStride : j*dstStride+4])
-		}
-		return
-	}
-	tile4x4Q4_0VNNI(tileSpan(w, 4, rowBytes, nb*q4_0Bytes), rowBytes,
-		tileSpan(xq, 4, xqRowBytes, nb*q8_0Bytes), xqRowBytes, nb, &fp16Table[0], d, dstStride)
+	blockTile(tile4x4Q4_0VNNI, blockTileShape{4, 4, qk, q4_0Bytes, q8_0Bytes}, w, rowBytes, xq, xqRowBytes, n, dst, dstStride)
 }
 
 //go:noescape
@@ -92,16 +110,7 @@ func tileF32AVX2(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst [
 func tile2x4Q8_0VNNI(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
 
 func tileQ8_0VNNI(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
-	nb := n / qk
-	d := tileSpan(dst, 4, dstStride, 2)
-	if nb <= 0 {
-		for j := 0; j < 4; j++ {
-			clear(dst[j*dstStride : j*dstStride+2])
-		}
-		return
-	}
-	tile2x4Q8_0VNNI(tileSpan(w, 2, rowBytes, nb*q8_0Bytes), rowBytes,
-		tileSpan(xq, 4, xqRowBytes, nb*q8_0Bytes), xqRowBytes, nb, &fp16Table[0], d, dstStride)
+	blockTile(tile2x4Q8_0VNNI, blockTileShape{2, 4, qk, q8_0Bytes, q8_0Bytes}, w, rowBytes, xq, xqRowBytes, n, dst, dstStride)
 }
 
 // f32LongRow is the row length from which dot4F32AVX2Rows and
@@ -124,32 +133,14 @@ func tileF32AVX512(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst
 func tile2x4Q4_KAVX512(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
 
 func tileQ4_KAVX512(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
-	nb := n / qkK
-	d := tileSpan(dst, 4, dstStride, 2)
-	if nb <= 0 {
-		for j := 0; j < 4; j++ {
-			clear(dst[j*dstStride : j*dstStride+2])
-		}
-		return
-	}
-	tile2x4Q4_KAVX512(tileSpan(w, 2, rowBytes, nb*q4_KBytes), rowBytes,
-		tileSpan(xq, 4, xqRowBytes, nb*q8_KBytes), xqRowBytes, nb, &fp16Table[0], d, dstStride)
+	blockTile(tile2x4Q4_KAVX512, blockTileShape{2, 4, qkK, q4_KBytes, q8_KBytes}, w, rowBytes, xq, xqRowBytes, n, dst, dstStride)
 }
 
 //go:noescape
 func tile2x4Q6_KAVX512(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
 
 func tileQ6_KAVX512(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
-	nb := n / qkK
-	d := tileSpan(dst, 4, dstStride, 2)
-	if nb <= 0 {
-		for j := 0; j < 4; j++ {
-			clear(dst[j*dstStride : j*dstStride+2])
-		}
-		return
-	}
-	tile2x4Q6_KAVX512(tileSpan(w, 2, rowBytes, nb*q6_KBytes), rowBytes,
-		tileSpan(xq, 4, xqRowBytes, nb*q8_KBytes), xqRowBytes, nb, &fp16Table[0], d, dstStride)
+	blockTile(tile2x4Q6_KAVX512, blockTileShape{2, 4, qkK, q6_KBytes, q8_KBytes}, w, rowBytes, xq, xqRowBytes, n, dst, dstStride)
 }
 
 //go:noescape
@@ -201,30 +192,12 @@ func tileF16AVX512(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst
 func tile2x2Q8_0AVX2(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
 
 func tileQ8_0AVX2(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
-	nb := n / qk
-	d := tileSpan(dst, 2, dstStride, 2)
-	if nb <= 0 {
-		for j := 0; j < 2; j++ {
-			clear(dst[j*dstStride : j*dstStride+2])
-		}
-		return
-	}
-	tile2x2Q8_0AVX2(tileSpan(w, 2, rowBytes, nb*q8_0Bytes), rowBytes,
-		tileSpan(xq, 2, xqRowBytes, nb*q8_0Bytes), xqRowBytes, nb, &fp16Table[0], d, dstStride)
+	blockTile(tile2x2Q8_0AVX2, blockTileShape{2, 2, qk, q8_0Bytes, q8_0Bytes}, w, rowBytes, xq, xqRowBytes, n, dst, dstStride)
 }
 
 //go:noescape
 func tile2x4Q5_KAVX512(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
 
 func tileQ5_KAVX512(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
-	nb := n / qkK
-	d := tileSpan(dst, 4, dstStride, 2)
-	if nb <= 0 {
-		for j := 0; j < 4; j++ {
-			clear(dst[j*dstStride : j*dstStride+2])
-		}
-		return
-	}
-	tile2x4Q5_KAVX512(tileSpan(w, 2, rowBytes, nb*q5_KBytes), rowBytes,
-		tileSpan(xq, 4, xqRowBytes, nb*q8_KBytes), xqRowBytes, nb, &fp16Table[0], d, dstStride)
+	blockTile(tile2x4Q5_KAVX512, blockTileShape{2, 4, qkK, q5_KBytes, q8_KBytes}, w, rowBytes, xq, xqRowBytes, n, dst, dstStride)
 }
