@@ -117,6 +117,21 @@ func archSets() []*Set {
 
 // Float kernels: n elements of 4 (F32) or 2 (F16, BF16) bytes.
 
+// blockDotKernel is the signature of the one-row assembly dot products
+// over quantized blocks, with the fp16 table for the block scales.
+type blockDotKernel func(w, x *byte, nb int, tab *float32) float32
+
+// blockDot runs k over the whole blocks of an n-value row, after bounding
+// both slices to the bytes the kernel reads.
+func blockDot(k blockDotKernel, blockSize, wBlockBytes, xBlockBytes int, w, xq []byte, n int) float32 {
+	nb := n / blockSize
+	if nb <= 0 {
+		return 0
+	}
+	w, xq = w[:nb*wBlockBytes], xq[:nb*xBlockBytes]
+	return k(&w[0], &xq[0], nb, &fp16Table[0])
+}
+
 //go:noescape
 func dotF16AVX2(w, x *byte, n int) float32
 
@@ -165,30 +180,15 @@ func dotQ4_0AVX2(w, x *byte, nb int, tab *float32) float32
 func dotQ4_0VNNI(w, x *byte, nb int, tab *float32) float32
 
 func dotQ8_0AVX2Row(w, xq []byte, n int) float32 {
-	nb := n / qk
-	if nb <= 0 {
-		return 0
-	}
-	w, xq = w[:nb*q8_0Bytes], xq[:nb*q8_0Bytes]
-	return dotQ8_0AVX2(&w[0], &xq[0], nb, &fp16Table[0])
+	return blockDot(dotQ8_0AVX2, qk, q8_0Bytes, q8_0Bytes, w, xq, n)
 }
 
 func dotQ8_0VNNIRow(w, xq []byte, n int) float32 {
-	nb := n / qk
-	if nb <= 0 {
-		return 0
-	}
-	w, xq = w[:nb*q8_0Bytes], xq[:nb*q8_0Bytes]
-	return dotQ8_0VNNI(&w[0], &xq[0], nb, &fp16Table[0])
+	return blockDot(dotQ8_0VNNI, qk, q8_0Bytes, q8_0Bytes, w, xq, n)
 }
 
 func dotQ4_0AVX2Row(w, xq []byte, n int) float32 {
-	nb := n / qk
-	if nb <= 0 {
-		return 0
-	}
-	w, xq = w[:nb*q4_0Bytes], xq[:nb*q8_0Bytes]
-	return dotQ4_0AVX2(&w[0], &xq[0], nb, &fp16Table[0])
+	return blockDot(dotQ4_0AVX2, qk, q4_0Bytes, q8_0Bytes, w, xq, n)
 }
 
 //go:noescape
@@ -224,12 +224,7 @@ func dot4Q4_0VNNIRows(w []byte, rowBytes int, xq []byte, n int, out []float32) {
 }
 
 func dotQ4_0VNNIRow(w, xq []byte, n int) float32 {
-	nb := n / qk
-	if nb <= 0 {
-		return 0
-	}
-	w, xq = w[:nb*q4_0Bytes], xq[:nb*q8_0Bytes]
-	return dotQ4_0VNNI(&w[0], &xq[0], nb, &fp16Table[0])
+	return blockDot(dotQ4_0VNNI, qk, q4_0Bytes, q8_0Bytes, w, xq, n)
 }
 
 // k-quants: nb super-blocks of 256 values.
@@ -241,93 +236,53 @@ func dotQ4_KAVX2(w, x *byte, nb int, tab *float32) float32
 func dotQ6_KAVX2(w, x *byte, nb int, tab *float32) float32
 
 func dotQ4_KAVX2Row(w, xq []byte, n int) float32 {
-	nb := n / qkK
-	if nb <= 0 {
-		return 0
-	}
-	w, xq = w[:nb*q4_KBytes], xq[:nb*q8_KBytes]
-	return dotQ4_KAVX2(&w[0], &xq[0], nb, &fp16Table[0])
+	return blockDot(dotQ4_KAVX2, qkK, q4_KBytes, q8_KBytes, w, xq, n)
 }
 
 func dotQ6_KAVX2Row(w, xq []byte, n int) float32 {
-	nb := n / qkK
-	if nb <= 0 {
-		return 0
-	}
-	w, xq = w[:nb*q6_KBytes], xq[:nb*q8_KBytes]
-	return dotQ6_KAVX2(&w[0], &xq[0], nb, &fp16Table[0])
+	return blockDot(dotQ6_KAVX2, qkK, q6_KBytes, q8_KBytes, w, xq, n)
 }
 
 //go:noescape
 func dotQ5_KAVX2(w, x *byte, nb int, tab *float32) float32
 
 func dotQ5_KAVX2Row(w, xq []byte, n int) float32 {
-	nb := n / qkK
-	if nb <= 0 {
-		return 0
-	}
-	w, xq = w[:nb*q5_KBytes], xq[:nb*q8_KBytes]
-	return dotQ5_KAVX2(&w[0], &xq[0], nb, &fp16Table[0])
+	return blockDot(dotQ5_KAVX2, qkK, q5_KBytes, q8_KBytes, w, xq, n)
 }
 
 //go:noescape
 func dotQ2_KAVX2(w, x *byte, nb int, tab *float32) float32
 
 func dotQ2_KAVX2Row(w, xq []byte, n int) float32 {
-	nb := n / qkK
-	if nb <= 0 {
-		return 0
-	}
-	w, xq = w[:nb*q2_KBytes], xq[:nb*q8_KBytes]
-	return dotQ2_KAVX2(&w[0], &xq[0], nb, &fp16Table[0])
+	return blockDot(dotQ2_KAVX2, qkK, q2_KBytes, q8_KBytes, w, xq, n)
 }
 
 //go:noescape
 func dotQ3_KAVX2(w, x *byte, nb int, tab *float32) float32
 
 func dotQ3_KAVX2Row(w, xq []byte, n int) float32 {
-	nb := n / qkK
-	if nb <= 0 {
-		return 0
-	}
-	w, xq = w[:nb*q3_KBytes], xq[:nb*q8_KBytes]
-	return dotQ3_KAVX2(&w[0], &xq[0], nb, &fp16Table[0])
+	return blockDot(dotQ3_KAVX2, qkK, q3_KBytes, q8_KBytes, w, xq, n)
 }
 
 //go:noescape
 func dotQ4_1AVX2(w, x *byte, nb int, tab *float32) float32
 
 func dotQ4_1AVX2Row(w, xq []byte, n int) float32 {
-	nb := n / qk
-	if nb <= 0 {
-		return 0
-	}
-	w, xq = w[:nb*q4_1Bytes], xq[:nb*q8_1Bytes]
-	return dotQ4_1AVX2(&w[0], &xq[0], nb, &fp16Table[0])
+	return blockDot(dotQ4_1AVX2, qk, q4_1Bytes, q8_1Bytes, w, xq, n)
 }
 
 //go:noescape
 func dotQ5_0AVX2(w, x *byte, nb int, tab *float32) float32
 
 func dotQ5_0AVX2Row(w, xq []byte, n int) float32 {
-	nb := n / qk
-	if nb <= 0 {
-		return 0
-	}
-	w, xq = w[:nb*q5_0Bytes], xq[:nb*q8_0Bytes]
-	return dotQ5_0AVX2(&w[0], &xq[0], nb, &fp16Table[0])
+	return blockDot(dotQ5_0AVX2, qk, q5_0Bytes, q8_0Bytes, w, xq, n)
 }
 
 //go:noescape
 func dotQ5_1AVX2(w, x *byte, nb int, tab *float32) float32
 
 func dotQ5_1AVX2Row(w, xq []byte, n int) float32 {
-	nb := n / qk
-	if nb <= 0 {
-		return 0
-	}
-	w, xq = w[:nb*q5_1Bytes], xq[:nb*q8_1Bytes]
-	return dotQ5_1AVX2(&w[0], &xq[0], nb, &fp16Table[0])
+	return blockDot(dotQ5_1AVX2, qk, q5_1Bytes, q8_1Bytes, w, xq, n)
 }
 
 // Activation quantizers: the assembly stops at a block it leaves to the
