@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"llamago/internal/cliflag"
 	"llamago/probe"
 )
 
@@ -64,7 +65,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fs.PrintDefaults()
 	}
 
-	rest, err := parseInterspersed(fs, args)
+	rest, err := cliflag.ParseInterspersed(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		return ExitOK
 	}
@@ -142,24 +143,4 @@ func parseIDs(s string) ([]int32, error) {
 		return nil, errors.New("no token ids")
 	}
 	return out, nil
-}
-
-// parseInterspersed parses flags wherever they appear among positional
-// arguments; after "--" everything is positional.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return positional, nil
-		}
-		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
-			return append(positional, rest...), nil
-		}
-		positional = append(positional, rest[0])
-		args = rest[1:]
-	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"llamago/chat"
 	"llamago/engine"
+	"llamago/internal/cliflag"
 	"llamago/sample"
 )
 
@@ -26,7 +27,7 @@ func chatLoop(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	fs := newFlagSet("chat", "-m FILE [-c CTX] [-t THREADS] [--temp T] [--system TEXT] ...", stderr)
 	var g genFlags
 	g.register(fs)
-	rest, err := parseArgs(fs, args)
+	rest, err := cliflag.ParseInterspersed(fs, args)
 	if err != nil {
 		return 2
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"llamago/convert"
+	"llamago/internal/cliflag"
 )
 
 func runConvert(_ context.Context, args []string, stdout, stderr io.Writer) int {
@@ -13,7 +14,7 @@ func runConvert(_ context.Context, args []string, stdout, stderr io.Writer) int 
 	tok := fs.String("tokenizer", "", "llama2.c tokenizer `file` (for llama2.c checkpoints)")
 	outType := fs.String("outtype", "auto", "tensor type of the 2-D weights: auto, f32, f16, bf16 or q8_0")
 	name := fs.String("name", "", "general.name of the output (default: from the input's name)")
-	rest, err := parseArgs(fs, args)
+	rest, err := cliflag.ParseInterspersed(fs, args)
 	if err != nil {
 		return 2
 	}

@@ -6,12 +6,13 @@ import (
 	"io"
 
 	"llamago/inspect"
+	"llamago/internal/cliflag"
 )
 
 func runInspect(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("inspect", "FILE [--json]", stderr)
 	asJSON := fs.Bool("json", false, "print one JSON object")
-	rest, err := parseArgs(fs, args)
+	rest, err := cliflag.ParseInterspersed(fs, args)
 	if err != nil {
 		return 2
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"llamago/engine"
+	"llamago/internal/cliflag"
 	"llamago/quantize"
 )
 
@@ -19,7 +20,7 @@ func runQuantize(_ context.Context, args []string, stdout, stderr io.Writer) int
 	threads := fs.Int("t", 0, "threads (0: the number of physical cores)")
 	requant := fs.Bool("allow-requantize", false, "accept an input that is already quantized")
 	verbose := fs.Bool("v", false, "print each tensor's conversion")
-	rest, err := parseArgs(fs, args)
+	rest, err := cliflag.ParseInterspersed(fs, args)
 	if err != nil {
 		return 2
 	}

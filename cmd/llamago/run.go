@@ -12,6 +12,7 @@ import (
 
 	"llamago/chat"
 	"llamago/engine"
+	"llamago/internal/cliflag"
 	"llamago/model"
 	"llamago/sample"
 )
@@ -116,7 +117,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	useChat := fs.Bool("chat", false, "apply the chat template to the prompt (the default when the file has one)")
 	noChat := fs.Bool("no-chat", false, "use the prompt as it is, with BOS as the vocabulary says")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of streaming text")
-	rest, err := parseArgs(fs, args)
+	rest, err := cliflag.ParseInterspersed(fs, args)
 	if err != nil {
 		return 2
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"llamago/engine"
+	"llamago/internal/cliflag"
 	"llamago/server"
 )
 
@@ -33,7 +34,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	queue := fs.Int("queue", 64, "requests that may wait for a slot before 503")
 	fallback := fs.String("chat-template", "zephyr", "built-in template for files without one (zephyr, llama2, chatml, llama3)")
 	alias := fs.String("alias", "", "model name reported by /v1/models (default: the file's name)")
-	rest, err := parseArgs(fs, args)
+	rest, err := cliflag.ParseInterspersed(fs, args)
 	if err != nil {
 		return 2
 	}

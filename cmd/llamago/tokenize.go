@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"llamago/gguf"
+	"llamago/internal/cliflag"
 	"llamago/tokenizer"
 )
 
@@ -17,7 +18,7 @@ func runTokenize(_ context.Context, args []string, stdout, stderr io.Writer) int
 	noBOS := fs.Bool("no-bos", false, "do not add BOS (or EOS) even when the vocabulary asks for it")
 	special := fs.Bool("special", false, "parse control-token texts such as </s> as those tokens")
 	pieces := fs.Bool("pieces", false, "print each id with its piece")
-	rest, err := parseArgs(fs, args)
+	rest, err := cliflag.ParseInterspersed(fs, args)
 	if err != nil {
 		return 2
 	}

@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 
+	"llamago/internal/cliflag"
 	"llamago/probe"
 )
 
@@ -51,7 +52,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fs.PrintDefaults()
 	}
 
-	files, err := parseInterspersed(fs, args)
+	files, err := cliflag.ParseInterspersed(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		return ExitAgree
 	}
@@ -106,30 +107,6 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return ExitDiverge
 	}
 	return ExitAgree
-}
-
-// parseInterspersed parses flags wherever they appear among the positional
-// arguments ("A B --html r.html" as well as "--html r.html A B"); the
-// standard flag package stops at the first positional one. After "--"
-// everything is positional.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return positional, nil
-		}
-		// fs.Parse consumed a "--" if it stopped there: everything after
-		// it is positional.
-		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
-			return append(positional, rest...), nil
-		}
-		positional = append(positional, rest[0])
-		args = rest[1:]
-	}
 }
 
 func writeHTML(report *probe.Report, path string) error {
