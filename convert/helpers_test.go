@@ -99,7 +99,7 @@ func llamaCppGreedy(t *testing.T, path string, prompt []int32, n int) []int32 {
 			t.Fatal(err)
 		}
 		pos += int32(len(next))
-		id := argmax(ctx.Logits(-1))
+		id := testenv.Argmax(ctx.Logits(-1))
 		out = append(out, id)
 		if m.IsEOG(id) {
 			break
@@ -107,16 +107,6 @@ func llamaCppGreedy(t *testing.T, path string, prompt []int32, n int) []int32 {
 		next = []int32{id}
 	}
 	return out
-}
-
-func argmax(xs []float32) int32 {
-	best := 0
-	for i, x := range xs {
-		if x > xs[best] {
-			best = i
-		}
-	}
-	return int32(best)
 }
 
 func mkdirAll(dir string) error { return os.MkdirAll(dir, 0o755) }

@@ -14,6 +14,7 @@ import (
 	"unicode"
 
 	"llamago/gguf"
+	"llamago/internal/testenv"
 	"llamago/llamacpp"
 	"llamago/tensor"
 )
@@ -822,7 +823,7 @@ func TestHuggingFaceLogitsMatchReferenceForward(t *testing.T) {
 		if rel > 2e-3 {
 			t.Errorf("position %d: logits differ by %.3g (largest logit %.3g)", p, maxDiff, maxAbs)
 		}
-		if g, w := argmax(got), argmax64(want[p]); g != w {
+		if g, w := testenv.Argmax(got), argmax64(want[p]); g != w {
 			t.Errorf("position %d: llama.cpp's top token %d, the reference's %d", p, g, w)
 		}
 	}

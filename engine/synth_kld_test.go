@@ -93,7 +93,7 @@ func compareLogits(ref, got [][]float32, gap float64) kldStats {
 		kld := klDivergence(ref[i], got[i])
 		sum += kld
 		st.maxKLD = max(st.maxKLD, kld)
-		want, top := argmaxF32(ref[i]), argmaxF32(got[i])
+		want, top := testenv.Argmax(ref[i]), testenv.Argmax(got[i])
 		if want == top {
 			st.agree++
 			continue
@@ -229,7 +229,7 @@ func runKLDCase(t *testing.T, lib *llamacpp.Lib, shape synth.Shape, vocab string
 	if c.greedy {
 		last := refLogits[len(ids)-1]
 		for len(refGen) < nGen {
-			id := argmaxF32(last)
+			id := testenv.Argmax(last)
 			if ref.IsEOG(id) {
 				break
 			}
@@ -470,16 +470,6 @@ func klDivergence(p, q []float32) float64 {
 		kl += math.Exp(lp[i]) * (lp[i] - lq[i])
 	}
 	return max(kl, 0) // rounding can leave a tiny negative for equal inputs
-}
-
-func argmaxF32(x []float32) int32 {
-	best := 0
-	for i, v := range x {
-		if v > x[best] {
-			best = i
-		}
-	}
-	return int32(best)
 }
 
 // topTwoGap is the best logit minus the second best.

@@ -28,16 +28,6 @@ func loadStories(t *testing.T, lib *Lib) *Model {
 	return m
 }
 
-func argmax(xs []float32) int32 {
-	best := 0
-	for i, x := range xs {
-		if x > xs[best] {
-			best = i
-		}
-	}
-	return int32(best)
-}
-
 func TestModelInfo(t *testing.T) {
 	lib := openLib(t)
 	m := loadStories(t, lib)
@@ -181,7 +171,7 @@ func TestDecodeAndGenerate(t *testing.T) {
 		if err := ctx.Decode(gen[len(gen)-1:], pos, false); err != nil {
 			t.Fatal(err)
 		}
-		next := argmax(ctx.Logits(-1))
+		next := testenv.Argmax(ctx.Logits(-1))
 		if m.IsEOG(next) {
 			break
 		}

@@ -2,7 +2,6 @@ package model_test
 
 import (
 	"context"
-	"math"
 	"os"
 	"testing"
 
@@ -13,27 +12,6 @@ import (
 	"llamago/llamacpp"
 	"llamago/model"
 )
-
-// relErr is ‖a−b‖/‖b‖.
-func relErr(a, b []float32) float64 {
-	var num, den float64
-	for i := range a {
-		d := float64(a[i]) - float64(b[i])
-		num += d * d
-		den += float64(b[i]) * float64(b[i])
-	}
-	return math.Sqrt(num / den)
-}
-
-func argmax(x []float32) int32 {
-	best := 0
-	for i, v := range x {
-		if v > x[best] {
-			best = i
-		}
-	}
-	return int32(best)
-}
 
 // TestStories260KMatchesLlamaCpp generates greedily from BOS for 200
 // tokens with llamago and llama.cpp on the same file and requires the same
@@ -84,7 +62,7 @@ func TestStories260KMatchesLlamaCpp(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		re := relErr(got, want)
+		re := testenv.RelErr(got, want)
 		worst = max(worst, re)
 		if os.Getenv("LLAMAGO_LOGERR") != "" {
 			t.Logf("pos %d rel %.3g", i, re)
@@ -92,7 +70,7 @@ func TestStories260KMatchesLlamaCpp(t *testing.T) {
 		if re > 1e-4 {
 			t.Fatalf("position %d: logits relative error %.3g > 1e-4", i, re)
 		}
-		g, w := argmax(got), argmax(want)
+		g, w := testenv.Argmax(got), testenv.Argmax(want)
 		if g != w {
 			t.Fatalf("position %d: greedy token %d, llama.cpp %d", i, g, w)
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -229,7 +230,7 @@ func TestChatPromptKeepsContentsAsText(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !equalIDs(got, want) {
+		if !slices.Equal(got, want) {
 			t.Errorf("%v: ids %v, ChatPromptParsed gives %v", msgs, got, want)
 		}
 	}
@@ -252,18 +253,6 @@ func TestChatPromptKeepsContentsAsText(t *testing.T) {
 	if count(unsafe, eos) != 2 || count(safe, eos) != 1 || count(safe, l.Tokenizer.BOS()) != 1 {
 		t.Errorf("forged control tokens: ChatPromptParsed %v, ChatPrompt %v", unsafe, safe)
 	}
-}
-
-func equalIDs(a, b []int32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func FuzzDecodeChatRequest(f *testing.F) {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"llamago/internal/testenv"
 	"llamago/model"
 	"llamago/sample"
 )
@@ -48,7 +49,7 @@ func TestBatchedLogitsEqualSingle(t *testing.T) {
 	next := make([]int32, seqs)
 	for s := range seqs {
 		batched[s] = append(batched[s], out[s*nv:(s+1)*nv]...)
-		next[s] = argmax(out[s*nv : (s+1)*nv])
+		next[s] = testenv.Argmax(out[s*nv : (s+1)*nv])
 	}
 	for step := range 4 {
 		in = model.Input{}
@@ -63,7 +64,7 @@ func TestBatchedLogitsEqualSingle(t *testing.T) {
 		}
 		for s := range seqs {
 			batched[s] = append(batched[s], out[s*nv:(s+1)*nv]...)
-			next[s] = argmax(out[s*nv : (s+1)*nv])
+			next[s] = testenv.Argmax(out[s*nv : (s+1)*nv])
 		}
 	}
 	// Alone.
@@ -87,7 +88,7 @@ func TestBatchedLogitsEqualSingle(t *testing.T) {
 			}
 			single = append(single, out...)
 			pos += len(tok)
-			tok = []int32{argmax(out)}
+			tok = []int32{testenv.Argmax(out)}
 		}
 		for i := range single {
 			if single[i] != batched[s][i] {
@@ -95,16 +96,6 @@ func TestBatchedLogitsEqualSingle(t *testing.T) {
 			}
 		}
 	}
-}
-
-func argmax(v []float32) int32 {
-	best := 0
-	for i, x := range v {
-		if x > v[best] {
-			best = i
-		}
-	}
-	return int32(best)
 }
 
 // BenchmarkScheduler measures generated tokens per second of the

@@ -1,6 +1,7 @@
 package tokenizer_test
 
 import (
+	"slices"
 	"testing"
 
 	"llamago/tokenizer"
@@ -111,7 +112,7 @@ func TestBPEByHand(t *testing.T) {
 			t.Errorf("%s: Encode(%q): %v", tt.pre, tt.text, err)
 			continue
 		}
-		if !equalIDs(got, tt.want) {
+		if !slices.Equal(got, tt.want) {
 			t.Errorf("%s: Encode(%q, %+v) = %v, want %v", tt.pre, tt.text, tt.opts, got, tt.want)
 		}
 	}

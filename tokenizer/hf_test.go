@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -182,7 +183,7 @@ func TestHFTinyStoriesReference(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !equalIDs(got, c.want) {
+			if !slices.Equal(got, c.want) {
 				t.Errorf("Encode(%q, AddSpecial %v) = %v, Hugging Face %v", tt.text, c.add, got, c.want)
 			}
 		}
@@ -204,7 +205,7 @@ func TestHFTinyStoriesEncode(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Encode(%q): %v", s, err)
 		}
-		if want := naiveHFBPE(j, s); !equalIDs(got, want) {
+		if want := naiveHFBPE(j, s); !slices.Equal(got, want) {
 			t.Errorf("Encode(%q)\n got %v\nwant %v", s, got, want)
 		}
 		n++
@@ -278,7 +279,7 @@ func TestHFConvertedLlamaCpp(t *testing.T) {
 	for _, s := range texts {
 		a, _ := hf.Encode(s, tokenizer.EncodeOptions{})
 		b, _ := conv.Encode(s, tokenizer.EncodeOptions{})
-		if !equalIDs(a, b) {
+		if !slices.Equal(a, b) {
 			differ++
 			if example == "" || len(s) < len(example) {
 				example = s

@@ -2,6 +2,7 @@ package tokenizer_test
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 
 	"llamago/gguf"
@@ -62,7 +63,7 @@ func compareWithLlamaCpp(t *testing.T, tok *tokenizer.Tokenizer, m *llamacpp.Mod
 				continue
 			}
 			compared++
-			if !equalIDs(got, want) {
+			if !slices.Equal(got, want) {
 				fail("Encode(%q, %+v)\n got %v\nwant %v (llama.cpp)", s, o, got, want)
 				continue
 			}
@@ -179,7 +180,7 @@ func TestTinyLlamaChatPrompt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !equalIDs(got, want) {
+	if !slices.Equal(got, want) {
 		t.Fatalf("Encode(%q)\n got %v\nwant %v (llama.cpp)", prompt, got, want)
 	}
 	var pieces []string

@@ -2,6 +2,7 @@ package tokenizer_test
 
 import (
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -75,21 +76,9 @@ func TestLlamaSPMVectors(t *testing.T) {
 			t.Errorf("Encode(%q): %v", in, err)
 			continue
 		}
-		if !equalIDs(got, want[i]) {
+		if !slices.Equal(got, want[i]) {
 			t.Errorf("Encode(%q)\n got %v\nwant %v", in, got, want[i])
 		}
 	}
 	t.Logf("%d vectors", len(inputs))
-}
-
-func equalIDs(a, b []int32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -3,6 +3,7 @@ package tokenizer_test
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
@@ -71,7 +72,7 @@ func TestSPMSmall(t *testing.T) {
 			t.Errorf("Encode(%q): %v", tt.text, err)
 			continue
 		}
-		if !equalIDs(got, tt.want) {
+		if !slices.Equal(got, tt.want) {
 			t.Errorf("Encode(%q, %+v) = %v, want %v", tt.text, tt.opts, got, tt.want)
 		}
 	}
@@ -157,7 +158,7 @@ func TestFromGGUFDefaultsAndErrors(t *testing.T) {
 	if got.PAD != tokenizer.NoToken || got.AddSpacePrefix || got.Scores[4] != -2 {
 		t.Errorf("PAD %d AddSpacePrefix %v scores %v", got.PAD, got.AddSpacePrefix, got.Scores)
 	}
-	if ids, _ := tok.Encode("a", tokenizer.EncodeOptions{}); !equalIDs(ids, []int32{4}) {
+	if ids, _ := tok.Encode("a", tokenizer.EncodeOptions{}); !slices.Equal(ids, []int32{4}) {
 		t.Errorf("without space prefix: Encode(a) = %v, want [4]", ids)
 	}
 
@@ -238,7 +239,7 @@ func TestHFByteLevel(t *testing.T) {
 			for _, s := range generatedStrings(200) {
 				a, _ := hf.Encode(s, tokenizer.EncodeOptions{ParseSpecial: true})
 				b, _ := want.Encode(s, tokenizer.EncodeOptions{ParseSpecial: true})
-				if !equalIDs(a, b) {
+				if !slices.Equal(a, b) {
 					t.Fatalf("%s: Encode(%q) = %v, want %v", sh.pre, s, a, b)
 				}
 			}

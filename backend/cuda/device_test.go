@@ -15,6 +15,7 @@ import (
 	"llamago/backend"
 	"llamago/backend/cpu"
 	"llamago/backend/cuda"
+	"llamago/internal/testenv"
 	"llamago/tensor"
 )
 
@@ -90,27 +91,11 @@ func (p pair) compare(t *testing.T, what string, g, c backend.Mat, tol float64) 
 	gv, cv := make([]float32, n), make([]float32, n)
 	p.gpu.Read(g, gv)
 	p.cpu.Read(c, cv)
-	rel := relErr(gv, cv)
+	rel := testenv.RelErr(gv, cv)
 	if !(rel <= tol) {
 		t.Errorf("%s: relative error %.3g over %d values (tolerance %g); gpu %v… cpu %v…", what, rel, n, tol, head(gv), head(cv))
 	}
 	return rel
-}
-
-func relErr(a, b []float32) float64 {
-	var num, den float64
-	for i := range a {
-		d := float64(a[i]) - float64(b[i])
-		num += d * d
-		den += float64(b[i]) * float64(b[i])
-	}
-	if den == 0 {
-		if num == 0 {
-			return 0
-		}
-		return math.Inf(1)
-	}
-	return math.Sqrt(num / den)
 }
 
 func head(v []float32) []float32 { return v[:min(4, len(v))] }

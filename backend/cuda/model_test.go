@@ -54,16 +54,6 @@ func loadRun(t *testing.T, f *gguf.File, be backend.Backend, ctx int, kvF32 bool
 	return run{m: m, sess: engine.NewSession(m, st, 0)}
 }
 
-func argmax(v []float32) int32 {
-	best := 0
-	for i, x := range v {
-		if x > v[best] {
-			best = i
-		}
-	}
-	return int32(best)
-}
-
 // greedyResult is one backend's greedy continuation.
 type greedyResult struct {
 	ids     []int32
@@ -82,7 +72,7 @@ func greedy(t *testing.T, r run, prompt []int32, steps int) greedyResult {
 	start := time.Now()
 	for range steps {
 		res.logits = append(res.logits, slices.Clone(logits))
-		id := argmax(logits)
+		id := testenv.Argmax(logits)
 		res.ids = append(res.ids, id)
 		if logits, err = r.sess.Eval(ctx, []int32{id}); err != nil {
 			t.Fatal(err)
@@ -117,7 +107,7 @@ func compareGreedy(t *testing.T, path string, prompt string, steps int, kvF32 bo
 	checkSameAsEager(t, f, gpu, got, ids, steps, ctx, kvF32)
 	worst, worstStep := 0.0, 0
 	for i := range want.logits {
-		if rel := relErr(got.logits[i], want.logits[i]); !(rel <= worst) {
+		if rel := testenv.RelErr(got.logits[i], want.logits[i]); !(rel <= worst) {
 			worst, worstStep = rel, i
 		}
 	}
@@ -152,7 +142,7 @@ func checkSameAsEager(t *testing.T, f *gguf.File, gpu *cuda.Backend, got greedyR
 	plain := greedy(t, loadRun(t, f, eager, ctx, kvF32), prompt, steps)
 	for i := range plain.logits {
 		if !slices.Equal(got.logits[i], plain.logits[i]) {
-			t.Errorf("step %d: logits differ from the eager backend's (largest relative error %.3g)", i, relErr(got.logits[i], plain.logits[i]))
+			t.Errorf("step %d: logits differ from the eager backend's (largest relative error %.3g)", i, testenv.RelErr(got.logits[i], plain.logits[i]))
 			break
 		}
 	}

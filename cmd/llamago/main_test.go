@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -74,7 +75,7 @@ func TestRunJSONGreedy(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout2), &res2); err != nil {
 		t.Fatal(err)
 	}
-	if !equalIDs(res.GeneratedIDs, res2.GeneratedIDs) {
+	if !slices.Equal(res.GeneratedIDs, res2.GeneratedIDs) {
 		t.Fatalf("greedy runs differ: %v vs %v", res.GeneratedIDs, res2.GeneratedIDs)
 	}
 	// Streaming mode prints the same text on stdout, and nothing else.
@@ -82,18 +83,6 @@ func TestRunJSONGreedy(t *testing.T) {
 	if code != 0 || strings.TrimSuffix(text, "\n") != res.Text {
 		t.Fatalf("streamed %q, JSON text %q", text, res.Text)
 	}
-}
-
-func equalIDs(a, b []int32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestRunBadInput(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -128,4 +129,34 @@ func RequireLlamaCpp(t testing.TB) string {
 		Missing(t, "llama.cpp libraries (run: npm ci --omit=optional --ignore-scripts)")
 	}
 	return d
+}
+
+// Argmax is the index of the largest value (the first of equal ones): the
+// greedy token of a logits row.
+func Argmax(x []float32) int32 {
+	best := 0
+	for i, v := range x {
+		if v > x[best] {
+			best = i
+		}
+	}
+	return int32(best)
+}
+
+// RelErr is ‖a−b‖/‖b‖, computed in float64; with ‖b‖ = 0 it is 0 when a
+// equals b and +Inf otherwise.
+func RelErr(a, b []float32) float64 {
+	var num, den float64
+	for i := range a {
+		d := float64(a[i]) - float64(b[i])
+		num += d * d
+		den += float64(b[i]) * float64(b[i])
+	}
+	if den == 0 {
+		if num == 0 {
+			return 0
+		}
+		return math.Inf(1)
+	}
+	return math.Sqrt(num / den)
 }
