@@ -236,7 +236,7 @@ func (m *Model) forward(s *State, in Input, ps *probe.Set) {
 	rope := backend.RoPEParams{HeadDim: c.HeadDim, Dims: c.RopeDims, FreqBase: c.RopeBase, FreqScale: c.RopeScale}
 	qRope, kRope := rope, rope
 	qRope.Heads, kRope.Heads = c.NHead, c.NKVHead
-	attn := backend.AttnParams{Heads: c.NHead, KVHeads: c.NKVHead, HeadDim: c.HeadDim, Scale: float32(1 / math.Sqrt(float64(c.HeadDim)))}
+	attn := backend.AttnParams{Heads: c.NHead, KVHeads: c.NKVHead, HeadDim: c.HeadDim, Scale: 1 / float32(math.Sqrt(float64(c.HeadDim)))} // 1.0f/sqrtf(n_embd_head), as llama.cpp
 	headShape, kvShape, embdShape, ffShape := m.shapes.head, m.shapes.kv, m.shapes.embd, m.shapes.ff
 
 	// x = token_embd[tokens]

@@ -53,9 +53,13 @@ func (b *Backend) StoreKV(cM backend.KVCache, layer int, bt backend.Batch, kM, v
 
 // attnTask computes attention for ranges of (row, query head) items. The
 // items of one range that share a KV head are computed one after another,
-// while that head's keys and values are still in the CPU's caches. A row
-// is computed the same way whatever else is in the batch, so batched
-// answers equal single ones bit for bit.
+// while that head's keys and values are still in the CPU's caches.
+//
+// The products follow ggml's: a batch of two or more tokens multiplies
+// the values by the probabilities in tinyBLAS's order (and an F16 cache's
+// keys by the query too), one token in ggml_vec_dot's. So a row's result
+// does not depend on the other rows of a batch of two or more, and equals
+// its result alone wherever those two orders agree (F32 keys, always).
 type attnTask struct {
 	dst, q        *mat
 	c             *kvCache
@@ -71,6 +75,8 @@ type attnTask struct {
 type attnScratch struct {
 	s []float32 // scores, then probabilities: group × positions
 	q []float32 // the query heads, rounded to F16 for an F16 cache
+	// acc holds the lane accumulators of a weighted sum of values.
+	acc []float32
 }
 
 // Run computes the items [lo, hi) counted from the end: the pool hands
@@ -109,12 +115,17 @@ func (t *attnTask) heads(worker, r, kvh, h0, h1 int) {
 		t.loops.roundF16(q)
 	}
 	s := sc.s[:nh*n]
+	tiled := t.bt.Len() >= 2 // llama.cpp's tinyBLAS path, else vec_dot
 	for g := 0; g < nh; g++ {
 		if c.cfg.F32 {
 			t.loops.scores(s[g*n:(g+1)*n], q[g*hd:(g+1)*hd], c.k[base:end], kvDim, p.Scale)
 		} else {
-			t.loops.scoresF16(s[g*n:(g+1)*n], q[g*hd:(g+1)*hd], c.k16[base:end], kvDim, p.Scale)
+			t.loops.scoresF16(s[g*n:(g+1)*n], q[g*hd:(g+1)*hd], c.k16[base:end], kvDim, p.Scale, tiled)
 		}
+	}
+	lanes := vecLanes
+	if tiled {
+		lanes = tiledLanes
 	}
 	for g := 0; g < nh; g++ {
 		sg := s[g*n : (g+1)*n]
@@ -132,9 +143,9 @@ func (t *attnTask) heads(worker, r, kvh, h0, h1 int) {
 		}
 		out := t.dst.row(r)[h*hd : (h+1)*hd]
 		if c.cfg.F32 {
-			t.loops.weightedSum(out, sg, c.v[base:end], kvDim)
+			t.loops.weightedSum(out, sg, c.v[base:end], nil, kvDim, lanes, sc.acc)
 		} else {
-			t.loops.weightedSumF16(out, sg, c.v16[base:end], kvDim)
+			t.loops.weightedSum(out, sg, nil, c.v16[base:end], kvDim, lanes, sc.acc)
 		}
 	}
 }
@@ -178,6 +189,9 @@ func (b *Backend) Attention(dstM, qM backend.Mat, cM backend.KVCache, layer int,
 		}
 		if len(sc.q) < group*p.HeadDim {
 			sc.q = make([]float32, group*p.HeadDim)
+		}
+		if len(sc.acc) < vecLanes*p.HeadDim {
+			sc.acc = make([]float32, vecLanes*p.HeadDim)
 		}
 	}
 	items := q.rows * p.Heads

@@ -271,17 +271,11 @@ func rmsNormRow(dst, x, w []float32, eps float32) {
 	}
 }
 
-// swigluGo sets dst = silu(gate)·up with silu(x) = x/(1+e⁻ˣ).
-func swigluGo(dst, gate, up []float32) {
-	gate, up = gate[:len(dst)], up[:len(dst)]
-	for i := range dst {
-		x := gate[i]
-		dst[i] = x / (1 + expf(-x)) * up[i]
-	}
-}
-
-// RoPE implements backend.Backend. Like ggml, the angle of pair i is
-// pos·scale·base^(-2i/dims), accumulated in float32 one pair at a time.
+// RoPE implements backend.Backend, as ggml's rope does: the angle of pair
+// i is freqScale·θ_i with θ_0 = pos and θ_{i+1} = θ_i·base^(-2/dims) in
+// float32, its cosine and sine are glibc's cosf and sinf (sincosf.go), and
+// each rotated value is one fused multiply-add of the two products, as GCC
+// compiles ggml's x0·cos - x1·sin and x0·sin + x1·cos.
 func (b *Backend) RoPE(xM backend.Mat, pos []int32, p backend.RoPEParams) {
 	x := asMat(xM)
 	if !(len(pos) == x.rows && x.cols == p.Heads*p.HeadDim && p.Dims <= p.HeadDim && p.Dims%2 == 0) {
@@ -289,7 +283,7 @@ func (b *Backend) RoPE(xM backend.Mat, pos []int32, p backend.RoPEParams) {
 	}
 	t := &b.rope
 	*t = ropeTask{x: x, pos: pos, p: p, cache: t.cache,
-		thetaScale: float32(math.Pow(float64(p.FreqBase), -2.0/float64(p.Dims)))}
+		thetaScale: ropeThetaScale(p.FreqBase, p.Dims)}
 	threads := b.pool.Threads()
 	for len(t.cache) < threads {
 		t.cache = append(t.cache, nil)
@@ -324,8 +318,8 @@ func (t *ropeTask) Run(worker, lo, hi int) {
 	for r := lo; r < hi; r++ {
 		theta := float32(t.pos[r])
 		for i := 0; i < half; i++ {
-			a := float64(p.FreqScale * theta)
-			cache[2*i], cache[2*i+1] = float32(math.Cos(a)), float32(math.Sin(a))
+			a := p.FreqScale * theta
+			cache[2*i], cache[2*i+1] = cosf(a), sinf(a)
 			theta *= t.thetaScale
 		}
 		row := t.x.row(r)
@@ -338,8 +332,8 @@ func (t *ropeTask) Run(worker, lo, hi int) {
 					i0, i1 = i, i+half
 				}
 				x0, x1 := head[i0], head[i1]
-				head[i0] = x0*c - x1*s
-				head[i1] = x0*s + x1*c
+				head[i0] = fma32(x0, c, -float32(x1*s))
+				head[i1] = fma32(x0, s, float32(x1*c))
 			}
 		}
 	}

@@ -47,3 +47,57 @@ func TestRoundF16MatchesConversion(t *testing.T) {
 		}
 	}
 }
+
+// TestVexpfAccuracy checks ggml's vector exponential against e^x: within
+// a few ulp (ggml documents 1.45 ulp plus rounding; up to 2.4 seen) over the range
+// where the result is a normal float32, 0 below -104 and +Inf above 89 as
+// ggml's blend gives, and NaN for NaN.
+func TestVexpfAccuracy(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for i := 0; i < 200000; i++ {
+		x := float32(r.Float64()*174 - 87)
+		got, want := vexpf(x), math.Exp(float64(x))
+		ulp := float64(math.Nextafter32(float32(want), float32(math.Inf(1))) - float32(want))
+		if math.Abs(float64(got)-want) > 3*ulp {
+			t.Fatalf("vexpf(%g) = %g, want %g", x, got, want)
+		}
+	}
+	for _, tc := range []struct{ x, want float32 }{
+		{0, 1}, {-200, 0}, {-1000, 0}, {float32(math.Inf(-1)), 0}, {200, float32(math.Inf(1))}, {float32(math.Inf(1)), float32(math.Inf(1))},
+	} {
+		if got := vexpf(tc.x); got != tc.want {
+			t.Errorf("vexpf(%g) = %g, want %g", tc.x, got, tc.want)
+		}
+	}
+	if got := vexpf(float32(math.NaN())); got == got {
+		t.Errorf("vexpf(NaN) = %g", got)
+	}
+	// Subnormal results: one rounding of j·2^n, as VSCALEFPS.
+	if got := vexpf(-100); got <= 0 || got > 1e-43 {
+		t.Errorf("vexpf(-100) = %g", got)
+	}
+}
+
+// TestFma32 checks the single rounding on ties that a float64 FMA would
+// round twice, against math.FMA where no tie occurs.
+func TestFma32(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	for i := 0; i < 100000; i++ {
+		a, b, c := float32(r.NormFloat64()), float32(r.NormFloat64()), float32(r.NormFloat64())
+		exact := math.FMA(float64(a), float64(b), float64(c))
+		got := fma32(a, b, c)
+		lo, hi := math.Nextafter32(got, float32(math.Inf(-1))), math.Nextafter32(got, float32(math.Inf(1)))
+		if math.Abs(float64(got)-exact) > math.Abs(float64(lo)-exact) || math.Abs(float64(got)-exact) > math.Abs(float64(hi)-exact) {
+			t.Fatalf("fma32(%g, %g, %g) = %g, not nearest to %g", a, b, c, got, exact)
+		}
+	}
+	// 1 + 2^-24 + 2^-48... : (1+2^-23)·(1+2^-23)... a case where float64
+	// rounding lands on a float32 tie: a·b = 1 + 2^-24 + 2^-47·(...).
+	a := float32(1 + 0x1p-23)
+	b := float32(1 - 0x1p-24)
+	// a·b = 1 + 2^-23 - 2^-24 - 2^-47 = 1 + 2^-24 - 2^-47: just below the
+	// midpoint 1 + 2^-24 between 1 and 1 + 2^-23, so it rounds to 1.
+	if got := fma32(a, b, 0); got != 1 {
+		t.Errorf("fma32 tie: %g, want 1", got)
+	}
+}
