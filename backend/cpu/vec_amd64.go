@@ -22,16 +22,117 @@ func roundF16F16C(x *float32, n int)
 //go:noescape
 func toF16F16C(dst *uint16, src *float32, n int)
 
+//go:noescape
+func accLanesAVX2(acc, w, vals *float32, n, stride, lanes, hd int)
+
+//go:noescape
+func accLanesF16AVX2(acc, w *float32, vals *uint16, n, stride, lanes, hd int)
+
+//go:noescape
+func dotsVecAVX2(s, q, keys *float32, n, stride, np int)
+
+//go:noescape
+func expSumAVX512(s *float32, n int, shift float32) float64
+
+//go:noescape
+func swigluAVX512(dst, gate, up *float32, n int)
+
+// bestLoops picks the fastest set this CPU runs: AVX-512 for the
+// exponential (VSCALEFPS is ggml's scaling step), AVX2 with FMA and F16C
+// for the rest, else the portable loops.
 func bestLoops() vecLoops {
-	if cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpu.X86.HasF16C {
-		return avx2Loops()
+	sets := assemblyLoops()
+	if len(sets) == 0 {
+		return portableLoops()
 	}
-	return portableLoops()
+	return sets[len(sets)-1]
+}
+
+// assemblyLoops are the assembly sets this CPU can run, slowest first.
+func assemblyLoops() []vecLoops {
+	var sets []vecLoops
+	if cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpu.X86.HasF16C {
+		sets = append(sets, avx2Loops())
+		if cpu.X86.HasAVX512F {
+			sets = append(sets, avx512Loops())
+		}
+	}
+	return sets
 }
 
 func avx2Loops() vecLoops {
-	return vecLoops{name: "avx2", scores: scoresGo, accLanes: accLanesGo, expSum: expSumGo, swiglu: swigluGo, roundF16: roundF16Vec, max: maxVec, scale: scaleVec,
-		scoresF16: scoresF16Go, accLanesF16: accLanesF16Go, toF16: toF16Vec}
+	return vecLoops{name: "avx2", scores: scoresVec, accLanes: accLanesVec, expSum: expSumGo, swiglu: swigluGo, roundF16: roundF16Vec, max: maxVec, scale: scaleVec,
+		scoresF16: scoresF16Go, accLanesF16: accLanesF16Vec, toF16: toF16Vec}
+}
+
+// avx512Loops are the AVX2 loops with the exponential's in AVX-512.
+func avx512Loops() vecLoops {
+	l := avx2Loops()
+	l.name, l.expSum, l.swiglu = "avx512", expSumVec, swigluVec
+	return l
+}
+
+func accLanesVec(acc, w, vals []float32, stride, lanes int) {
+	hd := len(acc) / lanes
+	if hd%8 != 0 || len(w) == 0 {
+		accLanesGo(acc, w, vals, stride, lanes)
+		return
+	}
+	_ = vals[span(len(w), stride, hd)-1]
+	_ = acc[lanes*hd-1]
+	accLanesAVX2(&acc[0], &w[0], &vals[0], len(w), stride, lanes, hd)
+}
+
+func accLanesF16Vec(acc, w []float32, vals []uint16, stride, lanes int) {
+	hd := len(acc) / lanes
+	if hd%8 != 0 || len(w) == 0 {
+		accLanesF16Go(acc, w, vals, stride, lanes)
+		return
+	}
+	_ = vals[span(len(w), stride, hd)-1]
+	_ = acc[lanes*hd-1]
+	accLanesF16AVX2(&acc[0], &w[0], &vals[0], len(w), stride, lanes, hd)
+}
+
+// scoresVec is scoresGo with the groups of 64 in assembly; the leftover
+// products are added in Go, in ggml's unfused scalar order.
+func scoresVec(s, q, keys []float32, stride int, scale float32) {
+	hd := len(q)
+	if len(s) == 0 {
+		return
+	}
+	_ = keys[span(len(s), stride, hd)-1]
+	np := hd &^ 63
+	dotsVecAVX2(&s[0], &q[0], &keys[0], len(s), stride, np)
+	for j := range s {
+		sum := s[j]
+		k := keys[j*stride : j*stride+hd]
+		for i := np; i < hd; i++ {
+			sum += float32(q[i] * k[i])
+		}
+		s[j] = sum * scale
+	}
+}
+
+func expSumVec(s []float32, shift float32) float64 {
+	n16 := len(s) &^ 15
+	var sum float64
+	if n16 > 0 {
+		sum = expSumAVX512(&s[0], n16, shift)
+	}
+	if n16 < len(s) {
+		sum += expSumGo(s[n16:], shift)
+	}
+	return sum
+}
+
+func swigluVec(dst, gate, up []float32) {
+	gate, up = gate[:len(dst)], up[:len(dst)]
+	n16 := len(dst) &^ 15
+	if n16 > 0 {
+		swigluAVX512(&dst[0], &gate[0], &up[0], n16)
+	}
+	swigluGo(dst[n16:], gate[n16:], up[n16:])
 }
 
 func roundF16Vec(x []float32) {

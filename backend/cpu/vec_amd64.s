@@ -97,3 +97,308 @@ tof16_loop:
 tof16_done:
 	VZEROUPPER
 	RET
+
+// The loops below compute in the order of llama.cpp's AVX-512 build; vec.go
+// describes that order and holds the portable loops they must equal bit
+// for bit.
+
+// func accLanesAVX2(acc, w, vals *float32, n, stride, lanes, hd int)
+// For j < n: acc[(j%lanes)*hd + d] += w[j]·vals[j*stride + d] (fused) for
+// d < hd, a positive multiple of 8.
+TEXT ·accLanesAVX2(SB), NOSPLIT, $0-56
+	MOVQ acc+0(FP), DI
+	MOVQ w+8(FP), SI
+	MOVQ vals+16(FP), DX
+	MOVQ n+24(FP), CX
+	MOVQ stride+32(FP), R8
+	SHLQ $2, R8
+	MOVQ lanes+40(FP), R9
+	MOVQ hd+48(FP), R10
+	MOVQ R10, R11
+	SHLQ $2, R11            // bytes of one lane's accumulators
+	XORQ R12, R12           // lane of j
+	MOVQ DI, R13            // that lane's accumulators
+	TESTQ CX, CX
+	JZ   acc_done
+
+acc_row:
+	VBROADCASTSS (SI), Y0
+	XORQ AX, AX
+	MOVQ R10, BX
+
+acc_col:
+	VMOVUPS     (R13)(AX*4), Y1
+	VFMADD231PS (DX)(AX*4), Y0, Y1
+	VMOVUPS     Y1, (R13)(AX*4)
+	ADDQ        $8, AX
+	SUBQ        $8, BX
+	JNZ         acc_col
+
+	ADDQ $4, SI
+	ADDQ R8, DX
+	INCQ R12
+	ADDQ R11, R13
+	CMPQ R12, R9
+	JNE  acc_next
+	XORQ R12, R12
+	MOVQ DI, R13
+
+acc_next:
+	DECQ CX
+	JNZ  acc_row
+
+acc_done:
+	VZEROUPPER
+	RET
+
+// func accLanesF16AVX2(acc, w *float32, vals *uint16, n, stride, lanes, hd int)
+// As accLanesAVX2 with F16 values, widened exactly as they are loaded.
+TEXT ·accLanesF16AVX2(SB), NOSPLIT, $0-56
+	MOVQ acc+0(FP), DI
+	MOVQ w+8(FP), SI
+	MOVQ vals+16(FP), DX
+	MOVQ n+24(FP), CX
+	MOVQ stride+32(FP), R8
+	SHLQ $1, R8
+	MOVQ lanes+40(FP), R9
+	MOVQ hd+48(FP), R10
+	MOVQ R10, R11
+	SHLQ $2, R11
+	XORQ R12, R12
+	MOVQ DI, R13
+	TESTQ CX, CX
+	JZ   acc16_done
+
+acc16_row:
+	VBROADCASTSS (SI), Y0
+	XORQ AX, AX
+	MOVQ R10, BX
+
+acc16_col:
+	VCVTPH2PS   (DX)(AX*2), Y2
+	VMOVUPS     (R13)(AX*4), Y1
+	VFMADD231PS Y2, Y0, Y1
+	VMOVUPS     Y1, (R13)(AX*4)
+	ADDQ        $8, AX
+	SUBQ        $8, BX
+	JNZ         acc16_col
+
+	ADDQ $4, SI
+	ADDQ R8, DX
+	INCQ R12
+	ADDQ R11, R13
+	CMPQ R12, R9
+	JNE  acc16_next
+	XORQ R12, R12
+	MOVQ DI, R13
+
+acc16_next:
+	DECQ CX
+	JNZ  acc16_row
+
+acc16_done:
+	VZEROUPPER
+	RET
+
+// REDUCE16 sets X0's lane 0 to the sum of the 16 lanes Y0 (lanes 0-7) and
+// Y1 (lanes 8-15) in _mm512_reduce_add_ps's order: halves of 8, of 4,
+// then (l0+l2)+(l1+l3). Clobbers Y1.
+#define REDUCE16 \
+	VADDPS       Y1, Y0, Y0 \
+	VEXTRACTF128 $1, Y0, X1 \
+	VADDPS       X1, X0, X0 \
+	VPERMILPS    $0x4e, X0, X1 \
+	VADDPS       X1, X0, X0 \
+	VPERMILPS    $0xb1, X0, X1 \
+	VADDPS       X1, X0, X0
+
+// func dotsVecAVX2(s, q, keys *float32, n, stride, np int)
+// s[j] = the SIMD part of ggml_vec_dot_f32(q, keys[j*stride:]) over the
+// first np values (a multiple of 64, possibly 0): four 16-lane FMA
+// accumulators, then ((a0+a2)+(a1+a3)) reduced as REDUCE16.
+TEXT ·dotsVecAVX2(SB), NOSPLIT, $0-48
+	MOVQ s+0(FP), DI
+	MOVQ q+8(FP), SI
+	MOVQ keys+16(FP), DX
+	MOVQ n+24(FP), CX
+	MOVQ stride+32(FP), R8
+	SHLQ $2, R8
+	MOVQ np+40(FP), R9
+	TESTQ CX, CX
+	JZ   dots_done
+
+dots_row:
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	XORQ   AX, AX
+	CMPQ   R9, $0
+	JE     dots_reduce
+
+dots_step:
+	VMOVUPS     (SI)(AX*4), Y10
+	VFMADD231PS (DX)(AX*4), Y10, Y2
+	VMOVUPS     32(SI)(AX*4), Y10
+	VFMADD231PS 32(DX)(AX*4), Y10, Y3
+	VMOVUPS     64(SI)(AX*4), Y10
+	VFMADD231PS 64(DX)(AX*4), Y10, Y4
+	VMOVUPS     96(SI)(AX*4), Y10
+	VFMADD231PS 96(DX)(AX*4), Y10, Y5
+	VMOVUPS     128(SI)(AX*4), Y10
+	VFMADD231PS 128(DX)(AX*4), Y10, Y6
+	VMOVUPS     160(SI)(AX*4), Y10
+	VFMADD231PS 160(DX)(AX*4), Y10, Y7
+	VMOVUPS     192(SI)(AX*4), Y10
+	VFMADD231PS 192(DX)(AX*4), Y10, Y8
+	VMOVUPS     224(SI)(AX*4), Y10
+	VFMADD231PS 224(DX)(AX*4), Y10, Y9
+	ADDQ        $64, AX
+	CMPQ        AX, R9
+	JB          dots_step
+
+dots_reduce:
+	// Accumulator k is Y(2+2k) (lanes 0-7) and Y(3+2k) (lanes 8-15).
+	VADDPS Y6, Y2, Y2 // a0 + a2
+	VADDPS Y7, Y3, Y3
+	VADDPS Y8, Y4, Y4 // a1 + a3
+	VADDPS Y9, Y5, Y5
+	VADDPS Y4, Y2, Y0 // (a0+a2) + (a1+a3)
+	VADDPS Y5, Y3, Y1
+	REDUCE16
+	VMOVSS X0, (DI)
+	ADDQ   $4, DI
+	ADDQ   R8, DX
+	DECQ   CX
+	JNZ    dots_row
+
+dots_done:
+	VZEROUPPER
+	RET
+
+// ggml_v_expf's constants (mathf.go names them), one float32 each,
+// broadcast to every lane when a loop starts.
+DATA vexpConsts<>+0(SB)/4, $0x4b400000  // shift 0x1.8p23
+DATA vexpConsts<>+4(SB)/4, $0x3fb8aa3b  // log2e
+DATA vexpConsts<>+8(SB)/4, $0x3f317200  // ln2 high
+DATA vexpConsts<>+12(SB)/4, $0x35bfbe8e // ln2 low
+DATA vexpConsts<>+16(SB)/4, $0x3c072010 // c5
+DATA vexpConsts<>+20(SB)/4, $0x3d2b9f17 // c4
+DATA vexpConsts<>+24(SB)/4, $0x3e2aaf33 // c3
+DATA vexpConsts<>+28(SB)/4, $0x3efffedb // c2
+DATA vexpConsts<>+32(SB)/4, $0x3f7ffff6 // c1
+DATA vexpConsts<>+36(SB)/4, $0x3f800000 // 1
+DATA vexpConsts<>+40(SB)/4, $0x7fffffff // |x| mask
+DATA vexpConsts<>+44(SB)/4, $0x43400000 // 192
+DATA vexpConsts<>+48(SB)/4, $0x7f800000 // +Inf
+GLOBL vexpConsts<>(SB), RODATA|NOPTR, $52
+
+// VEXPCONSTS broadcasts the constants into Z16-Z28 and zeroes Z29.
+#define VEXPCONSTS \
+	VBROADCASTSS vexpConsts<>+0(SB), Z16 \
+	VBROADCASTSS vexpConsts<>+4(SB), Z17 \
+	VBROADCASTSS vexpConsts<>+8(SB), Z18 \
+	VBROADCASTSS vexpConsts<>+12(SB), Z19 \
+	VBROADCASTSS vexpConsts<>+16(SB), Z20 \
+	VBROADCASTSS vexpConsts<>+20(SB), Z21 \
+	VBROADCASTSS vexpConsts<>+24(SB), Z22 \
+	VBROADCASTSS vexpConsts<>+28(SB), Z23 \
+	VBROADCASTSS vexpConsts<>+32(SB), Z24 \
+	VBROADCASTSS vexpConsts<>+36(SB), Z25 \
+	VBROADCASTSS vexpConsts<>+40(SB), Z26 \
+	VBROADCASTSS vexpConsts<>+44(SB), Z27 \
+	VBROADCASTSS vexpConsts<>+48(SB), Z28 \
+	VPXORD       Z29, Z29, Z29
+
+// VEXP16 sets Z9 to ggml_v_expf(Z0) (AVX-512 form): z = fma(x, log2e,
+// shift), n = z - shift, b = x - n·ln2 in two fused steps, the polynomial
+// j in fused steps, Z9 = VSCALEFPS(j, n); lanes with |n| > 192 become +Inf
+// (n > 0) or 0. Clobbers Z1-Z8, K1-K3.
+#define VEXP16 \
+	VMOVAPS      Z16, Z1 \
+	VFMADD231PS  Z17, Z0, Z1 \
+	VSUBPS       Z16, Z1, Z2 \
+	VMOVAPS      Z0, Z3 \
+	VFNMADD231PS Z18, Z2, Z3 \
+	VFNMADD231PS Z19, Z2, Z3 \
+	VPANDD       Z26, Z2, Z4 \
+	VCMPPS       $0x1e, Z27, Z4, K1 \
+	VMULPS       Z3, Z3, Z5 \
+	VMOVAPS      Z21, Z6 \
+	VFMADD231PS  Z20, Z3, Z6 \
+	VMOVAPS      Z23, Z7 \
+	VFMADD231PS  Z22, Z3, Z7 \
+	VFMADD231PS  Z5, Z6, Z7 \
+	VMOVAPS      Z25, Z8 \
+	VFMADD231PS  Z24, Z3, Z8 \
+	VFMADD231PS  Z5, Z7, Z8 \
+	VSCALEFPS    Z2, Z8, Z9 \
+	VCMPPS       $0x12, Z29, Z2, K2 \
+	KANDW        K1, K2, K3 \
+	VMOVAPS      Z28, K1, Z9 \
+	VMOVAPS      Z29, K3, Z9
+
+// func expSumAVX512(s *float32, n int, shift float32) float64
+// s[j] = ggml_v_expf(s[j] - shift) for j < n (a multiple of 16); returns
+// the sum, group of 16 by group (REDUCE16), in float64.
+TEXT ·expSumAVX512(SB), NOSPLIT, $0-32
+	MOVQ         s+0(FP), DI
+	MOVQ         n+8(FP), CX
+	VBROADCASTSS shift+16(FP), Z30
+	VEXPCONSTS
+	VXORPD       X10, X10, X10
+	SHRQ         $4, CX
+	JZ           exps_done
+
+exps_loop:
+	VMOVUPS      (DI), Z0
+	VSUBPS       Z30, Z0, Z0
+	VEXP16
+	VMOVUPS      Z9, (DI)
+	VMOVAPS      Z9, Z0
+	VEXTRACTF64X4 $1, Z0, Y1
+	REDUCE16
+	VCVTSS2SD    X0, X0, X0
+	VADDSD       X0, X10, X10
+	ADDQ         $64, DI
+	DECQ         CX
+	JNZ          exps_loop
+
+exps_done:
+	VMOVSD X10, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func swigluAVX512(dst, gate, up *float32, n int)
+// dst[i] = gate[i]/(1 + ggml_v_expf(0 - gate[i]))·up[i] for i < n (a
+// multiple of 16), as ggml_vec_swiglu_f32.
+TEXT ·swigluAVX512(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ gate+8(FP), SI
+	MOVQ up+16(FP), DX
+	MOVQ n+24(FP), CX
+	VEXPCONSTS
+	SHRQ $4, CX
+	JZ   swiglu_done
+
+swiglu_loop:
+	VMOVUPS (SI), Z10
+	VSUBPS  Z10, Z29, Z0
+	VEXP16
+	VADDPS  Z25, Z9, Z9
+	VDIVPS  Z9, Z10, Z10
+	VMULPS  (DX), Z10, Z10
+	VMOVUPS Z10, (DI)
+	ADDQ    $64, SI
+	ADDQ    $64, DX
+	ADDQ    $64, DI
+	DECQ    CX
+	JNZ     swiglu_loop
+
+swiglu_done:
+	VZEROUPPER
+	RET

@@ -9,12 +9,10 @@ import (
 )
 
 // loopSets are the sets this machine can run: the portable one and,
-// where the CPU has the instructions, the one New picks.
+// where the CPU has the instructions, the assembly ones.
 func loopSets(t *testing.T) []vecLoops {
-	sets := []vecLoops{portableLoops()}
-	if best := bestLoops(); best.name != sets[0].name {
-		sets = append(sets, best)
-	} else {
+	sets := append([]vecLoops{portableLoops()}, assemblyLoops()...)
+	if len(sets) == 1 {
 		t.Log("no assembly loops on this CPU; testing the portable ones only")
 	}
 	return sets
@@ -150,13 +148,20 @@ func TestSwiGLULoops(t *testing.T) {
 func TestScoresAndWeightedSumLoops(t *testing.T) {
 	r := rand.New(rand.NewPCG(15, 16))
 	for _, l := range loopSets(t) {
-		for _, hd := range []int{5, 8, 16, 24, 40, 64, 128} {
+		for _, hd := range []int{5, 8, 16, 24, 40, 64, 72, 128, 200} {
 			for _, n := range []int{0, 1, 2, 3, 4, 5, 7, 8, 13, 100} {
 				stride := hd * 3
 				keys := randSlice(r, span(n, stride, hd), 1)
 				q := randSlice(r, hd, 1)
 				s := make([]float32, n)
 				l.scores(s, q, keys, stride, 0.25)
+				ref := make([]float32, n)
+				scoresGo(ref, q, keys, stride, 0.25)
+				for j := range n {
+					if math.Float32bits(s[j]) != math.Float32bits(ref[j]) {
+						t.Fatalf("%s: hd %d n %d: score %d = %g, portable loops %g", l.name, hd, n, j, s[j], ref[j])
+					}
+				}
 				for j := range n {
 					var want, mag float64
 					for i := range hd {
@@ -206,7 +211,7 @@ func TestScoresAndWeightedSumLoops(t *testing.T) {
 
 func BenchmarkLoops(b *testing.B) {
 	r := rand.New(rand.NewPCG(1, 1))
-	sets := []vecLoops{portableLoops(), bestLoops()}
+	sets := append([]vecLoops{portableLoops()}, assemblyLoops()...)
 	for _, l := range sets {
 		x := randSlice(r, 4096, 3)
 		y := randSlice(r, 4096, 3)
