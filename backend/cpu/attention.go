@@ -55,11 +55,15 @@ func (b *Backend) StoreKV(cM backend.KVCache, layer int, bt backend.Batch, kM, v
 // items of one range that share a KV head are computed one after another,
 // while that head's keys and values are still in the CPU's caches.
 //
-// The products follow ggml's: a batch of two or more tokens multiplies
-// the values by the probabilities in tinyBLAS's order (and an F16 cache's
-// keys by the query too), one token in ggml_vec_dot's. So a row's result
-// does not depend on the other rows of a batch of two or more, and equals
-// its result alone wherever those two orders agree (F32 keys, always).
+// The products follow ggml's: llama.cpp multiplies the values by the
+// probabilities (and an F16 cache's keys by the query) in tinyBLAS's order
+// for a batch of two or more tokens, in ggml_vec_dot's for one token.
+// llamago takes the tiled order for the rows of a sequence (slot) that has
+// two or more rows in the batch, the one-token order for a sequence's
+// single row: for one sequence that is llama.cpp's choice, and a row's
+// result never depends on other sequences' rows, so the server's batched
+// decode steps equal each sequence's steps alone, bit for bit. (llama.cpp
+// would use the tiled order for every row of a multi-sequence batch.)
 type attnTask struct {
 	dst, q        *mat
 	c             *kvCache
@@ -69,6 +73,9 @@ type attnTask struct {
 	scores, probs *mat
 	scratch       []attnScratch // per worker
 	loops         *vecLoops
+	// slotRows counts the batch's rows per slot: a row takes the tiled
+	// order when its slot has two or more.
+	slotRows []int32
 }
 
 // attnScratch is one worker's space for a group of query heads.
@@ -115,7 +122,7 @@ func (t *attnTask) heads(worker, r, kvh, h0, h1 int) {
 		t.loops.roundF16(q)
 	}
 	s := sc.s[:nh*n]
-	tiled := t.bt.Len() >= 2 // llama.cpp's tinyBLAS path, else vec_dot
+	tiled := t.slotRows[slot] >= 2 // llama.cpp's tinyBLAS path, else vec_dot
 	for g := 0; g < nh; g++ {
 		if c.cfg.F32 {
 			t.loops.scores(s[g*n:(g+1)*n], q[g*hd:(g+1)*hd], c.k[base:end], kvDim, p.Scale)
@@ -171,7 +178,15 @@ func (b *Backend) Attention(dstM, qM backend.Mat, cM backend.KVCache, layer int,
 	}
 	group := p.Heads / p.KVHeads
 	t := &b.attn
-	*t = attnTask{dst: dst, q: q, c: c, layer: layer, bt: bt, p: p, scratch: t.scratch, loops: &b.loops}
+	*t = attnTask{dst: dst, q: q, c: c, layer: layer, bt: bt, p: p, scratch: t.scratch, loops: &b.loops, slotRows: t.slotRows}
+	if cap(t.slotRows) < c.cfg.Slots {
+		t.slotRows = make([]int32, c.cfg.Slots)
+	}
+	t.slotRows = t.slotRows[:c.cfg.Slots]
+	clear(t.slotRows)
+	for _, s := range bt.Slot {
+		t.slotRows[s]++
+	}
 	if scoresM != nil {
 		t.scores = asMat(scoresM)
 	}

@@ -195,15 +195,13 @@ func TestAttentionMatchesReference(t *testing.T) {
 	}
 }
 
-// TestAttentionRowsIndependent checks that a row's result does not depend
-// on the rest of the batch or on the number of threads, bit for bit: the
-// server's batched answers must equal the single ones.
-// TestAttentionRowsIndependent checks that a row's result in a batch does
-// not depend on the other rows: llama.cpp's products take the same path
-// (tinyBLAS) for any batch of two or more tokens, so a row computed with
-// one other row equals the row computed in the whole batch, on one thread
-// or two. (One token alone takes ggml_vec_dot's order, which
-// TestOpsMatchLlamaCpp checks against llama.cpp's decode.)
+// TestAttentionRowsIndependent checks that a row's result in a batch
+// depends only on whether its sequence (slot) has other rows in the batch,
+// which picks llama.cpp's tiled or one-token order: each row is computed
+// again with one other row of its own slot when its slot has several in
+// the batch, else with a row of another slot (the server's decode steps)
+// or alone, and must equal the whole batch's row bit for bit, on one
+// thread or two.
 func TestAttentionRowsIndependent(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 8))
 	single := New(Options{Threads: 1})
@@ -211,9 +209,6 @@ func TestAttentionRowsIndependent(t *testing.T) {
 	multi := New(Options{Threads: 2})
 	defer multi.Close()
 	for _, tc := range attnCases() {
-		if len(tc.pos) < 2 {
-			continue
-		}
 		c, qv := tc.fill(t, single, r)
 		p := tc.params()
 		rows, width := len(tc.pos), p.Heads*p.HeadDim
@@ -223,17 +218,40 @@ func TestAttentionRowsIndependent(t *testing.T) {
 		multi.Attention(dst, q, c, 0, bt, p, nil, nil)
 		batched := make([]float32, rows*width)
 		multi.Read(dst, batched)
-		q2, dst2 := single.NewMat(2, width), single.NewMat(2, width)
-		two := make([]float32, 2*width)
 		for row := range rows {
-			other := (row + 1) % rows
-			single.Write(q2, append(append([]float32(nil), qv[row*width:(row+1)*width]...), qv[other*width:(other+1)*width]...))
-			pair := backend.Batch{Slot: []int32{tc.slot[row], tc.slot[other]}, Pos: []int32{tc.pos[row], tc.pos[other]}}
-			single.Attention(dst2, q2, c, 0, pair, p, nil, nil)
-			single.Read(dst2, two)
-			for i, v := range two[:width] {
-				if math.Float32bits(v) != math.Float32bits(batched[row*width+i]) {
-					t.Fatalf("%v: row %d value %d is %g with one other row and %g in the batch", tc, row, i, v, batched[row*width+i])
+			sameSlot, otherSlot := -1, -1
+			for o := range rows {
+				switch {
+				case o == row:
+				case tc.slot[o] == tc.slot[row] && sameSlot < 0:
+					sameSlot = o
+				case tc.slot[o] != tc.slot[row] && otherSlot < 0:
+					otherSlot = o
+				}
+			}
+			picks := [][]int{{row, sameSlot}}
+			if sameSlot < 0 {
+				picks = [][]int{{row}}
+				if otherSlot >= 0 {
+					picks = append(picks, []int{row, otherSlot})
+				}
+			}
+			for _, pick := range picks {
+				var qs []float32
+				var sub backend.Batch
+				for _, i := range pick {
+					qs = append(qs, qv[i*width:(i+1)*width]...)
+					sub.Slot, sub.Pos = append(sub.Slot, tc.slot[i]), append(sub.Pos, tc.pos[i])
+				}
+				qm, dm := single.NewMat(len(pick), width), single.NewMat(len(pick), width)
+				single.Write(qm, qs)
+				single.Attention(dm, qm, c, 0, sub, p, nil, nil)
+				got := make([]float32, len(pick)*width)
+				single.Read(dm, got)
+				for i, v := range got[:width] {
+					if math.Float32bits(v) != math.Float32bits(batched[row*width+i]) {
+						t.Fatalf("%v: row %d value %d is %g among rows %v and %g in the batch", tc, row, i, v, pick, batched[row*width+i])
+					}
 				}
 			}
 		}

@@ -252,7 +252,11 @@ func (t *rowsTask) Run(_, lo, hi int) {
 			d[i] = a[i] + c[i]
 		}
 	case opSwiGLU:
-		t.loops.swiglu(t.dst.data[lo*cols:hi*cols], t.a.data[lo*cols:hi*cols], t.b.data[lo*cols:hi*cols])
+		// Row by row, as ggml: its groups of 16 start at each row, and
+		// a row's leftover values take the scalar SiLU.
+		for r := lo; r < hi; r++ {
+			t.loops.swiglu(t.dst.row(r), t.a.row(r), t.b.row(r))
+		}
 	}
 }
 

@@ -19,7 +19,7 @@ func TestRowwiseOpsSplitExactly(t *testing.T) {
 	one, three := New(Options{Threads: 1}), New(Options{Threads: 3})
 	defer one.Close()
 	defer three.Close()
-	for _, shape := range []struct{ rows, cols int }{{1, 64}, {3, 96}, {97, 512}, {40, 2048}} {
+	for _, shape := range []struct{ rows, cols int }{{1, 64}, {3, 96}, {97, 512}, {40, 2048}, {5, 172}, {90, 376}} {
 		rows, cols := shape.rows, shape.cols
 		x, y := randSlice(r, rows*cols, 2), randSlice(r, rows*cols, 2)
 		wv := randSlice(r, cols, 1)
@@ -32,6 +32,9 @@ func TestRowwiseOpsSplitExactly(t *testing.T) {
 			pos[i] = int32(r.IntN(2048))
 		}
 		rope := backend.RoPEParams{Heads: cols / 16, HeadDim: 16, Dims: 12, FreqBase: 10000, FreqScale: 0.5}
+		if cols%16 != 0 {
+			rope.Heads, rope.HeadDim, rope.Dims = cols/4, 4, 4
+		}
 		results := [2][4][]float32{}
 		for bi, b := range []*Backend{one, three} {
 			w, err := b.LoadWeight(backend.WeightSpec{Name: "norm", Type: tensor.F32, Rows: 1, Cols: cols, Data: wb})
@@ -63,9 +66,17 @@ func TestRowwiseOpsSplitExactly(t *testing.T) {
 				}
 			}
 		}
-		// Plain float64 references.
+		// Plain float64 references, and each row as llama.cpp computes it
+		// alone (SwiGLU's groups of 16 start at every row).
 		for row := range rows {
 			xr, yr := x[row*cols:(row+1)*cols], y[row*cols:(row+1)*cols]
+			alone := make([]float32, cols)
+			swigluGo(alone, xr, yr)
+			for i, v := range alone {
+				if got := results[0][2][row*cols+i]; math.Float32bits(got) != math.Float32bits(v) {
+					t.Fatalf("SwiGLU %d×%d: row %d value %d = %g, the row alone %g", rows, cols, row, i, got, v)
+				}
+			}
 			var ss float64
 			for _, v := range xr {
 				ss += float64(v) * float64(v)
