@@ -4,6 +4,8 @@ import (
 	"math"
 
 	"golang.org/x/sys/cpu"
+
+	"llamago/tensor"
 )
 
 // The assembly loops of vec_amd64.s. They take pointers and counts; the Go
@@ -30,6 +32,12 @@ func accLanesF16AVX2(acc, w *float32, vals *uint16, n, stride, lanes, hd int)
 
 //go:noescape
 func dotsVecAVX2(s, q, keys *float32, n, stride, np int)
+
+//go:noescape
+func dotsTiledF16AVX2(s, q *float32, keys *uint16, n, stride, hd int)
+
+//go:noescape
+func dotsVecF16AVX2(s, q *float32, keys *uint16, n, stride, np int)
 
 //go:noescape
 func expSumAVX512(s *float32, n int, shift float32) float64
@@ -62,7 +70,7 @@ func assemblyLoops() []vecLoops {
 
 func avx2Loops() vecLoops {
 	return vecLoops{name: "avx2", scores: scoresVec, accLanes: accLanesVec, expSum: expSumGo, swiglu: swigluGo, roundF16: roundF16Vec, max: maxVec, scale: scaleVec,
-		scoresF16: scoresF16Go, accLanesF16: accLanesF16Vec, toF16: toF16Vec}
+		scoresF16: scoresF16Vec, accLanesF16: accLanesF16Vec, toF16: toF16Vec}
 }
 
 // avx512Loops are the AVX2 loops with the exponential's in AVX-512.
@@ -111,6 +119,33 @@ func scoresVec(s, q, keys []float32, stride int, scale float32) {
 			sum += float32(q[i] * k[i])
 		}
 		s[j] = sum * scale
+	}
+}
+
+// scoresF16Vec is scoresF16Go with the products in assembly; the one-token
+// order's leftover products are added in Go, in float64 as ggml does.
+func scoresF16Vec(s, q []float32, keys []uint16, stride int, scale float32, tiled bool) {
+	hd := len(q)
+	if len(s) == 0 {
+		return
+	}
+	_ = keys[span(len(s), stride, hd)-1]
+	if tiled && hd%16 == 0 {
+		dotsTiledF16AVX2(&s[0], &q[0], &keys[0], len(s), stride, hd)
+		for j := range s {
+			s[j] *= scale
+		}
+		return
+	}
+	np := hd &^ 63
+	dotsVecF16AVX2(&s[0], &q[0], &keys[0], len(s), stride, np)
+	for j := range s {
+		sum := float64(s[j])
+		k := keys[j*stride : j*stride+hd]
+		for i := np; i < hd; i++ {
+			sum += float64(q[i] * tensor.FP16ToFloat32(k[i]))
+		}
+		s[j] = float32(sum) * scale
 	}
 }
 

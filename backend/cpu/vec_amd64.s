@@ -402,3 +402,110 @@ swiglu_loop:
 swiglu_done:
 	VZEROUPPER
 	RET
+
+// func dotsTiledF16AVX2(s, q *float32, keys *uint16, n, stride, hd int)
+// s[j] = tinyBLAS's product of q and the F16 row keys[j*stride:], hd a
+// positive multiple of 16: one 16-lane FMA accumulator (Y2 lanes 0-7, Y3
+// lanes 8-15), reduced as REDUCE16.
+TEXT ·dotsTiledF16AVX2(SB), NOSPLIT, $0-48
+	MOVQ s+0(FP), DI
+	MOVQ q+8(FP), SI
+	MOVQ keys+16(FP), DX
+	MOVQ n+24(FP), CX
+	MOVQ stride+32(FP), R8
+	SHLQ $1, R8
+	MOVQ hd+40(FP), R9
+	TESTQ CX, CX
+	JZ   tiled16_done
+
+tiled16_row:
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	XORQ   AX, AX
+
+tiled16_step:
+	VCVTPH2PS   (DX)(AX*2), Y4
+	VCVTPH2PS   16(DX)(AX*2), Y5
+	VFMADD231PS (SI)(AX*4), Y4, Y2
+	VFMADD231PS 32(SI)(AX*4), Y5, Y3
+	ADDQ        $16, AX
+	CMPQ        AX, R9
+	JB          tiled16_step
+
+	VMOVAPS Y2, Y0
+	VMOVAPS Y3, Y1
+	REDUCE16
+	VMOVSS  X0, (DI)
+	ADDQ    $4, DI
+	ADDQ    R8, DX
+	DECQ    CX
+	JNZ     tiled16_row
+
+tiled16_done:
+	VZEROUPPER
+	RET
+
+// func dotsVecF16AVX2(s, q *float32, keys *uint16, n, stride, np int)
+// As dotsVecAVX2 with F16 keys (ggml_vec_dot_f16's SIMD part).
+TEXT ·dotsVecF16AVX2(SB), NOSPLIT, $0-48
+	MOVQ s+0(FP), DI
+	MOVQ q+8(FP), SI
+	MOVQ keys+16(FP), DX
+	MOVQ n+24(FP), CX
+	MOVQ stride+32(FP), R8
+	SHLQ $1, R8
+	MOVQ np+40(FP), R9
+	TESTQ CX, CX
+	JZ   vec16_done
+
+vec16_row:
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	XORQ   AX, AX
+	CMPQ   R9, $0
+	JE     vec16_reduce
+
+vec16_step:
+	VCVTPH2PS   (DX)(AX*2), Y10
+	VFMADD231PS (SI)(AX*4), Y10, Y2
+	VCVTPH2PS   16(DX)(AX*2), Y10
+	VFMADD231PS 32(SI)(AX*4), Y10, Y3
+	VCVTPH2PS   32(DX)(AX*2), Y10
+	VFMADD231PS 64(SI)(AX*4), Y10, Y4
+	VCVTPH2PS   48(DX)(AX*2), Y10
+	VFMADD231PS 96(SI)(AX*4), Y10, Y5
+	VCVTPH2PS   64(DX)(AX*2), Y10
+	VFMADD231PS 128(SI)(AX*4), Y10, Y6
+	VCVTPH2PS   80(DX)(AX*2), Y10
+	VFMADD231PS 160(SI)(AX*4), Y10, Y7
+	VCVTPH2PS   96(DX)(AX*2), Y10
+	VFMADD231PS 192(SI)(AX*4), Y10, Y8
+	VCVTPH2PS   112(DX)(AX*2), Y10
+	VFMADD231PS 224(SI)(AX*4), Y10, Y9
+	ADDQ        $64, AX
+	CMPQ        AX, R9
+	JB          vec16_step
+
+vec16_reduce:
+	VADDPS Y6, Y2, Y2
+	VADDPS Y7, Y3, Y3
+	VADDPS Y8, Y4, Y4
+	VADDPS Y9, Y5, Y5
+	VADDPS Y4, Y2, Y0
+	VADDPS Y5, Y3, Y1
+	REDUCE16
+	VMOVSS X0, (DI)
+	ADDQ   $4, DI
+	ADDQ   R8, DX
+	DECQ   CX
+	JNZ    vec16_row
+
+vec16_done:
+	VZEROUPPER
+	RET

@@ -278,7 +278,7 @@ func TestF16LoopsMatchFloat32Loops(t *testing.T) {
 				}
 			}
 		}
-		for _, hd := range []int{5, 8, 16, 24, 64, 128} {
+		for _, hd := range []int{5, 8, 16, 24, 64, 72, 128, 144} {
 			for _, n := range []int{1, 3, 4, 5, 13, 64} {
 				stride := hd * 2
 				vals := make([]uint16, span(n, stride, hd))
