@@ -286,7 +286,7 @@ func (b *Backend) RoPE(xM backend.Mat, pos []int32, p backend.RoPEParams) {
 		backend.ShapeFail("RoPE", "%s with %d positions, %d heads of %d (%d rotated)", backend.Shape(xM), len(pos), p.Heads, p.HeadDim, p.Dims)
 	}
 	t := &b.rope
-	*t = ropeTask{x: x, pos: pos, p: p, cache: t.cache,
+	*t = ropeTask{x: x, pos: pos, p: p, cache: t.cache, loops: &b.loops,
 		thetaScale: ropeThetaScale(p.FreqBase, p.Dims)}
 	threads := b.pool.Threads()
 	for len(t.cache) < threads {
@@ -313,6 +313,7 @@ type ropeTask struct {
 	p          backend.RoPEParams
 	thetaScale float32
 	cache      [][]float32 // per worker: cos, sin per rotated pair
+	loops      *vecLoops
 }
 
 func (t *ropeTask) Run(worker, lo, hi int) {
@@ -326,19 +327,6 @@ func (t *ropeTask) Run(worker, lo, hi int) {
 			cache[2*i], cache[2*i+1] = cosf(a), sinf(a)
 			theta *= t.thetaScale
 		}
-		row := t.x.row(r)
-		for h := 0; h < p.Heads; h++ {
-			head := row[h*p.HeadDim : (h+1)*p.HeadDim]
-			for i := 0; i < half; i++ {
-				c, s := cache[2*i], cache[2*i+1]
-				i0, i1 := 2*i, 2*i+1
-				if p.NeoX {
-					i0, i1 = i, i+half
-				}
-				x0, x1 := head[i0], head[i1]
-				head[i0] = fma32(x0, c, -float32(x1*s))
-				head[i1] = fma32(x0, s, float32(x1*c))
-			}
-		}
+		t.loops.rope(t.x.row(r), cache, p.Heads, p.HeadDim, p.Dims, p.NeoX)
 	}
 }

@@ -115,3 +115,22 @@ func TestRowwiseOpsSplitExactly(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkRoPE rotates a TinyLlama-shaped prompt's queries: 103 rows of
+// 32 heads of 64 at positions 0-102 (angles, cosines and sines per row).
+func BenchmarkRoPE(b *testing.B) {
+	be := New(Options{Threads: 1})
+	defer be.Close()
+	const rows, heads, hd = 103, 32, 64
+	x := be.NewMat(rows, heads*hd)
+	r := rand.New(rand.NewPCG(1, 1))
+	be.Write(x, randSlice(r, rows*heads*hd, 1))
+	pos := make([]int32, rows)
+	for i := range pos {
+		pos[i] = int32(i)
+	}
+	p := backend.RoPEParams{Heads: heads, HeadDim: hd, Dims: hd, FreqBase: 10000, FreqScale: 1}
+	for b.Loop() {
+		be.RoPE(x, pos, p)
+	}
+}

@@ -23,8 +23,13 @@ type vecLoops struct {
 	// accLanes adds the terms of a weighted sum of rows to lane
 	// accumulators: for each j, acc[(j%lanes)*hd+d] = fma(w[j],
 	// vals[j*stride+d], acc[(j%lanes)*hd+d]) for d < hd = len(acc)/lanes.
-	// weightedSum then reduces the lanes in ggml's order.
-	accLanes func(acc, w, vals []float32, stride, lanes int)
+	// weightedSum then reduces the lanes in ggml's order (reduceLanes).
+	accLanes    func(acc, w, vals []float32, stride, lanes int)
+	reduceLanes func(out, acc []float32, lanes int)
+	// rope rotates the first dims values of each of heads heads (headDim
+	// apart) of x by the angles whose cosines and sines alternate in cache,
+	// as RoPE describes.
+	rope func(x, cache []float32, heads, headDim, dims int, neoX bool)
 	// expSum sets s[j] = e^(s[j]-shift) as ggml_vec_soft_max_f32 does and
 	// returns the sum of the exponentials in float64 in its order.
 	expSum func(s []float32, shift float32) float64
@@ -47,7 +52,7 @@ type vecLoops struct {
 }
 
 func portableLoops() vecLoops {
-	return vecLoops{name: "go", scores: scoresGo, accLanes: accLanesGo, expSum: expSumGo, swiglu: swigluGo, roundF16: roundF16, max: maxGo, scale: scaleGo,
+	return vecLoops{name: "go", scores: scoresGo, accLanes: accLanesGo, reduceLanes: reduceLanesGo, rope: ropeGo, expSum: expSumGo, swiglu: swigluGo, roundF16: roundF16, max: maxGo, scale: scaleGo,
 		scoresF16: scoresF16Go, accLanesF16: accLanesF16Go, toF16: toF16Go}
 }
 
@@ -80,13 +85,13 @@ func (l *vecLoops) weightedSum(out, w, vals []float32, vals16 []uint16, stride, 
 	} else {
 		l.accLanes(acc, w, vals, stride, lanes)
 	}
-	reduceLanes(out, acc, lanes)
+	l.reduceLanes(out, acc, lanes)
 }
 
-// reduceLanes sets out[d] to the horizontal sum of lane accumulators
+// reduceLanesGo sets out[d] to the horizontal sum of lane accumulators
 // acc[lane*len(out)+d] as ggml adds them: for 64 lanes, the four 16-lane
 // registers pairwise ((r0+r2)+(r1+r3)), then reduce16.
-func reduceLanes(out, acc []float32, lanes int) {
+func reduceLanesGo(out, acc []float32, lanes int) {
 	hd := len(out)
 	var v [16]float32
 	for d := range out {
@@ -123,6 +128,19 @@ func scaleGo(s []float32, k float32) {
 func dotVecF32(x, y []float32) float32 {
 	y = y[:len(x)]
 	np := len(x) &^ 63
+	var sum float32 // the reduction of four zero registers, +0
+	if np > 0 {
+		sum = dotVecF32Groups(x[:np], y[:np])
+	}
+	for i := np; i < len(x); i++ {
+		sum += float32(x[i] * y[i])
+	}
+	return sum
+}
+
+// dotVecF32Groups is dotVecF32's SIMD part over whole groups of 64.
+func dotVecF32Groups(x, y []float32) float32 {
+	np := len(x)
 	var acc [4][16]float32
 	for i := 0; i < np; i += 64 {
 		for k := range 4 {
@@ -135,11 +153,7 @@ func dotVecF32(x, y []float32) float32 {
 	for l := range 16 {
 		v[l] = (acc[0][l] + acc[2][l]) + (acc[1][l] + acc[3][l])
 	}
-	sum := reduce16(&v)
-	for i := np; i < len(x); i++ {
-		sum += float32(x[i] * y[i])
-	}
-	return sum
+	return reduce16(&v)
 }
 
 func scoresGo(s, q, keys []float32, stride int, scale float32) {
@@ -270,5 +284,26 @@ func toF16Go(dst []uint16, src []float32) {
 	dst = dst[:len(src)]
 	for i, v := range src {
 		dst[i] = tensor.Float32ToFP16(v)
+	}
+}
+
+// ropeGo rotates pairs as ggml's rope: (x0, x1) → (x0·cos − x1·sin,
+// x0·sin + x1·cos), each one fused multiply-add of the first product with
+// the second rounded, as GCC compiles ggml's expressions. The pairs are
+// adjacent (2i, 2i+1), or (i, i+dims/2) for NeoX.
+func ropeGo(x, cache []float32, heads, headDim, dims int, neoX bool) {
+	half := dims / 2
+	for h := 0; h < heads; h++ {
+		head := x[h*headDim : h*headDim+dims]
+		for i := 0; i < half; i++ {
+			c, s := cache[2*i], cache[2*i+1]
+			i0, i1 := 2*i, 2*i+1
+			if neoX {
+				i0, i1 = i, i+half
+			}
+			x0, x1 := head[i0], head[i1]
+			head[i0] = fma32(x0, c, -float32(x1*s))
+			head[i1] = fma32(x0, s, float32(x1*c))
+		}
 	}
 }

@@ -4,8 +4,6 @@ import (
 	"math"
 
 	"golang.org/x/sys/cpu"
-
-	"llamago/tensor"
 )
 
 // The assembly loops of vec_amd64.s. They take pointers and counts; the Go
@@ -25,19 +23,31 @@ func roundF16F16C(x *float32, n int)
 func toF16F16C(dst *uint16, src *float32, n int)
 
 //go:noescape
-func accLanesAVX2(acc, w, vals *float32, n, stride, lanes, hd int)
+func accLanes64AVX2(acc, w, vals *float32, n, stride, lanes, hd int)
 
 //go:noescape
-func accLanesF16AVX2(acc, w *float32, vals *uint16, n, stride, lanes, hd int)
+func accLanes8AVX2(acc, w, vals *float32, n, stride, lanes, hd int)
 
 //go:noescape
-func dotsVecAVX2(s, q, keys *float32, n, stride, np int)
+func accLanes64F16AVX2(acc, w *float32, vals *uint16, n, stride, lanes, hd int)
+
+//go:noescape
+func accLanes8F16AVX2(acc, w *float32, vals *uint16, n, stride, lanes, hd int)
+
+//go:noescape
+func dotsVecAVX2(s, q, keys *float32, n, stride, np, hd int)
 
 //go:noescape
 func dotsTiledF16AVX2(s, q *float32, keys *uint16, n, stride, hd int)
 
 //go:noescape
-func dotsVecF16AVX2(s, q *float32, keys *uint16, n, stride, np int)
+func dotsVecF16AVX2(s, q *float32, keys *uint16, n, stride, np, hd int)
+
+//go:noescape
+func reduceLanesAVX2(out, acc *float32, hd, lanes int)
+
+//go:noescape
+func ropeAVX2(x, cache *float32, heads, headDim, dims int)
 
 //go:noescape
 func expSumAVX512(s *float32, n int, shift float32) float64
@@ -69,7 +79,7 @@ func assemblyLoops() []vecLoops {
 }
 
 func avx2Loops() vecLoops {
-	return vecLoops{name: "avx2", scores: scoresVec, accLanes: accLanesVec, expSum: expSumGo, swiglu: swigluGo, roundF16: roundF16Vec, max: maxVec, scale: scaleVec,
+	return vecLoops{name: "avx2", scores: scoresVec, accLanes: accLanesVec, reduceLanes: reduceLanesVec, rope: ropeVec, expSum: expSumGo, swiglu: swigluGo, roundF16: roundF16Vec, max: maxVec, scale: scaleVec,
 		scoresF16: scoresF16Vec, accLanesF16: accLanesF16Vec, toF16: toF16Vec}
 }
 
@@ -80,6 +90,8 @@ func avx512Loops() vecLoops {
 	return l
 }
 
+// accLanesVec is accLanesGo a lane at a time, each lane's chains of
+// FMAs in registers, 64 or 8 columns per pass.
 func accLanesVec(acc, w, vals []float32, stride, lanes int) {
 	hd := len(acc) / lanes
 	if hd%8 != 0 || len(w) == 0 {
@@ -88,7 +100,15 @@ func accLanesVec(acc, w, vals []float32, stride, lanes int) {
 	}
 	_ = vals[span(len(w), stride, hd)-1]
 	_ = acc[lanes*hd-1]
-	accLanesAVX2(&acc[0], &w[0], &vals[0], len(w), stride, lanes, hd)
+	for c := 0; c < hd; {
+		if hd-c >= 64 {
+			accLanes64AVX2(&acc[c], &w[0], &vals[c], len(w), stride, lanes, hd)
+			c += 64
+		} else {
+			accLanes8AVX2(&acc[c], &w[0], &vals[c], len(w), stride, lanes, hd)
+			c += 8
+		}
+	}
 }
 
 func accLanesF16Vec(acc, w []float32, vals []uint16, stride, lanes int) {
@@ -99,66 +119,75 @@ func accLanesF16Vec(acc, w []float32, vals []uint16, stride, lanes int) {
 	}
 	_ = vals[span(len(w), stride, hd)-1]
 	_ = acc[lanes*hd-1]
-	accLanesF16AVX2(&acc[0], &w[0], &vals[0], len(w), stride, lanes, hd)
+	for c := 0; c < hd; {
+		if hd-c >= 64 {
+			accLanes64F16AVX2(&acc[c], &w[0], &vals[c], len(w), stride, lanes, hd)
+			c += 64
+		} else {
+			accLanes8F16AVX2(&acc[c], &w[0], &vals[c], len(w), stride, lanes, hd)
+			c += 8
+		}
+	}
 }
 
-// scoresVec is scoresGo with the groups of 64 in assembly; the leftover
-// products are added in Go, in ggml's unfused scalar order.
+// scoresVec is scoresGo in assembly (head sizes that are multiples of 8).
 func scoresVec(s, q, keys []float32, stride int, scale float32) {
 	hd := len(q)
-	if len(s) == 0 {
+	if hd%8 != 0 || len(s) == 0 {
+		scoresGo(s, q, keys, stride, scale)
 		return
 	}
 	_ = keys[span(len(s), stride, hd)-1]
-	np := hd &^ 63
-	dotsVecAVX2(&s[0], &q[0], &keys[0], len(s), stride, np)
+	dotsVecAVX2(&s[0], &q[0], &keys[0], len(s), stride, hd&^63, hd)
 	for j := range s {
-		sum := s[j]
-		k := keys[j*stride : j*stride+hd]
-		for i := np; i < hd; i++ {
-			sum += float32(q[i] * k[i])
-		}
-		s[j] = sum * scale
+		s[j] *= scale
 	}
 }
 
-// scoresF16Vec is scoresF16Go with the products in assembly; the one-token
-// order's leftover products are added in Go, in float64 as ggml does.
+// scoresF16Vec is scoresF16Go in assembly (head sizes that are multiples
+// of 8).
 func scoresF16Vec(s, q []float32, keys []uint16, stride int, scale float32, tiled bool) {
 	hd := len(q)
-	if len(s) == 0 {
+	if hd%8 != 0 || len(s) == 0 {
+		scoresF16Go(s, q, keys, stride, scale, tiled)
 		return
 	}
 	_ = keys[span(len(s), stride, hd)-1]
 	if tiled && hd%16 == 0 {
 		dotsTiledF16AVX2(&s[0], &q[0], &keys[0], len(s), stride, hd)
-		for j := range s {
-			s[j] *= scale
-		}
-		return
+	} else {
+		dotsVecF16AVX2(&s[0], &q[0], &keys[0], len(s), stride, hd&^63, hd)
 	}
-	np := hd &^ 63
-	dotsVecF16AVX2(&s[0], &q[0], &keys[0], len(s), stride, np)
 	for j := range s {
-		sum := float64(s[j])
-		k := keys[j*stride : j*stride+hd]
-		for i := np; i < hd; i++ {
-			sum += float64(q[i] * tensor.FP16ToFloat32(k[i]))
-		}
-		s[j] = float32(sum) * scale
+		s[j] *= scale
 	}
 }
 
 func expSumVec(s []float32, shift float32) float64 {
-	n16 := len(s) &^ 15
-	var sum float64
-	if n16 > 0 {
-		sum = expSumAVX512(&s[0], n16, shift)
+	if len(s) == 0 {
+		return 0
 	}
-	if n16 < len(s) {
-		sum += expSumGo(s[n16:], shift)
+	return expSumAVX512(&s[0], len(s), shift)
+}
+
+func reduceLanesVec(out, acc []float32, lanes int) {
+	hd := len(out)
+	if hd%8 != 0 || hd == 0 {
+		reduceLanesGo(out, acc, lanes)
+		return
 	}
-	return sum
+	_ = acc[lanes*hd-1]
+	reduceLanesAVX2(&out[0], &acc[0], hd, lanes)
+}
+
+func ropeVec(x, cache []float32, heads, headDim, dims int, neoX bool) {
+	if neoX || dims%8 != 0 || heads == 0 {
+		ropeGo(x, cache, heads, headDim, dims, neoX)
+		return
+	}
+	_ = x[span(heads, headDim, dims)-1]
+	_ = cache[dims-1]
+	ropeAVX2(&x[0], &cache[0], heads, headDim, dims)
 }
 
 func swigluVec(dst, gate, up []float32) {

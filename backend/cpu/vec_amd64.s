@@ -102,104 +102,6 @@ tof16_done:
 // describes that order and holds the portable loops they must equal bit
 // for bit.
 
-// func accLanesAVX2(acc, w, vals *float32, n, stride, lanes, hd int)
-// For j < n: acc[(j%lanes)*hd + d] += w[j]·vals[j*stride + d] (fused) for
-// d < hd, a positive multiple of 8.
-TEXT ·accLanesAVX2(SB), NOSPLIT, $0-56
-	MOVQ acc+0(FP), DI
-	MOVQ w+8(FP), SI
-	MOVQ vals+16(FP), DX
-	MOVQ n+24(FP), CX
-	MOVQ stride+32(FP), R8
-	SHLQ $2, R8
-	MOVQ lanes+40(FP), R9
-	MOVQ hd+48(FP), R10
-	MOVQ R10, R11
-	SHLQ $2, R11            // bytes of one lane's accumulators
-	XORQ R12, R12           // lane of j
-	MOVQ DI, R13            // that lane's accumulators
-	TESTQ CX, CX
-	JZ   acc_done
-
-acc_row:
-	VBROADCASTSS (SI), Y0
-	XORQ AX, AX
-	MOVQ R10, BX
-
-acc_col:
-	VMOVUPS     (R13)(AX*4), Y1
-	VFMADD231PS (DX)(AX*4), Y0, Y1
-	VMOVUPS     Y1, (R13)(AX*4)
-	ADDQ        $8, AX
-	SUBQ        $8, BX
-	JNZ         acc_col
-
-	ADDQ $4, SI
-	ADDQ R8, DX
-	INCQ R12
-	ADDQ R11, R13
-	CMPQ R12, R9
-	JNE  acc_next
-	XORQ R12, R12
-	MOVQ DI, R13
-
-acc_next:
-	DECQ CX
-	JNZ  acc_row
-
-acc_done:
-	VZEROUPPER
-	RET
-
-// func accLanesF16AVX2(acc, w *float32, vals *uint16, n, stride, lanes, hd int)
-// As accLanesAVX2 with F16 values, widened exactly as they are loaded.
-TEXT ·accLanesF16AVX2(SB), NOSPLIT, $0-56
-	MOVQ acc+0(FP), DI
-	MOVQ w+8(FP), SI
-	MOVQ vals+16(FP), DX
-	MOVQ n+24(FP), CX
-	MOVQ stride+32(FP), R8
-	SHLQ $1, R8
-	MOVQ lanes+40(FP), R9
-	MOVQ hd+48(FP), R10
-	MOVQ R10, R11
-	SHLQ $2, R11
-	XORQ R12, R12
-	MOVQ DI, R13
-	TESTQ CX, CX
-	JZ   acc16_done
-
-acc16_row:
-	VBROADCASTSS (SI), Y0
-	XORQ AX, AX
-	MOVQ R10, BX
-
-acc16_col:
-	VCVTPH2PS   (DX)(AX*2), Y2
-	VMOVUPS     (R13)(AX*4), Y1
-	VFMADD231PS Y2, Y0, Y1
-	VMOVUPS     Y1, (R13)(AX*4)
-	ADDQ        $8, AX
-	SUBQ        $8, BX
-	JNZ         acc16_col
-
-	ADDQ $4, SI
-	ADDQ R8, DX
-	INCQ R12
-	ADDQ R11, R13
-	CMPQ R12, R9
-	JNE  acc16_next
-	XORQ R12, R12
-	MOVQ DI, R13
-
-acc16_next:
-	DECQ CX
-	JNZ  acc16_row
-
-acc16_done:
-	VZEROUPPER
-	RET
-
 // REDUCE16 sets X0's lane 0 to the sum of the 16 lanes Y0 (lanes 0-7) and
 // Y1 (lanes 8-15) in _mm512_reduce_add_ps's order: halves of 8, of 4,
 // then (l0+l2)+(l1+l3). Clobbers Y1.
@@ -212,11 +114,38 @@ acc16_done:
 	VPERMILPS    $0xb1, X0, X1 \
 	VADDPS       X1, X0, X0
 
-// func dotsVecAVX2(s, q, keys *float32, n, stride, np int)
-// s[j] = the SIMD part of ggml_vec_dot_f32(q, keys[j*stride:]) over the
-// first np values (a multiple of 64, possibly 0): four 16-lane FMA
-// accumulators, then ((a0+a2)+(a1+a3)) reduced as REDUCE16.
-TEXT ·dotsVecAVX2(SB), NOSPLIT, $0-48
+// ADDSS4 adds lanes 0-3 of X12 to X0's lane 0 one after another, in
+// float32. Clobbers X13.
+#define ADDSS4 \
+	VADDSS    X12, X0, X0 \
+	VPERMILPS $1, X12, X13 \
+	VADDSS    X13, X0, X0 \
+	VPERMILPS $2, X12, X13 \
+	VADDSS    X13, X0, X0 \
+	VPERMILPS $3, X12, X13 \
+	VADDSS    X13, X0, X0
+
+// ADDSD4 adds lanes 0-3 of X12, each widened to float64, to X11's lane 0
+// one after another. Clobbers X13.
+#define ADDSD4 \
+	VCVTSS2SD X12, X12, X13 \
+	VADDSD    X13, X11, X11 \
+	VPERMILPS $1, X12, X13 \
+	VCVTSS2SD X13, X13, X13 \
+	VADDSD    X13, X11, X11 \
+	VPERMILPS $2, X12, X13 \
+	VCVTSS2SD X13, X13, X13 \
+	VADDSD    X13, X11, X11 \
+	VPERMILPS $3, X12, X13 \
+	VCVTSS2SD X13, X13, X13 \
+	VADDSD    X13, X11, X11
+
+// func dotsVecAVX2(s, q, keys *float32, n, stride, np, hd int)
+// s[j] = ggml_vec_dot_f32(q, keys[j*stride:]) over hd values: four 16-lane
+// FMA accumulators over the first np (a multiple of 64, possibly 0), then
+// ((a0+a2)+(a1+a3)) reduced as REDUCE16, then the products of the
+// leftover values (hd-np, a multiple of 8) added one by one in float32.
+TEXT ·dotsVecAVX2(SB), NOSPLIT, $0-56
 	MOVQ s+0(FP), DI
 	MOVQ q+8(FP), SI
 	MOVQ keys+16(FP), DX
@@ -224,6 +153,7 @@ TEXT ·dotsVecAVX2(SB), NOSPLIT, $0-48
 	MOVQ stride+32(FP), R8
 	SHLQ $2, R8
 	MOVQ np+40(FP), R9
+	MOVQ hd+48(FP), R10
 	TESTQ CX, CX
 	JZ   dots_done
 
@@ -270,6 +200,21 @@ dots_reduce:
 	VADDPS Y4, Y2, Y0 // (a0+a2) + (a1+a3)
 	VADDPS Y5, Y3, Y1
 	REDUCE16
+	CMPQ   AX, R10
+	JAE    dots_store
+
+dots_tail:
+	VMOVUPS      (SI)(AX*4), Y12
+	VMULPS       (DX)(AX*4), Y12, Y12
+	VEXTRACTF128 $1, Y12, X14
+	ADDSS4
+	VMOVAPS      X14, X12
+	ADDSS4
+	ADDQ         $8, AX
+	CMPQ         AX, R10
+	JB           dots_tail
+
+dots_store:
 	VMOVSS X0, (DI)
 	ADDQ   $4, DI
 	ADDQ   R8, DX
@@ -343,16 +288,19 @@ GLOBL vexpConsts<>(SB), RODATA|NOPTR, $52
 	VMOVAPS      Z29, K3, Z9
 
 // func expSumAVX512(s *float32, n int, shift float32) float64
-// s[j] = ggml_v_expf(s[j] - shift) for j < n (a multiple of 16); returns
-// the sum, group of 16 by group (REDUCE16), in float64.
+// s[j] = ggml_v_expf(s[j] - shift) for j < n; returns the sum, group of 16
+// by group (REDUCE16), in float64. A last partial group is loaded and
+// stored under a mask, its missing lanes counted as 0.
 TEXT ·expSumAVX512(SB), NOSPLIT, $0-32
 	MOVQ         s+0(FP), DI
 	MOVQ         n+8(FP), CX
 	VBROADCASTSS shift+16(FP), Z30
 	VEXPCONSTS
 	VXORPD       X10, X10, X10
+	MOVQ         CX, DX
+	ANDQ         $15, DX      // values in the last partial group
 	SHRQ         $4, CX
-	JZ           exps_done
+	JZ           exps_tail
 
 exps_loop:
 	VMOVUPS      (DI), Z0
@@ -367,6 +315,24 @@ exps_loop:
 	ADDQ         $64, DI
 	DECQ         CX
 	JNZ          exps_loop
+
+exps_tail:
+	TESTQ        DX, DX
+	JZ           exps_done
+	MOVL         $1, AX
+	SHLXL        DX, AX, AX
+	DECL         AX
+	KMOVW        AX, K4
+	VMOVUPS.Z    (DI), K4, Z0
+	VSUBPS       Z30, Z0, Z0
+	VEXP16
+	VMOVAPS.Z    Z9, K4, Z9
+	VMOVUPS      Z9, K4, (DI)
+	VMOVAPS      Z9, Z0
+	VEXTRACTF64X4 $1, Z0, Y1
+	REDUCE16
+	VCVTSS2SD    X0, X0, X0
+	VADDSD       X0, X10, X10
 
 exps_done:
 	VMOVSD X10, ret+24(FP)
@@ -445,9 +411,10 @@ tiled16_done:
 	VZEROUPPER
 	RET
 
-// func dotsVecF16AVX2(s, q *float32, keys *uint16, n, stride, np int)
-// As dotsVecAVX2 with F16 keys (ggml_vec_dot_f16's SIMD part).
-TEXT ·dotsVecF16AVX2(SB), NOSPLIT, $0-48
+// func dotsVecF16AVX2(s, q *float32, keys *uint16, n, stride, np, hd int)
+// As dotsVecAVX2 with F16 keys (ggml_vec_dot_f16), except that the
+// leftover products are added in float64 and the sum rounded once.
+TEXT ·dotsVecF16AVX2(SB), NOSPLIT, $0-56
 	MOVQ s+0(FP), DI
 	MOVQ q+8(FP), SI
 	MOVQ keys+16(FP), DX
@@ -455,6 +422,7 @@ TEXT ·dotsVecF16AVX2(SB), NOSPLIT, $0-48
 	MOVQ stride+32(FP), R8
 	SHLQ $1, R8
 	MOVQ np+40(FP), R9
+	MOVQ hd+48(FP), R10
 	TESTQ CX, CX
 	JZ   vec16_done
 
@@ -500,6 +468,23 @@ vec16_reduce:
 	VADDPS Y4, Y2, Y0
 	VADDPS Y5, Y3, Y1
 	REDUCE16
+	CMPQ   AX, R10
+	JAE    vec16_store
+	VCVTSS2SD X0, X0, X11
+
+vec16_tail:
+	VCVTPH2PS    (DX)(AX*2), Y12
+	VMULPS       (SI)(AX*4), Y12, Y12
+	VEXTRACTF128 $1, Y12, X14
+	ADDSD4
+	VMOVAPS      X14, X12
+	ADDSD4
+	ADDQ         $8, AX
+	CMPQ         AX, R10
+	JB           vec16_tail
+	VCVTSD2SS    X11, X11, X0
+
+vec16_store:
 	VMOVSS X0, (DI)
 	ADDQ   $4, DI
 	ADDQ   R8, DX
@@ -507,5 +492,389 @@ vec16_reduce:
 	JNZ    vec16_row
 
 vec16_done:
+	VZEROUPPER
+	RET
+
+// The weighted sums by lane, one lane at a time: for lane l the positions
+// j = l, l+lanes, l+2·lanes, ... are one FMA chain per output value, so
+// that chain's accumulators stay in registers while the chain runs, in the
+// order accLanesGo gives it. Each function covers a chunk of columns of
+// every lane: 64 (eight YMM accumulators) or 8 (one).
+
+// func accLanes64AVX2(acc, w, vals *float32, n, stride, lanes, hd int)
+// acc points at column c of lane 0's accumulators (lane l's at
+// acc + l·hd), vals at column c of position 0: columns c..c+63.
+TEXT ·accLanes64AVX2(SB), NOSPLIT, $0-56
+	MOVQ acc+0(FP), DI
+	MOVQ w+8(FP), SI
+	MOVQ vals+16(FP), DX
+	MOVQ n+24(FP), CX
+	MOVQ stride+32(FP), R8
+	SHLQ $2, R8
+	MOVQ lanes+40(FP), R9
+	MOVQ hd+48(FP), R10
+	SHLQ $2, R10
+	MOVQ R8, R11
+	IMULQ R9, R11           // bytes from position j to j+lanes
+	XORQ BX, BX             // lane
+
+a64_lane:
+	CMPQ    BX, CX
+	JAE     a64_done
+	CMPQ    BX, R9
+	JAE     a64_done
+	VMOVUPS (DI), Y0
+	VMOVUPS 32(DI), Y1
+	VMOVUPS 64(DI), Y2
+	VMOVUPS 96(DI), Y3
+	VMOVUPS 128(DI), Y4
+	VMOVUPS 160(DI), Y5
+	VMOVUPS 192(DI), Y6
+	VMOVUPS 224(DI), Y7
+	MOVQ    BX, AX          // j
+	MOVQ    BX, R12
+	IMULQ   R8, R12
+	ADDQ    DX, R12         // &vals[j*stride]
+
+a64_pos:
+	VBROADCASTSS (SI)(AX*4), Y8
+	VFMADD231PS  (R12), Y8, Y0
+	VFMADD231PS  32(R12), Y8, Y1
+	VFMADD231PS  64(R12), Y8, Y2
+	VFMADD231PS  96(R12), Y8, Y3
+	VFMADD231PS  128(R12), Y8, Y4
+	VFMADD231PS  160(R12), Y8, Y5
+	VFMADD231PS  192(R12), Y8, Y6
+	VFMADD231PS  224(R12), Y8, Y7
+	ADDQ         R9, AX
+	ADDQ         R11, R12
+	CMPQ         AX, CX
+	JB           a64_pos
+
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS Y2, 64(DI)
+	VMOVUPS Y3, 96(DI)
+	VMOVUPS Y4, 128(DI)
+	VMOVUPS Y5, 160(DI)
+	VMOVUPS Y6, 192(DI)
+	VMOVUPS Y7, 224(DI)
+	ADDQ    R10, DI
+	INCQ    BX
+	JMP     a64_lane
+
+a64_done:
+	VZEROUPPER
+	RET
+
+// func accLanes8AVX2(acc, w, vals *float32, n, stride, lanes, hd int)
+// As accLanes64AVX2 for columns c..c+7.
+TEXT ·accLanes8AVX2(SB), NOSPLIT, $0-56
+	MOVQ acc+0(FP), DI
+	MOVQ w+8(FP), SI
+	MOVQ vals+16(FP), DX
+	MOVQ n+24(FP), CX
+	MOVQ stride+32(FP), R8
+	SHLQ $2, R8
+	MOVQ lanes+40(FP), R9
+	MOVQ hd+48(FP), R10
+	SHLQ $2, R10
+	MOVQ R8, R11
+	IMULQ R9, R11
+	XORQ BX, BX
+
+a8_lane:
+	CMPQ    BX, CX
+	JAE     a8_done
+	CMPQ    BX, R9
+	JAE     a8_done
+	VMOVUPS (DI), Y0
+	MOVQ    BX, AX
+	MOVQ    BX, R12
+	IMULQ   R8, R12
+	ADDQ    DX, R12
+
+a8_pos:
+	VBROADCASTSS (SI)(AX*4), Y8
+	VFMADD231PS  (R12), Y8, Y0
+	ADDQ         R9, AX
+	ADDQ         R11, R12
+	CMPQ         AX, CX
+	JB           a8_pos
+
+	VMOVUPS Y0, (DI)
+	ADDQ    R10, DI
+	INCQ    BX
+	JMP     a8_lane
+
+a8_done:
+	VZEROUPPER
+	RET
+
+// func accLanes64F16AVX2(acc, w *float32, vals *uint16, n, stride, lanes, hd int)
+// As accLanes64AVX2 with F16 values, widened exactly as they are loaded.
+TEXT ·accLanes64F16AVX2(SB), NOSPLIT, $0-56
+	MOVQ acc+0(FP), DI
+	MOVQ w+8(FP), SI
+	MOVQ vals+16(FP), DX
+	MOVQ n+24(FP), CX
+	MOVQ stride+32(FP), R8
+	SHLQ $1, R8
+	MOVQ lanes+40(FP), R9
+	MOVQ hd+48(FP), R10
+	SHLQ $2, R10
+	MOVQ R8, R11
+	IMULQ R9, R11
+	XORQ BX, BX
+
+h64_lane:
+	CMPQ    BX, CX
+	JAE     h64_done
+	CMPQ    BX, R9
+	JAE     h64_done
+	VMOVUPS (DI), Y0
+	VMOVUPS 32(DI), Y1
+	VMOVUPS 64(DI), Y2
+	VMOVUPS 96(DI), Y3
+	VMOVUPS 128(DI), Y4
+	VMOVUPS 160(DI), Y5
+	VMOVUPS 192(DI), Y6
+	VMOVUPS 224(DI), Y7
+	MOVQ    BX, AX
+	MOVQ    BX, R12
+	IMULQ   R8, R12
+	ADDQ    DX, R12
+
+h64_pos:
+	VBROADCASTSS (SI)(AX*4), Y8
+	VCVTPH2PS    (R12), Y9
+	VFMADD231PS  Y9, Y8, Y0
+	VCVTPH2PS    16(R12), Y9
+	VFMADD231PS  Y9, Y8, Y1
+	VCVTPH2PS    32(R12), Y9
+	VFMADD231PS  Y9, Y8, Y2
+	VCVTPH2PS    48(R12), Y9
+	VFMADD231PS  Y9, Y8, Y3
+	VCVTPH2PS    64(R12), Y9
+	VFMADD231PS  Y9, Y8, Y4
+	VCVTPH2PS    80(R12), Y9
+	VFMADD231PS  Y9, Y8, Y5
+	VCVTPH2PS    96(R12), Y9
+	VFMADD231PS  Y9, Y8, Y6
+	VCVTPH2PS    112(R12), Y9
+	VFMADD231PS  Y9, Y8, Y7
+	ADDQ         R9, AX
+	ADDQ         R11, R12
+	CMPQ         AX, CX
+	JB           h64_pos
+
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS Y2, 64(DI)
+	VMOVUPS Y3, 96(DI)
+	VMOVUPS Y4, 128(DI)
+	VMOVUPS Y5, 160(DI)
+	VMOVUPS Y6, 192(DI)
+	VMOVUPS Y7, 224(DI)
+	ADDQ    R10, DI
+	INCQ    BX
+	JMP     h64_lane
+
+h64_done:
+	VZEROUPPER
+	RET
+
+// func accLanes8F16AVX2(acc, w *float32, vals *uint16, n, stride, lanes, hd int)
+// As accLanes8AVX2 with F16 values.
+TEXT ·accLanes8F16AVX2(SB), NOSPLIT, $0-56
+	MOVQ acc+0(FP), DI
+	MOVQ w+8(FP), SI
+	MOVQ vals+16(FP), DX
+	MOVQ n+24(FP), CX
+	MOVQ stride+32(FP), R8
+	SHLQ $1, R8
+	MOVQ lanes+40(FP), R9
+	MOVQ hd+48(FP), R10
+	SHLQ $2, R10
+	MOVQ R8, R11
+	IMULQ R9, R11
+	XORQ BX, BX
+
+h8_lane:
+	CMPQ    BX, CX
+	JAE     h8_done
+	CMPQ    BX, R9
+	JAE     h8_done
+	VMOVUPS (DI), Y0
+	MOVQ    BX, AX
+	MOVQ    BX, R12
+	IMULQ   R8, R12
+	ADDQ    DX, R12
+
+h8_pos:
+	VBROADCASTSS (SI)(AX*4), Y8
+	VCVTPH2PS    (R12), Y9
+	VFMADD231PS  Y9, Y8, Y0
+	ADDQ         R9, AX
+	ADDQ         R11, R12
+	CMPQ         AX, CX
+	JB           h8_pos
+
+	VMOVUPS Y0, (DI)
+	ADDQ    R10, DI
+	INCQ    BX
+	JMP     h8_lane
+
+h8_done:
+	VZEROUPPER
+	RET
+
+// LANE64 sets Y to v[l] = (lane l + lane l+32) + (lane l+16 + lane l+48)
+// for the lane l at BX (R9, R10, R11: byte offsets of lanes l+16, l+32,
+// l+48), then moves BX to lane l+1. LANE64ADD adds v[l] to Y instead.
+#define LANE64(Y) \
+	VMOVUPS (BX), Y9 \
+	VADDPS  (BX)(R10*1), Y9, Y9 \
+	VMOVUPS (BX)(R9*1), Y10 \
+	VADDPS  (BX)(R11*1), Y10, Y10 \
+	VADDPS  Y10, Y9, Y \
+	ADDQ    R8, BX
+
+#define LANE64ADD(Y) \
+	VMOVUPS (BX), Y9 \
+	VADDPS  (BX)(R10*1), Y9, Y9 \
+	VMOVUPS (BX)(R9*1), Y10 \
+	VADDPS  (BX)(R11*1), Y10, Y10 \
+	VADDPS  Y10, Y9, Y9 \
+	VADDPS  Y9, Y, Y \
+	ADDQ    R8, BX
+
+// func reduceLanesAVX2(out, acc *float32, hd, lanes int)
+// out[d] = the lanes acc[l*hd + d] (l < lanes, 16 or 64) summed as
+// reduceLanes does, for d < hd (a positive multiple of 8), eight values
+// of d at a time: every step of ggml's horizontal sum is then a vertical
+// add.
+TEXT ·reduceLanesAVX2(SB), NOSPLIT, $0-32
+	MOVQ out+0(FP), DI
+	MOVQ acc+8(FP), SI
+	MOVQ hd+16(FP), CX
+	MOVQ lanes+24(FP), DX
+	MOVQ CX, R8
+	SHLQ $2, R8           // bytes between lanes
+	MOVQ R8, R9
+	SHLQ $4, R9           // 16 lanes
+	XORQ AX, AX
+
+rl_col:
+	// Y0..Y7: t[i] = v[i] + v[i+8], with v[l] = acc lane l, or for 64
+	// lanes v[l] = (lane l + lane l+32) + (lane l+16 + lane l+48).
+	LEAQ (SI)(AX*4), BX
+	CMPQ DX, $64
+	JE   rl_64
+	VMOVUPS (BX), Y0
+	ADDQ    R8, BX
+	VMOVUPS (BX), Y1
+	ADDQ    R8, BX
+	VMOVUPS (BX), Y2
+	ADDQ    R8, BX
+	VMOVUPS (BX), Y3
+	ADDQ    R8, BX
+	VMOVUPS (BX), Y4
+	ADDQ    R8, BX
+	VMOVUPS (BX), Y5
+	ADDQ    R8, BX
+	VMOVUPS (BX), Y6
+	ADDQ    R8, BX
+	VMOVUPS (BX), Y7
+	ADDQ    R8, BX
+	VADDPS  (BX), Y0, Y0
+	ADDQ    R8, BX
+	VADDPS  (BX), Y1, Y1
+	ADDQ    R8, BX
+	VADDPS  (BX), Y2, Y2
+	ADDQ    R8, BX
+	VADDPS  (BX), Y3, Y3
+	ADDQ    R8, BX
+	VADDPS  (BX), Y4, Y4
+	ADDQ    R8, BX
+	VADDPS  (BX), Y5, Y5
+	ADDQ    R8, BX
+	VADDPS  (BX), Y6, Y6
+	ADDQ    R8, BX
+	VADDPS  (BX), Y7, Y7
+	JMP     rl_tree
+
+rl_64:
+	MOVQ R9, R10
+	SHLQ $1, R10          // lane l+32
+	LEAQ (R10)(R9*1), R11 // lane l+48
+	LANE64(Y0)
+	LANE64(Y1)
+	LANE64(Y2)
+	LANE64(Y3)
+	LANE64(Y4)
+	LANE64(Y5)
+	LANE64(Y6)
+	LANE64(Y7)
+	LANE64ADD(Y0)
+	LANE64ADD(Y1)
+	LANE64ADD(Y2)
+	LANE64ADD(Y3)
+	LANE64ADD(Y4)
+	LANE64ADD(Y5)
+	LANE64ADD(Y6)
+	LANE64ADD(Y7)
+
+rl_tree:
+	VADDPS  Y4, Y0, Y0     // t2[i] = t[i] + t[i+4]
+	VADDPS  Y5, Y1, Y1
+	VADDPS  Y6, Y2, Y2
+	VADDPS  Y7, Y3, Y3
+	VADDPS  Y2, Y0, Y0     // t2[0] + t2[2]
+	VADDPS  Y3, Y1, Y1     // t2[1] + t2[3]
+	VADDPS  Y1, Y0, Y0
+	VMOVUPS Y0, (DI)(AX*4)
+	ADDQ    $8, AX
+	CMPQ    AX, CX
+	JB      rl_col
+	VZEROUPPER
+	RET
+
+// func ropeAVX2(x, cache *float32, heads, headDim, dims int)
+// Rotates the adjacent pairs of the first dims values (a multiple of 8)
+// of each of heads heads of x by the angles whose cosines and sines
+// alternate in cache: out0 = fma(x0, cos, -(x1·sin)), out1 = fma(x0, sin,
+// x1·cos), one VFMADDSUB231PS for both.
+TEXT ·ropeAVX2(SB), NOSPLIT, $0-40
+	MOVQ x+0(FP), DI
+	MOVQ cache+8(FP), SI
+	MOVQ heads+16(FP), CX
+	MOVQ headDim+24(FP), R8
+	SHLQ $2, R8
+	MOVQ dims+32(FP), R9
+	TESTQ CX, CX
+	JZ   rope_done
+
+rope_head:
+	XORQ AX, AX
+
+rope_pair:
+	VMOVUPS     (DI)(AX*4), Y0     // x0 x1 x0 x1 ...
+	VMOVUPS     (SI)(AX*4), Y1     // c s c s ...
+	VMOVSLDUP   Y0, Y2             // x0 x0
+	VMOVSHDUP   Y0, Y3             // x1 x1
+	VPERMILPS   $0xb1, Y1, Y4      // s c
+	VMULPS      Y4, Y3, Y3         // x1·s, x1·c (rounded)
+	VFMADDSUB231PS Y1, Y2, Y3      // even: x0·c - x1·s, odd: x0·s + x1·c
+	VMOVUPS     Y3, (DI)(AX*4)
+	ADDQ        $8, AX
+	CMPQ        AX, R9
+	JB          rope_pair
+
+	ADDQ R8, DI
+	DECQ CX
+	JNZ  rope_head
+
+rope_done:
 	VZEROUPPER
 	RET

@@ -318,3 +318,29 @@ func TestF16LoopsMatchFloat32Loops(t *testing.T) {
 		}
 	}
 }
+
+// TestRoPELoops checks every set's rotation against the portable one bit
+// for bit, over head sizes, rotated widths and both pairings.
+func TestRoPELoops(t *testing.T) {
+	r := rand.New(rand.NewPCG(25, 26))
+	for _, l := range loopSets(t) {
+		for _, shape := range []struct{ heads, headDim, dims int }{{1, 8, 8}, {4, 16, 12}, {32, 64, 64}, {3, 128, 128}, {2, 80, 64}, {5, 6, 4}} {
+			for _, neoX := range []bool{false, true} {
+				x := randSlice(r, shape.heads*shape.headDim, 3)
+				cache := make([]float32, shape.dims)
+				for i := 0; i < shape.dims; i += 2 {
+					a := r.Float64() * 1000
+					cache[i], cache[i+1] = float32(math.Cos(a)), float32(math.Sin(a))
+				}
+				got, want := append([]float32(nil), x...), append([]float32(nil), x...)
+				l.rope(got, cache, shape.heads, shape.headDim, shape.dims, neoX)
+				ropeGo(want, cache, shape.heads, shape.headDim, shape.dims, neoX)
+				for i := range want {
+					if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+						t.Fatalf("%s: %+v neoX %v: value %d = %g, portable %g", l.name, shape, neoX, i, got[i], want[i])
+					}
+				}
+			}
+		}
+	}
+}
