@@ -50,6 +50,15 @@ func reduceLanesAVX2(out, acc *float32, hd, lanes int)
 func ropeAVX2(x, cache *float32, heads, headDim, dims int)
 
 //go:noescape
+func dotsVecAVX512(s, q, keys *float32, n, stride, np, hd int)
+
+//go:noescape
+func dotsVecF16AVX512(s, q *float32, keys *uint16, n, stride, np, hd int)
+
+//go:noescape
+func dotsTiledF16AVX512(s, q *float32, keys *uint16, n, stride, hd int)
+
+//go:noescape
 func expSumAVX512(s *float32, n int, shift float32) float64
 
 //go:noescape
@@ -83,10 +92,12 @@ func avx2Loops() vecLoops {
 		scoresF16: scoresF16Vec, accLanesF16: accLanesF16Vec, toF16: toF16Vec}
 }
 
-// avx512Loops are the AVX2 loops with the exponential's in AVX-512.
+// avx512Loops are the AVX2 loops with the exponential's and the KQ dot
+// products in AVX-512.
 func avx512Loops() vecLoops {
 	l := avx2Loops()
 	l.name, l.expSum, l.swiglu = "avx512", expSumVec, swigluVec
+	l.scores, l.scoresF16 = scoresAVX512, scoresF16AVX512
 	return l
 }
 
@@ -157,6 +168,38 @@ func scoresF16Vec(s, q []float32, keys []uint16, stride int, scale float32, tile
 		dotsTiledF16AVX2(&s[0], &q[0], &keys[0], len(s), stride, hd)
 	} else {
 		dotsVecF16AVX2(&s[0], &q[0], &keys[0], len(s), stride, hd&^63, hd)
+	}
+	for j := range s {
+		s[j] *= scale
+	}
+}
+
+// scoresAVX512 is scoresVec with AVX-512 registers.
+func scoresAVX512(s, q, keys []float32, stride int, scale float32) {
+	hd := len(q)
+	if hd%8 != 0 || len(s) == 0 {
+		scoresGo(s, q, keys, stride, scale)
+		return
+	}
+	_ = keys[span(len(s), stride, hd)-1]
+	dotsVecAVX512(&s[0], &q[0], &keys[0], len(s), stride, hd&^63, hd)
+	for j := range s {
+		s[j] *= scale
+	}
+}
+
+// scoresF16AVX512 is scoresF16Vec with AVX-512 registers.
+func scoresF16AVX512(s, q []float32, keys []uint16, stride int, scale float32, tiled bool) {
+	hd := len(q)
+	if hd%8 != 0 || len(s) == 0 {
+		scoresF16Go(s, q, keys, stride, scale, tiled)
+		return
+	}
+	_ = keys[span(len(s), stride, hd)-1]
+	if tiled && hd%16 == 0 {
+		dotsTiledF16AVX512(&s[0], &q[0], &keys[0], len(s), stride, hd)
+	} else {
+		dotsVecF16AVX512(&s[0], &q[0], &keys[0], len(s), stride, hd&^63, hd)
 	}
 	for j := range s {
 		s[j] *= scale

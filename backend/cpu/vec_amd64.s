@@ -878,3 +878,180 @@ rope_pair:
 rope_done:
 	VZEROUPPER
 	RET
+
+// The KQ dot products again with AVX-512 registers: one ZMM per 16-lane
+// accumulator, the same order as the AVX2 versions above.
+
+// func dotsVecAVX512(s, q, keys *float32, n, stride, np, hd int)
+TEXT ·dotsVecAVX512(SB), NOSPLIT, $0-56
+	MOVQ s+0(FP), DI
+	MOVQ q+8(FP), SI
+	MOVQ keys+16(FP), DX
+	MOVQ n+24(FP), CX
+	MOVQ stride+32(FP), R8
+	SHLQ $2, R8
+	MOVQ np+40(FP), R9
+	MOVQ hd+48(FP), R10
+	TESTQ CX, CX
+	JZ   zdots_done
+
+zdots_row:
+	VXORPS X0, X0, X0
+	XORQ   AX, AX
+	CMPQ   R9, $0
+	JE     zdots_tailcheck
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+
+zdots_step:
+	VMOVUPS     (SI)(AX*4), Z10
+	VFMADD231PS (DX)(AX*4), Z10, Z2
+	VMOVUPS     64(SI)(AX*4), Z10
+	VFMADD231PS 64(DX)(AX*4), Z10, Z3
+	VMOVUPS     128(SI)(AX*4), Z10
+	VFMADD231PS 128(DX)(AX*4), Z10, Z4
+	VMOVUPS     192(SI)(AX*4), Z10
+	VFMADD231PS 192(DX)(AX*4), Z10, Z5
+	ADDQ        $64, AX
+	CMPQ        AX, R9
+	JB          zdots_step
+
+	VADDPS        Z4, Z2, Z2 // a0 + a2
+	VADDPS        Z5, Z3, Z3 // a1 + a3
+	VADDPS        Z3, Z2, Z0
+	VEXTRACTF64X4 $1, Z0, Y1
+	REDUCE16
+
+zdots_tailcheck:
+	CMPQ AX, R10
+	JAE  zdots_store
+
+zdots_tail:
+	VMOVUPS      (SI)(AX*4), Y12
+	VMULPS       (DX)(AX*4), Y12, Y12
+	VEXTRACTF128 $1, Y12, X14
+	ADDSS4
+	VMOVAPS      X14, X12
+	ADDSS4
+	ADDQ         $8, AX
+	CMPQ         AX, R10
+	JB           zdots_tail
+
+zdots_store:
+	VMOVSS X0, (DI)
+	ADDQ   $4, DI
+	ADDQ   R8, DX
+	DECQ   CX
+	JNZ    zdots_row
+
+zdots_done:
+	VZEROUPPER
+	RET
+
+// func dotsVecF16AVX512(s, q *float32, keys *uint16, n, stride, np, hd int)
+TEXT ·dotsVecF16AVX512(SB), NOSPLIT, $0-56
+	MOVQ s+0(FP), DI
+	MOVQ q+8(FP), SI
+	MOVQ keys+16(FP), DX
+	MOVQ n+24(FP), CX
+	MOVQ stride+32(FP), R8
+	SHLQ $1, R8
+	MOVQ np+40(FP), R9
+	MOVQ hd+48(FP), R10
+	TESTQ CX, CX
+	JZ   zvec16_done
+
+zvec16_row:
+	VXORPS X0, X0, X0
+	XORQ   AX, AX
+	CMPQ   R9, $0
+	JE     zvec16_tailcheck
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+
+zvec16_step:
+	VCVTPH2PS   (DX)(AX*2), Z10
+	VFMADD231PS (SI)(AX*4), Z10, Z2
+	VCVTPH2PS   32(DX)(AX*2), Z10
+	VFMADD231PS 64(SI)(AX*4), Z10, Z3
+	VCVTPH2PS   64(DX)(AX*2), Z10
+	VFMADD231PS 128(SI)(AX*4), Z10, Z4
+	VCVTPH2PS   96(DX)(AX*2), Z10
+	VFMADD231PS 192(SI)(AX*4), Z10, Z5
+	ADDQ        $64, AX
+	CMPQ        AX, R9
+	JB          zvec16_step
+
+	VADDPS        Z4, Z2, Z2
+	VADDPS        Z5, Z3, Z3
+	VADDPS        Z3, Z2, Z0
+	VEXTRACTF64X4 $1, Z0, Y1
+	REDUCE16
+
+zvec16_tailcheck:
+	CMPQ AX, R10
+	JAE  zvec16_store
+	VCVTSS2SD X0, X0, X11
+
+zvec16_tail:
+	VCVTPH2PS    (DX)(AX*2), Y12
+	VMULPS       (SI)(AX*4), Y12, Y12
+	VEXTRACTF128 $1, Y12, X14
+	ADDSD4
+	VMOVAPS      X14, X12
+	ADDSD4
+	ADDQ         $8, AX
+	CMPQ         AX, R10
+	JB           zvec16_tail
+	VCVTSD2SS    X11, X11, X0
+
+zvec16_store:
+	VMOVSS X0, (DI)
+	ADDQ   $4, DI
+	ADDQ   R8, DX
+	DECQ   CX
+	JNZ    zvec16_row
+
+zvec16_done:
+	VZEROUPPER
+	RET
+
+// func dotsTiledF16AVX512(s, q *float32, keys *uint16, n, stride, hd int)
+// As dotsTiledF16AVX2 with the accumulator in one ZMM.
+TEXT ·dotsTiledF16AVX512(SB), NOSPLIT, $0-48
+	MOVQ s+0(FP), DI
+	MOVQ q+8(FP), SI
+	MOVQ keys+16(FP), DX
+	MOVQ n+24(FP), CX
+	MOVQ stride+32(FP), R8
+	SHLQ $1, R8
+	MOVQ hd+40(FP), R9
+	TESTQ CX, CX
+	JZ   ztiled16_done
+
+ztiled16_row:
+	VPXORD Z0, Z0, Z0
+	XORQ   AX, AX
+
+ztiled16_step:
+	VCVTPH2PS   (DX)(AX*2), Z4
+	VFMADD231PS (SI)(AX*4), Z4, Z0
+	ADDQ        $16, AX
+	CMPQ        AX, R9
+	JB          ztiled16_step
+
+	VEXTRACTF64X4 $1, Z0, Y1
+	REDUCE16
+	VMOVSS  X0, (DI)
+	ADDQ    $4, DI
+	ADDQ    R8, DX
+	DECQ    CX
+	JNZ     ztiled16_row
+
+ztiled16_done:
+	VZEROUPPER
+	RET
