@@ -320,8 +320,9 @@ exps_tail:
 	TESTQ        DX, DX
 	JZ           exps_done
 	MOVL         $1, AX
-	SHLXL        DX, AX, AX
-	DECL         AX
+	MOVQ         DX, CX
+	SHLL         CX, AX
+	DECL         AX           // mask of the DX values left
 	KMOVW        AX, K4
 	VMOVUPS.Z    (DI), K4, Z0
 	VSUBPS       Z30, Z0, Z0
