@@ -59,14 +59,20 @@ func dotsVecF16AVX512(s, q *float32, keys *uint16, n, stride, np, hd int)
 func dotsTiledF16AVX512(s, q *float32, keys *uint16, n, stride, hd int)
 
 //go:noescape
+func expSumAVX2(s *float32, n int, shift float32) float64
+
+//go:noescape
+func swigluAVX2(dst, gate, up *float32, n int)
+
+//go:noescape
 func expSumAVX512(s *float32, n int, shift float32) float64
 
 //go:noescape
 func swigluAVX512(dst, gate, up *float32, n int)
 
-// bestLoops picks the fastest set this CPU runs: AVX-512 for the
-// exponential (VSCALEFPS is ggml's scaling step), AVX2 with FMA and F16C
-// for the rest, else the portable loops.
+// bestLoops picks the fastest set this CPU runs: AVX-512 where it has it,
+// else AVX2 with FMA and F16C, else the portable loops. All give the same
+// bits: those of llama.cpp's AVX-512 build.
 func bestLoops() vecLoops {
 	sets := assemblyLoops()
 	if len(sets) == 0 {
@@ -88,7 +94,7 @@ func assemblyLoops() []vecLoops {
 }
 
 func avx2Loops() vecLoops {
-	return vecLoops{name: "avx2", scores: scoresVec, accLanes: accLanesVec, reduceLanes: reduceLanesVec, rope: ropeVec, expSum: expSumGo, swiglu: swigluGo, roundF16: roundF16Vec, max: maxVec, scale: scaleVec,
+	return vecLoops{name: "avx2", scores: scoresVec, accLanes: accLanesVec, reduceLanes: reduceLanesVec, rope: ropeVec, expSum: expSumAVX2Vec, swiglu: swigluAVX2Vec, roundF16: roundF16Vec, max: maxVec, scale: scaleVec,
 		scoresF16: scoresF16Vec, accLanesF16: accLanesF16Vec, toF16: toF16Vec}
 }
 
@@ -204,6 +210,27 @@ func scoresF16AVX512(s, q []float32, keys []uint16, stride int, scale float32, t
 	for j := range s {
 		s[j] *= scale
 	}
+}
+
+func expSumAVX2Vec(s []float32, shift float32) float64 {
+	n16 := len(s) &^ 15
+	var sum float64
+	if n16 > 0 {
+		sum = expSumAVX2(&s[0], n16, shift)
+	}
+	if n16 < len(s) {
+		sum += expSumGo(s[n16:], shift)
+	}
+	return sum
+}
+
+func swigluAVX2Vec(dst, gate, up []float32) {
+	gate, up = gate[:len(dst)], up[:len(dst)]
+	n16 := len(dst) &^ 15
+	if n16 > 0 {
+		swigluAVX2(&dst[0], &gate[0], &up[0], n16)
+	}
+	swigluGo(dst[n16:], gate[n16:], up[n16:])
 }
 
 func expSumVec(s []float32, shift float32) float64 {

@@ -1056,3 +1056,142 @@ ztiled16_step:
 ztiled16_done:
 	VZEROUPPER
 	RET
+
+// ggml_v_expf's AVX-512 algorithm on AVX2 CPUs: the same fused steps, and
+// VSCALEFPS's one rounding of j·2^n emulated with two multiplies, the
+// first exact: 2^n1 with n1 = n - n2 (|n1| ≤ 100, j·2^n1 stays normal),
+// then 2^n2 with n2 = -100, 0 or 100.
+
+#define CONST8(name, bits) \
+	DATA name<>+0(SB)/4, bits \
+	DATA name<>+4(SB)/4, bits \
+	DATA name<>+8(SB)/4, bits \
+	DATA name<>+12(SB)/4, bits \
+	DATA name<>+16(SB)/4, bits \
+	DATA name<>+20(SB)/4, bits \
+	DATA name<>+24(SB)/4, bits \
+	DATA name<>+28(SB)/4, bits \
+	GLOBL name<>(SB), RODATA|NOPTR, $32
+
+CONST8(e8Shift, $0x4b400000)
+CONST8(e8Log2e, $0x3fb8aa3b)
+CONST8(e8Ln2Hi, $0x3f317200)
+CONST8(e8Ln2Lo, $0x35bfbe8e)
+CONST8(e8C5, $0x3c072010)
+CONST8(e8C4, $0x3d2b9f17)
+CONST8(e8C3, $0x3e2aaf33)
+CONST8(e8C2, $0x3efffedb)
+CONST8(e8C1, $0x3f7ffff6)
+CONST8(e8One, $0x3f800000)
+CONST8(e8Abs, $0x7fffffff)
+CONST8(e8Max, $0x43400000)   // 192
+CONST8(e8Inf, $0x7f800000)
+CONST8(e8M100, $0xc2c80000)  // -100
+CONST8(e8P100, $0x42c80000)  // 100
+CONST8(e8Bias, $0x0000007f)  // 127, as an integer
+
+// VEXP8 sets Y9 to ggml_v_expf(Y0) lane by lane as the AVX-512 build
+// computes it. Clobbers Y1-Y8, Y10-Y13.
+#define VEXP8 \
+	VMOVUPS      e8Shift<>(SB), Y1 \
+	VFMADD231PS  e8Log2e<>(SB), Y0, Y1 \
+	VSUBPS       e8Shift<>(SB), Y1, Y2 \
+	VMOVAPS      Y0, Y3 \
+	VFNMADD231PS e8Ln2Hi<>(SB), Y2, Y3 \
+	VFNMADD231PS e8Ln2Lo<>(SB), Y2, Y3 \
+	VMULPS       Y3, Y3, Y5 \
+	VMOVUPS      e8C4<>(SB), Y6 \
+	VFMADD231PS  e8C5<>(SB), Y3, Y6 \
+	VMOVUPS      e8C2<>(SB), Y7 \
+	VFMADD231PS  e8C3<>(SB), Y3, Y7 \
+	VFMADD231PS  Y5, Y6, Y7 \
+	VMOVUPS      e8One<>(SB), Y8 \
+	VFMADD231PS  e8C1<>(SB), Y3, Y8 \
+	VFMADD231PS  Y5, Y7, Y8 \
+	VXORPS       Y10, Y10, Y10 \
+	VMOVUPS      e8M100<>(SB), Y11 \
+	VCMPPS       $0x11, Y11, Y2, Y12 \
+	VBLENDVPS    Y12, Y11, Y10, Y10 \
+	VMOVUPS      e8P100<>(SB), Y11 \
+	VCMPPS       $0x1e, Y11, Y2, Y12 \
+	VBLENDVPS    Y12, Y11, Y10, Y10 \
+	VSUBPS       Y10, Y2, Y11 \
+	VCVTPS2DQ    Y11, Y11 \
+	VPADDD       e8Bias<>(SB), Y11, Y11 \
+	VPSLLD       $23, Y11, Y11 \
+	VMULPS       Y11, Y8, Y9 \
+	VCVTPS2DQ    Y10, Y10 \
+	VPADDD       e8Bias<>(SB), Y10, Y10 \
+	VPSLLD       $23, Y10, Y10 \
+	VMULPS       Y10, Y9, Y9 \
+	VANDPS       e8Abs<>(SB), Y2, Y11 \
+	VCMPPS       $0x1e, e8Max<>(SB), Y11, Y12 \
+	VXORPS       Y13, Y13, Y13 \
+	VCMPPS       $0x12, Y13, Y2, Y11 \
+	VMOVUPS      e8Inf<>(SB), Y10 \
+	VBLENDVPS    Y11, Y13, Y10, Y13 \
+	VBLENDVPS    Y12, Y13, Y9, Y9
+
+// func expSumAVX2(s *float32, n int, shift float32) float64
+// As expSumAVX512 for n a multiple of 16, groups of 16 as two YMM halves.
+TEXT ·expSumAVX2(SB), NOSPLIT, $0-32
+	MOVQ         s+0(FP), DI
+	MOVQ         n+8(FP), CX
+	VBROADCASTSS shift+16(FP), Y14
+	VXORPD       X15, X15, X15
+	SHRQ         $4, CX
+	JZ           e8s_done
+
+e8s_loop:
+	VMOVUPS   (DI), Y0
+	VSUBPS    Y14, Y0, Y0
+	VEXP8
+	VMOVUPS   Y9, (DI)
+	VMOVUPS   32(DI), Y0
+	VSUBPS    Y14, Y0, Y0
+	VMOVAPS   Y9, Y4
+	VEXP8
+	VMOVUPS   Y9, 32(DI)
+	VMOVAPS   Y4, Y0
+	VMOVAPS   Y9, Y1
+	REDUCE16
+	VCVTSS2SD X0, X0, X0
+	VADDSD    X0, X15, X15
+	ADDQ      $64, DI
+	DECQ      CX
+	JNZ       e8s_loop
+
+e8s_done:
+	VMOVSD X15, ret+24(FP)
+	VXORPS X15, X15, X15
+	VZEROUPPER
+	RET
+
+// func swigluAVX2(dst, gate, up *float32, n int)
+// As swigluAVX512 for n a multiple of 8.
+TEXT ·swigluAVX2(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ gate+8(FP), SI
+	MOVQ up+16(FP), DX
+	MOVQ n+24(FP), CX
+	SHRQ $3, CX
+	JZ   sw8_done
+
+sw8_loop:
+	VMOVUPS (SI), Y14
+	VXORPS  Y0, Y0, Y0
+	VSUBPS  Y14, Y0, Y0
+	VEXP8
+	VADDPS  e8One<>(SB), Y9, Y9
+	VDIVPS  Y9, Y14, Y14
+	VMULPS  (DX), Y14, Y14
+	VMOVUPS Y14, (DI)
+	ADDQ    $32, SI
+	ADDQ    $32, DX
+	ADDQ    $32, DI
+	DECQ    CX
+	JNZ     sw8_loop
+
+sw8_done:
+	VZEROUPPER
+	RET

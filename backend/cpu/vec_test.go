@@ -344,3 +344,37 @@ func TestRoPELoops(t *testing.T) {
 		}
 	}
 }
+
+// TestExpLoopsDense compares every set's exponential (through expSum) and
+// SiLU (through swiglu) with the portable lane functions on a dense sweep
+// of the range where e^x goes from 0 through subnormals to overflow, and
+// on random bit patterns (NaNs, infinities, huge values).
+func TestExpLoopsDense(t *testing.T) {
+	r := rand.New(rand.NewPCG(27, 28))
+	var xs []float32
+	for x := float32(-110); x < 95; x += 0.00137 {
+		xs = append(xs, x)
+	}
+	for range 100000 {
+		xs = append(xs, math.Float32frombits(r.Uint32()))
+	}
+	xs = xs[:len(xs)&^15]
+	ones := make([]float32, len(xs))
+	for i := range ones {
+		ones[i] = 1
+	}
+	for _, l := range loopSets(t) {
+		got := append([]float32(nil), xs...)
+		l.expSum(got, 0)
+		silu := make([]float32, len(xs))
+		l.swiglu(silu, xs, ones)
+		for i, x := range xs {
+			if want := vexpf(x); math.Float32bits(got[i]) != math.Float32bits(want) && !(want != want && got[i] != got[i]) {
+				t.Fatalf("%s: exp(%g = %#x) = %g, want %g", l.name, x, math.Float32bits(x), got[i], want)
+			}
+			if want := vsilu(x); math.Float32bits(silu[i]) != math.Float32bits(want) && !(want != want && silu[i] != silu[i]) {
+				t.Fatalf("%s: silu(%g = %#x) = %g, want %g", l.name, x, math.Float32bits(x), silu[i], want)
+			}
+		}
+	}
+}
