@@ -137,7 +137,16 @@ func TestOpsMatchLlamaCpp(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				compareOps(t, lib, path, kvF32)
+				// Every loop set on the small model (the assembly sets
+				// are also compared with the portable one on random
+				// inputs); the one New picks on the large one.
+				sets := []vecLoops{bestLoops()}
+				if !r.big {
+					sets = loopSets(t)
+				}
+				for _, loops := range sets {
+					t.Run(loops.name, func(t *testing.T) { compareOps(t, lib, path, kvF32, loops) })
+				}
 			})
 		}
 	}
@@ -163,7 +172,7 @@ func synthCachedExists(t *testing.T, shape synth.Shape, target quantize.Target, 
 	return false
 }
 
-func compareOps(t *testing.T, lib *llamacpp.Lib, path string, kvF32 bool) {
+func compareOps(t *testing.T, lib *llamacpp.Lib, path string, kvF32 bool, loops vecLoops) {
 	f, err := gguf.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -204,6 +213,7 @@ func compareOps(t *testing.T, lib *llamacpp.Lib, path string, kvF32 bool) {
 
 	b := New(Options{Threads: 2})
 	defer b.Close()
+	b.loops = loops
 	weight := func(name string) backend.Weight {
 		ti, ok := f.Tensor(name)
 		if !ok {
