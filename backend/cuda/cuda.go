@@ -77,6 +77,10 @@ type Backend struct {
 	// when their contents change (positions are shared by RoPE, StoreKV
 	// and Attention of every layer of a forward pass).
 	ids, rows, pos, slots intBuf
+	// tiles holds attention_tc's tiles of query rows (first row, count),
+	// tileHost their host copy.
+	tiles    intBuf
+	tileHost []int32
 	// scratch holds activations rounded to a weight's dot-product format.
 	scratch     uint64
 	scratchSize uintptr

@@ -213,11 +213,15 @@ func TestRoPEMatchesCPU(t *testing.T) {
 	}
 }
 
+// TestAttentionMatchesCPU covers both attention kernels: prefill batches
+// with an F16 cache and no probes run on the tensor cores (attention_tc64
+// for heads of 16 and 64, attention_tc128 for 128), everything else on the
+// general kernel.
 func TestAttentionMatchesCPU(t *testing.T) {
 	for _, tc := range []struct {
 		headDim int
 		f32     bool
-	}{{16, true}, {16, false}, {96, true}, {64, false}} {
+	}{{16, true}, {16, false}, {96, true}, {64, false}, {128, false}} {
 		t.Run(fmt.Sprintf("head %d F32 cache %v", tc.headDim, tc.f32), func(t *testing.T) {
 			p := newPair(t)
 			r := rand.New(rand.NewPCG(7, uint64(tc.headDim)))

@@ -26,6 +26,7 @@ const (
 	devAttrComputeMinor           = 76 // CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR
 	captureModeThreadLocal        = 1  // CU_STREAM_CAPTURE_MODE_THREAD_LOCAL
 	streamNonBlocking             = 1  // CU_STREAM_NON_BLOCKING
+	funcAttrCarveout              = 9  // CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT (percent)
 )
 
 // driver holds the driver API functions, bound by purego from libcuda.
@@ -44,6 +45,7 @@ type driver struct {
 	cuModuleLoadDataEx        func(mod *uintptr, image unsafe.Pointer, n uint32, opts *int32, vals *uintptr) result
 	cuModuleUnload            func(mod uintptr) result
 	cuModuleGetFunction       func(fn *uintptr, mod uintptr, name *byte) result
+	cuFuncSetAttribute        func(fn uintptr, attr int32, v int32) result
 	cuMemAlloc                func(ptr *uint64, size uintptr) result
 	cuMemFree                 func(ptr uint64) result
 	cuMemsetD8                func(ptr uint64, v uint8, n uintptr) result
@@ -92,6 +94,7 @@ func loadDriver() (*driver, error) {
 		{&d.cuModuleLoadDataEx, "cuModuleLoadDataEx"},
 		{&d.cuModuleUnload, "cuModuleUnload"},
 		{&d.cuModuleGetFunction, "cuModuleGetFunction"},
+		{&d.cuFuncSetAttribute, "cuFuncSetAttribute"},
 		{&d.cuMemAlloc, "cuMemAlloc_v2"},
 		{&d.cuMemFree, "cuMemFree_v2"},
 		{&d.cuMemsetD8, "cuMemsetD8_v2"},

@@ -1,6 +1,11 @@
 package cuda
 
-import "testing"
+import (
+	"slices"
+	"testing"
+
+	"llamago/backend"
+)
 
 // The queue's graph cache is keyed by the launches themselves: a graph
 // may be replayed only for a queue equal launch for launch. These tests
@@ -83,6 +88,15 @@ func TestActKindOf(t *testing.T) {
 			t.Errorf("actKindOf(%d) = %d, want %d", gpu, got, want[gpu])
 		}
 	}
+	// The formats of the products that take activations in the weights'
+	// own number format: the same rounding as actKindOf, kept as int8
+	// values and scales (F16 as halves); none for F32.
+	wantInt := map[int]int{gpuF32: actNone, gpuF16: actF16Bits, gpuQ4_0: actQ8_0Int, gpuQ8_0: actQ8_0Int, gpuQ4_K: actQ8_KInt, gpuQ6_K: actQ8_KInt}
+	for gpu := range numGPUTypes {
+		if got := actIntKindOf(gpu); got != wantInt[gpu] {
+			t.Errorf("actIntKindOf(%d) = %d, want %d", gpu, got, wantInt[gpu])
+		}
+	}
 }
 
 func TestMergeProduct(t *testing.T) {
@@ -124,6 +138,154 @@ func TestMergeProduct(t *testing.T) {
 	for _, c := range refused {
 		queue()
 		if b.mergeProduct(c.fn, c.in, c.w, c.dst) {
+			t.Errorf("%s: merged", c.name)
+		}
+	}
+}
+
+func TestAttentionTiles(t *testing.T) {
+	long := make([]int32, 130)
+	for i := range long {
+		long[i] = 3
+	}
+	for _, tc := range []struct {
+		name  string
+		slots []int32
+		want  []int32
+	}{
+		{"empty", nil, nil},
+		{"one row", []int32{0}, []int32{0, 1}},
+		{"two slots", []int32{1, 1, 1, 0, 0}, []int32{0, 3, 3, 2}},
+		{"alternating", []int32{0, 1, 0}, []int32{0, 1, 1, 1, 2, 1}},
+		{"cut every faRows", long, []int32{0, faRows, faRows, faRows, 2 * faRows, 130 - 2*faRows}},
+	} {
+		if got := attentionTiles(nil, tc.slots); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: attentionTiles = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestMergeRoPEAndStoreKV checks the queue-time fusions of a decode
+// layer's k rotation into q's and of the cache store into the rotation.
+func TestMergeRoPEAndStoreKV(t *testing.T) {
+	const ropeFn, pos, rows = 7, 1 << 40, 3
+	p := backend.RoPEParams{Heads: 4, HeadDim: 64, Dims: 64, FreqBase: 10000, FreqScale: 1}
+	q := &mat{rows: rows, cols: 32 * 64, ptr: 1 << 30}
+	k := &mat{rows: rows, cols: 4 * 64, ptr: 2 << 30}
+	v := &mat{rows: rows, cols: 4 * 64, ptr: 3 << 30}
+	cache := &kvCache{cfg: backend.KVConfig{Slots: 1, Layers: 2, Ctx: 64, KVDim: 256}, k: 4 << 30, v: 5 << 30}
+	b := &Backend{}
+	b.k.rope = ropeFn
+	// args fills b.args as RoPE does for x with heads heads.
+	args := func(x *mat, heads, dims int, posPtr uint64) {
+		b.args.reset().ptr(x.ptr).ptr(posPtr).i32(heads).i32(64).i32(dims).f32(0.5).f32(1).flag(false).
+			ptr(0).i32(0).ptr(0).ptr(0).ptr(0).ptr(0).ptr(0).i32(0).i32(0).i32(0).i32(0).i32(0)
+	}
+	// queue queues q's rotation (32 heads) as the last launch.
+	queue := func() {
+		args(q, 32, 64, pos)
+		r := launchRec{fn: ropeFn, grid: dim3{rows, 1, 1}, block: dim3{ropeThreads(32, 64), 1, 1}, n: b.args.n}
+		copy(r.vals[:], b.args.vals[:b.args.n])
+		b.pending = []launchRec{r}
+	}
+
+	queue()
+	args(k, 4, 64, pos)
+	if !b.mergeRoPE(k, p) {
+		t.Fatal("k's rotation did not merge into q's")
+	}
+	r := &b.pending[0]
+	if r.vals[ropeX2] != k.ptr || r.vals[ropeX2+1] != 4 || r.block.x != ropeThreads(36, 64) {
+		t.Errorf("merged launch: x2 %#x, heads2 %d, %d threads", r.vals[ropeX2], r.vals[ropeX2+1], r.block.x)
+	}
+	args(k, 4, 64, pos)
+	if b.mergeRoPE(k, p) {
+		t.Error("a third rotation merged")
+	}
+	if !b.mergeStoreKV(cache, 1, k, v, 9, pos) {
+		t.Fatal("the store did not merge into the rotation of k")
+	}
+	a := r.vals[ropeV:]
+	if a[0] != v.ptr || a[1] != k.ptr || a[2] != cache.k || a[3] != cache.v || a[4] != 9 || a[5] != 256 || a[6] != 2 || a[7] != 64 || a[8] != 1 || a[9] != 1 {
+		t.Errorf("store arguments %v", a[:10])
+	}
+	if b.mergeStoreKV(cache, 1, k, v, 9, pos) {
+		t.Error("a second store merged")
+	}
+
+	refusedRoPE := []struct {
+		name  string
+		x     *mat
+		dims  int
+		pos   uint64
+		other bool // the last launch is another kernel
+	}{
+		{"other positions", k, 64, pos + 256, false},
+		{"other rotated dims", k, 32, pos, false},
+		{"other rows", &mat{rows: rows + 1, cols: 256, ptr: 2 << 30}, 64, pos, false},
+		{"overlapping q", &mat{rows: rows, cols: 256, ptr: 1<<30 + 64}, 64, pos, false},
+		{"after another kernel", k, 64, pos, true},
+	}
+	for _, c := range refusedRoPE {
+		queue()
+		if c.other {
+			b.pending[0].fn = ropeFn + 1
+		}
+		args(c.x, 4, c.dims, c.pos)
+		if b.mergeRoPE(c.x, p) {
+			t.Errorf("%s: merged", c.name)
+		}
+	}
+
+	// The store merges only into a rotation of k itself.
+	queue()
+	if b.mergeStoreKV(cache, 0, k, v, 9, pos) {
+		t.Error("the store merged into q's rotation alone")
+	}
+	queue()
+	b.pending[0].vals[0] = k.ptr // a rotation of k alone
+	if !b.mergeStoreKV(cache, 0, k, v, 9, pos) {
+		t.Error("the store did not merge into k's rotation alone")
+	}
+	queue()
+	b.pending[0].vals[0] = k.ptr
+	if b.mergeStoreKV(cache, 0, k, v, 9, pos+256) {
+		t.Error("the store merged with other positions")
+	}
+}
+
+// TestFuseActIntoAttention checks that the o projection's Q8_0 rounding of
+// one decode row merges into the attention launch that wrote the row, and
+// nothing else does.
+func TestFuseActIntoAttention(t *testing.T) {
+	const attnFn, out = 11, 1 << 36
+	x := &mat{rows: 1, cols: 32 * 64, ptr: 1 << 30}
+	b := &Backend{}
+	b.k.attention = attnFn
+	queue := func(rows uint32, headDim uint64) {
+		r := launchRec{fn: attnFn, grid: dim3{32, rows, 1}, n: attnAct + 1}
+		r.vals[1], r.vals[6], r.vals[8] = x.ptr, 32, headDim
+		b.pending = []launchRec{r}
+	}
+	queue(1, 64)
+	if !b.fuseAct(x, out, actQ8_0Int) || b.pending[0].vals[attnAct] != out {
+		t.Fatalf("the rounding did not merge: act %#x", b.pending[0].vals[attnAct])
+	}
+	for _, c := range []struct {
+		name    string
+		kind    int
+		rows    uint32
+		headDim uint64
+		x       *mat
+	}{
+		{"Q8_K rounding (blocks of 256 span heads)", actQ8_KInt, 1, 64, x},
+		{"float rounding", actQ8_0, 1, 64, x},
+		{"two rows", actQ8_0Int, 2, 64, x},
+		{"heads of 48 (not whole blocks)", actQ8_0Int, 1, 48, &mat{rows: 1, cols: 32 * 48, ptr: x.ptr}},
+		{"another matrix", actQ8_0Int, 1, 64, &mat{rows: 1, cols: 32 * 64, ptr: x.ptr + 4}},
+	} {
+		queue(c.rows, c.headDim)
+		if b.fuseAct(c.x, out, c.kind) {
 			t.Errorf("%s: merged", c.name)
 		}
 	}

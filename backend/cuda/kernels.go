@@ -35,13 +35,17 @@ func kernelPTX(given []byte) ([]byte, error) {
 
 // kernelSet holds the loaded kernels' function handles.
 type kernelSet struct {
-	mm, mv                     [numGPUTypes]uintptr // products: tiles of tokens, one token
-	mvq                        [numGPUTypes]uintptr // one token, int8 activations (Q4_0, Q8_0)
-	actF16, actQ8_0, actQ8_K   uintptr
-	actQ8_0Int                 uintptr
-	getRows, copyRows          uintptr
-	rmsNorm, add, swiglu, rope uintptr
-	storeKV, attention         uintptr
+	mm, mv                        [numGPUTypes]uintptr // products: tiles of tokens, one token
+	mvq                           [numGPUTypes]uintptr // one token, int8 (F16: F16) activations, up to 3 matrices
+	mmq                           [numGPUTypes]uintptr // several tokens on the tensor cores (quantized types)
+	mmhF16                        uintptr              // several tokens on the tensor cores (F16)
+	actF16, actQ8_0, actQ8_K      uintptr
+	actQ8_0Int, actQ8_KInt        uintptr
+	actF16Bits                    uintptr
+	getRows, copyRows             uintptr
+	rmsNorm, add, swiglu, rope    uintptr
+	storeKV, attention            uintptr
+	attentionTC64, attentionTC128 uintptr // prefill, F16 cache, tensor cores: heads of ≤ 64, ≤ 128 values
 }
 
 // load finds every kernel in the module by its extern "C" name.
@@ -64,7 +68,17 @@ func (k *kernelSet) load(d *driver, mod uintptr) error {
 		{&k.mv[gpuQ6_K], "mv_q6_k"},
 		{&k.mvq[gpuQ4_0], "mvq_q4_0"},
 		{&k.mvq[gpuQ8_0], "mvq_q8_0"},
+		{&k.mvq[gpuF16], "mvq_f16"},
+		{&k.mvq[gpuQ4_K], "mvq_q4_k"},
+		{&k.mvq[gpuQ6_K], "mvq_q6_k"},
+		{&k.mmq[gpuQ4_0], "mmq_q4_0"},
+		{&k.mmq[gpuQ8_0], "mmq_q8_0"},
+		{&k.mmq[gpuQ4_K], "mmq_q4_k"},
+		{&k.mmq[gpuQ6_K], "mmq_q6_k"},
+		{&k.mmhF16, "mmh_f16"},
 		{&k.actQ8_0Int, "act_q8_0_int"},
+		{&k.actQ8_KInt, "act_q8_k_int"},
+		{&k.actF16Bits, "act_f16_bits"},
 		{&k.actF16, "act_f16"},
 		{&k.actQ8_0, "act_q8_0"},
 		{&k.actQ8_K, "act_q8_k"},
@@ -76,11 +90,22 @@ func (k *kernelSet) load(d *driver, mod uintptr) error {
 		{&k.rope, "rope"},
 		{&k.storeKV, "store_kv"},
 		{&k.attention, "attention"},
+		{&k.attentionTC64, "attention_tc64"},
+		{&k.attentionTC128, "attention_tc128"},
 	}
 	for _, f := range fns {
 		name := append([]byte(f.name), 0)
 		if err := d.check("cuModuleGetFunction("+f.name+")", d.cuModuleGetFunction(f.dst, mod, &name[0])); err != nil {
 			return fmt.Errorf("%w (is the PTX older than the Go code? run scripts/build-ptx.sh)", err)
+		}
+	}
+	// The tensor-core kernels hold their tiles in shared memory: prefer
+	// the largest shared-memory carveout of the L1, so that shared memory
+	// does not limit how many of their blocks a multiprocessor holds.
+	tiled := []uintptr{k.mmq[gpuQ4_0], k.mmq[gpuQ8_0], k.mmq[gpuQ4_K], k.mmq[gpuQ6_K], k.mmhF16, k.attentionTC64, k.attentionTC128}
+	for _, fn := range tiled {
+		if err := d.check("cuFuncSetAttribute(carveout)", d.cuFuncSetAttribute(fn, funcAttrCarveout, 100)); err != nil {
+			return err
 		}
 	}
 	return nil

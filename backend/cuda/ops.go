@@ -2,6 +2,7 @@ package cuda
 
 import (
 	"math"
+	"slices"
 
 	"llamago/backend"
 	"llamago/tensor"
@@ -14,6 +15,12 @@ const (
 	normThreads     = 512 // NORM_THREADS
 	swigluThreads   = 256 // SWIGLU_THREADS
 	mvRows          = 4   // MV_ROWS: weight rows (warps) per one-token block
+	mmqTile         = 64  // MMQ_BM = MMQ_BN: weight rows and tokens per tensor-core tile
+	mmqThreads      = 128 // MMQ_THREADS
+	faRows          = 64  // FA_ROWS: query rows per attention_tc block
+	faThreads       = 128 // FA_THREADS
+	faMaxHeadDim    = 128 // the largest MAXD of attention_tc
+	ropeMaxPairs    = 256 // ROPE_MAX_PAIRS
 	actWarps        = 4   // ACT_WARPS: rounding blocks per act_q8_0/act_q8_k block
 	attnThreads     = 512 // ATTN_THREADS
 	attnMaxHeadDim  = 256 // ATTN_MAX_HEAD_DIM
@@ -92,7 +99,9 @@ func (b *Backend) RMSNorm(dstM, xM backend.Mat, wW backend.Weight, eps float32) 
 // MatMul implements backend.Backend: dst = x·wᵀ on w's blocks. The
 // activations are first rounded through w's dot-product format as the CPU
 // quantizes them (F16 for F16, Q8_0 for Q4_0 and Q8_0, Q8_K for the
-// k-quants), so both backends compute the same products.
+// k-quants), so both backends compute the same products: for the
+// quantized types as int8 values and scales, whose integer block sums
+// (dp4a for one token, tensor-core mma for several) equal the CPU's.
 func (b *Backend) MatMul(dstM, xM backend.Mat, wW backend.Weight) {
 	dst, x, w := asMat(dstM), asMat(xM), asWeight(wW)
 	if !(x.cols == w.cols && dst.rows == x.rows && dst.cols == w.rows) {
@@ -108,14 +117,36 @@ func (b *Backend) MatMul(dstM, xM backend.Mat, wW backend.Weight) {
 		return
 	}
 	defer b.enter("MatMul")()
-	in := x.ptr
-	// Decode with Q4_0/Q8_0 weights: int8 activations and integer dot
-	// products (mvq_…), a quarter of the activation bytes.
-	intAct := x.rows == 1 && w.cols%8 == 0 && b.k.mvq[w.gpu] != 0
+	// Pick the kernel, and with it the format the activations are rounded
+	// into: one token with int8 activations and dp4a (mvq_…, quantized
+	// types) or float ones (mv_…), several tokens on the tensor cores
+	// (mmq_… with int8 activations, mmh_f16 with F16 halves), or the
+	// float tile kernel (mm_…, F32 weights).
+	one := x.rows == 1 && w.cols%8 == 0
 	kind := actKindOf(w.gpu)
-	if intAct {
-		kind = actQ8_0Int
+	var fn uintptr
+	var g, blk dim3
+	switch {
+	case one && b.k.mvq[w.gpu] != 0:
+		kind = actIntKindOf(w.gpu)
+		fn = b.k.mvq[w.gpu]
+		g, blk = dim3{uint32((w.rows + mvRows - 1) / mvRows), 1, 1}, dim3{mvRows * 32, 1, 1}
+	case one:
+		fn = b.k.mv[w.gpu]
+		g, blk = dim3{uint32((w.rows + mvRows - 1) / mvRows), 1, 1}, dim3{mvRows * 32, 1, 1}
+	case b.k.mmq[w.gpu] != 0:
+		kind = actIntKindOf(w.gpu)
+		fn = b.k.mmq[w.gpu]
+		g, blk = dim3{uint32((w.rows + mmqTile - 1) / mmqTile), uint32((x.rows + mmqTile - 1) / mmqTile), 1}, dim3{mmqThreads, 1, 1}
+	case w.gpu == gpuF16:
+		kind = actF16Bits
+		fn = b.k.mmhF16
+		g, blk = dim3{uint32((w.rows + mmqTile - 1) / mmqTile), uint32((x.rows + mmqTile - 1) / mmqTile), 1}, dim3{mmqThreads, 1, 1}
+	default:
+		fn = b.k.mm[w.gpu]
+		g, blk = dim3{uint32(w.rows), uint32((x.rows + mmTokens - 1) / mmTokens), 1}, dim3{mmWarps * 32, 1, 1}
 	}
+	in := x.ptr
 	if kind != actNone {
 		n := x.rows * x.cols
 		in = b.scratchFloats("MatMul", n)
@@ -127,18 +158,12 @@ func (b *Backend) MatMul(dstM, xM backend.Mat, wW backend.Weight) {
 		b.act, b.actValid = want, !b.eager
 	}
 	b.args.reset().ptr(w.ptr).i64(w.rowBytes).i32(w.rows).i32(w.cols).ptr(in).ptr(dst.ptr).i32(x.rows)
-	fn, g, blk := b.k.mm[w.gpu], dim3{uint32(w.rows), uint32((x.rows + mmTokens - 1) / mmTokens), 1}, dim3{mmWarps * 32, 1, 1}
-	if x.rows == 1 && w.cols%8 == 0 {
-		// Decode: one token, a warp per weight row.
-		fn, g, blk = b.k.mv[w.gpu], dim3{uint32((w.rows + mvRows - 1) / mvRows), 1, 1}, dim3{mvRows * 32, 1, 1}
-		if intAct {
-			fn = b.k.mvq[w.gpu]
-			if b.mergeProduct(fn, in, w, dst) {
-				fn = 0 // queued with the product before
-			}
-			b.args.reset().ptr(in).i32(w.cols).ptr(w.ptr).i64(w.rowBytes).i32(w.rows).ptr(dst.ptr).
-				ptr(0).i64(0).i32(0).ptr(0).ptr(0).i64(0).i32(0).ptr(0)
+	if one && b.k.mvq[w.gpu] != 0 {
+		if b.mergeProduct(fn, in, w, dst) {
+			fn = 0 // queued with the product before
 		}
+		b.args.reset().ptr(in).i32(w.cols).ptr(w.ptr).i64(w.rowBytes).i32(w.rows).ptr(dst.ptr).
+			ptr(0).i64(0).i32(0).ptr(0).ptr(0).i64(0).i32(0).ptr(0)
 	}
 	if fn != 0 {
 		b.launchKeep("MatMul", fn, g, blk)
@@ -198,8 +223,25 @@ const (
 	actF16
 	actQ8_0
 	actQ8_K
-	actQ8_0Int // Q8_0 kept as int8 values and float scales (one row)
+	actQ8_0Int // Q8_0 kept as int8 values and float scales
+	actQ8_KInt // Q8_K kept as int8 values, float scales and chunk sums
+	actF16Bits // F16 halves
 )
+
+// actIntKindOf is the activation format of the products that take the
+// activations in their weights' own number format (mvq_…, mmq_…): int8
+// values and scales for the quantized types, F16 halves for F16.
+func actIntKindOf(gpu int) int {
+	switch gpu {
+	case gpuF16:
+		return actF16Bits
+	case gpuQ4_0, gpuQ8_0:
+		return actQ8_0Int
+	case gpuQ4_K, gpuQ6_K:
+		return actQ8_KInt
+	}
+	return actNone
+}
 
 // actKindOf is the format activations are rounded through before a
 // product with weights of kernel type code gpu.
@@ -229,6 +271,13 @@ func (b *Backend) fuseAct(x *mat, out uint64, kind int) bool {
 		r.vals[4], r.vals[5] = out, uint64(kind)
 		return true
 	}
+	// Decode attention's output (one row) rounds into ACT_Q8_0_INT in the
+	// blocks that computed it, a head's values being whole Q8_0 blocks.
+	if r := b.lastPending(b.k.attention); r != nil && kind == actQ8_0Int && x.rows == 1 && r.grid.y == 1 &&
+		r.vals[1] == x.ptr && r.vals[8]%qk == 0 && uint64(x.cols) == r.vals[6]*r.vals[8] {
+		r.vals[attnAct] = out
+		return true
+	}
 	return false
 }
 
@@ -248,8 +297,17 @@ func (b *Backend) launchAct(x *mat, out uint64, kind int) {
 	case actQ8_K:
 		b.args.reset().ptr(x.ptr).ptr(out).i32(n / qkK)
 		b.launch("MatMul", b.k.actQ8_K, grid1(n/qkK, actWarps), dim3{actWarps * 32, 1, 1})
+	case actQ8_KInt:
+		b.args.reset().ptr(x.ptr).ptr(out).i32(n / qkK)
+		b.launch("MatMul", b.k.actQ8_KInt, grid1(n/qkK, actWarps), dim3{actWarps * 32, 1, 1})
+	case actF16Bits:
+		b.args.reset().ptr(x.ptr).ptr(out).i32(n)
+		b.launch("MatMul", b.k.actF16Bits, grid1(n, elemThreads), dim3{elemThreads, 1, 1})
 	}
 }
+
+// attnAct is the index of the attention kernel's act argument.
+const attnAct = 17
 
 // overlaps reports whether two matrices share bytes.
 func overlaps(a, b *mat) bool {
@@ -285,7 +343,7 @@ func (b *Backend) SwiGLU(dstM, gateM, upM backend.Mat) {
 // RoPE implements backend.Backend.
 func (b *Backend) RoPE(xM backend.Mat, pos []int32, p backend.RoPEParams) {
 	x := asMat(xM)
-	if !(len(pos) == x.rows && x.cols == p.Heads*p.HeadDim && p.Dims <= p.HeadDim && p.Dims%2 == 0 && p.Dims > 0) {
+	if !(len(pos) == x.rows && x.cols == p.Heads*p.HeadDim && p.Dims <= p.HeadDim && p.Dims%2 == 0 && p.Dims > 0 && p.Dims <= 2*ropeMaxPairs) {
 		backend.ShapeFail("RoPE", "%s with %d positions, %d heads of %d (%d rotated)", backend.Shape(xM), len(pos), p.Heads, p.HeadDim, p.Dims)
 	}
 	if x.rows == 0 {
@@ -294,11 +352,51 @@ func (b *Backend) RoPE(xM backend.Mat, pos []int32, p backend.RoPEParams) {
 	defer b.enter("RoPE")()
 	dev := b.upload("RoPE", &b.pos, pos)
 	thetaScale := float32(math.Pow(float64(p.FreqBase), -2.0/float64(p.Dims)))
-	b.args.reset().ptr(x.ptr).ptr(dev).i32(p.Heads).i32(p.HeadDim).i32(p.Dims).f32(thetaScale).f32(p.FreqScale).flag(p.NeoX)
-	// A thread per rotated pair (up to a block's 1024): each pair's angle
-	// is a serial product and a double sincos, so spread them out.
-	threads := min(1024, (p.Heads*p.Dims/2+31)/32*32)
-	b.launch("RoPE", b.k.rope, dim3{uint32(x.rows), 1, 1}, dim3{uint32(threads), 1, 1})
+	b.args.reset().ptr(x.ptr).ptr(dev).i32(p.Heads).i32(p.HeadDim).i32(p.Dims).f32(thetaScale).f32(p.FreqScale).flag(p.NeoX).
+		ptr(0).i32(0).ptr(0).ptr(0).ptr(0).ptr(0).ptr(0).i32(0).i32(0).i32(0).i32(0).i32(0)
+	if b.mergeRoPE(x, p) {
+		b.actValid = false
+		return
+	}
+	b.launch("RoPE", b.k.rope, dim3{uint32(x.rows), 1, 1}, dim3{ropeThreads(p.Heads, p.Dims), 1, 1})
+}
+
+// mergeRoPE adds the rotation whose arguments b.args holds (x, p) to the
+// rope launch queued just before it when that launch rotates other rows'
+// worth of heads with the same positions and rotation (k's heads after
+// q's): one launch for both. It reports whether it did.
+func (b *Backend) mergeRoPE(x *mat, p backend.RoPEParams) bool {
+	r := b.lastPending(b.k.rope)
+	if r == nil || r.grid.x != uint32(x.rows) || r.vals[ropeX2] != 0 || r.vals[ropeKC] != 0 ||
+		r.vals[1] != b.args.vals[1] || !slices.Equal(r.vals[3:ropeX2], b.args.vals[3:ropeX2]) || // all but x and heads
+		overlapsRows(r.vals[0], int(r.vals[2])*p.HeadDim, x) {
+		return false
+	}
+	r.vals[ropeX2], r.vals[ropeX2+1] = x.ptr, uint64(p.Heads)
+	r.block.x = ropeThreads(int(r.vals[2])+p.Heads, p.Dims)
+	return true
+}
+
+// Arguments of the rope kernel: the second matrix (x2, heads2) and the
+// fused cache store (v, kst, kc, vc, slot, kvDim, layers, ctx, layer, f16)
+// start at these indices.
+const (
+	ropeX2 = 8
+	ropeV  = 10
+	ropeKC = 12
+)
+
+// ropeThreads is the rope kernel's block size for heads heads: a thread
+// per rotated pair (up to a block's 1024), since each pair's angle is a
+// serial product and a double sincos.
+func ropeThreads(heads, dims int) uint32 {
+	return uint32(min(1024, (heads*dims/2+31)/32*32))
+}
+
+// overlapsRows reports whether m shares bytes with the matrix at ptr of
+// m.rows rows of cols floats.
+func overlapsRows(ptr uint64, cols int, m *mat) bool {
+	return overlaps(&mat{rows: m.rows, cols: cols, ptr: ptr}, m)
 }
 
 // kvCache is the KV cache in device memory, layout
@@ -342,9 +440,34 @@ func (b *Backend) StoreKV(cM backend.KVCache, layer int, bt backend.Batch, kM, v
 	}
 	defer b.enter("StoreKV")()
 	slots, pos := b.upload("StoreKV", &b.slots, bt.Slot), b.upload("StoreKV", &b.pos, bt.Pos)
+	if b.mergeStoreKV(c, layer, k, v, slots, pos) {
+		b.actValid = false
+		return
+	}
 	b.args.reset().ptr(k.ptr).ptr(v.ptr).ptr(c.k).ptr(c.v).ptr(slots).ptr(pos).
 		i32(cfg.KVDim).i32(cfg.Layers).i32(cfg.Ctx).i32(layer).flag(!cfg.F32)
 	b.launch("StoreKV", b.k.storeKV, dim3{uint32(bt.Len()), 1, 1}, dim3{rowThreads, 1, 1})
+}
+
+// mergeStoreKV adds the cache store of k and v (rows at the device
+// slots and positions given) to the rope launch queued just before it when
+// that launch rotates k with the same positions: each block stores its row
+// after rotating it. It reports whether it did.
+func (b *Backend) mergeStoreKV(c *kvCache, layer int, k, v *mat, slots, pos uint64) bool {
+	r := b.lastPending(b.k.rope)
+	if r == nil || r.grid.x != uint32(k.rows) || r.vals[1] != pos || r.vals[ropeKC] != 0 ||
+		!(r.vals[ropeX2] == k.ptr || (r.vals[ropeX2] == 0 && r.vals[0] == k.ptr)) {
+		return false
+	}
+	cfg := c.cfg
+	a := r.vals[ropeV:]
+	a[0], a[1], a[2], a[3], a[4] = v.ptr, k.ptr, c.k, c.v, slots
+	a[5], a[6], a[7], a[8] = uint64(cfg.KVDim), uint64(cfg.Layers), uint64(cfg.Ctx), uint64(layer)
+	a[9] = 0
+	if !cfg.F32 {
+		a[9] = 1
+	}
+	return true
 }
 
 // checkBatch fails op for a slot or position outside the cache.
@@ -402,8 +525,37 @@ func (b *Backend) Attention(dstM, qM backend.Mat, cM backend.KVCache, layer int,
 	}
 	defer b.enter("Attention")()
 	slots, pos := b.upload("Attention", &b.slots, bt.Slot), b.upload("Attention", &b.pos, bt.Pos)
+	if q.rows > 1 && !cfg.F32 && scores == nil && probs == nil && p.HeadDim%16 == 0 && p.HeadDim <= faMaxHeadDim {
+		// Prefill with an F16 cache: the tensor-core kernel, over tiles of
+		// query rows that share a slot.
+		b.tileHost = attentionTiles(b.tileHost[:0], bt.Slot)
+		tiles := b.upload("Attention", &b.tiles, b.tileHost)
+		b.args.reset().ptr(q.ptr).ptr(dst.ptr).ptr(c.k).ptr(c.v).ptr(slots).ptr(pos).ptr(tiles).
+			i32(p.Heads).i32(p.KVHeads).i32(p.HeadDim).i32(cfg.Layers).i32(cfg.Ctx).i32(layer).f32(p.Scale)
+		fn := b.k.attentionTC128
+		if p.HeadDim <= 64 {
+			fn = b.k.attentionTC64
+		}
+		b.launch("Attention", fn, dim3{uint32(p.Heads), uint32(len(b.tileHost) / 2), 1}, dim3{faThreads, 1, 1})
+		return
+	}
 	b.args.reset().ptr(q.ptr).ptr(dst.ptr).ptr(c.k).ptr(c.v).ptr(slots).ptr(pos).
 		i32(p.Heads).i32(p.KVHeads).i32(p.HeadDim).i32(cfg.Layers).i32(cfg.Ctx).i32(layer).f32(p.Scale).flag(!cfg.F32).
-		optMat(scores).optMat(probs).i32(probeCols)
+		optMat(scores).optMat(probs).i32(probeCols).ptr(0)
 	b.launch("Attention", b.k.attention, dim3{uint32(p.Heads), uint32(q.rows), 1}, dim3{attnThreads, 1, 1})
+}
+
+// attentionTiles appends to tiles the (first row, row count) pairs of
+// attention_tc's blocks: runs of rows with the same slot, cut every
+// faRows rows.
+func attentionTiles(tiles []int32, slots []int32) []int32 {
+	for start := 0; start < len(slots); {
+		end := start + 1
+		for end < len(slots) && end-start < faRows && slots[end] == slots[start] {
+			end++
+		}
+		tiles = append(tiles, int32(start), int32(end-start))
+		start = end
+	}
+	return tiles
 }

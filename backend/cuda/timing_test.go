@@ -88,7 +88,7 @@ func TestOpTimings(t *testing.T) {
 			}
 			ws[i] = w
 		}
-		for _, ntok := range []int{1, 64} {
+		for _, ntok := range []int{1, 64, 512} {
 			xs := b.NewMat(ntok, p.cols)
 			b.Write(xs, randFloats(r, ntok*p.cols, 1))
 			ys := b.NewMat(ntok, p.rows)
@@ -134,4 +134,22 @@ func TestOpTimings(t *testing.T) {
 	}
 	sync()
 	t.Logf("Attention, 32 heads over 4 KV heads of 64, F16 cache, position %d: %.1f µs", n-1, float64(time.Since(start).Microseconds())/atts)
+
+	// Prefill attention: 512 query rows at positions 0..511 (pp512).
+	const rows = 512
+	var pre backend.Batch
+	for i := range rows {
+		pre.Slot, pre.Pos = append(pre.Slot, 0), append(pre.Pos, int32(i))
+	}
+	qp, outp := b.NewMat(rows, 2048), b.NewMat(rows, 2048)
+	b.Write(qp, randFloats(r, rows*2048, 1))
+	b.Attention(outp, qp, c, 0, pre, ap, nil, nil)
+	sync()
+	const pres = 10
+	start = time.Now()
+	for range pres {
+		b.Attention(outp, qp, c, 0, pre, ap, nil, nil)
+	}
+	sync()
+	t.Logf("Attention, prefill of %d rows (positions 0..%d): %.1f µs", rows, rows-1, float64(time.Since(start).Microseconds())/pres)
 }

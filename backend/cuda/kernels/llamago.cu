@@ -415,10 +415,30 @@ __device__ void mv(const uint8_t *W, long long rowBytes, int wrows, int cols, co
 // that a warp has a whole row's bytes in flight at once (a unit of 8
 // values a lane left the memory system waiting on too few loads).
 template <int TYPE>
-__device__ __forceinline__ float block_dot_q(const uint8_t *row, int b, const int8_t *xq, const float *xd);
+__device__ __forceinline__ float block_dot_q(const uint8_t *row, int b, const int8_t *xq, const float *xd, const int *xs);
+
+// mvq_unit is the values a lane takes at a time in mvq: 8 for F16, a block of
+// Q4_0/Q8_0, a 64-value group of the k-quants (two Q4_K sub-blocks sharing
+// their quant bytes; a quarter of a Q6_K half).
+template <int TYPE>
+__host__ __device__ constexpr int mvq_unit() { return TYPE == TYPE_Q4_K || TYPE == TYPE_Q6_K ? 64 : TYPE == TYPE_F16 ? 8 : QK; }
+
+// load_u32_a2 reads 4 bytes at a 2-byte-aligned address (Q6_K's 210-byte
+// blocks leave every other block off 4-byte alignment).
+__device__ __forceinline__ uint32_t load_u32_a2(const uint8_t *p) {
+    const uint16_t *h = (const uint16_t *)p;
+    return (uint32_t)h[0] | ((uint32_t)h[1] << 16);
+}
+
+// sub_bytes subtracts c (at most 0x80) from each byte of v, whose bytes are
+// at most 0x7f, without borrows between bytes: the int8 weights of
+// Q4_0 (nibble − 8) and Q6_K (6 bits − 32) four at a time.
+__device__ __forceinline__ int sub_bytes(uint32_t v, uint32_t c) {
+    return (int)(((v | 0x80808080u) - c) ^ 0x80808080u);
+}
 
 template <>
-__device__ __forceinline__ float block_dot_q<TYPE_Q4_0>(const uint8_t *row, int b, const int8_t *xq, const float *xd) {
+__device__ __forceinline__ float block_dot_q<TYPE_Q4_0>(const uint8_t *row, int b, const int8_t *xq, const float *xd, const int *) {
     const uint8_t *bp = row + (size_t)b * Q4_0_BYTES;
     const uint16_t *h = (const uint16_t *)bp; // blocks are 2-byte aligned
     const float d = half_to_float(h[0]);
@@ -438,7 +458,7 @@ __device__ __forceinline__ float block_dot_q<TYPE_Q4_0>(const uint8_t *row, int 
 }
 
 template <>
-__device__ __forceinline__ float block_dot_q<TYPE_Q8_0>(const uint8_t *row, int b, const int8_t *xq, const float *xd) {
+__device__ __forceinline__ float block_dot_q<TYPE_Q8_0>(const uint8_t *row, int b, const int8_t *xq, const float *xd, const int *) {
     const uint8_t *bp = row + (size_t)b * Q8_0_BYTES;
     const uint16_t *h = (const uint16_t *)bp;
     const float d = half_to_float(h[0]);
@@ -448,6 +468,77 @@ __device__ __forceinline__ float block_dot_q<TYPE_Q8_0>(const uint8_t *row, int 
 #pragma unroll
     for (int i = 0; i < 8; i++) sum = __dp4a((int)((uint32_t)h[1 + 2 * i] | ((uint32_t)h[2 + 2 * i] << 16)), xs[i], sum);
     return (float)sum * (d * xd[b]);
+}
+
+template <>
+__device__ __forceinline__ float block_dot_q<TYPE_Q4_K>(const uint8_t *row, int u, const int8_t *xq, const float *xd, const int *xs) {
+    // Unit u: 64-group g of block s, its 32 quant bytes holding sub-block
+    // 2g (low nibbles) and 2g+1 (high nibbles). As the CPU: integer sums
+    // times the 6-bit scales, d·dx once, the minimums through the
+    // activations' chunk sums.
+    const int s = u / 4, g = u % 4;
+    const uint8_t *bp = row + (size_t)s * Q4_K_BYTES;
+    const float d = half_to_float(load_u16(bp)), dmin = half_to_float(load_u16(bp + 2));
+    int sc1, m1, sc2, m2;
+    scale_min_k4(2 * g, bp + 4, &sc1, &m1);
+    scale_min_k4(2 * g + 1, bp + 4, &sc2, &m2);
+    const uint4 qa = *(const uint4 *)(bp + 16 + 32 * g), qb = *(const uint4 *)(bp + 32 + 32 * g);
+    const uint32_t q[8] = {qa.x, qa.y, qa.z, qa.w, qb.x, qb.y, qb.z, qb.w};
+    const int8_t *x = xq + (size_t)s * QK_K + 64 * g;
+    const int4 x0 = *(const int4 *)x, x1 = *(const int4 *)(x + 16), x2 = *(const int4 *)(x + 32), x3 = *(const int4 *)(x + 48);
+    const int lo[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
+    const int hi[8] = {x2.x, x2.y, x2.z, x2.w, x3.x, x3.y, x3.z, x3.w};
+    int s1 = 0, s2 = 0;
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+        s1 = __dp4a((int)(q[i] & 0x0f0f0f0fu), lo[i], s1);
+        s2 = __dp4a((int)((q[i] >> 4) & 0x0f0f0f0fu), hi[i], s2);
+    }
+    const float dx = xd[s * 8];
+    const int *bs = xs + s * 8 + 2 * g;
+    return d * dx * (float)(sc1 * s1 + sc2 * s2) - dmin * dx * (float)(m1 * bs[0] + m2 * bs[1]);
+}
+
+template <>
+__device__ __forceinline__ float block_dot_q<TYPE_Q6_K>(const uint8_t *row, int u, const int8_t *xq, const float *xd, const int *) {
+    // Unit u: positions 16h..16h+15 (h = u%2) of half c = (u/2)%2 of block
+    // s = u/4, in each of the half's four 32-value chunks k; the 16 values
+    // of a chunk share one scale.
+    const int s = u / 4, c = (u / 2) % 2, h = u % 2;
+    const uint8_t *bp = row + (size_t)s * Q6_K_BYTES;
+    const uint8_t *qla = bp + 64 * c + 16 * h, *qlb = qla + 32, *qh = bp + 128 + 32 * c + 16 * h;
+    const int8_t *sc = (const int8_t *)(bp + 192) + 8 * c + h;
+    const int8_t *x = xq + (size_t)s * QK_K + 128 * c + 16 * h;
+    int sum = 0;
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        const int shift = (k >> 1) * 4;
+        const uint8_t *ql = (k & 1) ? qlb : qla;
+        const int4 xv = *(const int4 *)(x + 32 * k);
+        const int xs4[4] = {xv.x, xv.y, xv.z, xv.w};
+        int part = 0;
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const uint32_t l = (load_u32_a2(ql + 4 * i) >> shift) & 0x0f0f0f0fu;
+            const uint32_t hb = ((load_u32_a2(qh + 4 * i) >> (2 * k)) & 0x03030303u) << 4;
+            part = __dp4a(sub_bytes(l | hb, 0x20202020u), xs4[i], part);
+        }
+        sum += (int)sc[2 * k] * part;
+    }
+    return half_to_float(load_u16(bp + 208)) * xd[s * 8] * (float)sum;
+}
+
+template <>
+__device__ __forceinline__ float block_dot_q<TYPE_F16>(const uint8_t *row, int u, const int8_t *xq, const float *, const int *) {
+    // Unit u: values 8u..8u+7, weights and activations (ACT_F16_BITS)
+    // both F16, one 16-byte load each; products and sums in float.
+    const uint4 w = *(const uint4 *)(row + (size_t)u * 16), x = *(const uint4 *)(xq + (size_t)u * 16);
+    const uint32_t ws[4] = {w.x, w.y, w.z, w.w}, xs[4] = {x.x, x.y, x.z, x.w};
+    float sum = 0.f;
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+        sum += half_to_float(ws[i] & 0xffff) * half_to_float(xs[i] & 0xffff) + half_to_float(ws[i] >> 16) * half_to_float(xs[i] >> 16);
+    return sum;
 }
 
 // mvq is mv with int8 activations for up to three weight matrices that
@@ -474,11 +565,12 @@ __device__ void mvq(const int8_t *xq, int cols, const uint8_t *W0, long long rb0
         }
     }
     const float *xd = (const float *)(xq + q8_scales_at(cols));
+    const int *xs = (const int *)(xd + cols / QK);
     const uint8_t *row = W + (size_t)r * rb;
-    const int blocks = cols / QK;
+    const int units = cols / mvq_unit<TYPE>();
     float acc = 0.f;
 #pragma unroll 4
-    for (int b = lane; b < blocks; b += WARP) acc += block_dot_q<TYPE>(row, b, xq, xd);
+    for (int b = lane; b < units; b += WARP) acc += block_dot_q<TYPE>(row, b, xq, xd, xs);
     acc = warp_sum(acc);
     if (lane == 0) Y[r] = acc;
 }
@@ -492,6 +584,575 @@ extern "C" __global__ void mvq_q4_0(MVQ_ARGS) {
 extern "C" __global__ void mvq_q8_0(MVQ_ARGS) {
     mvq<TYPE_Q8_0>(xq, cols, W0, rb0, rows0, Y0, W1, rb1, rows1, Y1, W2, rb2, rows2, Y2);
 }
+// mvq_f16 takes F16 halves (ACT_F16_BITS) instead of int8 values.
+extern "C" __global__ void mvq_f16(MVQ_ARGS) {
+    mvq<TYPE_F16>(xq, cols, W0, rb0, rows0, Y0, W1, rb1, rows1, Y1, W2, rb2, rows2, Y2);
+}
+extern "C" __global__ void mvq_q4_k(MVQ_ARGS) {
+    mvq<TYPE_Q4_K>(xq, cols, W0, rb0, rows0, Y0, W1, rb1, rows1, Y1, W2, rb2, rows2, Y2);
+}
+extern "C" __global__ void mvq_q6_k(MVQ_ARGS) {
+    mvq<TYPE_Q6_K>(xq, cols, W0, rb0, rows0, Y0, W1, rb1, rows1, Y1, W2, rb2, rows2, Y2);
+}
+
+// ------------------------------------------------ tensor-core products
+
+// Prefill products on the tensor cores (mma.sync, sm_80 and newer). A
+// block computes an MMQ_BM×MMQ_BN tile of the output (weight rows × tokens)
+// with 4 warps, each 32 rows × 32 tokens: 2×4 tiles of the m16n8
+// instructions (8 warps of 16×32 measured slower). The next step's
+// blocks are fetched into registers while the tensor cores work on the
+// current one, so the loads' latency hides behind the products.
+// Steps of MMQ_KT values: the block copies its weight rows' blocks into
+// shared memory as int8 values with their scales, and the tokens' int8
+// activations (ACT_Q8_0_INT / ACT_Q8_K_INT) with theirs.
+//
+// Numerics: the CPU's. int8 × int8 products summed in int32 by the tensor
+// cores are exact, so each block (Q4_0, Q8_0) or sub-block (Q4_K: 32
+// values, Q6_K: 16) gives the CPU's integer sum; Q4_0/Q8_0 add
+// sum·(d_w·d_x) in float per block, the k-quants sum scale·sum in int32
+// over the super-block and multiply by d_w·d_x once (minus Q4_K's minimums
+// through the activations' chunk sums), as ggml's dot products do. Only
+// the order of the float additions differs from the CPU.
+#define MMQ_BM 64
+#define MMQ_BN 64
+#define MMQ_KT 256
+#define MMQ_THREADS 128
+// Each warp: MMQ_MT m16 tiles (weight rows) × 4 n8 tiles (tokens); the
+// warps of a block are (MMQ_THREADS/64) × 2 of these.
+#define MMQ_MT (MMQ_BM / 16 / (MMQ_THREADS / WARP / 2))
+// Row pitch of the int8 tiles: 16 bytes of padding put the 8 rows × 4
+// words a fragment load touches in 32 different banks.
+#define MMQ_PITCH (MMQ_KT + 16)
+
+struct MmqTiles {
+    int8_t w[MMQ_BM][MMQ_PITCH];
+    int8_t x[MMQ_BN][MMQ_PITCH];
+    // [sub-block][row]: consecutive rows in consecutive banks.
+    float wd[16][MMQ_BM]; // Q4_0/Q8_0: d per block; k-quants: [0] d, [1] dmin
+    int ws[16][MMQ_BM];   // k-quants: the sub-blocks' scales
+    int wm[8][MMQ_BM];    // Q4_K: the sub-blocks' minimums
+    float xd[8][MMQ_BN];  // activation scale per 32 values
+    int xs[8][MMQ_BN];    // Q4_K: activation sums per 32 values
+};
+
+__device__ __forceinline__ void mma_s8_k32(int c[4], int a0, int a1, int a2, int a3, int b0, int b1) {
+    asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%10,%10,%10,%10};"
+                 : "=r"(c[0]), "=r"(c[1]), "=r"(c[2]), "=r"(c[3])
+                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1), "r"(0));
+}
+
+__device__ __forceinline__ void mma_s8_k16(int c[4], int a0, int a1, int b0) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%7,%7,%7,%7};"
+                 : "=r"(c[0]), "=r"(c[1]), "=r"(c[2]), "=r"(c[3])
+                 : "r"(a0), "r"(a1), "r"(b0), "r"(0));
+}
+
+// MmqFetch<TYPE> holds one step of a thread's share of the weight tile in
+// registers: fetch reads step kt of rows r0.. from global memory, put
+// writes the int8 values and scales into the tiles (rows past wrows and
+// blocks past the row's end as zeros). Splitting the two lets the loads
+// of step kt+1 fly while the tensor cores work on step kt.
+template <int TYPE>
+struct MmqFetch;
+
+template <>
+struct MmqFetch<TYPE_Q4_0> {
+    static constexpr int N = MMQ_BM * 8 / MMQ_THREADS; // blocks per thread
+    uint32_t q[N][4];
+    uint16_t d[N];
+    __device__ __forceinline__ void fetch(const uint8_t *W, long long rowBytes, int wrows, int r0, int kt, int cols) {
+#pragma unroll
+        for (int j = 0; j < N; j++) {
+            const int i = threadIdx.x + MMQ_THREADS * j, row = i / 8, gb = kt * 8 + i % 8;
+            const bool ok = r0 + row < wrows && gb < cols / QK;
+            const uint8_t *bp = W + (ok ? (size_t)(r0 + row) * rowBytes + (size_t)gb * Q4_0_BYTES : 0);
+            d[j] = ok ? load_u16(bp) : 0;
+#pragma unroll
+            for (int k = 0; k < 4; k++) q[j][k] = ok ? load_u32_a2(bp + 2 + 4 * k) : 0x88888888u; // nibble 8 is weight 0
+        }
+    }
+    __device__ __forceinline__ void put(MmqTiles &t) const {
+#pragma unroll
+        for (int j = 0; j < N; j++) {
+            const int i = threadIdx.x + MMQ_THREADS * j, row = i / 8, blk = i % 8;
+            const uint32_t m4 = 0x0f0f0f0fu, e8 = 0x08080808u;
+            *(int4 *)&t.w[row][blk * QK] = make_int4(sub_bytes(q[j][0] & m4, e8), sub_bytes(q[j][1] & m4, e8), sub_bytes(q[j][2] & m4, e8), sub_bytes(q[j][3] & m4, e8));
+            *(int4 *)&t.w[row][blk * QK + 16] = make_int4(sub_bytes((q[j][0] >> 4) & m4, e8), sub_bytes((q[j][1] >> 4) & m4, e8),
+                                                          sub_bytes((q[j][2] >> 4) & m4, e8), sub_bytes((q[j][3] >> 4) & m4, e8));
+            t.wd[blk][row] = half_to_float(d[j]);
+        }
+    }
+};
+
+template <>
+struct MmqFetch<TYPE_Q8_0> {
+    static constexpr int N = MMQ_BM * 8 / MMQ_THREADS;
+    uint32_t q[N][8];
+    uint16_t d[N];
+    __device__ __forceinline__ void fetch(const uint8_t *W, long long rowBytes, int wrows, int r0, int kt, int cols) {
+#pragma unroll
+        for (int j = 0; j < N; j++) {
+            const int i = threadIdx.x + MMQ_THREADS * j, row = i / 8, gb = kt * 8 + i % 8;
+            const bool ok = r0 + row < wrows && gb < cols / QK;
+            const uint8_t *bp = W + (ok ? (size_t)(r0 + row) * rowBytes + (size_t)gb * Q8_0_BYTES : 0);
+            d[j] = ok ? load_u16(bp) : 0;
+#pragma unroll
+            for (int k = 0; k < 8; k++) q[j][k] = ok ? load_u32_a2(bp + 2 + 4 * k) : 0;
+        }
+    }
+    __device__ __forceinline__ void put(MmqTiles &t) const {
+#pragma unroll
+        for (int j = 0; j < N; j++) {
+            const int i = threadIdx.x + MMQ_THREADS * j, row = i / 8, blk = i % 8;
+            *(uint4 *)&t.w[row][blk * QK] = make_uint4(q[j][0], q[j][1], q[j][2], q[j][3]);
+            *(uint4 *)&t.w[row][blk * QK + 16] = make_uint4(q[j][4], q[j][5], q[j][6], q[j][7]);
+            t.wd[blk][row] = half_to_float(d[j]);
+        }
+    }
+};
+
+// byte_of is byte b (0..3) of v.
+__device__ __forceinline__ int byte_of(uint32_t v, int b) { return (int)((v >> (8 * b)) & 255); }
+
+// scale_min_k4_regs is scale_min_k4 on the 12 scale bytes held in three
+// registers (j a compile-time constant after unrolling).
+__device__ __forceinline__ void scale_min_k4_regs(int j, const uint32_t s[3], int *sc, int *m) {
+    auto q = [&](int b) { return byte_of(s[b / 4], b % 4); };
+    if (j < 4) {
+        *sc = q(j) & 63;
+        *m = q(j + 4) & 63;
+    } else {
+        *sc = (q(j + 4) & 15) | ((q(j - 4) >> 6) << 4);
+        *m = (q(j + 4) >> 4) | ((q(j) >> 6) << 4);
+    }
+}
+
+template <>
+struct MmqFetch<TYPE_Q4_K> {
+    // Item: 64-group g of a row's super-block kt (32 quant bytes: sub-block
+    // 2g in the low nibbles, 2g+1 in the high ones).
+    static constexpr int N = MMQ_BM * 4 / MMQ_THREADS;
+    uint4 qa[N], qb[N];
+    uint32_t dd[N], sc[N][3];
+    __device__ __forceinline__ void fetch(const uint8_t *W, long long rowBytes, int wrows, int r0, int kt, int cols) {
+#pragma unroll
+        for (int j = 0; j < N; j++) {
+            const int i = threadIdx.x + MMQ_THREADS * j, row = i / 4, g = i % 4;
+            const bool ok = r0 + row < wrows && kt < cols / QK_K;
+            const uint8_t *bp = W + (ok ? (size_t)(r0 + row) * rowBytes + (size_t)kt * Q4_K_BYTES : 0);
+            dd[j] = ok ? *(const uint32_t *)bp : 0;
+#pragma unroll
+            for (int k = 0; k < 3; k++) sc[j][k] = ok ? *(const uint32_t *)(bp + 4 + 4 * k) : 0;
+            qa[j] = ok ? *(const uint4 *)(bp + 16 + 32 * g) : make_uint4(0, 0, 0, 0);
+            qb[j] = ok ? *(const uint4 *)(bp + 32 + 32 * g) : make_uint4(0, 0, 0, 0);
+        }
+    }
+    __device__ __forceinline__ void put(MmqTiles &t) const {
+#pragma unroll
+        for (int j = 0; j < N; j++) {
+            const int i = threadIdx.x + MMQ_THREADS * j, row = i / 4, g = i % 4;
+            const uint32_t m4 = 0x0f0f0f0fu;
+            const uint4 a = qa[j], b = qb[j];
+            *(uint4 *)&t.w[row][64 * g] = make_uint4(a.x & m4, a.y & m4, a.z & m4, a.w & m4);
+            *(uint4 *)&t.w[row][64 * g + 16] = make_uint4(b.x & m4, b.y & m4, b.z & m4, b.w & m4);
+            *(uint4 *)&t.w[row][64 * g + 32] = make_uint4((a.x >> 4) & m4, (a.y >> 4) & m4, (a.z >> 4) & m4, (a.w >> 4) & m4);
+            *(uint4 *)&t.w[row][64 * g + 48] = make_uint4((b.x >> 4) & m4, (b.y >> 4) & m4, (b.z >> 4) & m4, (b.w >> 4) & m4);
+            // g is i % 4 with i = tid + MMQ_THREADS·j: not a constant, so
+            // unpack the four possible pairs and pick.
+            int sc1 = 0, m1 = 0, sc2 = 0, m2 = 0;
+#pragma unroll
+            for (int gg = 0; gg < 4; gg++) {
+                if (gg == g) {
+                    scale_min_k4_regs(2 * gg, sc[j], &sc1, &m1);
+                    scale_min_k4_regs(2 * gg + 1, sc[j], &sc2, &m2);
+                }
+            }
+            t.ws[2 * g][row] = sc1, t.ws[2 * g + 1][row] = sc2;
+            t.wm[2 * g][row] = m1, t.wm[2 * g + 1][row] = m2;
+            if (g == 0) t.wd[0][row] = half_to_float(dd[j] & 0xffff), t.wd[1][row] = half_to_float(dd[j] >> 16);
+        }
+    }
+};
+
+template <>
+struct MmqFetch<TYPE_Q6_K> {
+    // Item: positions 16h.. of half c of a row's super-block kt, in the
+    // half's four 32-value chunks (see block_dot_q<TYPE_Q6_K>).
+    static constexpr int N = MMQ_BM * 4 / MMQ_THREADS;
+    uint32_t la[N][4], lb[N][4], hq[N][4], sc[N][2];
+    uint16_t d[N];
+    __device__ __forceinline__ void fetch(const uint8_t *W, long long rowBytes, int wrows, int r0, int kt, int cols) {
+#pragma unroll
+        for (int j = 0; j < N; j++) {
+            const int i = threadIdx.x + MMQ_THREADS * j, row = i / 4, c = (i / 2) % 2, h = i % 2;
+            const bool ok = r0 + row < wrows && kt < cols / QK_K;
+            const uint8_t *bp = W + (ok ? (size_t)(r0 + row) * rowBytes + (size_t)kt * Q6_K_BYTES : 0);
+            const uint8_t *qla = bp + 64 * c + 16 * h, *qh = bp + 128 + 32 * c + 16 * h;
+#pragma unroll
+            for (int k = 0; k < 4; k++) {
+                la[j][k] = ok ? load_u32_a2(qla + 4 * k) : 0x20202020u; // 32 is weight 0
+                lb[j][k] = ok ? load_u32_a2(qla + 32 + 4 * k) : 0x20202020u;
+                hq[j][k] = ok ? load_u32_a2(qh + 4 * k) : 0;
+            }
+            sc[j][0] = ok ? load_u32_a2(bp + 192 + 8 * c) : 0;
+            sc[j][1] = ok ? load_u32_a2(bp + 196 + 8 * c) : 0;
+            d[j] = ok ? load_u16(bp + 208) : 0;
+        }
+    }
+    __device__ __forceinline__ void put(MmqTiles &t) const {
+#pragma unroll
+        for (int j = 0; j < N; j++) {
+            const int i = threadIdx.x + MMQ_THREADS * j, row = i / 4, c = (i / 2) % 2, h = i % 2;
+#pragma unroll
+            for (int k = 0; k < 4; k++) {
+                const uint32_t *l = (k & 1) ? lb[j] : la[j];
+                const int shift = (k >> 1) * 4;
+                int v[4];
+#pragma unroll
+                for (int e = 0; e < 4; e++)
+                    v[e] = sub_bytes(((l[e] >> shift) & 0x0f0f0f0fu) | (((hq[j][e] >> (2 * k)) & 0x03030303u) << 4), 0x20202020u);
+                *(int4 *)&t.w[row][128 * c + 32 * k + 16 * h] = make_int4(v[0], v[1], v[2], v[3]);
+                // Scale 8c + 2k + h: byte 2k + h of the half's eight.
+                const uint32_t sw = sc[j][k >> 1];
+                t.ws[8 * c + 2 * k + h][row] = (int)(int8_t)(h ? byte_of(sw, 2 * (k & 1) + 1) : byte_of(sw, 2 * (k & 1)));
+            }
+            if (c == 0 && h == 0) t.wd[0][row] = half_to_float(d[j]);
+        }
+    }
+};
+
+// MmqFetchX is MmqFetch for step kt of the activations of tokens t0..
+// (zero past ntok and past the row's end); SUMS adds the chunk sums.
+template <bool SUMS>
+struct MmqFetchX {
+    static constexpr int NV = MMQ_BN * (MMQ_KT / 16) / MMQ_THREADS; // 16-byte pieces
+    static constexpr int NS = MMQ_BN * (MMQ_KT / QK) / MMQ_THREADS; // scales
+    int4 v[NV];
+    float d[NS];
+    int sm[NS];
+    __device__ __forceinline__ void fetch(const int8_t *xq, int total, int cols, int t0, int ntok, int kt) {
+        const float *xd = (const float *)(xq + q8_scales_at(total));
+        const int *xs = (const int *)(xd + total / QK);
+        const int chunks = cols / QK;
+#pragma unroll
+        for (int j = 0; j < NV; j++) {
+            const int i = threadIdx.x + MMQ_THREADS * j, tok = i / (MMQ_KT / 16), part = i % (MMQ_KT / 16);
+            const int ch = kt * (MMQ_KT / QK) + part / 2;
+            v[j] = t0 + tok < ntok && ch < chunks ? *(const int4 *)(xq + (size_t)(t0 + tok) * cols + (size_t)kt * MMQ_KT + 16 * part) : make_int4(0, 0, 0, 0);
+        }
+#pragma unroll
+        for (int j = 0; j < NS; j++) {
+            const int i = threadIdx.x + MMQ_THREADS * j, tok = i / (MMQ_KT / QK), c = i % (MMQ_KT / QK);
+            const int ch = kt * (MMQ_KT / QK) + c;
+            const bool ok = t0 + tok < ntok && ch < chunks;
+            const size_t at = (size_t)(t0 + tok) * chunks + ch;
+            d[j] = ok ? xd[at] : 0.f;
+            if (SUMS) sm[j] = ok ? xs[at] : 0;
+        }
+    }
+    __device__ __forceinline__ void put(MmqTiles &t) const {
+#pragma unroll
+        for (int j = 0; j < NV; j++) {
+            const int i = threadIdx.x + MMQ_THREADS * j, tok = i / (MMQ_KT / 16), part = i % (MMQ_KT / 16);
+            *(int4 *)&t.x[tok][16 * part] = v[j];
+        }
+#pragma unroll
+        for (int j = 0; j < NS; j++) {
+            const int i = threadIdx.x + MMQ_THREADS * j, tok = i / (MMQ_KT / QK), c = i % (MMQ_KT / QK);
+            t.xd[c][tok] = d[j];
+            if (SUMS) t.xs[c][tok] = sm[j];
+        }
+    }
+};
+
+// mmq: Y[t][r] = Σ w[r][i]·x[t][i] for a tile of MMQ_BM rows (blockIdx.x)
+// and MMQ_BN tokens (blockIdx.y); X is in ACT_Q8_0_INT (Q4_0, Q8_0) or
+// ACT_Q8_K_INT (k-quants) layout for ntok×cols values.
+template <int TYPE>
+__device__ void mmq(const uint8_t *W, long long rowBytes, int wrows, int cols, const int8_t *X, float *Y, int ntok) {
+    __shared__ __align__(16) MmqTiles t;
+    constexpr bool KQ = TYPE == TYPE_Q4_K || TYPE == TYPE_Q6_K;
+    const int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP;
+    const int g = lane >> 2, tq = lane & 3;
+    const int wm0 = (warp >> 1) * 16 * MMQ_MT, wn0 = (warp & 1) * 32;
+    const int r0 = blockIdx.x * MMQ_BM, t0 = blockIdx.y * MMQ_BN;
+    const int total = ntok * cols;
+    float acc[MMQ_MT][4][4];
+#pragma unroll
+    for (int a = 0; a < MMQ_MT; a++)
+#pragma unroll
+        for (int b = 0; b < 4; b++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) acc[a][b][i] = 0.f;
+    const int steps = (cols + MMQ_KT - 1) / MMQ_KT;
+    MmqFetch<TYPE> fw;
+    MmqFetchX<TYPE == TYPE_Q4_K> fx;
+    fw.fetch(W, rowBytes, wrows, r0, 0, cols);
+    fx.fetch(X, total, cols, t0, ntok, 0);
+    for (int kt = 0; kt < steps; kt++) {
+        fw.put(t);
+        fx.put(t);
+        __syncthreads();
+        if (kt + 1 < steps) {
+            fw.fetch(W, rowBytes, wrows, r0, kt + 1, cols);
+            fx.fetch(X, total, cols, t0, ntok, kt + 1);
+        }
+        if (!KQ) {
+#pragma unroll 2
+            for (int sb = 0; sb < MMQ_KT / QK; sb++) {
+                const int k0 = sb * QK + 4 * tq;
+                int a[MMQ_MT][4], b[4][2];
+#pragma unroll
+                for (int mt = 0; mt < MMQ_MT; mt++) {
+                    const int r = wm0 + 16 * mt + g;
+                    a[mt][0] = *(const int *)&t.w[r][k0];
+                    a[mt][1] = *(const int *)&t.w[r + 8][k0];
+                    a[mt][2] = *(const int *)&t.w[r][k0 + 16];
+                    a[mt][3] = *(const int *)&t.w[r + 8][k0 + 16];
+                }
+#pragma unroll
+                for (int nt = 0; nt < 4; nt++) {
+                    const int n = wn0 + 8 * nt + g;
+                    b[nt][0] = *(const int *)&t.x[n][k0];
+                    b[nt][1] = *(const int *)&t.x[n][k0 + 16];
+                }
+                float wd[MMQ_MT][2], xd[4][2];
+#pragma unroll
+                for (int mt = 0; mt < MMQ_MT; mt++)
+#pragma unroll
+                    for (int hh = 0; hh < 2; hh++) wd[mt][hh] = t.wd[sb][wm0 + 16 * mt + g + 8 * hh];
+#pragma unroll
+                for (int nt = 0; nt < 4; nt++)
+#pragma unroll
+                    for (int j = 0; j < 2; j++) xd[nt][j] = t.xd[sb][wn0 + 8 * nt + 2 * tq + j];
+#pragma unroll
+                for (int mt = 0; mt < MMQ_MT; mt++)
+#pragma unroll
+                    for (int nt = 0; nt < 4; nt++) {
+                        int c[4];
+                        mma_s8_k32(c, a[mt][0], a[mt][1], a[mt][2], a[mt][3], b[nt][0], b[nt][1]);
+#pragma unroll
+                        for (int i = 0; i < 4; i++) acc[mt][nt][i] += (float)c[i] * (wd[mt][i >> 1] * xd[nt][i & 1]);
+                    }
+            }
+        } else {
+            int is[MMQ_MT][4][4];
+#pragma unroll
+            for (int a = 0; a < MMQ_MT; a++)
+#pragma unroll
+                for (int b = 0; b < 4; b++)
+#pragma unroll
+                    for (int i = 0; i < 4; i++) is[a][b][i] = 0;
+            constexpr int SUB = TYPE == TYPE_Q6_K ? 16 : 32;
+#pragma unroll 2
+            for (int sb = 0; sb < MMQ_KT / SUB; sb++) {
+                const int k0 = sb * SUB + 4 * tq;
+                int a[MMQ_MT][4], b[4][2];
+#pragma unroll
+                for (int mt = 0; mt < MMQ_MT; mt++) {
+                    const int r = wm0 + 16 * mt + g;
+                    a[mt][0] = *(const int *)&t.w[r][k0];
+                    a[mt][1] = *(const int *)&t.w[r + 8][k0];
+                    if (SUB == 32) {
+                        a[mt][2] = *(const int *)&t.w[r][k0 + 16];
+                        a[mt][3] = *(const int *)&t.w[r + 8][k0 + 16];
+                    }
+                }
+#pragma unroll
+                for (int nt = 0; nt < 4; nt++) {
+                    const int n = wn0 + 8 * nt + g;
+                    b[nt][0] = *(const int *)&t.x[n][k0];
+                    if (SUB == 32) b[nt][1] = *(const int *)&t.x[n][k0 + 16];
+                }
+                int ws[MMQ_MT][2];
+#pragma unroll
+                for (int mt = 0; mt < MMQ_MT; mt++)
+#pragma unroll
+                    for (int hh = 0; hh < 2; hh++) ws[mt][hh] = t.ws[sb][wm0 + 16 * mt + g + 8 * hh];
+#pragma unroll
+                for (int mt = 0; mt < MMQ_MT; mt++)
+#pragma unroll
+                    for (int nt = 0; nt < 4; nt++) {
+                        int c[4];
+                        if (SUB == 32)
+                            mma_s8_k32(c, a[mt][0], a[mt][1], a[mt][2], a[mt][3], b[nt][0], b[nt][1]);
+                        else
+                            mma_s8_k16(c, a[mt][0], a[mt][1], b[nt][0]);
+#pragma unroll
+                        for (int i = 0; i < 4; i++) is[mt][nt][i] += ws[mt][i >> 1] * c[i];
+                    }
+            }
+#pragma unroll
+            for (int mt = 0; mt < MMQ_MT; mt++)
+#pragma unroll
+                for (int nt = 0; nt < 4; nt++)
+#pragma unroll
+                    for (int i = 0; i < 4; i++) {
+                        const int r = wm0 + 16 * mt + g + 8 * (i >> 1), n = wn0 + 8 * nt + 2 * tq + (i & 1);
+                        const float dx = t.xd[0][n];
+                        float v = t.wd[0][r] * dx * (float)is[mt][nt][i];
+                        if (TYPE == TYPE_Q4_K) {
+                            int mins = 0;
+#pragma unroll
+                            for (int j = 0; j < 8; j++) mins += t.wm[j][r] * t.xs[j][n];
+                            v -= t.wd[1][r] * dx * (float)mins;
+                        }
+                        acc[mt][nt][i] += v;
+                    }
+        }
+        __syncthreads();
+    }
+#pragma unroll
+    for (int mt = 0; mt < MMQ_MT; mt++)
+#pragma unroll
+        for (int nt = 0; nt < 4; nt++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const int r = r0 + wm0 + 16 * mt + g + 8 * (i >> 1), n = t0 + wn0 + 8 * nt + 2 * tq + (i & 1);
+                if (r < wrows && n < ntok) Y[(size_t)n * wrows + r] = acc[mt][nt][i];
+            }
+}
+
+// mmh_f16 is the prefill product of F16 weights on the tensor cores
+// (m16n8k16, F16 inputs, float accumulation) with the activations already
+// rounded to F16 halves (ACT_F16_BITS): every product of two F16 values is
+// exact in float, as on the CPU; the sums differ from the CPU's in order
+// (and in the tensor cores' own accumulation rounding). Tiles as mmq,
+// steps of MMH_KT values.
+#define MMH_KT 64
+#define MMH_PITCH (MMH_KT + 8)
+
+__device__ __forceinline__ void mma_f16(float c[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0, uint32_t b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// mmh_load copies rows r0.. (of nrows, each cols halves rowBytes apart) at
+// values k0..k0+MMH_KT-1 into a tile, zero outside.
+__device__ __forceinline__ void mmh_load(uint16_t (*tile)[MMH_PITCH], const uint8_t *src, long long rowBytes, int nrows, int r0, int cols, int k0) {
+    if ((cols & 7) == 0) {
+        for (int i = threadIdx.x; i < MMQ_BM * (MMH_KT / 8); i += MMQ_THREADS) {
+            const int row = i / (MMH_KT / 8), part = i % (MMH_KT / 8), k = k0 + 8 * part;
+            uint4 v = make_uint4(0, 0, 0, 0);
+            if (r0 + row < nrows && k < cols) v = *(const uint4 *)(src + (size_t)(r0 + row) * rowBytes + (size_t)k * 2);
+            *(uint4 *)&tile[row][8 * part] = v;
+        }
+    } else {
+        for (int i = threadIdx.x; i < MMQ_BM * MMH_KT; i += MMQ_THREADS) {
+            const int row = i / MMH_KT, kk = i % MMH_KT, k = k0 + kk;
+            tile[row][kk] = r0 + row < nrows && k < cols ? ((const uint16_t *)(src + (size_t)(r0 + row) * rowBytes))[k] : 0;
+        }
+    }
+}
+
+// cp_async16 copies 16 bytes from global to shared memory without
+// passing through registers (sm_80 cp.async), zero-filling when !ok.
+__device__ __forceinline__ void cp_async16(void *sdst, const void *gsrc, bool ok) {
+    const unsigned s = (unsigned)__cvta_generic_to_shared(sdst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gsrc), "r"(ok ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
+// mmh_issue is mmh_load for rows of whole 16-byte pieces (cols a multiple
+// of 8), as asynchronous copies.
+__device__ __forceinline__ void mmh_issue(uint16_t (*tile)[MMH_PITCH], const uint8_t *src, long long rowBytes, int nrows, int r0, int cols, int k0) {
+    for (int i = threadIdx.x; i < MMQ_BM * (MMH_KT / 8); i += MMQ_THREADS) {
+        const int row = i / (MMH_KT / 8), part = i % (MMH_KT / 8), k = k0 + 8 * part;
+        const bool ok = r0 + row < nrows && k < cols;
+        cp_async16(&tile[row][8 * part], ok ? src + (size_t)(r0 + row) * rowBytes + (size_t)k * 2 : src, ok);
+    }
+}
+
+// mmh_f16: two shared-memory stages; with rows of whole 16-byte pieces the
+// next step's tiles arrive by cp.async while the tensor cores work on the
+// current ones.
+extern "C" __global__ void __launch_bounds__(MMQ_THREADS) mmh_f16(const uint8_t *W, long long rowBytes, int wrows, int cols, const uint16_t *X, float *Y, int ntok) {
+    __shared__ __align__(16) uint16_t tw[2][MMQ_BM][MMH_PITCH];
+    __shared__ __align__(16) uint16_t tx[2][MMQ_BN][MMH_PITCH];
+    const int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP;
+    const int g = lane >> 2, tq = lane & 3;
+    const int wm0 = (warp >> 1) * 16 * MMQ_MT, wn0 = (warp & 1) * 32;
+    const int r0 = blockIdx.x * MMQ_BM, t0 = blockIdx.y * MMQ_BN;
+    const bool async = (cols & 7) == 0;
+    const uint8_t *Xb = (const uint8_t *)X;
+    float acc[MMQ_MT][4][4];
+#pragma unroll
+    for (int a = 0; a < MMQ_MT; a++)
+#pragma unroll
+        for (int b = 0; b < 4; b++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) acc[a][b][i] = 0.f;
+    const int steps = (cols + MMH_KT - 1) / MMH_KT;
+    auto load = [&](int st, int k0) {
+        if (async) {
+            mmh_issue(tw[st], W, rowBytes, wrows, r0, cols, k0);
+            mmh_issue(tx[st], Xb, 2LL * cols, ntok, t0, cols, k0);
+            cp_async_commit();
+        } else {
+            mmh_load(tw[st], W, rowBytes, wrows, r0, cols, k0);
+            mmh_load(tx[st], Xb, 2LL * cols, ntok, t0, cols, k0);
+        }
+    };
+    load(0, 0);
+    for (int step = 0; step < steps; step++) {
+        if (step + 1 < steps) {
+            load((step + 1) & 1, (step + 1) * MMH_KT);
+            if (async) cp_async_wait<1>();
+        } else if (async) {
+            cp_async_wait<0>();
+        }
+        __syncthreads();
+        const uint16_t (*cw)[MMH_PITCH] = tw[step & 1];
+        const uint16_t (*cx)[MMH_PITCH] = tx[step & 1];
+#pragma unroll
+        for (int ks = 0; ks < MMH_KT; ks += 16) {
+            const int k = ks + 2 * tq;
+            uint32_t a[MMQ_MT][4], b[4][2];
+#pragma unroll
+            for (int mt = 0; mt < MMQ_MT; mt++) {
+                const int r = wm0 + 16 * mt + g;
+                a[mt][0] = *(const uint32_t *)&cw[r][k];
+                a[mt][1] = *(const uint32_t *)&cw[r + 8][k];
+                a[mt][2] = *(const uint32_t *)&cw[r][k + 8];
+                a[mt][3] = *(const uint32_t *)&cw[r + 8][k + 8];
+            }
+#pragma unroll
+            for (int nt = 0; nt < 4; nt++) {
+                const int n = wn0 + 8 * nt + g;
+                b[nt][0] = *(const uint32_t *)&cx[n][k];
+                b[nt][1] = *(const uint32_t *)&cx[n][k + 8];
+            }
+#pragma unroll
+            for (int mt = 0; mt < MMQ_MT; mt++)
+#pragma unroll
+                for (int nt = 0; nt < 4; nt++) mma_f16(acc[mt][nt], a[mt][0], a[mt][1], a[mt][2], a[mt][3], b[nt][0], b[nt][1]);
+        }
+        __syncthreads();
+    }
+#pragma unroll
+    for (int mt = 0; mt < MMQ_MT; mt++)
+#pragma unroll
+        for (int nt = 0; nt < 4; nt++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const int r = r0 + wm0 + 16 * mt + g + 8 * (i >> 1), n = t0 + wn0 + 8 * nt + 2 * tq + (i & 1);
+                if (r < wrows && n < ntok) Y[(size_t)n * wrows + r] = acc[mt][nt][i];
+            }
+}
+
+#define MMQ_KERNEL(name, TYPE)                                                                                                      \
+    extern "C" __global__ void __launch_bounds__(MMQ_THREADS)                                                                      \
+        mmq_##name(const uint8_t *W, long long rowBytes, int wrows, int cols, const int8_t *X, float *Y, int ntok) { \
+        mmq<TYPE>(W, rowBytes, wrows, cols, X, Y, ntok);                                                                          \
+    }
+MMQ_KERNEL(q4_0, TYPE_Q4_0)
+MMQ_KERNEL(q8_0, TYPE_Q8_0)
+MMQ_KERNEL(q4_k, TYPE_Q4_K)
+MMQ_KERNEL(q6_k, TYPE_Q6_K)
 
 #define MM_ARGS const uint8_t *W, long long rowBytes, int wrows, int cols, const float *X, float *Y, int ntok
 #define MM_KERNEL(name, TYPE) \
@@ -514,7 +1175,15 @@ extern "C" __global__ void mv_q6_k(MM_ARGS) { mv<TYPE_Q6_K>(W, rowBytes, wrows, 
 
 // Activation rounding kinds (ACT_… ; actKind in the Go code): the
 // dot-product format of a weight type.
-enum { ACT_NONE = 0, ACT_F16 = 1, ACT_Q8_0 = 2, ACT_Q8_K = 3, ACT_Q8_0_INT = 4 };
+// The integer kinds keep the int8 values and their scales apart for the
+// integer products (mvq_…, mmq_…): ACT_Q8_0_INT (Q4_0, Q8_0 weights) and
+// ACT_Q8_K_INT (k-quants) lay out n int8 values, then from byte
+// q8_scales_at(n) one float scale per 32 values (Q8_K's one scale per 256
+// repeated for each of its 32-value chunks), and for ACT_Q8_K_INT after
+// those one int per 32 values: the sum of the chunk's int8 values (Q4_K's
+// minimums need it, as Q8_K's bsums). ACT_F16_BITS is F16 as 16-bit
+// halves for the tensor-core F16 product (mmh_f16).
+enum { ACT_NONE = 0, ACT_F16 = 1, ACT_Q8_0 = 2, ACT_Q8_K = 3, ACT_Q8_0_INT = 4, ACT_Q8_K_INT = 5, ACT_F16_BITS = 6 };
 
 // The roundings below give a whole warp one block: the block's largest
 // magnitude is a warp reduction (a maximum is exact in any order, and
@@ -588,6 +1257,45 @@ __device__ __forceinline__ void warp_act_q8_0_int(const float *xb, int8_t *qb, f
     if (lane == 0) *db = round_f16(d);
 }
 
+// warp_act_q8_k_int is warp_act_q8_k keeping q apart from d (ACT_Q8_K_INT):
+// q into qb[256], d into db[0..7] (one per 32-value chunk), the chunks'
+// sums of q into sb[0..7].
+__device__ __forceinline__ void warp_act_q8_k_int(const float *xb, int8_t *qb, float *db, int *sb, int lane) {
+    float v[QK_K / WARP];
+    float best = 0.f;
+    int at = -1;
+#pragma unroll
+    for (int k = 0; k < QK_K / WARP; k++) {
+        v[k] = xb[lane + WARP * k];
+        const float a = fabsf(v[k]);
+        if (a > best) {
+            best = a;
+            at = lane + WARP * k;
+        }
+    }
+    for (int o = WARP / 2; o > 0; o >>= 1) {
+        const float ob = __shfl_xor_sync(0xffffffffu, best, o);
+        const int oat = __shfl_xor_sync(0xffffffffu, at, o);
+        if (ob > best || (ob == best && oat >= 0 && (at < 0 || oat < at))) {
+            best = ob;
+            at = oat;
+        }
+    }
+    const float mx = xb[at < 0 ? 0 : at];
+    const float iscale = at < 0 ? 0.f : -127.f / mx;
+    const float d = at < 0 ? 0.f : 1.f / iscale;
+#pragma unroll
+    for (int k = 0; k < QK_K / WARP; k++) {
+        int q = __float2int_rn(iscale * v[k]);
+        q = q < 127 ? q : 127;
+        qb[lane + WARP * k] = (int8_t)q;
+        // Chunk k is value lane of every lane's k-th value: sum over lanes.
+        for (int o = WARP / 2; o > 0; o >>= 1) q += __shfl_xor_sync(0xffffffffu, q, o);
+        if (lane == k) sb[k] = q;
+    }
+    if (lane < QK_K / QK) db[lane] = d;
+}
+
 // act_span rounds values first..first+n-1 (whole blocks of the kind) of a
 // vector of total values, x its floats and y its rounded copy, with the
 // calling block's nthreads threads (a multiple of 32), a warp per
@@ -612,6 +1320,17 @@ __device__ void act_span(const float *x, void *y, int first, int n, int total, i
         for (int b = first / QK + warp; b < (first + n) / QK; b += warps) warp_act_q8_0_int(x + (size_t)b * QK, q + (size_t)b * QK, ds + b, lane);
         break;
     }
+    case ACT_Q8_K_INT: {
+        int8_t *q = (int8_t *)y;
+        float *ds = (float *)(q + q8_scales_at(total));
+        int *ss = (int *)(ds + total / QK);
+        for (int b = first / QK_K + warp; b < (first + n) / QK_K; b += warps)
+            warp_act_q8_k_int(x + (size_t)b * QK_K, q + (size_t)b * QK_K, ds + (size_t)b * 8, ss + (size_t)b * 8, lane);
+        break;
+    }
+    case ACT_F16_BITS:
+        for (int i = first + tid; i < first + n; i += nthreads) ((uint16_t *)y)[i] = float_to_half(x[i]);
+        break;
     }
 }
 
@@ -637,6 +1356,22 @@ extern "C" __global__ void act_q8_0_int(const float *x, int8_t *y, int nblocks) 
     const int b = blockIdx.x * ACT_WARPS + threadIdx.x / WARP;
     float *ds = (float *)(y + q8_scales_at(nblocks * QK));
     if (b < nblocks) warp_act_q8_0_int(x + (size_t)b * QK, y + (size_t)b * QK, ds + b, threadIdx.x % WARP);
+}
+
+// act_q8_k_int rounds nblocks blocks of 256 through Q8_K into
+// ACT_Q8_K_INT's layout, a warp per block.
+extern "C" __global__ void act_q8_k_int(const float *x, int8_t *y, int nblocks) {
+    const int b = blockIdx.x * ACT_WARPS + threadIdx.x / WARP;
+    const int total = nblocks * QK_K;
+    float *ds = (float *)(y + q8_scales_at(total));
+    int *ss = (int *)(ds + total / QK);
+    if (b < nblocks) warp_act_q8_k_int(x + (size_t)b * QK_K, y + (size_t)b * QK_K, ds + (size_t)b * 8, ss + (size_t)b * 8, threadIdx.x % WARP);
+}
+
+// act_f16_bits rounds n values to F16 halves (ACT_F16_BITS).
+extern "C" __global__ void act_f16_bits(const float *x, uint16_t *y, int n) {
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) y[i] = float_to_half(x[i]);
 }
 
 // act_q8_k rounds nblocks blocks of 256 through Q8_K, a warp per block.
@@ -720,8 +1455,9 @@ extern "C" __global__ void __launch_bounds__(NORM_THREADS) rms_norm(const float 
     for (int i = threadIdx.x; i < cols; i += NORM_THREADS) dr[i] = src[i] * scale * w[i];
     if (act) {
         __syncthreads();
-        // (ACT_Q8_0_INT is used for one row only.)
-        act_span(dr, actKind == ACT_Q8_0_INT ? act : (void *)((float *)act + off), 0, cols, cols, actKind, threadIdx.x, NORM_THREADS);
+        // act_span indexes the whole matrix (gridDim.x rows): the integer
+        // kinds keep all values before all scales.
+        act_span(dst, act, (int)off, cols, gridDim.x * cols, actKind, threadIdx.x, NORM_THREADS);
     }
 }
 
@@ -750,41 +1486,16 @@ extern "C" __global__ void swiglu(const float *gate, const float *up, float *dst
     }
 }
 
-// rope rotates each head of row blockIdx.x by its position. Pair i's angle
-// is pos·base^(-2i/dims)·freqScale with the power accumulated in float one
-// pair at a time (theta *= thetaScale), as ggml's rope cache does; cos and
-// sin in double rounded to float.
-extern "C" __global__ void rope(float *x, const int *pos, int heads, int headDim, int dims,
-                                float thetaScale, float freqScale, int neox) {
-    const int half = dims / 2;
-    float *row = x + (size_t)blockIdx.x * heads * headDim;
-    const float p = (float)pos[blockIdx.x];
-    for (int k = threadIdx.x; k < heads * half; k += blockDim.x) {
-        const int h = k / half, i = k % half;
-        float theta = p;
-        for (int j = 0; j < i; j++) theta *= thetaScale;
-        const double t = (double)(freqScale * theta);
-        const float c = (float)cos(t), s = (float)sin(t);
-        float *head = row + h * headDim;
-        const int i0 = neox ? i : 2 * i, i1 = neox ? i + half : 2 * i + 1;
-        const float x0 = head[i0], x1 = head[i1];
-        head[i0] = x0 * c - x1 * s;
-        head[i1] = x0 * s + x1 * c;
-    }
-}
-
 // ---------------------------------------------------------------- KV cache
 
 __device__ __forceinline__ size_t kv_offset(int slot, int layer, int pos, int layers, int ctx, int kvDim) {
     return (((size_t)slot * layers + layer) * ctx + pos) * kvDim;
 }
 
-// store_kv writes row blockIdx.x of k and v at (slot, layer, pos) of the
-// cache, rounding to F16 when the cache is F16.
-extern "C" __global__ void store_kv(const float *k, const float *v, void *kc, void *vc,
-                                    const int *slot, const int *pos, int kvDim, int layers, int ctx,
-                                    int layer, int f16) {
-    const int r = blockIdx.x;
+// store_kv_row writes row r of k and v at (slot, layer, pos) of the cache
+// with the calling block's threads, rounding to F16 when the cache is F16.
+__device__ __forceinline__ void store_kv_row(const float *k, const float *v, void *kc, void *vc, const int *slot,
+                                             const int *pos, int kvDim, int layers, int ctx, int layer, int f16, int r) {
     const size_t off = kv_offset(slot[r], layer, pos[r], layers, ctx, kvDim);
     const float *kr = k + (size_t)r * kvDim, *vr = v + (size_t)r * kvDim;
     for (int i = threadIdx.x; i < kvDim; i += blockDim.x) {
@@ -795,6 +1506,62 @@ extern "C" __global__ void store_kv(const float *k, const float *v, void *kc, vo
             ((float *)kc)[off + i] = kr[i];
             ((float *)vc)[off + i] = vr[i];
         }
+    }
+}
+
+// store_kv writes row blockIdx.x of k and v at (slot, layer, pos) of the
+// cache, rounding to F16 when the cache is F16.
+extern "C" __global__ void store_kv(const float *k, const float *v, void *kc, void *vc,
+                                    const int *slot, const int *pos, int kvDim, int layers, int ctx,
+                                    int layer, int f16) {
+    store_kv_row(k, v, kc, vc, slot, pos, kvDim, layers, ctx, layer, f16, blockIdx.x);
+}
+
+// ROPE_MAX_PAIRS: the most rotated pairs a head takes (dims/2).
+#define ROPE_MAX_PAIRS 256
+
+// rope rotates each head of row blockIdx.x by its position. Pair i's angle
+// is pos·base^(-2i/dims)·freqScale with the power accumulated in float one
+// pair at a time (theta *= thetaScale), as ggml's rope cache does; cos and
+// sin in double rounded to float.
+//
+// Two fusions save launches of a decode layer: with x2 not null the heads2
+// heads of x2's row (k after q) rotate in the same launch, and with kc not
+// null the block then stores row blockIdx.x of kst (the rotated k) and v at
+// (slot, pos) of the cache (store_kv's work, after a barrier so that the
+// block's own rotations are visible).
+extern "C" __global__ void rope(float *x, const int *pos, int heads, int headDim, int dims,
+                                float thetaScale, float freqScale, int neox, float *x2, int heads2,
+                                const float *v, const float *kst, void *kc, void *vc, const int *slot,
+                                int kvDim, int layers, int ctx, int layer, int f16) {
+    // Pair i's cos and sin are the same for every head of the row: take
+    // them once (the serial power and the double sincos are the cost),
+    // then rotate all heads.
+    __shared__ float cs[ROPE_MAX_PAIRS], sn[ROPE_MAX_PAIRS];
+    const int half = dims / 2;
+    const int r = blockIdx.x;
+    const float p = (float)pos[r];
+    for (int i = threadIdx.x; i < half; i += blockDim.x) {
+        float theta = p;
+        for (int j = 0; j < i; j++) theta *= thetaScale;
+        const double t = (double)(freqScale * theta);
+        cs[i] = (float)cos(t);
+        sn[i] = (float)sin(t);
+    }
+    __syncthreads();
+    for (int k = threadIdx.x; k < (heads + heads2) * half; k += blockDim.x) {
+        const int h = k / half, i = k % half;
+        const float c = cs[i], s = sn[i];
+        float *head = h < heads ? x + (size_t)r * heads * headDim + h * headDim
+                                : x2 + (size_t)r * heads2 * headDim + (h - heads) * headDim;
+        const int i0 = neox ? i : 2 * i, i1 = neox ? i + half : 2 * i + 1;
+        const float x0 = head[i0], x1 = head[i1];
+        head[i0] = x0 * c - x1 * s;
+        head[i1] = x0 * s + x1 * c;
+    }
+    if (kc) {
+        __syncthreads();
+        store_kv_row(kst, v, kc, vc, slot, pos, kvDim, layers, ctx, layer, f16, r);
     }
 }
 
@@ -851,7 +1618,7 @@ __device__ double block_sum(double v, double *red) {
 extern "C" __global__ void attention(const float *q, float *dst, const void *kc, const void *vc,
                                      const int *slotArr, const int *posArr, int heads, int kvHeads,
                                      int headDim, int layers, int ctx, int layer, float scale, int f16,
-                                     float *scores, float *probs, int probeCols) {
+                                     float *scores, float *probs, int probeCols, int8_t *act) {
     __shared__ float qs[ATTN_MAX_HEAD_DIM];
     __shared__ float p[ATTN_THREADS];
     __shared__ float comb[ATTN_THREADS];
@@ -920,9 +1687,240 @@ extern "C" __global__ void attention(const float *q, float *dst, const void *kc,
     }
     comb[tid] = acc;
     __syncthreads();
+    float *out = dst + (size_t)r * heads * headDim + (size_t)h * headDim;
     if (tid < headDim) {
         float o = 0.f;
         for (int k = 0; k < groups; k++) o += comb[k * headDim + tid];
-        dst[(size_t)r * heads * headDim + (size_t)h * headDim + tid] = o;
+        out[tid] = o;
     }
+    if (act) {
+        // Fused rounding of the output (one row, headDim a multiple of 32)
+        // into ACT_Q8_0_INT for the o projection: this head's values are
+        // whole Q8_0 blocks of the row, a warp each.
+        __syncthreads();
+        float *ds = (float *)(act + q8_scales_at(heads * headDim));
+        for (int b = warp; b < headDim / QK; b += ATTN_WARPS) {
+            const int gb = h * headDim / QK + b;
+            warp_act_q8_0_int(out + b * QK, act + (size_t)gb * QK, ds + gb, lane);
+        }
+    }
+}
+
+// ------------------------------------------------ prefill attention on the tensor cores
+
+// attention_tc is attention for many query rows (prefill) with an F16
+// cache, on the tensor cores (m16n8k16, F16 inputs, float sums). A block
+// takes one head and a tile of up to FA_ROWS query rows of one slot (the
+// Go side cuts the batch into tiles that never mix slots: tiles[2·y] is
+// the first row of tile y, tiles[2·y+1] its row count); warp w owns rows
+// 16w..16w+15. Keys go through shared memory FA_KEYS at a time, up to the
+// tile's largest position, each row masking the keys after its own.
+//
+// Numerics: those of the attention kernel and the CPU. The query is
+// rounded to F16 (as ggml's F16 products round it), scores are the F16
+// dot products summed in float, times the scale; three passes over the
+// keys give the row's maximum, the sum of exponentials (in double) and
+// then the probabilities exp(s − max)/sum rounded to F16, which weight
+// the values (F16) with float sums. Only the order of the float sums
+// differs from the CPU.
+#define FA_ROWS 64
+#define FA_KEYS 64
+#define FA_THREADS 128
+// The kernel is compiled for heads of up to 64 and up to 128 dimensions
+// (MAXD): register arrays sized for 128 would halve the blocks a
+// multiprocessor holds for the common 64.
+#define FA_VPITCH (FA_KEYS + 8)
+
+__device__ __forceinline__ int imax(int a, int b) { return a > b ? a : b; }
+
+__device__ __forceinline__ uint32_t pack_f16(float lo, float hi) {
+    return (uint32_t)float_to_half(lo) | ((uint32_t)float_to_half(hi) << 16);
+}
+
+// fa_scores computes the warp's 16×FA_KEYS scores of one key chunk (before
+// scaling): s[nt] is the m16n8 fragment of keys 8nt..8nt+7.
+template <int MAXD>
+__device__ __forceinline__ void fa_scores(const uint16_t (*ks)[MAXD + 8], const uint32_t qa[MAXD / 16][4], int D, float s[FA_KEYS / 8][4]) {
+    const int lane = threadIdx.x % WARP, g = lane >> 2, tq = lane & 3;
+#pragma unroll
+    for (int nt = 0; nt < FA_KEYS / 8; nt++) {
+        s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
+#pragma unroll
+        for (int kk = 0; kk < MAXD / 16; kk++) {
+            if (kk < D / 16) {
+                const uint32_t b0 = *(const uint32_t *)&ks[8 * nt + g][16 * kk + 2 * tq];
+                const uint32_t b1 = *(const uint32_t *)&ks[8 * nt + g][16 * kk + 8 + 2 * tq];
+                mma_f16(s[nt], qa[kk][0], qa[kk][1], qa[kk][2], qa[kk][3], b0, b1);
+            }
+        }
+    }
+}
+
+template <int MAXD>
+__device__ void attention_tc(const float *q, float *dst, const uint16_t *kc, const uint16_t *vc, const int *slotArr,
+                             const int *posArr, const int *tiles, int heads, int kvHeads, int D, int layers, int ctx,
+                             int layer, float scale) {
+    __shared__ __align__(16) uint16_t ks[FA_KEYS][MAXD + 8];
+    __shared__ __align__(16) uint16_t vt[MAXD][FA_VPITCH];
+    __shared__ int maxPos[FA_THREADS / WARP];
+    const int h = blockIdx.x, tid = threadIdx.x;
+    const int first = tiles[2 * blockIdx.y], count = tiles[2 * blockIdx.y + 1];
+    const int warp = tid / WARP, lane = tid % WARP, g = lane >> 2, tq = lane & 3;
+    const int kvDim = kvHeads * D, kvh = h / (heads / kvHeads);
+    const size_t base = kv_offset(slotArr[first], layer, 0, layers, ctx, kvDim) + (size_t)kvh * D;
+    // This thread's two rows (fragment rows g and g+8 of its warp); rows
+    // past the tile compute with row 0's query and position and are not
+    // written.
+    const int ra = warp * 16 + g, rb = ra + 8;
+    const bool oka = ra < count, okb = rb < count;
+    const int pa = posArr[first + (oka ? ra : 0)], pb = posArr[first + (okb ? rb : 0)];
+    int mp = imax(pa, pb);
+    for (int o = WARP / 2; o > 0; o >>= 1) mp = imax(mp, __shfl_xor_sync(0xffffffffu, mp, o));
+    if (lane == 0) maxPos[warp] = mp;
+
+    uint32_t qa[MAXD / 16][4];
+    {
+        const float *qra = q + (size_t)(first + (oka ? ra : 0)) * heads * D + (size_t)h * D;
+        const float *qrb = q + (size_t)(first + (okb ? rb : 0)) * heads * D + (size_t)h * D;
+#pragma unroll
+        for (int kk = 0; kk < MAXD / 16; kk++) {
+            if (kk < D / 16) {
+                const int c = 16 * kk + 2 * tq;
+                qa[kk][0] = pack_f16(qra[c], qra[c + 1]);
+                qa[kk][1] = pack_f16(qrb[c], qrb[c + 1]);
+                qa[kk][2] = pack_f16(qra[c + 8], qra[c + 9]);
+                qa[kk][3] = pack_f16(qrb[c + 8], qrb[c + 9]);
+            }
+        }
+    }
+    __syncthreads();
+    mp = imax(imax(maxPos[0], maxPos[1]), imax(maxPos[2], maxPos[3]));
+    const int chunks = mp / FA_KEYS + 1;
+    const int parts = D / 8; // 16-byte pieces of a key row
+
+    float mxa = __int_as_float(0xff800000), mxb = mxa;
+    double suma = 0, sumb = 0;
+    float inva = 0.f, invb = 0.f;
+    float o[MAXD / 8][4];
+#pragma unroll
+    for (int dt = 0; dt < MAXD / 8; dt++) o[dt][0] = o[dt][1] = o[dt][2] = o[dt][3] = 0.f;
+
+    for (int pass = 0; pass < 3; pass++) {
+        for (int ch = 0; ch < chunks; ch++) {
+            const int j0 = ch * FA_KEYS;
+            for (int i = tid; i < FA_KEYS * parts; i += FA_THREADS) {
+                const int key = i / parts, part = i % parts;
+                uint4 v = make_uint4(0, 0, 0, 0);
+                if (j0 + key <= mp) v = *(const uint4 *)(kc + base + (size_t)(j0 + key) * kvDim + 8 * part);
+                *(uint4 *)&ks[key][8 * part] = v;
+            }
+            if (pass == 2) {
+                // Values transposed ([dimension][key]) so that the
+                // fragments of the product with the probabilities are
+                // single 32-bit loads; consecutive threads take
+                // consecutive keys.
+                for (int i = tid; i < FA_KEYS * parts; i += FA_THREADS) {
+                    const int key = i % FA_KEYS, part = i / FA_KEYS;
+                    uint4 v = make_uint4(0, 0, 0, 0);
+                    if (j0 + key <= mp) v = *(const uint4 *)(vc + base + (size_t)(j0 + key) * kvDim + 8 * part);
+                    const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+                    for (int e = 0; e < 4; e++) {
+                        vt[8 * part + 2 * e][key] = (uint16_t)(w[e] & 0xffff);
+                        vt[8 * part + 2 * e + 1][key] = (uint16_t)(w[e] >> 16);
+                    }
+                }
+            }
+            __syncthreads();
+            float s[FA_KEYS / 8][4];
+            fa_scores<MAXD>(ks, qa, D, s);
+#pragma unroll
+            for (int nt = 0; nt < FA_KEYS / 8; nt++)
+#pragma unroll
+                for (int i = 0; i < 4; i++) {
+                    const int j = j0 + 8 * nt + 2 * tq + (i & 1);
+                    const bool valid = j <= (i < 2 ? pa : pb);
+                    s[nt][i] = valid ? __fmul_rn(s[nt][i], scale) : __int_as_float(0xff800000);
+                }
+            if (pass == 0) {
+#pragma unroll
+                for (int nt = 0; nt < FA_KEYS / 8; nt++) {
+                    mxa = fmaxf(mxa, fmaxf(s[nt][0], s[nt][1]));
+                    mxb = fmaxf(mxb, fmaxf(s[nt][2], s[nt][3]));
+                }
+            } else if (pass == 1) {
+#pragma unroll
+                for (int nt = 0; nt < FA_KEYS / 8; nt++) {
+                    // Masked keys (−∞) add exp(−∞) = 0.
+                    suma += (double)(float)exp((double)(s[nt][0] - mxa)) + (double)(float)exp((double)(s[nt][1] - mxa));
+                    sumb += (double)(float)exp((double)(s[nt][2] - mxb)) + (double)(float)exp((double)(s[nt][3] - mxb));
+                }
+            } else {
+                // Probabilities, rounded to F16, straight into the A
+                // fragments of the product with the values: the m16n8
+                // fragments of keys 16kk.. and 16kk+8.. are the m16k16
+                // fragment of keys 16kk..16kk+15.
+#pragma unroll
+                for (int kk = 0; kk < FA_KEYS / 16; kk++) {
+                    float p[2][4];
+#pragma unroll
+                    for (int e = 0; e < 2; e++)
+#pragma unroll
+                        for (int i = 0; i < 4; i++) {
+                            const float sv = s[2 * kk + e][i];
+                            p[e][i] = sv == __int_as_float(0xff800000) ? 0.f : (float)exp((double)(sv - (i < 2 ? mxa : mxb))) * (i < 2 ? inva : invb);
+                        }
+                    const uint32_t a0 = pack_f16(p[0][0], p[0][1]), a1 = pack_f16(p[0][2], p[0][3]);
+                    const uint32_t a2 = pack_f16(p[1][0], p[1][1]), a3 = pack_f16(p[1][2], p[1][3]);
+#pragma unroll
+                    for (int dt = 0; dt < MAXD / 8; dt++) {
+                        if (dt < D / 8) {
+                            const uint32_t b0 = *(const uint32_t *)&vt[8 * dt + g][16 * kk + 2 * tq];
+                            const uint32_t b1 = *(const uint32_t *)&vt[8 * dt + g][16 * kk + 8 + 2 * tq];
+                            mma_f16(o[dt], a0, a1, a2, a3, b0, b1);
+                        }
+                    }
+                }
+            }
+            __syncthreads();
+        }
+        if (pass == 0) {
+            // The four threads of a fragment row hold its other columns.
+            for (int m = 1; m < 4; m <<= 1) {
+                mxa = fmaxf(mxa, __shfl_xor_sync(0xffffffffu, mxa, m));
+                mxb = fmaxf(mxb, __shfl_xor_sync(0xffffffffu, mxb, m));
+            }
+        } else if (pass == 1) {
+            for (int m = 1; m < 4; m <<= 1) {
+                suma += __shfl_xor_sync(0xffffffffu, suma, m);
+                sumb += __shfl_xor_sync(0xffffffffu, sumb, m);
+            }
+            inva = (float)(1.0 / suma);
+            invb = (float)(1.0 / sumb);
+        }
+    }
+#pragma unroll
+    for (int dt = 0; dt < MAXD / 8; dt++) {
+        if (dt < D / 8) {
+            const int c = 8 * dt + 2 * tq;
+            if (oka) {
+                float *out = dst + (size_t)(first + ra) * heads * D + (size_t)h * D + c;
+                out[0] = o[dt][0], out[1] = o[dt][1];
+            }
+            if (okb) {
+                float *out = dst + (size_t)(first + rb) * heads * D + (size_t)h * D + c;
+                out[0] = o[dt][2], out[1] = o[dt][3];
+            }
+        }
+    }
+}
+
+#define ATTN_TC_ARGS                                                                                                      \
+    const float *q, float *dst, const uint16_t *kc, const uint16_t *vc, const int *slotArr, const int *posArr,         \
+        const int *tiles, int heads, int kvHeads, int D, int layers, int ctx, int layer, float scale
+extern "C" __global__ void __launch_bounds__(FA_THREADS, 3) attention_tc64(ATTN_TC_ARGS) {
+    attention_tc<64>(q, dst, kc, vc, slotArr, posArr, tiles, heads, kvHeads, D, layers, ctx, layer, scale);
+}
+extern "C" __global__ void __launch_bounds__(FA_THREADS) attention_tc128(ATTN_TC_ARGS) {
+    attention_tc<128>(q, dst, kc, vc, slotArr, posArr, tiles, heads, kvHeads, D, layers, ctx, layer, scale);
 }
