@@ -17,9 +17,11 @@ import "encoding/binary"
 // symmetric formats and Q8_1 (d, s = d*Σq, qs) for the ones with an offset
 // m, whose contribution is then m*s for the whole block.
 //
-// The float arithmetic is written with explicit float32 conversions in the
-// order ggml's generic code rounds, so that no compiler may fuse a multiply
-// and an add (the Go spec allows fusion unless a conversion forbids it).
+// The float arithmetic is written with explicit float32 conversions, so
+// that no compiler may fuse a multiply and an add (the Go spec allows
+// fusion unless a conversion forbids it), and with fma32 where ggml's
+// code fuses them. Q8_0 and Q4_0 round as llama.cpp's x86 SIMD code does
+// (see dotQ8_0 and dotQ4_0); Q4_1, Q5_0 and Q5_1 as ggml's generic code.
 const (
 	q4_0Bytes = 18
 	q4_1Bytes = 20
@@ -65,29 +67,26 @@ func sumQ5(q *[16]byte, qh uint32, a, b *[16]byte, off int32) int32 {
 	return s
 }
 
-// sumQ8 is Σ a_j·b_j over 32 int8 pairs.
-func sumQ8(a, b *[32]byte) int32 {
-	var s int32
-	for j := 0; j < 32; j += 4 {
-		s += int32(int8(a[j]))*int32(int8(b[j])) + int32(int8(a[j+1]))*int32(int8(b[j+1])) +
-			int32(int8(a[j+2]))*int32(int8(b[j+2])) + int32(int8(a[j+3]))*int32(int8(b[j+3]))
-	}
-	return s
-}
-
+// dotQ4_0 follows what llama.cpp's x86 builds run for Q4_0 weights: they
+// repack them into the q4_0_8x8 layout at load time, and the repacked
+// gemv (one token) and gemm (several) of arch/x86/repack.cpp sum each
+// block's 32 products exactly to one integer and add it, times dw·dx, to
+// the output with one fused multiply-add, block after block:
+// acc = fma(float(sumi), dw·dx, acc), no horizontal sum at the end.
+// ggml's scalar reference (sumf += sumi*dx*dy) rounds differently.
 func dotQ4_0(w, xq []byte, n int) float32 {
 	nb := n / qk
 	w, xq = w[:nb*q4_0Bytes], xq[:nb*q8_0Bytes]
-	var sumf float32
+	var acc float32
 	for len(w) >= q4_0Bytes && len(xq) >= q8_0Bytes {
 		x := (*[q4_0Bytes]byte)(w)
 		y := (*[q8_0Bytes]byte)(xq)
 		sumi := sumQ4((*[16]byte)(x[2:]), (*[16]byte)(y[2:]), (*[16]byte)(y[18:]), 8)
-		// sumi*dx*dy, left to right.
-		sumf += float32(float32(float32(sumi)*fp16(x[0:])) * fp16(y[0:]))
+		d := float32(fp16(x[0:]) * fp16(y[0:]))
+		acc = fma32(float32(sumi), d, acc)
 		w, xq = w[q4_0Bytes:], xq[q8_0Bytes:]
 	}
-	return sumf
+	return acc
 }
 
 func dotQ4_1(w, xq []byte, n int) float32 {
@@ -140,18 +139,34 @@ func dotQ5_1(w, xq []byte, n int) float32 {
 	return sumf
 }
 
+// dotQ8_0 follows llama.cpp's x86 code for Q8_0 weights, which is the
+// same for one token (ggml_vec_dot_q8_0_q8_0 in arch/x86/quants.c) and
+// several (tinyBLAS_Q0_AVX in llamafile/sgemm.cpp): eight float32 lanes,
+// lane l adding, block after block, the exact integer sum of the four
+// products of values 4l..4l+3 times dw·dx with one fused multiply-add;
+// then the lanes are summed pairwise as hsum8 does.
 func dotQ8_0(w, xq []byte, n int) float32 {
 	nb := n / qk
 	w, xq = w[:nb*q8_0Bytes], xq[:nb*q8_0Bytes]
-	var sumf float32
+	var acc [8]float32
 	for len(w) >= q8_0Bytes && len(xq) >= q8_0Bytes {
 		x := (*[q8_0Bytes]byte)(w)
 		y := (*[q8_0Bytes]byte)(xq)
-		sumi := sumQ8((*[32]byte)(x[2:]), (*[32]byte)(y[2:]))
-		// sumi*(dx*dy)
-		dd := float32(fp16(x[0:]) * fp16(y[0:]))
-		sumf += float32(float32(sumi) * dd)
+		d := float32(fp16(x[0:]) * fp16(y[0:]))
+		for l := range acc {
+			a, b := x[2+4*l:6+4*l], y[2+4*l:6+4*l]
+			s := int32(int8(a[0]))*int32(int8(b[0])) + int32(int8(a[1]))*int32(int8(b[1])) +
+				int32(int8(a[2]))*int32(int8(b[2])) + int32(int8(a[3]))*int32(int8(b[3]))
+			acc[l] = fma32(d, float32(s), acc[l])
+		}
 		w, xq = w[q8_0Bytes:], xq[q8_0Bytes:]
 	}
-	return sumf
+	return hsum8(&acc)
+}
+
+// hsum8 adds eight float32 lanes in the order of ggml's x86 hsum_float_8
+// (and of our kernels' HSUM8): the upper four lanes onto the lower four,
+// then the upper two of those onto the lower two, then the two.
+func hsum8(l *[8]float32) float32 {
+	return float32(float32(l[0]+l[4])+float32(l[2]+l[6])) + float32(float32(l[1]+l[5])+float32(l[3]+l[7]))
 }

@@ -1,0 +1,287 @@
+package kernels
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+	"unsafe"
+
+	"github.com/ebitengine/purego"
+	"golang.org/x/sys/cpu"
+
+	"llamago/tensor"
+)
+
+// The Q8_0 and Q4_0 products must give exactly the float32 bits that
+// llama.cpp's x86 builds give (dot_legacy.go says which code that is), so
+// these tests call that code in llama.cpp's own CPU libraries:
+//
+//   - Q8_0, one token: ggml_vec_dot_q8_0_q8_0 (arch/x86/quants.c);
+//   - Q8_0, several tokens: llamafile_sgemm, which runs tinyBLAS_Q0_AVX;
+//   - Q4_0: the repacked q4_0_8x8 gemv (one token) and gemm (several),
+//     exported as the C++ templates ggml::cpu::repack::gemv/gemm, on
+//     weights repacked here into block_q4_0x8 (repackQ4_0x8), with
+//     activations quantized by ggml: quantize_row_q8_0 for the gemv,
+//     ggml_quantize_mat_t<8, Q8_0> (four tokens interleaved) for the gemm.
+//
+// Our side quantizes the same float activations with QuantizeRow, so a
+// quantizer that rounded one value differently would show too.
+
+// x86Variants are the libggml-cpu-<variant>.so builds these tests call,
+// the one llama.cpp's loader picks on a Zen 4 first; each runs where the
+// CPU has what its build assumes.
+var x86Variants = []struct {
+	name string
+	ok   func() bool
+}{
+	{"zen4", func() bool {
+		x := cpu.X86
+		return x.HasAVX512F && x.HasAVX512BW && x.HasAVX512VL && x.HasAVX512DQ && x.HasAVX512CD &&
+			x.HasAVX512VNNI && x.HasAVX512BF16 && x.HasAVX512VBMI && x.HasAVX512IFMA
+	}},
+	{"icelake", func() bool {
+		x := cpu.X86
+		return x.HasAVX512F && x.HasAVX512BW && x.HasAVX512VL && x.HasAVX512VNNI && x.HasAVX512VBMI
+	}},
+	{"haswell", func() bool { return cpu.X86.HasAVX2 && cpu.X86.HasFMA && cpu.X86.HasBMI2 && cpu.X86.HasF16C }},
+}
+
+// ggmlMatMul holds the matrix-product entry points of one x86 build.
+type ggmlMatMul struct {
+	*ggmlCPU
+	// bool llamafile_sgemm(const struct ggml_compute_params *, int64_t m,
+	//   int64_t n, int64_t k, const void *A, int64_t lda, const void *B,
+	//   int64_t ldb, void *C, int64_t ldc, int Atype, int Btype, int Ctype)
+	sgemm func(params unsafe.Pointer, m, n, k int64, a unsafe.Pointer, lda int64, b unsafe.Pointer, ldb int64, c unsafe.Pointer, ldc int64, at, bt, ct int32) bool
+	// void gemv/gemm(int n, float *s, size_t bs, const void *vx,
+	//   const void *vy, int nr, int nc)
+	gemvQ4_0, gemmQ4_0 func(n int32, s *float32, bs uintptr, vx, vy unsafe.Pointer, nr, nc int32)
+	// void ggml_quantize_mat_t<8, GGML_TYPE_Q8_0>(const float *x, void *vy,
+	//   int64_t nrow, int64_t n_per_row)
+	quantizeMat func(x *float32, vy unsafe.Pointer, nrow, nPerRow int64)
+}
+
+// ggmlComputeParams mirrors struct ggml_compute_params (ggml-cpu-impl.h);
+// tinyBLAS_Q0_AVX reads only ith and nth.
+type ggmlComputeParams struct {
+	ith, nth   int32
+	wsize      uintptr
+	wdata      unsafe.Pointer
+	threadpool unsafe.Pointer
+	useRef     bool
+}
+
+func openGGMLMatMul(t *testing.T, variant string) *ggmlMatMul {
+	t.Helper()
+	g := &ggmlMatMul{ggmlCPU: openGGMLCPU(t, variant, "")}
+	err := func() (err error) {
+		defer func() {
+			if r := recover(); r != nil { // RegisterLibFunc panics on a missing symbol
+				err = fmt.Errorf("libggml-cpu-%s.so: %v", variant, r)
+			}
+		}()
+		purego.RegisterLibFunc(&g.sgemm, g.handle, "llamafile_sgemm")
+		purego.RegisterLibFunc(&g.gemvQ4_0, g.handle, "_ZN4ggml3cpu6repack4gemvI10block_q4_0Ll8ELl8EL9ggml_type8EEEviPfmPKvS7_ii")
+		purego.RegisterLibFunc(&g.gemmQ4_0, g.handle, "_ZN4ggml3cpu6repack4gemmI10block_q4_0Ll8ELl8EL9ggml_type8EEEviPfmPKvS7_ii")
+		purego.RegisterLibFunc(&g.quantizeMat, g.handle, "_Z19ggml_quantize_mat_tILl8EL9ggml_type8EEvPKfPvll")
+		return nil
+	}()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// matMul returns ggml's products of the rows×n weight matrix w (type wt)
+// with the nTok activation rows x (n floats each), token-major: out[t*rows+r].
+func (g *ggmlMatMul) matMul(t *testing.T, wt tensor.Type, w []byte, rows int, x []float32, nTok, n int) []float32 {
+	t.Helper()
+	out := make([]float32, nTok*rows)
+	switch wt {
+	case tensor.Q8_0:
+		xq := make([]byte, nTok*RowBytes(tensor.Q8_0, n))
+		rb := RowBytes(tensor.Q8_0, n)
+		for tok := 0; tok < nTok; tok++ {
+			copy(xq[tok*rb:], g.quantize(tensor.Q8_0, x[tok*n:(tok+1)*n]))
+		}
+		if nTok == 1 {
+			// ggml_compute_forward_mul_mat: one column goes to vec_dot.
+			for r := 0; r < rows; r++ {
+				out[r] = g.dot(tensor.Q8_0, w[r*rb:], xq, n)
+			}
+			return out
+		}
+		params := ggmlComputeParams{ith: 0, nth: 1}
+		nb := int64(n / qk)
+		if !g.sgemm(unsafe.Pointer(&params), int64(rows), int64(nTok), nb, unsafe.Pointer(&w[0]), nb,
+			unsafe.Pointer(&xq[0]), nb, unsafe.Pointer(&out[0]), int64(rows), int32(tensor.Q8_0), int32(tensor.Q8_0), int32(tensor.F32)) {
+			t.Fatalf("llamafile_sgemm declined Q8_0 × Q8_0 with %d tokens", nTok)
+		}
+	case tensor.Q4_0:
+		packed := repackQ4_0x8(w, rows, n)
+		// As the repack's forward_mul_mat: tokens in groups of four go to
+		// the gemm, the rest one by one to the gemv.
+		nGemm := nTok - nTok%4
+		if nGemm > 0 {
+			xq := make([]byte, nGemm*RowBytes(tensor.Q8_0, n))
+			for tok := 0; tok < nGemm; tok += 4 {
+				g.quantizeMat(&x[tok*n], unsafe.Pointer(&xq[tok*RowBytes(tensor.Q8_0, n)]), 4, int64(n))
+			}
+			g.gemmQ4_0(int32(n), &out[0], uintptr(rows), unsafe.Pointer(&packed[0]), unsafe.Pointer(&xq[0]), int32(nGemm), int32(rows))
+		}
+		for tok := nGemm; tok < nTok; tok++ {
+			xq := g.quantize(tensor.Q8_0, x[tok*n:(tok+1)*n])
+			g.gemvQ4_0(int32(n), &out[tok*rows], 0, unsafe.Pointer(&packed[0]), unsafe.Pointer(&xq[0]), 1, int32(rows))
+		}
+	default:
+		t.Fatalf("no ggml matrix product for %s", wt)
+	}
+	return out
+}
+
+// repackQ4_0x8 lays out Q4_0 weights (rows a multiple of 8) as ggml's
+// repack does for q4_0_8x8 (repack.cpp, make_block_q4_0x8 with an
+// interleave of 8): for each group of 8 rows and each block column, one
+// block_q4_0x8 of the 8 rows' fp16 scales followed by 128 quant bytes,
+// 8 bytes at a time from rows 0..7 in turn, each byte XORed with 0x88 (so
+// that a nibble read as signed is q-8).
+func repackQ4_0x8(w []byte, rows, n int) []byte {
+	nb := n / qk
+	rb := nb * q4_0Bytes
+	const outBytes = 8*2 + 128
+	out := make([]byte, 0, rows/8*nb*outBytes)
+	for g := 0; g < rows; g += 8 {
+		for b := 0; b < nb; b++ {
+			var blk [outBytes]byte
+			for i := 0; i < 8; i++ {
+				copy(blk[2*i:], w[(g+i)*rb+b*q4_0Bytes:][:2])
+			}
+			for i := 0; i < 16; i++ {
+				src := w[(g+i%8)*rb+b*q4_0Bytes+2+(i/8)*8:][:8]
+				v := binary.LittleEndian.Uint64(src) ^ 0x8888888888888888
+				binary.LittleEndian.PutUint64(blk[16+8*i:], v)
+			}
+			out = append(out, blk[:]...)
+		}
+	}
+	return out
+}
+
+// extremeScaleRow is a weight row of random quants whose block scales
+// jump between the fp16 extremes (largest, smallest normal, subnormal)
+// and ordinary values, so that the sums mix magnitudes that round away.
+func extremeScaleRow(rng *rand.Rand, wt tensor.Type, n int) []byte {
+	b := randomWeightRow(rng, wt, n, 1)
+	ts := wt.TypeSize()
+	scales := []float32{65504, 6.1e-5, 6e-8, 1, 0.001, 300}
+	for blk := 0; blk < n/wt.BlockSize(); blk++ {
+		v := scales[rng.IntN(len(scales))]
+		if rng.IntN(2) == 0 {
+			v = -v
+		}
+		binary.LittleEndian.PutUint16(b[blk*ts:], tensor.Float32ToFP16(v))
+	}
+	return b
+}
+
+// TestQ8_0Q4_0MatchGGMLX86 requires the portable kernels and every set's
+// Dot and MatMulRows to give, for Q8_0 and Q4_0 weights, exactly the bits
+// of llama.cpp's x86 code, at one token (vec_dot, gemv) and several
+// (tinyBLAS, gemm: 4 tokens take its AVX2 path, 16 its AVX-512 one where
+// the build has it, 7 and 21 mix them with single tokens).
+func TestQ8_0Q4_0MatchGGMLX86(t *testing.T) {
+	ran := 0
+	for _, v := range x86Variants {
+		t.Run(v.name, func(t *testing.T) {
+			if !v.ok() {
+				t.Skipf("this CPU cannot run libggml-cpu-%s.so", v.name)
+			}
+			ran++
+			g := openGGMLMatMul(t, v.name)
+			rng := rand.New(rand.NewPCG(71, 72))
+			sets := Available()
+			for _, wt := range []tensor.Type{tensor.Q8_0, tensor.Q4_0} {
+				var checked int
+				for _, n := range []int{32, 64, 96, 256, 2048} {
+					for _, shape := range []struct{ rows, nTok int }{{16, 1}, {24, 4}, {16, 16}, {8, 7}, {32, 21}} {
+						if n >= 2048 && shape.nTok > 4 {
+							continue // long rows: one and four tokens suffice
+						}
+						w := make([]byte, 0, shape.rows*RowBytes(wt, n))
+						for r := 0; r < shape.rows; r++ {
+							switch r % 3 {
+							case 0:
+								w = append(w, randomWeightRow(rng, wt, n, 0.02)...)
+							case 1:
+								w = append(w, extremeScaleRow(rng, wt, n)...)
+							default:
+								w = append(w, extremeWeightRow(rng, wt, n)...)
+							}
+						}
+						x := make([]float32, 0, shape.nTok*n)
+						names := make([]string, 0, shape.nTok)
+						for tok := 0; len(names) < shape.nTok; tok++ {
+							for name, row := range activationRows(rng, n) {
+								if len(names) < shape.nTok {
+									x, names = append(x, row...), append(names, name)
+								}
+							}
+						}
+						want := g.matMul(t, wt, w, shape.rows, x, shape.nTok, n)
+						checked += len(want)
+						xrb := RowBytes(tensor.Q8_0, n)
+						xq := make([]byte, shape.nTok*xrb)
+						for tok := 0; tok < shape.nTok; tok++ {
+							QuantizeRow(tensor.Q8_0, x[tok*n:(tok+1)*n], xq[tok*xrb:(tok+1)*xrb])
+						}
+						rb := RowBytes(wt, n)
+						for _, s := range sets {
+							got := make([]float32, shape.nTok*shape.rows)
+							s.MatMulRows(wt, w, rb, 0, shape.rows, xq, xrb, shape.nTok, n, got, shape.rows)
+							for tok := 0; tok < shape.nTok; tok++ {
+								for r := 0; r < shape.rows; r++ {
+									wv := want[tok*shape.rows+r]
+									one := s.Dot(wt, w[r*rb:(r+1)*rb], xq[tok*xrb:(tok+1)*xrb], n)
+									for _, c := range []struct {
+										what string
+										v    float32
+									}{{"MatMulRows", got[tok*shape.rows+r]}, {"Dot", one}} {
+										if !sameFloat(c.v, wv) {
+											t.Errorf("%s %s %s n=%d rows=%d tokens=%d: row %d, token %d (%s) = %.9g (%#08x), ggml %.9g (%#08x)",
+												s.Name(), c.what, wt, n, shape.rows, shape.nTok, r, tok, names[tok],
+												c.v, math.Float32bits(c.v), wv, math.Float32bits(wv))
+										}
+									}
+								}
+							}
+						}
+					}
+				}
+				t.Logf("%s: %d products of libggml-cpu-%s.so matched bit for bit by the sets %v", wt, checked, v.name, setNames(sets))
+			}
+		})
+	}
+	if ran == 0 {
+		t.Skip("no x86 build of llama.cpp's CPU backend runs on this CPU")
+	}
+}
+
+// sameFloat reports whether a and b have the same bits, or are both NaN.
+func sameFloat(a, b float32) bool {
+	return math.Float32bits(a) == math.Float32bits(b) || (a != a && b != b)
+}
+
+func setNames(sets []*Set) []string {
+	var names []string
+	for _, s := range sets {
+		names = append(names, s.Name())
+	}
+	return names
+}
+
+// followsX86 are the weight types whose kernels, portable and SIMD, all
+// compute the bits of llama.cpp's x86 code (TestQ8_0Q4_0MatchGGMLX86)
+// rather than its generic code's, and so agree with each other exactly.
+var followsX86 = map[tensor.Type]bool{tensor.Q8_0: true, tensor.Q4_0: true}
