@@ -149,6 +149,115 @@ q80vnni_done:
 	VZEROUPPER
 	RET
 
+// Q8_0, four rows (dot4): the one-row kernel's operations for each row,
+// with the activation block loaded, and its scale looked up, once for
+// the four. Each row keeps its own accumulator (Y0..Y3), so the four FMA
+// chains overlap where the one-row kernel waits on one.
+//
+// VNNI: the weight bytes are made unsigned (w+128, a VPXOR with 0x80)
+// and each row's lanes start at -128·Σx of the block's four activations
+// per lane, computed once for the four rows (Y5): VPDPBUSD then adds
+// Σ(w+128)·x, leaving Σw·x exactly. AVX2 moves the weight's sign onto the
+// activation as the one-row kernel does.
+//
+// Registers: SI, R10, R11, R12 the rows; DI the activations; R8 the fp16
+// table; Y4 the activation block; Y6 dx (all lanes); Y7..Y9 scratch;
+// Y14 bytes 0x80 (VNNI); Y15 int16 ones (AVX2).
+
+// Q80X4_X_VNNI loads the activation block at DI into Y4, -128·Σx lanes
+// into Y5 and dx into Y6.
+#define Q80X4_X_VNNI \
+	VMOVDQU      2(DI), Y4       \
+	VPXOR        Y7, Y7, Y7      \
+	VPDPBUSD     Y4, Y14, Y7     \
+	VPXOR        Y5, Y5, Y5      \
+	VPSUBD       Y7, Y5, Y5      \
+	MOVWLZX      (DI), AX        \
+	VBROADCASTSS (R8)(AX*4), Y6
+
+#define Q80X4_X_AVX2 \
+	VMOVDQU      2(DI), Y4       \
+	MOVWLZX      (DI), AX        \
+	VBROADCASTSS (R8)(AX*4), Y6
+
+// Q80X4_ROW_* adds the block of the row at R times the activation block
+// into ACC.
+#define Q80X4_ROW_VNNI(R, ACC) \
+	VPXOR        2(R), Y14, Y8   \
+	VMOVDQA      Y5, Y7          \
+	VPDPBUSD     Y4, Y8, Y7      \
+	VCVTDQ2PS    Y7, Y7          \
+	MOVWLZX      (R), AX         \
+	VBROADCASTSS (R8)(AX*4), Y9  \
+	VMULPS       Y6, Y9, Y9      \
+	VFMADD231PS  Y9, Y7, ACC
+
+#define Q80X4_ROW_AVX2(R, ACC) \
+	VMOVDQU      2(R), Y8        \
+	VPSIGNB      Y8, Y4, Y7      \
+	VPABSB       Y8, Y8          \
+	VPMADDUBSW   Y7, Y8, Y7      \
+	VPMADDWD     Y15, Y7, Y7     \
+	VCVTDQ2PS    Y7, Y7          \
+	MOVWLZX      (R), AX         \
+	VBROADCASTSS (R8)(AX*4), Y9  \
+	VMULPS       Y6, Y9, Y9      \
+	VFMADD231PS  Y9, Y7, ACC
+
+// Q80_FOUR_ROWS is the body of a four-row kernel (X, ROW the VNNI or
+// AVX2 macros), with the next four rows prefetched as in Q40_FOUR_ROWS
+// (136 bytes a step).
+#define Q80_FOUR_ROWS(X, ROW, loop, done) \
+	VXORPS Y0, Y0, Y0          \
+	VXORPS Y1, Y1, Y1          \
+	VXORPS Y2, Y2, Y2          \
+	VXORPS Y3, Y3, Y3          \
+	LEAQ   (R12)(R9*1), R13    \
+	TESTQ  CX, CX              \
+	JZ     done                \
+loop:                          \
+	PREFETCHT0 (R13)           \
+	PREFETCHT0 64(R13)         \
+	PREFETCHT0 128(R13)        \
+	ADDQ   $136, R13           \
+	X                          \
+	ROW(SI, Y0)                \
+	ROW(R10, Y1)               \
+	ROW(R11, Y2)               \
+	ROW(R12, Y3)               \
+	ADDQ $34, SI               \
+	ADDQ $34, R10              \
+	ADDQ $34, R11              \
+	ADDQ $34, R12              \
+	ADDQ $34, DI               \
+	DECQ CX                    \
+	JNZ  loop                  \
+done:                          \
+	HSUM8(Y0, X0, X4)          \
+	HSUM8(Y1, X1, X4)          \
+	HSUM8(Y2, X2, X4)          \
+	HSUM8(Y3, X3, X4)          \
+	VMOVSS X0, (DX)            \
+	VMOVSS X1, 4(DX)           \
+	VMOVSS X2, 8(DX)           \
+	VMOVSS X3, 12(DX)
+
+// func dot4Q8_0VNNI(w *byte, rowBytes int, x *byte, nb int, tab *float32, out *[4]float32)
+TEXT ·dot4Q8_0VNNI(SB), NOSPLIT, $0-48
+	ROWS4
+	BCAST32($0x80808080, X14, Y14)
+	Q80_FOUR_ROWS(Q80X4_X_VNNI, Q80X4_ROW_VNNI, q80vnni4_loop, q80vnni4_done)
+	VZEROUPPER
+	RET
+
+// func dot4Q8_0AVX2(w *byte, rowBytes int, x *byte, nb int, tab *float32, out *[4]float32)
+TEXT ·dot4Q8_0AVX2(SB), NOSPLIT, $0-48
+	ROWS4
+	BCAST32($0x00010001, X15, Y15)
+	Q80_FOUR_ROWS(Q80X4_X_AVX2, Q80X4_ROW_AVX2, q80avx24_loop, q80avx24_done)
+	VZEROUPPER
+	RET
+
 // ---------------------------------------------------------------- Q4_0
 
 // The Q4_0 kernels compute what llama.cpp's repacked q4_0_8x8 gemv and

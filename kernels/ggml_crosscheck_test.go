@@ -65,7 +65,7 @@ func vecDotSymbols(suffix string) map[tensor.Type]string {
 // openGGMLCPU loads libggml-cpu-<variant>.so (with RTLD_LOCAL, so that two
 // variants in one process keep their own symbols) and binds the functions
 // the tests need.
-func openGGMLCPU(t *testing.T, variant, suffix string) *ggmlCPU {
+func openGGMLCPU(t testing.TB, variant, suffix string) *ggmlCPU {
 	t.Helper()
 	dir := testenv.RequireLlamaCpp(t)
 	key := variant + suffix

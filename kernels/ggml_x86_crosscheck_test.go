@@ -73,7 +73,7 @@ type ggmlComputeParams struct {
 	useRef     bool
 }
 
-func openGGMLMatMul(t *testing.T, variant string) *ggmlMatMul {
+func openGGMLMatMul(t testing.TB, variant string) *ggmlMatMul {
 	t.Helper()
 	g := &ggmlMatMul{ggmlCPU: openGGMLCPU(t, variant, "")}
 	err := func() (err error) {
@@ -96,49 +96,65 @@ func openGGMLMatMul(t *testing.T, variant string) *ggmlMatMul {
 
 // matMul returns ggml's products of the rows×n weight matrix w (type wt)
 // with the nTok activation rows x (n floats each), token-major: out[t*rows+r].
-func (g *ggmlMatMul) matMul(t *testing.T, wt tensor.Type, w []byte, rows int, x []float32, nTok, n int) []float32 {
+func (g *ggmlMatMul) matMul(t testing.TB, wt tensor.Type, w []byte, rows int, x []float32, nTok, n int) []float32 {
 	t.Helper()
 	out := make([]float32, nTok*rows)
+	g.prepare(t, wt, w, rows, x, nTok, n)(out)
+	return out
+}
+
+// prepare does what llama.cpp does once per matrix product before the
+// kernels run (repack the Q4_0 weights, quantize the activations) and
+// returns the kernel calls, which write the products into out
+// (token-major, out[t*rows+r]).
+func (g *ggmlMatMul) prepare(t testing.TB, wt tensor.Type, w []byte, rows int, x []float32, nTok, n int) func(out []float32) {
+	t.Helper()
+	xrb := RowBytes(tensor.Q8_0, n)
 	switch wt {
 	case tensor.Q8_0:
-		xq := make([]byte, nTok*RowBytes(tensor.Q8_0, n))
-		rb := RowBytes(tensor.Q8_0, n)
+		xq := make([]byte, nTok*xrb)
 		for tok := 0; tok < nTok; tok++ {
-			copy(xq[tok*rb:], g.quantize(tensor.Q8_0, x[tok*n:(tok+1)*n]))
+			copy(xq[tok*xrb:], g.quantize(tensor.Q8_0, x[tok*n:(tok+1)*n]))
 		}
 		if nTok == 1 {
 			// ggml_compute_forward_mul_mat: one column goes to vec_dot.
-			for r := 0; r < rows; r++ {
-				out[r] = g.dot(tensor.Q8_0, w[r*rb:], xq, n)
+			return func(out []float32) {
+				for r := 0; r < rows; r++ {
+					out[r] = g.dot(tensor.Q8_0, w[r*xrb:], xq, n)
+				}
 			}
-			return out
 		}
-		params := ggmlComputeParams{ith: 0, nth: 1}
-		nb := int64(n / qk)
-		if !g.sgemm(unsafe.Pointer(&params), int64(rows), int64(nTok), nb, unsafe.Pointer(&w[0]), nb,
-			unsafe.Pointer(&xq[0]), nb, unsafe.Pointer(&out[0]), int64(rows), int32(tensor.Q8_0), int32(tensor.Q8_0), int32(tensor.F32)) {
-			t.Fatalf("llamafile_sgemm declined Q8_0 × Q8_0 with %d tokens", nTok)
+		return func(out []float32) {
+			params := ggmlComputeParams{ith: 0, nth: 1}
+			nb := int64(n / qk)
+			if !g.sgemm(unsafe.Pointer(&params), int64(rows), int64(nTok), nb, unsafe.Pointer(&w[0]), nb,
+				unsafe.Pointer(&xq[0]), nb, unsafe.Pointer(&out[0]), int64(rows), int32(tensor.Q8_0), int32(tensor.Q8_0), int32(tensor.F32)) {
+				t.Fatalf("llamafile_sgemm declined Q8_0 × Q8_0 with %d tokens", nTok)
+			}
 		}
 	case tensor.Q4_0:
 		packed := repackQ4_0x8(w, rows, n)
 		// As the repack's forward_mul_mat: tokens in groups of four go to
 		// the gemm, the rest one by one to the gemv.
 		nGemm := nTok - nTok%4
-		if nGemm > 0 {
-			xq := make([]byte, nGemm*RowBytes(tensor.Q8_0, n))
-			for tok := 0; tok < nGemm; tok += 4 {
-				g.quantizeMat(&x[tok*n], unsafe.Pointer(&xq[tok*RowBytes(tensor.Q8_0, n)]), 4, int64(n))
-			}
-			g.gemmQ4_0(int32(n), &out[0], uintptr(rows), unsafe.Pointer(&packed[0]), unsafe.Pointer(&xq[0]), int32(nGemm), int32(rows))
+		xq := make([]byte, nTok*xrb)
+		for tok := 0; tok < nGemm; tok += 4 {
+			g.quantizeMat(&x[tok*n], unsafe.Pointer(&xq[tok*xrb]), 4, int64(n))
 		}
 		for tok := nGemm; tok < nTok; tok++ {
-			xq := g.quantize(tensor.Q8_0, x[tok*n:(tok+1)*n])
-			g.gemvQ4_0(int32(n), &out[tok*rows], 0, unsafe.Pointer(&packed[0]), unsafe.Pointer(&xq[0]), 1, int32(rows))
+			copy(xq[tok*xrb:], g.quantize(tensor.Q8_0, x[tok*n:(tok+1)*n]))
 		}
-	default:
-		t.Fatalf("no ggml matrix product for %s", wt)
+		return func(out []float32) {
+			if nGemm > 0 {
+				g.gemmQ4_0(int32(n), &out[0], uintptr(rows), unsafe.Pointer(&packed[0]), unsafe.Pointer(&xq[0]), int32(nGemm), int32(rows))
+			}
+			for tok := nGemm; tok < nTok; tok++ {
+				g.gemvQ4_0(int32(n), &out[tok*rows], 0, unsafe.Pointer(&packed[0]), unsafe.Pointer(&xq[tok*xrb]), 1, int32(rows))
+			}
+		}
 	}
-	return out
+	t.Fatalf("no ggml matrix product for %s", wt)
+	return nil
 }
 
 // repackQ4_0x8 lays out Q4_0 weights (rows a multiple of 8) as ggml's
@@ -285,3 +301,68 @@ func setNames(sets []*Set) []string {
 // compute the bits of llama.cpp's x86 code (TestQ8_0Q4_0MatchGGMLX86)
 // rather than its generic code's, and so agree with each other exactly.
 var followsX86 = map[tensor.Type]bool{tensor.Q8_0: true, tensor.Q4_0: true}
+
+// BenchmarkQ8_0Q4_0VsGGML/<type>/<rows>x<n>/tok=<k>/<who> times, in one
+// process and on one thread, our MatMulRows (the selected set) and the
+// llama.cpp x86 kernels that compute the same bits, on the same matrix:
+// 64 rows stay in the L2 cache (the kernels' own speed), 2048 rows are
+// an attention matrix of a 1B model. ggml's kernels get the weights
+// repacked and the activations quantized beforehand, as llama.cpp
+// prepares them outside the timed kernels too. Q8_0 at one token calls
+// ggml's vec_dot once per row through purego, whose call overhead (tens
+// of ns) counts against ggml there.
+func BenchmarkQ8_0Q4_0VsGGML(b *testing.B) {
+	var variant string
+	for _, v := range x86Variants {
+		if v.ok() {
+			variant = v.name
+			break
+		}
+	}
+	if variant == "" {
+		b.Skip("no x86 build of llama.cpp's CPU backend runs on this CPU")
+	}
+	g := openGGMLMatMul(b, variant)
+	rng := rand.New(rand.NewPCG(73, 74))
+	for _, wt := range []tensor.Type{tensor.Q4_0, tensor.Q8_0} {
+		for _, shape := range []struct{ rows, n int }{{64, 2048}, {2048, 2048}} {
+			rb := RowBytes(wt, shape.n)
+			w := make([]byte, 0, shape.rows*rb)
+			for r := 0; r < shape.rows; r++ {
+				if r < 64 {
+					w = append(w, randomWeightRow(rng, wt, shape.n, 0.05)...)
+				} else {
+					w = append(w, w[(r%64)*rb:(r%64+1)*rb]...)
+				}
+			}
+			for _, nTok := range []int{1, 32} {
+				x := make([]float32, 0, nTok*shape.n)
+				for len(x) < nTok*shape.n {
+					x = append(x, activationRows(rng, shape.n)["normal"]...)
+				}
+				xrb := RowBytes(tensor.Q8_0, shape.n)
+				xq := make([]byte, nTok*xrb)
+				for tok := 0; tok < nTok; tok++ {
+					QuantizeRow(tensor.Q8_0, x[tok*shape.n:(tok+1)*shape.n], xq[tok*xrb:(tok+1)*xrb])
+				}
+				out := make([]float32, nTok*shape.rows)
+				name := fmt.Sprintf("%s/%dx%d/tok=%d", wt, shape.rows, shape.n, nTok)
+				b.Run(name+"/llamago-"+Selected().Name(), func(b *testing.B) {
+					cpu0 := processCPUSeconds()
+					for b.Loop() {
+						MatMulRows(wt, w, rb, 0, shape.rows, xq, xrb, nTok, shape.n, out, shape.rows)
+					}
+					reportWeightGBs(b, len(w), cpu0)
+				})
+				run := g.prepare(b, wt, w, shape.rows, x, nTok, shape.n)
+				b.Run(name+"/ggml-"+variant, func(b *testing.B) {
+					cpu0 := processCPUSeconds()
+					for b.Loop() {
+						run(out)
+					}
+					reportWeightGBs(b, len(w), cpu0)
+				})
+			}
+		}
+	}
+}

@@ -78,6 +78,7 @@ func archSets() []*Set {
 	}, map[tensor.Type]rowDot4{
 		tensor.F32:  dot4F32AVX2Rows,
 		tensor.Q4_0: dot4Q4_0AVX2Rows,
+		tensor.Q8_0: dot4Q8_0AVX2Rows,
 	}, map[tensor.Type]tileKernel{
 		tensor.F32:  {f: tileF32AVX2, rows: 2, toks: 4},
 		tensor.Q8_0: {f: tileQ8_0AVX2, rows: 2, toks: 2},
@@ -108,6 +109,7 @@ func archSets() []*Set {
 		tensor.Q4_0: dotQ4_0VNNIRow,
 	}, map[tensor.Type]rowDot4{
 		tensor.Q4_0: dot4Q4_0VNNIRows,
+		tensor.Q8_0: dot4Q8_0VNNIRows,
 	}, map[tensor.Type]tileKernel{
 		tensor.Q4_0: {f: tileQ4_0VNNI, rows: 4, toks: 4},
 		tensor.Q8_0: {f: tileQ8_0VNNI, rows: 2, toks: 4},
@@ -221,6 +223,32 @@ func dot4Q4_0VNNIRows(w []byte, rowBytes int, xq []byte, n int, out []float32) {
 	}
 	w, xq = rows4(w, rowBytes, nb*q4_0Bytes, xq, nb*q8_0Bytes)
 	dot4Q4_0VNNI(&w[0], rowBytes, &xq[0], nb, &fp16Table[0], (*[4]float32)(out))
+}
+
+//go:noescape
+func dot4Q8_0AVX2(w *byte, rowBytes int, x *byte, nb int, tab *float32, out *[4]float32)
+
+//go:noescape
+func dot4Q8_0VNNI(w *byte, rowBytes int, x *byte, nb int, tab *float32, out *[4]float32)
+
+func dot4Q8_0AVX2Rows(w []byte, rowBytes int, xq []byte, n int, out []float32) {
+	nb := n / qk
+	if nb <= 0 {
+		clear(out[:4])
+		return
+	}
+	w, xq = rows4(w, rowBytes, nb*q8_0Bytes, xq, nb*q8_0Bytes)
+	dot4Q8_0AVX2(&w[0], rowBytes, &xq[0], nb, &fp16Table[0], (*[4]float32)(out))
+}
+
+func dot4Q8_0VNNIRows(w []byte, rowBytes int, xq []byte, n int, out []float32) {
+	nb := n / qk
+	if nb <= 0 {
+		clear(out[:4])
+		return
+	}
+	w, xq = rows4(w, rowBytes, nb*q8_0Bytes, xq, nb*q8_0Bytes)
+	dot4Q8_0VNNI(&w[0], rowBytes, &xq[0], nb, &fp16Table[0], (*[4]float32)(out))
 }
 
 func dotQ4_0VNNIRow(w, xq []byte, n int) float32 {
