@@ -6,8 +6,11 @@
 // activations. Per block, the 32 integer products are summed exactly into
 // eight 32-bit lanes, the lanes are converted to float32 and added, times
 // the block's scale dw·dx (rounded to float32 as in the portable code),
-// into float32 accumulators with FMA. Two accumulators (two blocks per
-// loop iteration) hide the FMA latency.
+// into float32 accumulators with FMA. Q8_0 uses one accumulator, block
+// after block, as llama.cpp's x86 code does (its bits are the point; the
+// four-row kernel overlaps four rows' chains instead); Q4_1, Q5_0 and
+// Q5_1 two (two blocks per loop iteration), which hides the FMA latency.
+// Q4_0 has its own scheme, described at its kernels.
 //
 // func dotXxxAVX2(w, x *byte, nb int) float32: nb blocks of each row.
 //

@@ -15,7 +15,7 @@ import (
 // CPU features of the one before it plus its own:
 //
 //	avx2        AVX2, FMA and F16C (Haswell, Zen 1 and later): a kernel
-//	            for every weight type, four-row Q4_0 and F32 kernels,
+//	            for every weight type, four-row Q4_0, Q8_0 and F32 kernels,
 //	            2×4 F32 and 2×2 Q8_0 tiles (tiles.go), and the Q8_0, Q8_K
 //	            and F16 activation quantizers
 //	avx512      AVX-512 F, BW, DQ and VL (Skylake-X, Zen 4): a 512-bit
@@ -36,7 +36,9 @@ import (
 //
 // Integer sums are exact in every kernel, as in the portable code; only the
 // order in which the float32 scale products are added differs, so results
-// agree with Portable() to float32 rounding of Σ|w·x|, not bit for bit.
+// agree with Portable() to float32 rounding of Σ|w·x|, not bit for bit,
+// except for Q8_0 and Q4_0, whose kernels all add in llama.cpp's x86
+// order (dot_legacy.go) and give the portable kernels' bits.
 // Within a set, the one-row, four-row and tile kernels of a type give the
 // same bits (tiles.go says why that matters).
 // The quantizers write exactly the portable bytes. Two assumptions hold

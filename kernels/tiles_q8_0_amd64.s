@@ -3,13 +3,12 @@
 #include "textflag.h"
 
 // Q8_0 tile kernels (see tiles.go). tile2x4Q8_0VNNI: 2 weight rows × 4
-// tokens. Per (row,
-// token) it performs the float operations of dotQ8_0VNNI in
-// dot_legacy_amd64.s, in the same order: each block's 32 products are
-// summed exactly into eight int32 lanes (lane l: values 4l..4l+3),
-// converted to float32 and added, times dw·dx, with one FMA into one of
-// two accumulators, even blocks into the first and odd ones into the
-// second; the two are added and their lanes summed as HSUM8 does.
+// tokens. Per (row, token) it performs the float operations of
+// dotQ8_0VNNI in dot_legacy_amd64.s, in the same order: each block's 32
+// products are summed exactly into eight int32 lanes (lane l: values
+// 4l..4l+3), converted to float32 and added, times dw·dx, with one FMA
+// into the pair's one accumulator, block after block; its lanes are
+// summed at the end as HSUM8 does.
 //
 // The lanes' integer sums are formed differently, which changes nothing
 // as they are exact: the one-row kernel moves the weight's sign onto the
@@ -22,9 +21,9 @@
 // Y0..Y7 (token j's even block in Y(2j), odd in Y(2j+1)), their -128·Σx
 // lanes and dx in the frame; each row's blocks are unpacked once into
 // Y8 (the offset quants) and Y11 (dw) and multiplied with the four
-// tokens. Accumulators: Y16+4i+j (even blocks) and Y24+4i+j (odd
-// blocks) for row i and token j. Frame: token j, block b (0 even, 1
-// odd) has its -128·Σx lanes at 128j+64b(SP) and dx at 128j+64b+32(SP).
+// tokens. Accumulators: Y16+4i+j for row i and token j. Frame: token j,
+// block b (0 even, 1 odd) has its -128·Σx lanes at 128j+64b(SP) and dx
+// at 128j+64b+32(SP).
 //
 // func tile2x4Q8_0VNNI(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
 
@@ -120,12 +119,11 @@
 // tokens, with the operations of dotQ8_0AVX2 per (row, token): each
 // block's byte products (the weight's sign moved onto the activation,
 // VPMADDUBSW with the weight's absolute value) summed exactly into eight
-// int32 lanes, converted, and added times dw·dx into the even or odd
-// accumulator; then their sum's lanes as HSUM8 adds them. Per block, the
+// int32 lanes, converted, and added times dw·dx into the pair's
+// accumulator; then its lanes as HSUM8 adds them. Per block, the
 // two tokens' quants (Y0, Y1) and dx (Y2, Y3) are loaded once, each row's
-// absolute quants (Y4) and dw (Y5) once. Accumulators: Y8+2i+j (even
-// blocks) and Y12+2i+j (odd blocks) for row i and token j; Y6, Y7
-// scratch.
+// absolute quants (Y4) and dw (Y5) once. Accumulators: Y8+2i+j for row
+// i and token j; Y6, Y7 scratch.
 
 // q8Ones<>: int16 ones.
 DATA q8Ones<>+0(SB)/8, $0x0001000100010001
