@@ -45,10 +45,10 @@ func blockTile(k blockTileKernel, g blockTileShape, w []byte, rowBytes int, xq [
 }
 
 //go:noescape
-func tile4x4Q4_0VNNI(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
+func tile8x8Q4_0VNNI(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
 
 func tileQ4_0VNNI(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
-	blockTile(tile4x4Q4_0VNNI, blockTileShape{4, 4, qk, q4_0Bytes, q8_0Bytes}, w, rowBytes, xq, xqRowBytes, n, dst, dstStride)
+	blockTile(tile8x8Q4_0VNNI, blockTileShape{8, 8, qk, q4_0Bytes, q8_0Bytes}, w, rowBytes, xq, xqRowBytes, n, dst, dstStride)
 }
 
 //go:noescape

@@ -2,131 +2,215 @@
 
 #include "textflag.h"
 
-// Q4_0 tile kernel (see tiles.go): 4 weight rows × 4 tokens. Per (row,
-// token) it performs exactly the float operations of dotQ4_0VNNI and
-// dot4Q4_0VNNI in dot_legacy_amd64.s (which says how): per block the
-// exact integer Σ(q-8)·x, converted to float32, times dw·dx added into
-// the output's accumulator with one FMA. Each block of the four rows is
-// unpacked once (Y0..Y3) with the rows' dw (X7), then taken with each
-// token's block in turn: the four rows' integer sums are reduced into the
-// lanes of X8 and added, scaled, into that token's accumulator X24+j
-// (lane i: row i), which is stored as it is, the tile's four outputs of
-// a token lying side by side in dst.
+// Q4_0 tile kernel (see tiles.go): 8 weight rows × 8 tokens. Per (row,
+// token) it computes what dotQ4_0VNNI and dot4Q4_0VNNI in
+// dot_legacy_amd64.s compute, with the same float operations: per block
+// the exact integer Σ(q-8)·x, converted to float32, times dw·dx added into
+// the output's accumulator with one FMA, block after block.
 //
-// func tile4x4Q4_0VNNI(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
+// The integer sums are formed the other way round from the row kernels,
+// which give each row eight lanes of partial sums to reduce: here the
+// eight rows' blocks are transposed once per block, into eight registers
+// T0..T7 (Y8..Y15) where lane r of Tk holds row r's values 4k..4k+3
+// (unsigned nibbles 0..15); then each token's block takes eight VPDPBUSD
+// with its activation bytes 4k..4k+3 broadcast from memory to all lanes,
+// which leaves row r's whole block sum Σq·x in lane r, and no reduction
+// is needed. The transposition costs about as much as one token's
+// products and serves all eight tokens.
+//
+// Transposition: the 16 nibble bytes of a block are four dwords; rows r
+// and r+4 go to the two 128-bit halves of a register (Y0..Y3 for rows
+// 0..3 and 4..7), a 4×4 dword transpose within the halves (VPUNPCK*DQ,
+// VPUNPCK*QDQ) gives in Y0..Y3 the dwords 0..3 of the eight rows (lane r:
+// row r), whose low nibbles are values 4k..4k+3 (Tk) and high nibbles
+// values 16+4k.. (Tk+4).
+//
+// The offset -8·Σx of each token's block, the same for every row, starts
+// the token's sums: for all eight tokens it is computed once per block
+// (VPDPBUSD with bytes 8, four tokens' lanes reduced with VPHADDD) into
+// the frame, and broadcast from there.
+//
+// func tile8x8Q4_0VNNI(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
 // computes the tile of the rows at w, w+rowBytes, ... and the tokens at x,
 // x+xStride, ..., into dst[j*dstStride+i].
-// Registers: SI, R10, R11, R12 the rows; DI, R9, R13, DX the tokens; CX
-// the blocks left; R8 the fp16 table; the constants and scratch registers
-// of the one-row kernels.
+// Registers: SI, R10, R11, R12 rows 0..3, rows 4..7 at R9 = 4·rowBytes
+// past them; tokens 0..3 at DI, DI+BX, DI+2·BX, DI+DX (BX = xStride, DX =
+// 3·xStride), tokens 4..7 likewise from R13; CX the blocks left; R8 the
+// fp16 table; Y7 the eight rows' dw; Y22 bytes 8; Y23 bytes 0x0f;
+// Y24..Y31 the tokens' accumulators (lane r: row r); Y0..Y6 scratch.
+// Frame: the tokens' -8·Σx at 4j(SP).
+
+// The addresses of token j's block, o bytes in.
+#define TK0(o) o(DI)
+#define TK1(o) o(DI)(BX*1)
+#define TK2(o) o(DI)(BX*2)
+#define TK3(o) o(DI)(DX*1)
+#define TK4(o) o(R13)
+#define TK5(o) o(R13)(BX*1)
+#define TK6(o) o(R13)(BX*2)
+#define TK7(o) o(R13)(DX*1)
+
+// T88_W transposes the eight rows' blocks into Y8..Y15 and gathers their
+// dw into Y7.
+#define T88_W \
+	VMOVDQU     2(SI), X0               \
+	VINSERTI128 $1, 2(SI)(R9*1), Y0, Y0  \
+	VMOVDQU     2(R10), X1              \
+	VINSERTI128 $1, 2(R10)(R9*1), Y1, Y1 \
+	VMOVDQU     2(R11), X2              \
+	VINSERTI128 $1, 2(R11)(R9*1), Y2, Y2 \
+	VMOVDQU     2(R12), X3              \
+	VINSERTI128 $1, 2(R12)(R9*1), Y3, Y3 \
+	VPUNPCKLDQ  Y1, Y0, Y4              \
+	VPUNPCKHDQ  Y1, Y0, Y5              \
+	VPUNPCKLDQ  Y3, Y2, Y6              \
+	VPUNPCKHDQ  Y3, Y2, Y7              \
+	VPUNPCKLQDQ Y6, Y4, Y0              \
+	VPUNPCKHQDQ Y6, Y4, Y1              \
+	VPUNPCKLQDQ Y7, Y5, Y2              \
+	VPUNPCKHQDQ Y7, Y5, Y3              \
+	VPANDD      Y23, Y0, Y8             \
+	VPANDD      Y23, Y1, Y9             \
+	VPANDD      Y23, Y2, Y10            \
+	VPANDD      Y23, Y3, Y11            \
+	VPSRLW      $4, Y0, Y0              \
+	VPSRLW      $4, Y1, Y1              \
+	VPSRLW      $4, Y2, Y2              \
+	VPSRLW      $4, Y3, Y3              \
+	VPANDD      Y23, Y0, Y12            \
+	VPANDD      Y23, Y1, Y13            \
+	VPANDD      Y23, Y2, Y14            \
+	VPANDD      Y23, Y3, Y15            \
+	MOVWLZX     (SI), AX                \
+	VMOVSS      (R8)(AX*4), X7          \
+	MOVWLZX     (R10), AX               \
+	VINSERTPS   $0x10, (R8)(AX*4), X7, X7 \
+	MOVWLZX     (R11), AX               \
+	VINSERTPS   $0x20, (R8)(AX*4), X7, X7 \
+	MOVWLZX     (R12), AX               \
+	VINSERTPS   $0x30, (R8)(AX*4), X7, X7 \
+	MOVWLZX     (SI)(R9*1), AX          \
+	VMOVSS      (R8)(AX*4), X6          \
+	MOVWLZX     (R10)(R9*1), AX         \
+	VINSERTPS   $0x10, (R8)(AX*4), X6, X6 \
+	MOVWLZX     (R11)(R9*1), AX         \
+	VINSERTPS   $0x20, (R8)(AX*4), X6, X6 \
+	MOVWLZX     (R12)(R9*1), AX         \
+	VINSERTPS   $0x30, (R8)(AX*4), X6, X6 \
+	VINSERTF128 $1, X6, Y7, Y7
+
+// T88_OFF4 stores -8·Σx of four tokens' blocks at off(SP).
+#define T88_OFF4(A, B, C, D, off) \
+	VPXOR        Y0, Y0, Y0    \
+	VPDPBUSD     A(2), Y22, Y0 \
+	VPXOR        Y1, Y1, Y1    \
+	VPDPBUSD     B(2), Y22, Y1 \
+	VPXOR        Y2, Y2, Y2    \
+	VPDPBUSD     C(2), Y22, Y2 \
+	VPXOR        Y3, Y3, Y3    \
+	VPDPBUSD     D(2), Y22, Y3 \
+	VPHADDD      Y1, Y0, Y0    \
+	VPHADDD      Y3, Y2, Y2    \
+	VPHADDD      Y2, Y0, Y0    \
+	VEXTRACTI128 $1, Y0, X1    \
+	VPADDD       X1, X0, X0    \
+	VPXOR        X1, X1, X1    \
+	VPSUBD       X0, X1, X0    \
+	VMOVDQU      X0, off(SP)
+
+// T88_TOK adds the eight rows' block times token j's block (at TK) into
+// ACC. Two chains of VPDPBUSD (even and odd k) halve the latency.
+#define T88_TOK(TK, j, ACC) \
+	VPBROADCASTD  (4*j)(SP), Y0   \
+	VPXOR         Y1, Y1, Y1      \
+	VPDPBUSD.BCST TK(2), Y8, Y0   \
+	VPDPBUSD.BCST TK(6), Y9, Y1   \
+	VPDPBUSD.BCST TK(10), Y10, Y0 \
+	VPDPBUSD.BCST TK(14), Y11, Y1 \
+	VPDPBUSD.BCST TK(18), Y12, Y0 \
+	VPDPBUSD.BCST TK(22), Y13, Y1 \
+	VPDPBUSD.BCST TK(26), Y14, Y0 \
+	VPDPBUSD.BCST TK(30), Y15, Y1 \
+	VPADDD        Y1, Y0, Y0      \
+	VCVTDQ2PS     Y0, Y0          \
+	MOVWLZX       TK(0), AX       \
+	VBROADCASTSS  (R8)(AX*4), Y1  \
+	VMULPS        Y1, Y7, Y1      \
+	VFMADD231PS   Y1, Y0, ACC
 
 #define BCAST32(c, X, Y) \
 	MOVL         c, AX \
 	VMOVD        AX, X \
 	VPBROADCASTD X, Y
 
-DATA t4Shift<>+0(SB)/8, $0
-DATA t4Shift<>+8(SB)/8, $0
-DATA t4Shift<>+16(SB)/8, $4
-DATA t4Shift<>+24(SB)/8, $4
-GLOBL t4Shift<>(SB), RODATA|NOPTR, $32
-
-// T40_W unpacks the quants of the block at R into W (unsigned 0..15, in
-// value order: the high 128-bit half shifted right by 4).
-#define T40_W(R, W) \
-	VBROADCASTI128 2(R), W \
-	VPSRLVQ        Y14, W, W \
-	VPAND          Y13, W, W
-
-// T40_TOK adds the four rows' block times the block of the token at P
-// into ACC.
-#define T40_TOK(P, ACC) \
-	VMOVDQU      2(P), Y4         \
-	VPXOR        Y6, Y6, Y6       \
-	VPDPBUSD     Y4, Y12, Y6      \
-	VPXOR        Y5, Y5, Y5       \
-	VPSUBD       Y6, Y5, Y5       \
-	VMOVDQA      Y5, Y8           \
-	VPDPBUSD     Y4, Y0, Y8       \
-	VMOVDQA      Y5, Y9           \
-	VPDPBUSD     Y4, Y1, Y9       \
-	VMOVDQA      Y5, Y10          \
-	VPDPBUSD     Y4, Y2, Y10      \
-	VMOVDQA      Y5, Y11          \
-	VPDPBUSD     Y4, Y3, Y11      \
-	VPHADDD      Y9, Y8, Y8       \
-	VPHADDD      Y11, Y10, Y10    \
-	VPHADDD      Y10, Y8, Y8      \
-	VEXTRACTI128 $1, Y8, X9       \
-	VPADDD       X9, X8, X8       \
-	VCVTDQ2PS    X8, X8           \
-	MOVWLZX      (P), AX          \
-	VBROADCASTSS (R8)(AX*4), X6   \
-	VMULPS       X6, X7, X6       \
-	VFMADD231PS  X6, X8, ACC
-
-// func tile4x4Q4_0VNNI(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
-TEXT ·tile4x4Q4_0VNNI(SB), NOSPLIT, $0-64
+// func tile8x8Q4_0VNNI(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
+TEXT ·tile8x8Q4_0VNNI(SB), NOSPLIT, $32-64
 	MOVQ w+0(FP), SI
-	MOVQ rowBytes+8(FP), AX
-	LEAQ (SI)(AX*1), R10
-	LEAQ (R10)(AX*1), R11
-	LEAQ (R11)(AX*1), R12
+	MOVQ rowBytes+8(FP), R9
+	LEAQ (SI)(R9*1), R10
+	LEAQ (R10)(R9*1), R11
+	LEAQ (R11)(R9*1), R12
+	SHLQ $2, R9
 	MOVQ x+16(FP), DI
-	MOVQ xStride+24(FP), AX
-	LEAQ (DI)(AX*1), R9
-	LEAQ (R9)(AX*1), R13
-	LEAQ (R13)(AX*1), DX
+	MOVQ xStride+24(FP), BX
+	LEAQ (BX)(BX*2), DX
+	LEAQ (DI)(BX*4), R13
 	MOVQ nb+32(FP), CX
 	MOVQ tab+40(FP), R8
-	BCAST32($0x0f0f0f0f, X13, Y13)
-	BCAST32($0x08080808, X12, Y12)
-	VMOVDQU t4Shift<>(SB), Y14
-	VXORPS  X24, X24, X24
-	VXORPS  X25, X25, X25
-	VXORPS  X26, X26, X26
-	VXORPS  X27, X27, X27
-	TESTQ   CX, CX
-	JZ      t40_done
+	BCAST32($0x08080808, X0, Y0)
+	VMOVDQA32 Y0, Y22
+	BCAST32($0x0f0f0f0f, X0, Y0)
+	VMOVDQA32 Y0, Y23
+	VPXORD Y24, Y24, Y24
+	VPXORD Y25, Y25, Y25
+	VPXORD Y26, Y26, Y26
+	VPXORD Y27, Y27, Y27
+	VPXORD Y28, Y28, Y28
+	VPXORD Y29, Y29, Y29
+	VPXORD Y30, Y30, Y30
+	VPXORD Y31, Y31, Y31
+	TESTQ  CX, CX
+	JZ     t88_done
 
-t40_loop:
-	T40_W(SI, Y0)
-	T40_W(R10, Y1)
-	T40_W(R11, Y2)
-	T40_W(R12, Y3)
-	MOVWLZX   (SI), AX
-	VMOVSS    (R8)(AX*4), X7
-	MOVWLZX   (R10), AX
-	VINSERTPS $0x10, (R8)(AX*4), X7, X7
-	MOVWLZX   (R11), AX
-	VINSERTPS $0x20, (R8)(AX*4), X7, X7
-	MOVWLZX   (R12), AX
-	VINSERTPS $0x30, (R8)(AX*4), X7, X7
-	T40_TOK(DI, X24)
-	T40_TOK(R9, X25)
-	T40_TOK(R13, X26)
-	T40_TOK(DX, X27)
+t88_loop:
+	T88_W
+	T88_OFF4(TK0, TK1, TK2, TK3, 0)
+	T88_OFF4(TK4, TK5, TK6, TK7, 16)
+	T88_TOK(TK0, 0, Y24)
+	T88_TOK(TK1, 1, Y25)
+	T88_TOK(TK2, 2, Y26)
+	T88_TOK(TK3, 3, Y27)
+	T88_TOK(TK4, 4, Y28)
+	T88_TOK(TK5, 5, Y29)
+	T88_TOK(TK6, 6, Y30)
+	T88_TOK(TK7, 7, Y31)
 	ADDQ $18, SI
 	ADDQ $18, R10
 	ADDQ $18, R11
 	ADDQ $18, R12
 	ADDQ $34, DI
-	ADDQ $34, R9
 	ADDQ $34, R13
-	ADDQ $34, DX
 	DECQ CX
-	JNZ  t40_loop
+	JNZ  t88_loop
 
-t40_done:
+t88_done:
 	MOVQ    dst+48(FP), DI
 	MOVQ    dstStride+56(FP), AX
 	SHLQ    $2, AX
-	VMOVUPS X24, (DI)
+	VMOVUPS Y24, (DI)
 	ADDQ    AX, DI
-	VMOVUPS X25, (DI)
+	VMOVUPS Y25, (DI)
 	ADDQ    AX, DI
-	VMOVUPS X26, (DI)
+	VMOVUPS Y26, (DI)
 	ADDQ    AX, DI
-	VMOVUPS X27, (DI)
+	VMOVUPS Y27, (DI)
+	ADDQ    AX, DI
+	VMOVUPS Y28, (DI)
+	ADDQ    AX, DI
+	VMOVUPS Y29, (DI)
+	ADDQ    AX, DI
+	VMOVUPS Y30, (DI)
+	ADDQ    AX, DI
+	VMOVUPS Y31, (DI)
 	VZEROUPPER
 	RET
