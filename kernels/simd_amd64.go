@@ -114,7 +114,7 @@ func archSets() []*Set {
 		tensor.Q8_0: dot4Q8_0VNNIRows,
 	}, map[tensor.Type]tileKernel{
 		tensor.Q4_0: {f: tileQ4_0VNNI, rows: 8, toks: 8},
-		tensor.Q8_0: {f: tileQ8_0VNNI, rows: 2, toks: 4},
+		tensor.Q8_0: {f: tileQ8_0VNNI, rows: 4, toks: 4},
 	})
 	return []*Set{vnni, avx512, avx2}
 }

@@ -107,10 +107,10 @@ func tileF32AVX2(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst [
 }
 
 //go:noescape
-func tile2x4Q8_0VNNI(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
+func tile4x4Q8_0VNNI(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
 
 func tileQ8_0VNNI(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
-	blockTile(tile2x4Q8_0VNNI, blockTileShape{2, 4, qk, q8_0Bytes, q8_0Bytes}, w, rowBytes, xq, xqRowBytes, n, dst, dstStride)
+	blockTile(tile4x4Q8_0VNNI, blockTileShape{4, 4, qk, q8_0Bytes, q8_0Bytes}, w, rowBytes, xq, xqRowBytes, n, dst, dstStride)
 }
 
 // f32LongRow is the row length from which dot4F32AVX2Rows and
