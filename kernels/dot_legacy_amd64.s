@@ -8,8 +8,8 @@
 // the block's scale dw·dx (rounded to float32 as in the portable code),
 // into float32 accumulators with FMA. Q8_0 uses one accumulator, block
 // after block, as llama.cpp's x86 code does (its bits are the point; the
-// four-row kernel overlaps four rows' chains instead); Q4_1, Q5_0 and
-// Q5_1 two (two blocks per loop iteration), which hides the FMA latency.
+// four-row kernel overlaps four rows' chains instead), and so do Q4_1,
+// Q5_0 and Q5_1.
 // Q4_0 has its own scheme, described at its kernels.
 //
 // func dotXxxAVX2(w, x *byte, nb int) float32: nb blocks of each row.
@@ -470,8 +470,8 @@ TEXT ·dot4Q4_0AVX2(SB), NOSPLIT, $0-48
 
 // ------------------------------------------------- Q4_1, Q5_0 and Q5_1
 
-// These take one block per step into two alternating accumulators (Y0,
-// Y1), like the Q8_0 kernels. Q4_1 and Q5_1 use their quants unsigned as
+// These add block after block into one accumulator (Y0), like the Q8_0
+// kernels, in llama.cpp's x86 order (dot_legacy.go). Q4_1 and Q5_1 use their quants unsigned as
 // they are and add the block's m·s (weight offset times activation sum)
 // into the scalar accumulator X10; Q5_0 takes its offset 16 out as
 // Σ(q-16)·x = Σq·x - Σ16·x. Y12: bytes 16; Y13: bytes 0x0f; Y15: int16
@@ -561,7 +561,7 @@ GLOBL q5Bits<>(SB), RODATA|NOPTR, $32
 	JB     one                \
 two:                          \
 	BLOCK(0, 0, Y0)           \
-	BLOCK(wsz, xsz, Y1)       \
+	BLOCK(wsz, xsz, Y0)       \
 	ADDQ   $(2*wsz), SI       \
 	ADDQ   $(2*xsz), DI       \
 	SUBQ   $2, CX             \
@@ -572,7 +572,6 @@ one:                          \
 	JZ     done               \
 	BLOCK(0, 0, Y0)           \
 done:                         \
-	VADDPS Y1, Y0, Y0         \
 	HSUM8(Y0, X0, X1)         \
 	VADDSS X10, X0, X0
 

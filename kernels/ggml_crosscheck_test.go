@@ -161,8 +161,9 @@ func TestQuantizeRowMatchesGGML(t *testing.T) {
 
 // TestDotMatchesGGMLGeneric requires the kernels to give exactly the
 // float32 that ggml's scalar code gives, for random bits and for weights
-// from ggml's quantizers, on every adversarial activation. Q8_0 and Q4_0
-// follow llama.cpp's x86 SIMD code instead (TestQ8_0Q4_0MatchGGMLX86).
+// from ggml's quantizers, on every adversarial activation. The legacy
+// formats (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1) follow llama.cpp's x86 SIMD code
+// instead (TestLegacyMatchGGMLX86).
 func TestDotMatchesGGMLGeneric(t *testing.T) {
 	g := openGGMLCPU(t, "x64", "_generic")
 	rng := rand.New(rand.NewPCG(23, 24))

@@ -14,12 +14,15 @@ import (
 	"llamago/tensor"
 )
 
-// The Q8_0 and Q4_0 products must give exactly the float32 bits that
-// llama.cpp's x86 builds give (dot_legacy.go says which code that is), so
-// these tests call that code in llama.cpp's own CPU libraries:
+// The products of the legacy formats (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1) must
+// give exactly the float32 bits that llama.cpp's x86 builds give
+// (dot_legacy.go says which code that is), so these tests call that code
+// in llama.cpp's own CPU libraries:
 //
-//   - Q8_0, one token: ggml_vec_dot_q8_0_q8_0 (arch/x86/quants.c);
-//   - Q8_0, several tokens: llamafile_sgemm, which runs tinyBLAS_Q0_AVX;
+//   - Q8_0 and Q5_0, one token: ggml_vec_dot_q8_0_q8_0 / _q5_0_q8_0
+//     (arch/x86/quants.c); several tokens: llamafile_sgemm, which runs
+//     tinyBLAS_Q0_AVX;
+//   - Q4_1 and Q5_1: their vec_dot for every output (no sgemm, no repack);
 //   - Q4_0: the repacked q4_0_8x8 gemv (one token) and gemm (several),
 //     exported as the C++ templates ggml::cpu::repack::gemv/gemm, on
 //     weights repacked here into block_q4_0x8 (repackQ4_0x8), with
@@ -111,7 +114,8 @@ func (g *ggmlMatMul) prepare(t testing.TB, wt tensor.Type, w []byte, rows int, x
 	t.Helper()
 	xrb := RowBytes(tensor.Q8_0, n)
 	switch wt {
-	case tensor.Q8_0:
+	case tensor.Q8_0, tensor.Q5_0:
+		rb := RowBytes(wt, n)
 		xq := make([]byte, nTok*xrb)
 		for tok := 0; tok < nTok; tok++ {
 			copy(xq[tok*xrb:], g.quantize(tensor.Q8_0, x[tok*n:(tok+1)*n]))
@@ -120,7 +124,7 @@ func (g *ggmlMatMul) prepare(t testing.TB, wt tensor.Type, w []byte, rows int, x
 			// ggml_compute_forward_mul_mat: one column goes to vec_dot.
 			return func(out []float32) {
 				for r := 0; r < rows; r++ {
-					out[r] = g.dot(tensor.Q8_0, w[r*xrb:], xq, n)
+					out[r] = g.dot(wt, w[r*rb:], xq, n)
 				}
 			}
 		}
@@ -128,8 +132,22 @@ func (g *ggmlMatMul) prepare(t testing.TB, wt tensor.Type, w []byte, rows int, x
 			params := ggmlComputeParams{ith: 0, nth: 1}
 			nb := int64(n / qk)
 			if !g.sgemm(unsafe.Pointer(&params), int64(rows), int64(nTok), nb, unsafe.Pointer(&w[0]), nb,
-				unsafe.Pointer(&xq[0]), nb, unsafe.Pointer(&out[0]), int64(rows), int32(tensor.Q8_0), int32(tensor.Q8_0), int32(tensor.F32)) {
-				t.Fatalf("llamafile_sgemm declined Q8_0 × Q8_0 with %d tokens", nTok)
+				unsafe.Pointer(&xq[0]), nb, unsafe.Pointer(&out[0]), int64(rows), int32(wt), int32(tensor.Q8_0), int32(tensor.F32)) {
+				t.Fatalf("llamafile_sgemm declined %s × Q8_0 with %d tokens", wt, nTok)
+			}
+		}
+	case tensor.Q4_1, tensor.Q5_1:
+		// No sgemm nor repack for these: vec_dot for every output.
+		rb, xrb := RowBytes(wt, n), RowBytes(tensor.Q8_1, n)
+		xq := make([]byte, nTok*xrb)
+		for tok := 0; tok < nTok; tok++ {
+			copy(xq[tok*xrb:], g.quantize(tensor.Q8_1, x[tok*n:(tok+1)*n]))
+		}
+		return func(out []float32) {
+			for tok := 0; tok < nTok; tok++ {
+				for r := 0; r < rows; r++ {
+					out[tok*rows+r] = g.dot(wt, w[r*rb:], xq[tok*xrb:], n)
+				}
 			}
 		}
 	case tensor.Q4_0:
@@ -202,12 +220,14 @@ func extremeScaleRow(rng *rand.Rand, wt tensor.Type, n int) []byte {
 	return b
 }
 
-// TestQ8_0Q4_0MatchGGMLX86 requires the portable kernels and every set's
-// Dot and MatMulRows to give, for Q8_0 and Q4_0 weights, exactly the bits
-// of llama.cpp's x86 code, at one token (vec_dot, gemv) and several
-// (tinyBLAS, gemm: 4 tokens take its AVX2 path, 16 its AVX-512 one where
-// the build has it, 7 and 21 mix them with single tokens).
-func TestQ8_0Q4_0MatchGGMLX86(t *testing.T) {
+// TestLegacyMatchGGMLX86 requires the portable kernels and every set's
+// Dot and MatMulRows to give, for Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1
+// weights, exactly the bits of llama.cpp's x86 code, at one token
+// (vec_dot, gemv) and several (tinyBLAS, gemm: for Q4_0, 4 tokens take
+// its AVX2 path, 16 its AVX-512 one where the build has it, 7 and 21 mix
+// them with single tokens), on rows of random quants with ordinary,
+// extreme (fp16 max, subnormal) and extreme-quant blocks.
+func TestLegacyMatchGGMLX86(t *testing.T) {
 	ran := 0
 	for _, v := range x86Variants {
 		t.Run(v.name, func(t *testing.T) {
@@ -218,7 +238,8 @@ func TestQ8_0Q4_0MatchGGMLX86(t *testing.T) {
 			g := openGGMLMatMul(t, v.name)
 			rng := rand.New(rand.NewPCG(71, 72))
 			sets := Available()
-			for _, wt := range []tensor.Type{tensor.Q8_0, tensor.Q4_0} {
+			for _, wt := range []tensor.Type{tensor.Q8_0, tensor.Q4_0, tensor.Q4_1, tensor.Q5_0, tensor.Q5_1} {
+				vt := VecDotType(wt)
 				var checked int
 				for _, n := range []int{32, 64, 96, 256, 2048} {
 					for _, shape := range []struct{ rows, nTok int }{{16, 1}, {24, 4}, {16, 16}, {8, 7}, {32, 21}} {
@@ -247,10 +268,10 @@ func TestQ8_0Q4_0MatchGGMLX86(t *testing.T) {
 						}
 						want := g.matMul(t, wt, w, shape.rows, x, shape.nTok, n)
 						checked += len(want)
-						xrb := RowBytes(tensor.Q8_0, n)
+						xrb := RowBytes(vt, n)
 						xq := make([]byte, shape.nTok*xrb)
 						for tok := 0; tok < shape.nTok; tok++ {
-							QuantizeRow(tensor.Q8_0, x[tok*n:(tok+1)*n], xq[tok*xrb:(tok+1)*xrb])
+							QuantizeRow(vt, x[tok*n:(tok+1)*n], xq[tok*xrb:(tok+1)*xrb])
 						}
 						rb := RowBytes(wt, n)
 						for _, s := range sets {
@@ -298,9 +319,9 @@ func setNames(sets []*Set) []string {
 }
 
 // followsX86 are the weight types whose kernels, portable and SIMD, all
-// compute the bits of llama.cpp's x86 code (TestQ8_0Q4_0MatchGGMLX86)
+// compute the bits of llama.cpp's x86 code (TestLegacyMatchGGMLX86)
 // rather than its generic code's, and so agree with each other exactly.
-var followsX86 = map[tensor.Type]bool{tensor.Q8_0: true, tensor.Q4_0: true}
+var followsX86 = map[tensor.Type]bool{tensor.Q8_0: true, tensor.Q4_0: true, tensor.Q4_1: true, tensor.Q5_0: true, tensor.Q5_1: true}
 
 // BenchmarkQ8_0Q4_0VsGGML/<type>/<rows>x<n>/tok=<k>/<who> times, in one
 // process and on one thread, our MatMulRows (the selected set) and the

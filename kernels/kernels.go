@@ -7,8 +7,9 @@
 // The portable Go kernels follow ggml's scalar reference code
 // (ggml_vec_dot_*_generic in ggml-cpu/quants.c and the scalar branches of
 // ggml-cpu/vec.cpp) operation for operation, including the order of the
-// float32 roundings, so they produce the same bits as that code; Q8_0 and
-// Q4_0 follow instead the x86 SIMD code llama.cpp runs (dot_legacy.go). They are
+// float32 roundings, so they produce the same bits as that code; the
+// legacy formats (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1) follow instead the x86
+// SIMD code llama.cpp runs (dot_legacy.go). They are
 // also the reference that faster, CPU-specific kernels are tested against:
 // every implementation of a type's dot product lives in a Set, Portable()
 // is the pure-Go set, and Selected() is the set chosen once at start-up for

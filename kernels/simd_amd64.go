@@ -37,8 +37,9 @@ import (
 // Integer sums are exact in every kernel, as in the portable code; only the
 // order in which the float32 scale products are added differs, so results
 // agree with Portable() to float32 rounding of Σ|w·x|, not bit for bit,
-// except for Q8_0 and Q4_0, whose kernels all add in llama.cpp's x86
-// order (dot_legacy.go) and give the portable kernels' bits.
+// except for the legacy formats (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1), whose
+// kernels all add in llama.cpp's x86 order (dot_legacy.go) and give the
+// portable kernels' bits.
 // Within a set, the one-row, four-row and tile kernels of a type give the
 // same bits (tiles.go says why that matters).
 // The quantizers write exactly the portable bytes. Two assumptions hold
