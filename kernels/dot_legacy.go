@@ -57,7 +57,11 @@ func sumQ4(q, a, b *[16]byte, off int32) int32 {
 // block's 32 products exactly to one integer and add it, times dw·dx, to
 // the output with one fused multiply-add, block after block:
 // acc = fma(float(sumi), dw·dx, acc), no horizontal sum at the end.
-// ggml's scalar reference (sumf += sumi*dx*dy) rounds differently.
+// ggml's scalar reference (sumf += sumi*dx*dy) rounds differently. A
+// matrix whose row count is not a multiple of 8 is not repacked, and
+// llama.cpp then runs tinyBLAS_Q0_AVX and ggml_vec_dot_q4_0_q8_0 on it,
+// which add as dotQ8_0 does: for such (rare) matrices these kernels are
+// not llama.cpp's bits (MatMulRows does not know the matrix's height).
 func dotQ4_0(w, xq []byte, n int) float32 {
 	nb := n / qk
 	w, xq = w[:nb*q4_0Bytes], xq[:nb*q8_0Bytes]
