@@ -25,7 +25,7 @@ import (
 //	            F16 kernels that add the way the tile does), Q4_K, Q5_K
 //	            and Q6_K (2×4)
 //	avx512vnni  AVX-512 VNNI (Ice Lake, Zen 4): Q8_0 and Q4_0 (one- and
-//	            four-row, and 2×4 and 4×4 tiles) with VPDPBUSD, which
+//	            four-row, and 4×4 and 8×8 tiles) with VPDPBUSD, which
 //	            multiplies and sums four byte pairs into a 32-bit lane in
 //	            one instruction
 //
