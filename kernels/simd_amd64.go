@@ -25,9 +25,9 @@ import (
 //	            F16 kernels that add the way the tile does), Q4_K, Q5_K
 //	            and Q6_K (2×4)
 //	avx512vnni  AVX-512 VNNI (Ice Lake, Zen 4): Q8_0 and Q4_0 (one- and
-//	            four-row, and 4×4 and 8×8 tiles) with VPDPBUSD, which
-//	            multiplies and sums four byte pairs into a 32-bit lane in
-//	            one instruction
+//	            four-row, eight-row Q4_0, and 4×4 and 8×8 tiles) with
+//	            VPDPBUSD, which multiplies and sums four byte pairs into a
+//	            32-bit lane in one instruction
 //
 // A set keeps the kernels of the set below it (ultimately the portable
 // ones) for the types it does not speed up. AVX-VNNI (the VEX form of
@@ -117,6 +117,7 @@ func archSets() []*Set {
 		tensor.Q4_0: {f: tileQ4_0VNNI, rows: 8, toks: 8},
 		tensor.Q8_0: {f: tileQ8_0VNNI, rows: 4, toks: 4},
 	})
+	vnni.dot8[tensor.Q4_0] = dot8Q4_0VNNIRows
 	return []*Set{vnni, avx512, avx2}
 }
 

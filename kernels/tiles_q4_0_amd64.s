@@ -119,9 +119,15 @@
 	VMOVDQU      X0, off(SP)
 
 // T88_TOK adds the eight rows' block times token j's block (at TK) into
-// ACC. Two chains of VPDPBUSD (even and odd k) halve the latency.
+// ACC.
 #define T88_TOK(TK, j, ACC) \
 	VPBROADCASTD  (4*j)(SP), Y0   \
+	T88_DOT(TK, ACC)
+
+// T88_DOT adds the eight rows' block times the token's block (at TK) into
+// ACC, the token's -8·Σx in every lane of Y0. Two chains of VPDPBUSD
+// (even and odd k) halve the latency.
+#define T88_DOT(TK, ACC) \
 	VPXOR         Y1, Y1, Y1      \
 	VPDPBUSD.BCST TK(2), Y8, Y0   \
 	VPDPBUSD.BCST TK(6), Y9, Y1   \
@@ -212,5 +218,74 @@ t88_done:
 	VMOVUPS Y30, (DI)
 	ADDQ    AX, DI
 	VMOVUPS Y31, (DI)
+	VZEROUPPER
+	RET
+
+// dot8Q4_0VNNI is the tile's scheme for one token and eight rows: the
+// decode kernel (MatMulRows's eight-row path), same bits as every other
+// Q4_0 kernel. One transposition per block serves the eight rows, and the
+// rows' sums come out in the lanes of one register, where the four-row
+// kernel reduces each row's lanes: about a fifth fewer instructions per
+// byte. Each step also prefetches, as the four-row kernel does, the next
+// eight rows into L1 (R13 walks them from their start, 144 bytes a step)
+// and the eight after them into L2 (BX); without the L2 prefetch this
+// kernel streamed from memory slower than the four-row one, with it about
+// 10% faster (75 MB, one thread, alternating the two in one process).
+//
+// func dot8Q4_0VNNI(w *byte, rowBytes int, x *byte, nb int, tab *float32, out *[8]float32)
+TEXT ·dot8Q4_0VNNI(SB), NOSPLIT, $0-48
+	MOVQ w+0(FP), SI
+	MOVQ rowBytes+8(FP), R9
+	LEAQ (SI)(R9*1), R10
+	LEAQ (R10)(R9*1), R11
+	LEAQ (R11)(R9*1), R12
+	LEAQ (R12)(R9*4), R13
+	ADDQ R9, R13
+	LEAQ (R13)(R9*8), BX
+	SHLQ $2, R9
+	MOVQ x+16(FP), DI
+	MOVQ nb+24(FP), CX
+	MOVQ tab+32(FP), R8
+	BCAST32($0x08080808, X0, Y0)
+	VMOVDQA32 Y0, Y22
+	BCAST32($0x0f0f0f0f, X0, Y0)
+	VMOVDQA32 Y0, Y23
+	VPXORD Y24, Y24, Y24
+	TESTQ  CX, CX
+	JZ     d8_done
+
+d8_loop:
+	PREFETCHT0 (R13)
+	PREFETCHT0 64(R13)
+	PREFETCHT0 128(R13)
+	ADDQ       $144, R13
+	PREFETCHT1 (BX)
+	PREFETCHT1 64(BX)
+	PREFETCHT1 128(BX)
+	ADDQ       $144, BX
+	T88_W
+	VPXOR        Y0, Y0, Y0
+	VPDPBUSD     2(DI), Y22, Y0
+	VEXTRACTI128 $1, Y0, X1
+	VPADDD       X1, X0, X0
+	VPSHUFD      $0x4e, X0, X1
+	VPADDD       X1, X0, X0
+	VPSHUFD      $0xb1, X0, X1
+	VPADDD       X1, X0, X0
+	VPXOR        X1, X1, X1
+	VPSUBD       X0, X1, X0
+	VPBROADCASTD X0, Y0
+	T88_DOT(TK0, Y24)
+	ADDQ $18, SI
+	ADDQ $18, R10
+	ADDQ $18, R11
+	ADDQ $18, R12
+	ADDQ $34, DI
+	DECQ CX
+	JNZ  d8_loop
+
+d8_done:
+	MOVQ    out+40(FP), DX
+	VMOVUPS Y24, (DX)
 	VZEROUPPER
 	RET
