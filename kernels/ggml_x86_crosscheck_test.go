@@ -32,6 +32,14 @@ import (
 //
 // Our side quantizes the same float activations with QuantizeRow, so a
 // quantizer that rounded one value differently would show too.
+//
+// For these types llama.cpp's one-token and several-token paths compute
+// the same bits per output (vec_dot and tinyBLAS add alike, so do the
+// gemv and the gemm), so a product does not depend on whether it is
+// computed in a prompt batch or a decode step, in llama.cpp or here; the
+// test checks both paths against every set's MatMulRows and Dot, and
+// TestSetsMatMulRows and TestTilesMatchDot hold MatMulRows to Dot for any
+// grouping of rows and tokens.
 
 // x86Variants are the libggml-cpu-<variant>.so builds these tests call,
 // the one llama.cpp's loader picks on a Zen 4 first; each runs where the
