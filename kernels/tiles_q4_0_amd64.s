@@ -140,8 +140,7 @@
 	VPADDD        Y1, Y0, Y0      \
 	VCVTDQ2PS     Y0, Y0          \
 	MOVWLZX       TK(0), AX       \
-	VBROADCASTSS  (R8)(AX*4), Y1  \
-	VMULPS        Y1, Y7, Y1      \
+	VMULPS.BCST   (R8)(AX*4), Y7, Y1 \
 	VFMADD231PS   Y1, Y0, ACC
 
 #define BCAST32(c, X, Y) \

@@ -56,8 +56,7 @@
 	VPXOR        OFF, OFF, OFF      \
 	VPSUBD       Y8, OFF, OFF       \
 	MOVWLZX      TK(0), AX          \
-	VBROADCASTSS (R8)(AX*4), X9     \
-	VMULPS       X9, X13, X9        \
+	VMULPS.BCST  (R8)(AX*4), X13, X9 \
 	VMOVUPS      X9, (16*j)(SP)
 
 // T44_DOT adds row i's block (W) times token j's block into ACC.
