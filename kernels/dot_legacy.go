@@ -17,9 +17,11 @@ import "encoding/binary"
 // symmetric formats and Q8_1 (d, s = d*Σq, qs) for the ones with an offset
 // m, whose contribution is then m*s for the whole block.
 //
-// The float arithmetic is written with explicit float32 conversions in the
-// order ggml's generic code rounds, so that no compiler may fuse a multiply
-// and an add (the Go spec allows fusion unless a conversion forbids it).
+// The float arithmetic is written with explicit float32 conversions, so
+// that no compiler may fuse a multiply and an add (the Go spec allows
+// fusion unless a conversion forbids it), and with fma32 where ggml's
+// code fuses them. They round as llama.cpp's x86 SIMD code does (see
+// dotQ8_0, dotQ4_0 and dotQ4_1), not as ggml's generic code.
 const (
 	q4_0Bytes = 18
 	q4_1Bytes = 20
@@ -49,109 +51,134 @@ func sumQ4(q, a, b *[16]byte, off int32) int32 {
 	return s
 }
 
-// sumQ5 is sumQ4 with a fifth bit: bit j of qh joins the low nibble of
-// byte j (value j), bit j+16 its high nibble (value j+16).
-func sumQ5(q *[16]byte, qh uint32, a, b *[16]byte, off int32) int32 {
-	lo, hi := int32(qh<<4), int32(qh>>12) // bit j (resp. j+16) now at bit j+4
-	var s int32
-	for j := 0; j < 16; j += 4 {
-		q0, q1, q2, q3 := int32(q[j]), int32(q[j+1]), int32(q[j+2]), int32(q[j+3])
-		l, h := lo>>j, hi>>j
-		s += ((q0&15|l&16)-off)*int32(int8(a[j])) + ((q1&15|l>>1&16)-off)*int32(int8(a[j+1])) +
-			((q2&15|l>>2&16)-off)*int32(int8(a[j+2])) + ((q3&15|l>>3&16)-off)*int32(int8(a[j+3])) +
-			((q0>>4|h&16)-off)*int32(int8(b[j])) + ((q1>>4|h>>1&16)-off)*int32(int8(b[j+1])) +
-			((q2>>4|h>>2&16)-off)*int32(int8(b[j+2])) + ((q3>>4|h>>3&16)-off)*int32(int8(b[j+3]))
-	}
-	return s
-}
-
-// sumQ8 is Σ a_j·b_j over 32 int8 pairs.
-func sumQ8(a, b *[32]byte) int32 {
-	var s int32
-	for j := 0; j < 32; j += 4 {
-		s += int32(int8(a[j]))*int32(int8(b[j])) + int32(int8(a[j+1]))*int32(int8(b[j+1])) +
-			int32(int8(a[j+2]))*int32(int8(b[j+2])) + int32(int8(a[j+3]))*int32(int8(b[j+3]))
-	}
-	return s
-}
-
+// dotQ4_0 follows what llama.cpp's x86 builds run for Q4_0 weights: they
+// repack them into the q4_0_8x8 layout at load time, and the repacked
+// gemv (one token) and gemm (several) of arch/x86/repack.cpp sum each
+// block's 32 products exactly to one integer and add it, times dw·dx, to
+// the output with one fused multiply-add, block after block:
+// acc = fma(float(sumi), dw·dx, acc), no horizontal sum at the end.
+// ggml's scalar reference (sumf += sumi*dx*dy) rounds differently. A
+// matrix whose row count is not a multiple of 8 is not repacked, and
+// llama.cpp then runs tinyBLAS_Q0_AVX and ggml_vec_dot_q4_0_q8_0 on it,
+// which add as dotQ8_0 does: for such (rare) matrices these kernels are
+// not llama.cpp's bits (MatMulRows does not know the matrix's height).
 func dotQ4_0(w, xq []byte, n int) float32 {
 	nb := n / qk
 	w, xq = w[:nb*q4_0Bytes], xq[:nb*q8_0Bytes]
-	var sumf float32
+	var acc float32
 	for len(w) >= q4_0Bytes && len(xq) >= q8_0Bytes {
 		x := (*[q4_0Bytes]byte)(w)
 		y := (*[q8_0Bytes]byte)(xq)
 		sumi := sumQ4((*[16]byte)(x[2:]), (*[16]byte)(y[2:]), (*[16]byte)(y[18:]), 8)
-		// sumi*dx*dy, left to right.
-		sumf += float32(float32(float32(sumi)*fp16(x[0:])) * fp16(y[0:]))
+		d := float32(fp16(x[0:]) * fp16(y[0:]))
+		acc = fma32(float32(sumi), d, acc)
 		w, xq = w[q4_0Bytes:], xq[q8_0Bytes:]
 	}
-	return sumf
+	return acc
+}
+
+// The other legacy formats follow llama.cpp's x86 code too
+// (ggml_vec_dot_q4_1_q8_1, _q5_0_q8_0 and _q5_1_q8_1 in
+// arch/x86/quants.c, and tinyBLAS_Q0_AVX for Q5_0 with several tokens,
+// which adds the same way): the eight-lane scheme of dotQ8_0 on the
+// blocks' values (q-16 for Q5_0, the unsigned q for Q4_1 and Q5_1), and
+// for the formats with an offset m a scalar sum of m·s, one fused
+// multiply-add per block (compilers contract ggml's summs += m*s), added
+// after the lanes.
+
+// lanesQ4 adds into acc, lane l, d times the exact sum of the products
+// of values 4l..4l+3 of a 4-bit block (quants q, fifth bits hb: bit j of
+// hb is added as 16 to value j) with activations x (32 int8), the
+// values offset by off.
+func lanesQ4(acc *[8]float32, d float32, q *[16]byte, hb uint32, x *[32]byte, off int32) {
+	for l := range acc {
+		var s int32
+		for j := 4 * l; j < 4*l+4; j++ {
+			v := int32(q[j%16])
+			if j >= 16 {
+				v >>= 4
+			}
+			v = v&15 | int32(hb>>j&1)<<4
+			s += (v - off) * int32(int8(x[j]))
+		}
+		acc[l] = fma32(d, float32(s), acc[l])
+	}
 }
 
 func dotQ4_1(w, xq []byte, n int) float32 {
 	nb := n / qk
 	w, xq = w[:nb*q4_1Bytes], xq[:nb*q8_1Bytes]
-	var sumf float32
+	var acc [8]float32
+	var summs float32
 	for len(w) >= q4_1Bytes && len(xq) >= q8_1Bytes {
 		x := (*[q4_1Bytes]byte)(w)
 		y := (*[q8_1Bytes]byte)(xq)
-		sumi := sumQ4((*[16]byte)(x[4:]), (*[16]byte)(y[4:]), (*[16]byte)(y[20:]), 0)
-		// (dx*dy)*sumi + mx*sy
-		dd := float32(fp16(x[0:]) * fp16(y[0:]))
-		sumf += float32(dd*float32(sumi)) + float32(fp16(x[2:])*fp16(y[2:]))
+		summs = fma32(fp16(x[2:]), fp16(y[2:]), summs)
+		d := float32(fp16(x[0:]) * fp16(y[0:]))
+		lanesQ4(&acc, d, (*[16]byte)(x[4:]), 0, (*[32]byte)(y[4:]), 0)
 		w, xq = w[q4_1Bytes:], xq[q8_1Bytes:]
 	}
-	return sumf
+	return hsum8(&acc) + summs
 }
 
 func dotQ5_0(w, xq []byte, n int) float32 {
 	nb := n / qk
 	w, xq = w[:nb*q5_0Bytes], xq[:nb*q8_0Bytes]
-	var sumf float32
+	var acc [8]float32
 	for len(w) >= q5_0Bytes && len(xq) >= q8_0Bytes {
 		x := (*[q5_0Bytes]byte)(w)
 		y := (*[q8_0Bytes]byte)(xq)
-		qh := binary.LittleEndian.Uint32(x[2:])
-		sumi := sumQ5((*[16]byte)(x[6:]), qh, (*[16]byte)(y[2:]), (*[16]byte)(y[18:]), 16)
-		// (dx*dy)*sumi
-		dd := float32(fp16(x[0:]) * fp16(y[0:]))
-		sumf += float32(dd * float32(sumi))
+		d := float32(fp16(x[0:]) * fp16(y[0:]))
+		lanesQ4(&acc, d, (*[16]byte)(x[6:]), binary.LittleEndian.Uint32(x[2:]), (*[32]byte)(y[2:]), 16)
 		w, xq = w[q5_0Bytes:], xq[q8_0Bytes:]
 	}
-	return sumf
+	return hsum8(&acc)
 }
 
 func dotQ5_1(w, xq []byte, n int) float32 {
 	nb := n / qk
 	w, xq = w[:nb*q5_1Bytes], xq[:nb*q8_1Bytes]
-	var sumf float32
+	var acc [8]float32
+	var summs float32
 	for len(w) >= q5_1Bytes && len(xq) >= q8_1Bytes {
 		x := (*[q5_1Bytes]byte)(w)
 		y := (*[q8_1Bytes]byte)(xq)
-		qh := binary.LittleEndian.Uint32(x[4:])
-		sumi := sumQ5((*[16]byte)(x[8:]), qh, (*[16]byte)(y[4:]), (*[16]byte)(y[20:]), 0)
-		// (dx*dy)*sumi + mx*sy
-		dd := float32(fp16(x[0:]) * fp16(y[0:]))
-		sumf += float32(dd*float32(sumi)) + float32(fp16(x[2:])*fp16(y[2:]))
+		summs = fma32(fp16(x[2:]), fp16(y[2:]), summs)
+		d := float32(fp16(x[0:]) * fp16(y[0:]))
+		lanesQ4(&acc, d, (*[16]byte)(x[8:]), binary.LittleEndian.Uint32(x[4:]), (*[32]byte)(y[4:]), 0)
 		w, xq = w[q5_1Bytes:], xq[q8_1Bytes:]
 	}
-	return sumf
+	return hsum8(&acc) + summs
 }
 
+// dotQ8_0 follows llama.cpp's x86 code for Q8_0 weights, which is the
+// same for one token (ggml_vec_dot_q8_0_q8_0 in arch/x86/quants.c) and
+// several (tinyBLAS_Q0_AVX in llamafile/sgemm.cpp): eight float32 lanes,
+// lane l adding, block after block, the exact integer sum of the four
+// products of values 4l..4l+3 times dw·dx with one fused multiply-add;
+// then the lanes are summed pairwise as hsum8 does.
 func dotQ8_0(w, xq []byte, n int) float32 {
 	nb := n / qk
 	w, xq = w[:nb*q8_0Bytes], xq[:nb*q8_0Bytes]
-	var sumf float32
+	var acc [8]float32
 	for len(w) >= q8_0Bytes && len(xq) >= q8_0Bytes {
 		x := (*[q8_0Bytes]byte)(w)
 		y := (*[q8_0Bytes]byte)(xq)
-		sumi := sumQ8((*[32]byte)(x[2:]), (*[32]byte)(y[2:]))
-		// sumi*(dx*dy)
-		dd := float32(fp16(x[0:]) * fp16(y[0:]))
-		sumf += float32(float32(sumi) * dd)
+		d := float32(fp16(x[0:]) * fp16(y[0:]))
+		for l := range acc {
+			a, b := x[2+4*l:6+4*l], y[2+4*l:6+4*l]
+			s := int32(int8(a[0]))*int32(int8(b[0])) + int32(int8(a[1]))*int32(int8(b[1])) +
+				int32(int8(a[2]))*int32(int8(b[2])) + int32(int8(a[3]))*int32(int8(b[3]))
+			acc[l] = fma32(d, float32(s), acc[l])
+		}
 		w, xq = w[q8_0Bytes:], xq[q8_0Bytes:]
 	}
-	return sumf
+	return hsum8(&acc)
+}
+
+// hsum8 adds eight float32 lanes in the order of ggml's x86 hsum_float_8
+// (and of our kernels' HSUM8): the upper four lanes onto the lower four,
+// then the upper two of those onto the lower two, then the two.
+func hsum8(l *[8]float32) float32 {
+	return float32(float32(l[0]+l[4])+float32(l[2]+l[6])) + float32(float32(l[1]+l[5])+float32(l[3]+l[7]))
 }

@@ -7,7 +7,9 @@
 // The portable Go kernels follow ggml's scalar reference code
 // (ggml_vec_dot_*_generic in ggml-cpu/quants.c and the scalar branches of
 // ggml-cpu/vec.cpp) operation for operation, including the order of the
-// float32 roundings, so they produce the same bits as that code. They are
+// float32 roundings, so they produce the same bits as that code; the
+// legacy formats (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1) follow instead the x86
+// SIMD code llama.cpp runs (dot_legacy.go). They are
 // also the reference that faster, CPU-specific kernels are tested against:
 // every implementation of a type's dot product lives in a Set, Portable()
 // is the pure-Go set, and Selected() is the set chosen once at start-up for
@@ -47,6 +49,9 @@ const maxType = 64
 // grouped.
 type rowDot4 func(w []byte, rowBytes int, xq []byte, n int, out []float32)
 
+// rowDot8 is rowDot4 for eight rows, out[0..7]; MatMulRows prefers it.
+type rowDot8 func(w []byte, rowBytes int, xq []byte, n int, out []float32)
+
 // A Set is one complete choice of dot-product kernels, one per supported
 // weight type, and optionally four-row and tile kernels that MatMulRows
 // uses for the types that have one. Sets are built once and never change.
@@ -54,6 +59,7 @@ type Set struct {
 	name  string
 	dot   [maxType]RowDot
 	dot4  [maxType]rowDot4
+	dot8  [maxType]rowDot8
 	tile  [maxType]tileKernel                    // for two tokens or more
 	quant [maxType]func(x []float32, dst []byte) // by activation type; nil: portable
 }
@@ -114,10 +120,11 @@ func Available() []*Set { return append([]*Set(nil), available...) }
 // types it speeds up. A type given a new RowDot but no four-row or tile
 // kernel loses base's ones, which would not give the new kernel's bits.
 func derive(name string, base *Set, dots map[tensor.Type]RowDot, dots4 map[tensor.Type]rowDot4, tiles map[tensor.Type]tileKernel) *Set {
-	s := &Set{name: name, dot: base.dot, dot4: base.dot4, tile: base.tile, quant: base.quant}
+	s := &Set{name: name, dot: base.dot, dot4: base.dot4, dot8: base.dot8, tile: base.tile, quant: base.quant}
 	for t, f := range dots {
 		s.dot[t] = f
 		s.dot4[t] = nil
+		s.dot8[t] = nil
 		s.tile[t] = tileKernel{}
 	}
 	for t, f := range dots4 {
@@ -262,13 +269,21 @@ func (s *Set) MatMulRows(wt tensor.Type, w []byte, rowBytes int, rowLo, rowHi in
 }
 
 // matMulRowwise is MatMulRows for the rows [rowLo, rowHi) and the tokens
-// [tokLo, tokHi), one row (or four, with a four-row kernel) at a time.
+// [tokLo, tokHi), one row (or eight or four, with such kernels) at a time.
 func (s *Set) matMulRowwise(wt tensor.Type, dot RowDot, w []byte, rowBytes, wLen, rowLo, rowHi int,
 	xq []byte, xqRowBytes, xLen, tokLo, tokHi, n int, dst []float32, dstStride int) {
 	if tokLo >= tokHi {
 		return
 	}
 	r := rowLo
+	if dot8 := s.dot8[wt]; dot8 != nil && rowBytes >= 0 {
+		for ; r+8 <= rowHi; r += 8 {
+			wRows := w[r*rowBytes : (r+7)*rowBytes+wLen]
+			for t := tokLo; t < tokHi; t++ {
+				dot8(wRows, rowBytes, xq[t*xqRowBytes:t*xqRowBytes+xLen], n, dst[t*dstStride+r:t*dstStride+r+8])
+			}
+		}
+	}
 	if dot4 := s.dot4[wt]; dot4 != nil && rowBytes >= 0 {
 		for ; r+4 <= rowHi; r += 4 {
 			wRows := w[r*rowBytes : (r+3)*rowBytes+wLen]

@@ -15,7 +15,7 @@ import (
 // CPU features of the one before it plus its own:
 //
 //	avx2        AVX2, FMA and F16C (Haswell, Zen 1 and later): a kernel
-//	            for every weight type, four-row Q4_0 and F32 kernels,
+//	            for every weight type, four-row Q4_0, Q8_0 and F32 kernels,
 //	            2×4 F32 and 2×2 Q8_0 tiles (tiles.go), and the Q8_0, Q8_K
 //	            and F16 activation quantizers
 //	avx512      AVX-512 F, BW, DQ and VL (Skylake-X, Zen 4): a 512-bit
@@ -25,9 +25,9 @@ import (
 //	            F16 kernels that add the way the tile does), Q4_K, Q5_K
 //	            and Q6_K (2×4)
 //	avx512vnni  AVX-512 VNNI (Ice Lake, Zen 4): Q8_0 and Q4_0 (one- and
-//	            four-row, and 2×4 and 4×4 tiles) with VPDPBUSD, which
-//	            multiplies and sums four byte pairs into a 32-bit lane in
-//	            one instruction
+//	            four-row, eight-row Q4_0, and 4×4 and 8×8 tiles) with
+//	            VPDPBUSD, which multiplies and sums four byte pairs into a
+//	            32-bit lane in one instruction
 //
 // A set keeps the kernels of the set below it (ultimately the portable
 // ones) for the types it does not speed up. AVX-VNNI (the VEX form of
@@ -36,7 +36,10 @@ import (
 //
 // Integer sums are exact in every kernel, as in the portable code; only the
 // order in which the float32 scale products are added differs, so results
-// agree with Portable() to float32 rounding of Σ|w·x|, not bit for bit.
+// agree with Portable() to float32 rounding of Σ|w·x|, not bit for bit,
+// except for the legacy formats (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1), whose
+// kernels all add in llama.cpp's x86 order (dot_legacy.go) and give the
+// portable kernels' bits.
 // Within a set, the one-row, four-row and tile kernels of a type give the
 // same bits (tiles.go says why that matters).
 // The quantizers write exactly the portable bytes. Two assumptions hold
@@ -78,6 +81,7 @@ func archSets() []*Set {
 	}, map[tensor.Type]rowDot4{
 		tensor.F32:  dot4F32AVX2Rows,
 		tensor.Q4_0: dot4Q4_0AVX2Rows,
+		tensor.Q8_0: dot4Q8_0AVX2Rows,
 	}, map[tensor.Type]tileKernel{
 		tensor.F32:  {f: tileF32AVX2, rows: 2, toks: 4},
 		tensor.Q8_0: {f: tileQ8_0AVX2, rows: 2, toks: 2},
@@ -108,10 +112,12 @@ func archSets() []*Set {
 		tensor.Q4_0: dotQ4_0VNNIRow,
 	}, map[tensor.Type]rowDot4{
 		tensor.Q4_0: dot4Q4_0VNNIRows,
+		tensor.Q8_0: dot4Q8_0VNNIRows,
 	}, map[tensor.Type]tileKernel{
-		tensor.Q4_0: {f: tileQ4_0VNNI, rows: 4, toks: 4},
-		tensor.Q8_0: {f: tileQ8_0VNNI, rows: 2, toks: 4},
+		tensor.Q4_0: {f: tileQ4_0VNNI, rows: 8, toks: 8},
+		tensor.Q8_0: {f: tileQ8_0VNNI, rows: 4, toks: 4},
 	})
+	vnni.dot8[tensor.Q4_0] = dot8Q4_0VNNIRows
 	return []*Set{vnni, avx512, avx2}
 }
 
@@ -221,6 +227,32 @@ func dot4Q4_0VNNIRows(w []byte, rowBytes int, xq []byte, n int, out []float32) {
 	}
 	w, xq = rows4(w, rowBytes, nb*q4_0Bytes, xq, nb*q8_0Bytes)
 	dot4Q4_0VNNI(&w[0], rowBytes, &xq[0], nb, &fp16Table[0], (*[4]float32)(out))
+}
+
+//go:noescape
+func dot4Q8_0AVX2(w *byte, rowBytes int, x *byte, nb int, tab *float32, out *[4]float32)
+
+//go:noescape
+func dot4Q8_0VNNI(w *byte, rowBytes int, x *byte, nb int, tab *float32, out *[4]float32)
+
+func dot4Q8_0AVX2Rows(w []byte, rowBytes int, xq []byte, n int, out []float32) {
+	nb := n / qk
+	if nb <= 0 {
+		clear(out[:4])
+		return
+	}
+	w, xq = rows4(w, rowBytes, nb*q8_0Bytes, xq, nb*q8_0Bytes)
+	dot4Q8_0AVX2(&w[0], rowBytes, &xq[0], nb, &fp16Table[0], (*[4]float32)(out))
+}
+
+func dot4Q8_0VNNIRows(w []byte, rowBytes int, xq []byte, n int, out []float32) {
+	nb := n / qk
+	if nb <= 0 {
+		clear(out[:4])
+		return
+	}
+	w, xq = rows4(w, rowBytes, nb*q8_0Bytes, xq, nb*q8_0Bytes)
+	dot4Q8_0VNNI(&w[0], rowBytes, &xq[0], nb, &fp16Table[0], (*[4]float32)(out))
 }
 
 func dotQ4_0VNNIRow(w, xq []byte, n int) float32 {

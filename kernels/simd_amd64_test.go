@@ -54,6 +54,9 @@ func TestSIMDCoverage(t *testing.T) {
 			if s.dot4[wt] != nil {
 				name += "+" + kernelName(s.dot4[wt])
 			}
+			if s.dot8[wt] != nil {
+				name += "+" + kernelName(s.dot8[wt])
+			}
 			if tk := s.tile[wt]; tk.f != nil {
 				name += fmt.Sprintf("+%s(%dx%d)", kernelName(tk.f), tk.rows, tk.toks)
 			}

@@ -136,7 +136,9 @@ func rawActivationRow(rng *rand.Rand, vt tensor.Type, n int, pick func() int8) [
 // TestSetsMatchPortable runs every kernel of every set this CPU can run
 // on random and adversarial rows and compares it with the portable
 // kernel: integer block sums are exact in both, only the float32
-// accumulation order differs, so they must agree to 1e-5 of Σ|w·x|.
+// accumulation order differs, so they must agree to 1e-5 of Σ|w·x|; the
+// types in followsX86 add their floats in one order everywhere and must
+// give the same bits.
 func TestSetsMatchPortable(t *testing.T) {
 	sets := fastSets(t)
 	if len(sets) == 0 {
@@ -186,6 +188,10 @@ func TestSetsMatchPortable(t *testing.T) {
 							continue // overflow: only "no panic" is asked
 						}
 						diff := math.Abs(got - want)
+						if followsX86[wt] && math.Float32bits(float32(got)) != math.Float32bits(float32(want)) {
+							t.Errorf("%s %s n=%d %s x=%s: %.9g (%#08x), portable %.9g (%#08x): not the same bits",
+								s.Name(), wt, n, wname, xname, got, math.Float32bits(float32(got)), want, math.Float32bits(float32(want)))
+						}
 						if math.IsNaN(got) || diff > 1e-5*mag+1e-30 {
 							t.Errorf("%s %s n=%d %s x=%s: %.9g, portable %.9g (diff %.3g, Σ|w·x| %.3g)",
 								s.Name(), wt, n, wname, xname, got, want, diff, mag)

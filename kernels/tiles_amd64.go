@@ -45,10 +45,23 @@ func blockTile(k blockTileKernel, g blockTileShape, w []byte, rowBytes int, xq [
 }
 
 //go:noescape
-func tile4x4Q4_0VNNI(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
+func tile8x8Q4_0VNNI(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
+
+//go:noescape
+func dot8Q4_0VNNI(w *byte, rowBytes int, x *byte, nb int, tab *float32, out *[8]float32)
+
+func dot8Q4_0VNNIRows(w []byte, rowBytes int, xq []byte, n int, out []float32) {
+	nb := n / qk
+	if nb <= 0 {
+		clear(out[:8])
+		return
+	}
+	w, xq = w[:7*rowBytes+nb*q4_0Bytes], xq[:nb*q8_0Bytes]
+	dot8Q4_0VNNI(&w[0], rowBytes, &xq[0], nb, &fp16Table[0], (*[8]float32)(out))
+}
 
 func tileQ4_0VNNI(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
-	blockTile(tile4x4Q4_0VNNI, blockTileShape{4, 4, qk, q4_0Bytes, q8_0Bytes}, w, rowBytes, xq, xqRowBytes, n, dst, dstStride)
+	blockTile(tile8x8Q4_0VNNI, blockTileShape{8, 8, qk, q4_0Bytes, q8_0Bytes}, w, rowBytes, xq, xqRowBytes, n, dst, dstStride)
 }
 
 //go:noescape
@@ -107,10 +120,10 @@ func tileF32AVX2(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst [
 }
 
 //go:noescape
-func tile2x4Q8_0VNNI(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
+func tile4x4Q8_0VNNI(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
 
 func tileQ8_0VNNI(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
-	blockTile(tile2x4Q8_0VNNI, blockTileShape{2, 4, qk, q8_0Bytes, q8_0Bytes}, w, rowBytes, xq, xqRowBytes, n, dst, dstStride)
+	blockTile(tile4x4Q8_0VNNI, blockTileShape{4, 4, qk, q8_0Bytes, q8_0Bytes}, w, rowBytes, xq, xqRowBytes, n, dst, dstStride)
 }
 
 // f32LongRow is the row length from which dot4F32AVX2Rows and

@@ -2,233 +2,289 @@
 
 #include "textflag.h"
 
-// Q4_0 tile kernel (see tiles.go): 4 weight rows × 4 tokens, 16
-// accumulators. Per (row, token) it performs exactly the operations of
-// dotQ4_0VNNI / dot4Q4_0VNNI in dot_legacy_amd64.s: two blocks A, B per
-// step, A in the low 128-bit half of every register and B in the high
-// one; the integer lanes start at -Σ8·x and take Σq·x by VPDPBUSD, are
-// converted to float32 and added, times dw·dx, into the pair's
-// accumulator with one FMA; a last odd block runs alone with B's lanes
-// zero; the eight lanes are added at the end as HSUM8 does.
+// Q4_0 tile kernel (see tiles.go): 8 weight rows × 8 tokens. Per (row,
+// token) it computes what dotQ4_0VNNI and dot4Q4_0VNNI in
+// dot_legacy_amd64.s compute, with the same float operations: per block
+// the exact integer Σ(q-8)·x, converted to float32, times dw·dx added into
+// the output's accumulator with one FMA, block after block.
 //
-// The four tokens' activation blocks are prepared once per step and kept
-// in Y0..Y7 (their -Σ8·x and dx lanes in the stack frame, read by the
-// products as memory operands); then each row's blocks are unpacked once
-// into Y8, Y9 (nibbles) and Y11 (dw) and multiplied with the four tokens.
-// The accumulators are Y16..Y31 (acc[row i][token j] = Y(16+4i+j)),
-// which need AVX-512 VL: only EVEX-encodable instructions touch them.
+// The integer sums are formed the other way round from the row kernels,
+// which give each row eight lanes of partial sums to reduce: here the
+// eight rows' blocks are transposed once per block, into eight registers
+// T0..T7 (Y8..Y15) where lane r of Tk holds row r's values 4k..4k+3
+// (unsigned nibbles 0..15); then each token's block takes eight VPDPBUSD
+// with its activation bytes 4k..4k+3 broadcast from memory to all lanes,
+// which leaves row r's whole block sum Σq·x in lane r, and no reduction
+// is needed. The transposition costs about as much as one token's
+// products and serves all eight tokens.
 //
-// func tile4x4Q4_0VNNI(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
+// Transposition: the 16 nibble bytes of a block are four dwords; rows r
+// and r+4 go to the two 128-bit halves of a register (Y0..Y3 for rows
+// 0..3 and 4..7), a 4×4 dword transpose within the halves (VPUNPCK*DQ,
+// VPUNPCK*QDQ) gives in Y0..Y3 the dwords 0..3 of the eight rows (lane r:
+// row r), whose low nibbles are values 4k..4k+3 (Tk) and high nibbles
+// values 16+4k.. (Tk+4).
+//
+// The offset -8·Σx of each token's block, the same for every row, starts
+// the token's sums: for all eight tokens it is computed once per block
+// (VPDPBUSD with bytes 8, four tokens' lanes reduced with VPHADDD) into
+// the frame, and broadcast from there.
+//
+// func tile8x8Q4_0VNNI(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
 // computes the tile of the rows at w, w+rowBytes, ... and the tokens at x,
 // x+xStride, ..., into dst[j*dstStride+i].
-// Registers: SI, R9, R10, R11 the rows; DI, R12, R13, DX the tokens; CX
-// the blocks left; R8 the fp16 table; Y13 bytes 0x0f; Y14 bytes 8; Y10,
-// Y12, Y15 scratch. Frame: token j's -Σ8·x lanes at 64j(SP), its dx
-// lanes at 64j+32(SP).
+// Registers: SI, R10, R11, R12 rows 0..3, rows 4..7 at R9 = 4·rowBytes
+// past them; tokens 0..3 at DI, DI+BX, DI+2·BX, DI+DX (BX = xStride, DX =
+// 3·xStride), tokens 4..7 likewise from R13; CX the blocks left; R8 the
+// fp16 table; Y7 the eight rows' dw; Y22 bytes 8; Y23 bytes 0x0f;
+// Y24..Y31 the tokens' accumulators (lane r: row r); Y0..Y6 scratch.
+// Frame: the tokens' -8·Σx at 4j(SP).
 
-// HSUM8 adds the eight float32 lanes of Y (X its low half) into the low
-// lane of X; T is a scratch X register.
-#define HSUM8(Y, X, T) \
-	VEXTRACTF128 $1, Y, T \
-	VADDPS       T, X, X  \
-	VMOVHLPS     X, X, T  \
-	VADDPS       T, X, X  \
-	VMOVSHDUP    X, T     \
-	VADDSS       T, X, X
+// The addresses of token j's block, o bytes in.
+#define TK0(o) o(DI)
+#define TK1(o) o(DI)(BX*1)
+#define TK2(o) o(DI)(BX*2)
+#define TK3(o) o(DI)(DX*1)
+#define TK4(o) o(R13)
+#define TK5(o) o(R13)(BX*1)
+#define TK6(o) o(R13)(BX*2)
+#define TK7(o) o(R13)(DX*1)
 
-// BCAST32 fills the 32-bit lanes of Y (X its low half) with the constant c.
+// T88_W transposes the eight rows' blocks into Y8..Y15 and gathers their
+// dw into Y7.
+#define T88_W \
+	VMOVDQU     2(SI), X0               \
+	VINSERTI128 $1, 2(SI)(R9*1), Y0, Y0  \
+	VMOVDQU     2(R10), X1              \
+	VINSERTI128 $1, 2(R10)(R9*1), Y1, Y1 \
+	VMOVDQU     2(R11), X2              \
+	VINSERTI128 $1, 2(R11)(R9*1), Y2, Y2 \
+	VMOVDQU     2(R12), X3              \
+	VINSERTI128 $1, 2(R12)(R9*1), Y3, Y3 \
+	VPUNPCKLDQ  Y1, Y0, Y4              \
+	VPUNPCKHDQ  Y1, Y0, Y5              \
+	VPUNPCKLDQ  Y3, Y2, Y6              \
+	VPUNPCKHDQ  Y3, Y2, Y7              \
+	VPUNPCKLQDQ Y6, Y4, Y0              \
+	VPUNPCKHQDQ Y6, Y4, Y1              \
+	VPUNPCKLQDQ Y7, Y5, Y2              \
+	VPUNPCKHQDQ Y7, Y5, Y3              \
+	VPANDD      Y23, Y0, Y8             \
+	VPANDD      Y23, Y1, Y9             \
+	VPANDD      Y23, Y2, Y10            \
+	VPANDD      Y23, Y3, Y11            \
+	VPSRLW      $4, Y0, Y0              \
+	VPSRLW      $4, Y1, Y1              \
+	VPSRLW      $4, Y2, Y2              \
+	VPSRLW      $4, Y3, Y3              \
+	VPANDD      Y23, Y0, Y12            \
+	VPANDD      Y23, Y1, Y13            \
+	VPANDD      Y23, Y2, Y14            \
+	VPANDD      Y23, Y3, Y15            \
+	MOVWLZX     (SI), AX                \
+	VMOVSS      (R8)(AX*4), X7          \
+	MOVWLZX     (R10), AX               \
+	VINSERTPS   $0x10, (R8)(AX*4), X7, X7 \
+	MOVWLZX     (R11), AX               \
+	VINSERTPS   $0x20, (R8)(AX*4), X7, X7 \
+	MOVWLZX     (R12), AX               \
+	VINSERTPS   $0x30, (R8)(AX*4), X7, X7 \
+	MOVWLZX     (SI)(R9*1), AX          \
+	VMOVSS      (R8)(AX*4), X6          \
+	MOVWLZX     (R10)(R9*1), AX         \
+	VINSERTPS   $0x10, (R8)(AX*4), X6, X6 \
+	MOVWLZX     (R11)(R9*1), AX         \
+	VINSERTPS   $0x20, (R8)(AX*4), X6, X6 \
+	MOVWLZX     (R12)(R9*1), AX         \
+	VINSERTPS   $0x30, (R8)(AX*4), X6, X6 \
+	VINSERTF128 $1, X6, Y7, Y7
+
+// T88_OFF4 stores -8·Σx of four tokens' blocks at off(SP).
+#define T88_OFF4(A, B, C, D, off) \
+	VPXOR        Y0, Y0, Y0    \
+	VPDPBUSD     A(2), Y22, Y0 \
+	VPXOR        Y1, Y1, Y1    \
+	VPDPBUSD     B(2), Y22, Y1 \
+	VPXOR        Y2, Y2, Y2    \
+	VPDPBUSD     C(2), Y22, Y2 \
+	VPXOR        Y3, Y3, Y3    \
+	VPDPBUSD     D(2), Y22, Y3 \
+	VPHADDD      Y1, Y0, Y0    \
+	VPHADDD      Y3, Y2, Y2    \
+	VPHADDD      Y2, Y0, Y0    \
+	VEXTRACTI128 $1, Y0, X1    \
+	VPADDD       X1, X0, X0    \
+	VPXOR        X1, X1, X1    \
+	VPSUBD       X0, X1, X0    \
+	VMOVDQU      X0, off(SP)
+
+// T88_TOK adds the eight rows' block times token j's block (at TK) into
+// ACC.
+#define T88_TOK(TK, j, ACC) \
+	VPBROADCASTD  (4*j)(SP), Y0   \
+	T88_DOT(TK, ACC)
+
+// T88_DOT adds the eight rows' block times the token's block (at TK) into
+// ACC, the token's -8·Σx in every lane of Y0. Two chains of VPDPBUSD
+// (even and odd k) halve the latency.
+#define T88_DOT(TK, ACC) \
+	VPXOR         Y1, Y1, Y1      \
+	VPDPBUSD.BCST TK(2), Y8, Y0   \
+	VPDPBUSD.BCST TK(6), Y9, Y1   \
+	VPDPBUSD.BCST TK(10), Y10, Y0 \
+	VPDPBUSD.BCST TK(14), Y11, Y1 \
+	VPDPBUSD.BCST TK(18), Y12, Y0 \
+	VPDPBUSD.BCST TK(22), Y13, Y1 \
+	VPDPBUSD.BCST TK(26), Y14, Y0 \
+	VPDPBUSD.BCST TK(30), Y15, Y1 \
+	VPADDD        Y1, Y0, Y0      \
+	VCVTDQ2PS     Y0, Y0          \
+	MOVWLZX       TK(0), AX       \
+	VMULPS.BCST   (R8)(AX*4), Y7, Y1 \
+	VFMADD231PS   Y1, Y0, ACC
+
 #define BCAST32(c, X, Y) \
 	MOVL         c, AX \
 	VMOVD        AX, X \
 	VPBROADCASTD X, Y
 
-// T40_TOK2 prepares blocks A (P), B (P+34) of one token: values 0..15 of
-// A|B into L, 16..31 into H, -Σ8·x and dx lanes into slot k of the frame.
-#define T40_TOK2(P, L, XL, H, XH, k) \
-	VMOVDQU      2(P), XL           \
-	VINSERTI128  $1, 36(P), L, L    \
-	VMOVDQU      18(P), XH          \
-	VINSERTI128  $1, 52(P), H, H    \
-	VPXOR        Y10, Y10, Y10      \
-	VPDPBUSD     L, Y14, Y10        \
-	VPDPBUSD     H, Y14, Y10        \
-	VPXOR        Y12, Y12, Y12      \
-	VPSUBD       Y10, Y12, Y10      \
-	VMOVDQU      Y10, (64*k)(SP)    \
-	MOVWLZX      (P), AX            \
-	MOVWLZX      34(P), BX          \
-	VBROADCASTSS (R8)(AX*4), X12    \
-	VBROADCASTSS (R8)(BX*4), X10    \
-	VINSERTF128  $1, X10, Y12, Y12  \
-	VMOVUPS      Y12, (64*k+32)(SP)
-
-// T40_TOK1 is T40_TOK2 for the single block A (B's lanes zero, dx in
-// all eight lanes).
-#define T40_TOK1(P, L, XL, H, XH, k) \
-	VMOVDQU      2(P), XL           \
-	VMOVDQU      18(P), XH          \
-	VPXOR        Y10, Y10, Y10      \
-	VPDPBUSD     L, Y14, Y10        \
-	VPDPBUSD     H, Y14, Y10        \
-	VPXOR        Y12, Y12, Y12      \
-	VPSUBD       Y10, Y12, Y10      \
-	VMOVDQU      Y10, (64*k)(SP)    \
-	MOVWLZX      (P), AX            \
-	VBROADCASTSS (R8)(AX*4), Y12    \
-	VMOVUPS      Y12, (64*k+32)(SP)
-
-// T40_W2 unpacks blocks A (R), B (R+18) of a row: low nibbles into Y8,
-// high nibbles into Y9, dw lanes into Y11.
-#define T40_W2(R) \
-	VMOVDQU      2(R), X8           \
-	VINSERTI128  $1, 20(R), Y8, Y8  \
-	MOVWLZX      (R), AX            \
-	MOVWLZX      18(R), BX          \
-	VBROADCASTSS (R8)(AX*4), X11    \
-	VBROADCASTSS (R8)(BX*4), X15    \
-	VINSERTF128  $1, X15, Y11, Y11  \
-	VPSRLW       $4, Y8, Y9         \
-	VPAND        Y13, Y8, Y8        \
-	VPAND        Y13, Y9, Y9
-
-// T40_W1 is T40_W2 for block A alone.
-#define T40_W1(R) \
-	VMOVDQU      2(R), X8           \
-	MOVWLZX      (R), AX            \
-	VBROADCASTSS (R8)(AX*4), Y11    \
-	VPSRLW       $4, Y8, Y9         \
-	VPAND        Y13, Y8, Y8        \
-	VPAND        Y13, Y9, Y9
-
-// T40_DOT adds the unpacked row times the token in L, H (frame slot k)
-// into ACC.
-#define T40_DOT(L, H, k, ACC) \
-	VMOVDQU     (64*k)(SP), Y10         \
-	VPDPBUSD    L, Y8, Y10              \
-	VPDPBUSD    H, Y9, Y10              \
-	VCVTDQ2PS   Y10, Y10                \
-	VMULPS      (64*k+32)(SP), Y11, Y12 \
-	VFMADD231PS Y12, Y10, ACC
-
-// T40_ROW multiplies row R (unpacked by W) with the four tokens.
-#define T40_ROW(W, R, A0, A1, A2, A3) \
-	W(R)                       \
-	T40_DOT(Y0, Y1, 0, A0)     \
-	T40_DOT(Y2, Y3, 1, A1)     \
-	T40_DOT(Y4, Y5, 2, A2)     \
-	T40_DOT(Y6, Y7, 3, A3)
-
-// T40_STEP is one step of W/TOK (two blocks or one) for the whole tile.
-#define T40_STEP(W, TOK) \
-	TOK(DI, Y0, X0, Y1, X1, 0)    \
-	TOK(R12, Y2, X2, Y3, X3, 1)   \
-	TOK(R13, Y4, X4, Y5, X5, 2)   \
-	TOK(DX, Y6, X6, Y7, X7, 3)    \
-	T40_ROW(W, SI, Y16, Y17, Y18, Y19)  \
-	T40_ROW(W, R9, Y20, Y21, Y22, Y23)  \
-	T40_ROW(W, R10, Y24, Y25, Y26, Y27) \
-	T40_ROW(W, R11, Y28, Y29, Y30, Y31)
-
-// TILE_OUT stores the lane sum of accumulator A at (4i)(P).
-#define TILE_OUT(A, P, i) \
-	VMOVAPS A, Y0        \
-	HSUM8(Y0, X0, X1)    \
-	VMOVSS  X0, (4*i)(P)
-
-// TILE_OUT16 stores all sixteen accumulators (after TILE_DST).
-#define TILE_OUT16 \
-	TILE_OUT(Y16, DI, 0)  \
-	TILE_OUT(Y17, R12, 0) \
-	TILE_OUT(Y18, R13, 0) \
-	TILE_OUT(Y19, DX, 0)  \
-	TILE_OUT(Y20, DI, 1)  \
-	TILE_OUT(Y21, R12, 1) \
-	TILE_OUT(Y22, R13, 1) \
-	TILE_OUT(Y23, DX, 1)  \
-	TILE_OUT(Y24, DI, 2)  \
-	TILE_OUT(Y25, R12, 2) \
-	TILE_OUT(Y26, R13, 2) \
-	TILE_OUT(Y27, DX, 2)  \
-	TILE_OUT(Y28, DI, 3)  \
-	TILE_OUT(Y29, R12, 3) \
-	TILE_OUT(Y30, R13, 3) \
-	TILE_OUT(Y31, DX, 3)
-
-// TILE_ZERO16 clears the sixteen accumulators.
-#define TILE_ZERO16 \
-	VPXORD Y16, Y16, Y16 \
-	VPXORD Y17, Y17, Y17 \
-	VPXORD Y18, Y18, Y18 \
-	VPXORD Y19, Y19, Y19 \
-	VPXORD Y20, Y20, Y20 \
-	VPXORD Y21, Y21, Y21 \
-	VPXORD Y22, Y22, Y22 \
-	VPXORD Y23, Y23, Y23 \
-	VPXORD Y24, Y24, Y24 \
-	VPXORD Y25, Y25, Y25 \
-	VPXORD Y26, Y26, Y26 \
-	VPXORD Y27, Y27, Y27 \
-	VPXORD Y28, Y28, Y28 \
-	VPXORD Y29, Y29, Y29 \
-	VPXORD Y30, Y30, Y30 \
-	VPXORD Y31, Y31, Y31
-
-// TILE_PTRS sets SI, R9, R10, R11 to the four rows and DI, R12, R13, DX
-// to the four tokens.
-#define TILE_PTRS \
-	MOVQ w+0(FP), SI            \
-	MOVQ rowBytes+8(FP), AX     \
-	LEAQ (SI)(AX*1), R9         \
-	LEAQ (R9)(AX*1), R10        \
-	LEAQ (R10)(AX*1), R11       \
-	MOVQ x+16(FP), DI           \
-	MOVQ xStride+24(FP), AX     \
-	LEAQ (DI)(AX*1), R12        \
-	LEAQ (R12)(AX*1), R13       \
-	LEAQ (R13)(AX*1), DX
-
-// TILE_DST sets DI, R12, R13, DX to the dst rows of the four tokens.
-#define TILE_DST \
-	MOVQ dst+48(FP), DI         \
-	MOVQ dstStride+56(FP), AX   \
-	SHLQ $2, AX                 \
-	LEAQ (DI)(AX*1), R12        \
-	LEAQ (R12)(AX*1), R13       \
-	LEAQ (R13)(AX*1), DX
-
-// func tile4x4Q4_0VNNI(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
-TEXT ·tile4x4Q4_0VNNI(SB), NOSPLIT, $256-64
-	TILE_PTRS
+// func tile8x8Q4_0VNNI(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
+TEXT ·tile8x8Q4_0VNNI(SB), NOSPLIT, $32-64
+	MOVQ w+0(FP), SI
+	MOVQ rowBytes+8(FP), R9
+	LEAQ (SI)(R9*1), R10
+	LEAQ (R10)(R9*1), R11
+	LEAQ (R11)(R9*1), R12
+	SHLQ $2, R9
+	MOVQ x+16(FP), DI
+	MOVQ xStride+24(FP), BX
+	LEAQ (BX)(BX*2), DX
+	LEAQ (DI)(BX*4), R13
 	MOVQ nb+32(FP), CX
 	MOVQ tab+40(FP), R8
-	BCAST32($0x0f0f0f0f, X13, Y13)
-	BCAST32($0x08080808, X14, Y14)
-	TILE_ZERO16
-	CMPQ CX, $2
-	JB   q40t_one
+	BCAST32($0x08080808, X0, Y0)
+	VMOVDQA32 Y0, Y22
+	BCAST32($0x0f0f0f0f, X0, Y0)
+	VMOVDQA32 Y0, Y23
+	VPXORD Y24, Y24, Y24
+	VPXORD Y25, Y25, Y25
+	VPXORD Y26, Y26, Y26
+	VPXORD Y27, Y27, Y27
+	VPXORD Y28, Y28, Y28
+	VPXORD Y29, Y29, Y29
+	VPXORD Y30, Y30, Y30
+	VPXORD Y31, Y31, Y31
+	TESTQ  CX, CX
+	JZ     t88_done
 
-q40t_two:
-	T40_STEP(T40_W2, T40_TOK2)
-	ADDQ $36, SI
-	ADDQ $36, R9
-	ADDQ $36, R10
-	ADDQ $36, R11
-	ADDQ $68, DI
-	ADDQ $68, R12
-	ADDQ $68, R13
-	ADDQ $68, DX
-	SUBQ $2, CX
-	CMPQ CX, $2
-	JAE  q40t_two
+t88_loop:
+	T88_W
+	T88_OFF4(TK0, TK1, TK2, TK3, 0)
+	T88_OFF4(TK4, TK5, TK6, TK7, 16)
+	T88_TOK(TK0, 0, Y24)
+	T88_TOK(TK1, 1, Y25)
+	T88_TOK(TK2, 2, Y26)
+	T88_TOK(TK3, 3, Y27)
+	T88_TOK(TK4, 4, Y28)
+	T88_TOK(TK5, 5, Y29)
+	T88_TOK(TK6, 6, Y30)
+	T88_TOK(TK7, 7, Y31)
+	ADDQ $18, SI
+	ADDQ $18, R10
+	ADDQ $18, R11
+	ADDQ $18, R12
+	ADDQ $34, DI
+	ADDQ $34, R13
+	DECQ CX
+	JNZ  t88_loop
 
-q40t_one:
-	TESTQ CX, CX
-	JZ    q40t_done
-	T40_STEP(T40_W1, T40_TOK1)
-
-q40t_done:
-	TILE_DST
-	TILE_OUT16
+t88_done:
+	MOVQ    dst+48(FP), DI
+	MOVQ    dstStride+56(FP), AX
+	SHLQ    $2, AX
+	VMOVUPS Y24, (DI)
+	ADDQ    AX, DI
+	VMOVUPS Y25, (DI)
+	ADDQ    AX, DI
+	VMOVUPS Y26, (DI)
+	ADDQ    AX, DI
+	VMOVUPS Y27, (DI)
+	ADDQ    AX, DI
+	VMOVUPS Y28, (DI)
+	ADDQ    AX, DI
+	VMOVUPS Y29, (DI)
+	ADDQ    AX, DI
+	VMOVUPS Y30, (DI)
+	ADDQ    AX, DI
+	VMOVUPS Y31, (DI)
 	VZEROUPPER
 	RET
 
+// dot8Q4_0VNNI is the tile's scheme for one token and eight rows: the
+// decode kernel (MatMulRows's eight-row path), same bits as every other
+// Q4_0 kernel. One transposition per block serves the eight rows, and the
+// rows' sums come out in the lanes of one register, where the four-row
+// kernel reduces each row's lanes: about a fifth fewer instructions per
+// byte. Each step also prefetches, as the four-row kernel does, the next
+// eight rows into L1 (R13 walks them from their start, 144 bytes a step)
+// and the eight after them into L2 (BX); without the L2 prefetch this
+// kernel streamed from memory slower than the four-row one, with it about
+// 10% faster (75 MB, one thread, alternating the two in one process).
+//
+// func dot8Q4_0VNNI(w *byte, rowBytes int, x *byte, nb int, tab *float32, out *[8]float32)
+TEXT ·dot8Q4_0VNNI(SB), NOSPLIT, $0-48
+	MOVQ w+0(FP), SI
+	MOVQ rowBytes+8(FP), R9
+	LEAQ (SI)(R9*1), R10
+	LEAQ (R10)(R9*1), R11
+	LEAQ (R11)(R9*1), R12
+	LEAQ (R12)(R9*4), R13
+	ADDQ R9, R13
+	LEAQ (R13)(R9*8), BX
+	SHLQ $2, R9
+	MOVQ x+16(FP), DI
+	MOVQ nb+24(FP), CX
+	MOVQ tab+32(FP), R8
+	BCAST32($0x08080808, X0, Y0)
+	VMOVDQA32 Y0, Y22
+	BCAST32($0x0f0f0f0f, X0, Y0)
+	VMOVDQA32 Y0, Y23
+	VPXORD Y24, Y24, Y24
+	TESTQ  CX, CX
+	JZ     d8_done
+
+d8_loop:
+	PREFETCHT0 (R13)
+	PREFETCHT0 64(R13)
+	PREFETCHT0 128(R13)
+	ADDQ       $144, R13
+	PREFETCHT1 (BX)
+	PREFETCHT1 64(BX)
+	PREFETCHT1 128(BX)
+	ADDQ       $144, BX
+	T88_W
+	VPXOR        Y0, Y0, Y0
+	VPDPBUSD     2(DI), Y22, Y0
+	VEXTRACTI128 $1, Y0, X1
+	VPADDD       X1, X0, X0
+	VPSHUFD      $0x4e, X0, X1
+	VPADDD       X1, X0, X0
+	VPSHUFD      $0xb1, X0, X1
+	VPADDD       X1, X0, X0
+	VPXOR        X1, X1, X1
+	VPSUBD       X0, X1, X0
+	VPBROADCASTD X0, Y0
+	T88_DOT(TK0, Y24)
+	ADDQ $18, SI
+	ADDQ $18, R10
+	ADDQ $18, R11
+	ADDQ $18, R12
+	ADDQ $34, DI
+	DECQ CX
+	JNZ  d8_loop
+
+d8_done:
+	MOVQ    out+40(FP), DX
+	VMOVUPS Y24, (DX)
+	VZEROUPPER
+	RET

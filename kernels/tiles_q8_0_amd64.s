@@ -2,31 +2,31 @@
 
 #include "textflag.h"
 
-// Q8_0 tile kernels (see tiles.go). tile2x4Q8_0VNNI: 2 weight rows × 4
-// tokens. Per (row,
-// token) it performs the float operations of dotQ8_0VNNI in
-// dot_legacy_amd64.s, in the same order: each block's 32 products are
-// summed exactly into eight int32 lanes (lane l: values 4l..4l+3),
-// converted to float32 and added, times dw·dx, with one FMA into one of
-// two accumulators, even blocks into the first and odd ones into the
-// second; the two are added and their lanes summed as HSUM8 does.
+// Q8_0 tile kernels (see tiles.go). Per (row, token) they perform the
+// float operations of the one-row kernels in dot_legacy_amd64.s, in the
+// same order: each block's 32 products are summed exactly into eight int32
+// lanes (lane l: values 4l..4l+3), converted to float32 and added, times
+// dw·dx, with one FMA into the pair's one accumulator, block after block;
+// its lanes are summed at the end as HSUM8 does.
 //
-// The lanes' integer sums are formed differently, which changes nothing
-// as they are exact: the one-row kernel moves the weight's sign onto the
-// activation, here the weight bytes are offset to unsigned (w+128, a
-// VPXOR with 0x80, once per row) and every lane starts at -128·Σx of its
-// four activations, prepared once per token: VPDPBUSD then adds
-// Σ(w+128)·x, leaving Σw·x.
+// tile4x4Q8_0VNNI: 4 weight rows × 4 tokens, the 16 accumulators in
+// Y16..Y31 (row i, token j: Y(16+4i+j)), which need AVX-512 VL. The lanes'
+// integer sums are formed differently from the one-row kernel, which
+// changes nothing as they are exact: the weight bytes are made unsigned
+// (w+128, a VPXOR with 0x80, once per row and block) and every lane
+// starts at -128·Σx of its four activations, prepared once per token and
+// block (Y4..Y7): VPDPBUSD then adds Σ(w+128)·x, leaving Σw·x. The 16 scale
+// products dw·dx of a block are computed four at a time (the four rows'
+// dw times one token's dx) into the frame, and each FMA takes its own
+// broadcast from there (an EVEX embedded broadcast), so that a (row,
+// token) pair costs a VPDPBUSD, a conversion and an FMA.
 //
-// Per step of two blocks, the four tokens' activation blocks are kept in
-// Y0..Y7 (token j's even block in Y(2j), odd in Y(2j+1)), their -128·Σx
-// lanes and dx in the frame; each row's blocks are unpacked once into
-// Y8 (the offset quants) and Y11 (dw) and multiplied with the four
-// tokens. Accumulators: Y16+4i+j (even blocks) and Y24+4i+j (odd
-// blocks) for row i and token j. Frame: token j, block b (0 even, 1
-// odd) has its -128·Σx lanes at 128j+64b(SP) and dx at 128j+64b+32(SP).
-//
-// func tile2x4Q8_0VNNI(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
+// func tile4x4Q8_0VNNI(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
+// Registers: SI, R10, R11, R12 the rows; tokens at DI, DI+BX, DI+2·BX,
+// DI+DX (BX = xStride, DX = 3·xStride); CX the blocks left; R8 the fp16
+// table; Y0..Y3 the rows' offset quants; Y4..Y7 the tokens' -128·Σx
+// lanes; Y10, Y11, Y14, Y15 the tokens' quants; Y8, Y9 scratch; Y12
+// bytes 0x80; X13 the rows' dw. Frame: dw_i·dx_j at 16j+4i(SP).
 
 #define HSUM8(Y, X, T) \
 	VEXTRACTF128 $1, Y, T \
@@ -41,91 +41,139 @@
 	VMOVD        AX, X \
 	VPBROADCASTD X, Y
 
-// T80_TOK prepares block o (byte offset) of the token at P into Y, frame
-// slot k.
-#define T80_TOK(P, o, Y, k) \
-	VMOVDQU      (o+2)(P), Y        \
-	VPXOR        Y10, Y10, Y10      \
-	VPDPBUSD     Y, Y14, Y10        \
-	VPXOR        Y12, Y12, Y12      \
-	VPSUBD       Y10, Y12, Y10      \
-	VMOVDQU      Y10, (64*k)(SP)    \
-	MOVWLZX      o(P), AX           \
-	VBROADCASTSS (R8)(AX*4), Y12    \
-	VMOVUPS      Y12, (64*k+32)(SP)
+// The addresses of token j's block, o bytes in.
+#define TK0(o) o(DI)
+#define TK1(o) o(DI)(BX*1)
+#define TK2(o) o(DI)(BX*2)
+#define TK3(o) o(DI)(DX*1)
 
-// T80_W prepares block o of the row at R.
-#define T80_W(R, o) \
-	VMOVDQU      (o+2)(R), Y8       \
-	VPXOR        Y14, Y8, Y8        \
-	MOVWLZX      o(R), AX           \
-	VBROADCASTSS (R8)(AX*4), Y11
+// T44_TOK prepares token j's block: its quants into X, -128·Σx lanes
+// into OFF, dw·dx of the four rows into the frame.
+#define T44_TOK(TK, j, X, OFF) \
+	VMOVDQU      TK(2), X           \
+	VPXOR        Y8, Y8, Y8         \
+	VPDPBUSD     X, Y12, Y8         \
+	VPXOR        OFF, OFF, OFF      \
+	VPSUBD       Y8, OFF, OFF       \
+	MOVWLZX      TK(0), AX          \
+	VMULPS.BCST  (R8)(AX*4), X13, X9 \
+	VMOVUPS      X9, (16*j)(SP)
 
-// T80_DOT adds the prepared row block times token block Y (slot k) into
-// ACC.
-#define T80_DOT(Y, k, ACC) \
-	VMOVDQU     (64*k)(SP), Y10         \
-	VPDPBUSD    Y, Y8, Y10              \
-	VCVTDQ2PS   Y10, Y10                \
-	VMULPS      (64*k+32)(SP), Y11, Y12 \
-	VFMADD231PS Y12, Y10, ACC
+// T44_DOT adds row i's block (W) times token j's block into ACC.
+#define T44_DOT(X, W, OFF, i, j, ACC) \
+	VMOVDQA          OFF, Y8            \
+	VPDPBUSD         X, W, Y8           \
+	VCVTDQ2PS        Y8, Y8             \
+	VFMADD231PS.BCST (16*j+4*i)(SP), Y8, ACC
 
-#define T80_STEP2 \
-	T80_TOK(DI, 0, Y0, 0) \
-	T80_TOK(DI, 34, Y1, 1) \
-	T80_TOK(R12, 0, Y2, 2) \
-	T80_TOK(R12, 34, Y3, 3) \
-	T80_TOK(R13, 0, Y4, 4) \
-	T80_TOK(R13, 34, Y5, 5) \
-	T80_TOK(DX, 0, Y6, 6) \
-	T80_TOK(DX, 34, Y7, 7) \
-	T80_W(SI, 0) \
-	T80_DOT(Y0, 0, Y16) \
-	T80_DOT(Y2, 2, Y17) \
-	T80_DOT(Y4, 4, Y18) \
-	T80_DOT(Y6, 6, Y19) \
-	T80_W(SI, 34) \
-	T80_DOT(Y1, 1, Y24) \
-	T80_DOT(Y3, 3, Y25) \
-	T80_DOT(Y5, 5, Y26) \
-	T80_DOT(Y7, 7, Y27) \
-	T80_W(R9, 0) \
-	T80_DOT(Y0, 0, Y20) \
-	T80_DOT(Y2, 2, Y21) \
-	T80_DOT(Y4, 4, Y22) \
-	T80_DOT(Y6, 6, Y23) \
-	T80_W(R9, 34) \
-	T80_DOT(Y1, 1, Y28) \
-	T80_DOT(Y3, 3, Y29) \
-	T80_DOT(Y5, 5, Y30) \
-	T80_DOT(Y7, 7, Y31)
+#define T44_ROW(W, i, A0, A1, A2, A3) \
+	T44_DOT(Y10, W, Y4, i, 0, A0) \
+	T44_DOT(Y11, W, Y5, i, 1, A1) \
+	T44_DOT(Y14, W, Y6, i, 2, A2) \
+	T44_DOT(Y15, W, Y7, i, 3, A3)
 
-#define T80_STEP1 \
-	T80_TOK(DI, 0, Y0, 0) \
-	T80_TOK(R12, 0, Y2, 2) \
-	T80_TOK(R13, 0, Y4, 4) \
-	T80_TOK(DX, 0, Y6, 6) \
-	T80_W(SI, 0) \
-	T80_DOT(Y0, 0, Y16) \
-	T80_DOT(Y2, 2, Y17) \
-	T80_DOT(Y4, 4, Y18) \
-	T80_DOT(Y6, 6, Y19) \
-	T80_W(R9, 0) \
-	T80_DOT(Y0, 0, Y20) \
-	T80_DOT(Y2, 2, Y21) \
-	T80_DOT(Y4, 4, Y22) \
-	T80_DOT(Y6, 6, Y23)
+// T44_OUT stores the lane sum of ACC at o(P).
+#define T44_OUT(ACC, o, P) \
+	VMOVAPS ACC, Y0      \
+	HSUM8(Y0, X0, X1)    \
+	VMOVSS  X0, o(P)
+
+// func tile4x4Q8_0VNNI(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
+TEXT ·tile4x4Q8_0VNNI(SB), NOSPLIT, $64-64
+	MOVQ w+0(FP), SI
+	MOVQ rowBytes+8(FP), AX
+	LEAQ (SI)(AX*1), R10
+	LEAQ (R10)(AX*1), R11
+	LEAQ (R11)(AX*1), R12
+	MOVQ x+16(FP), DI
+	MOVQ xStride+24(FP), BX
+	LEAQ (BX)(BX*2), DX
+	MOVQ nb+32(FP), CX
+	MOVQ tab+40(FP), R8
+	BCAST32($0x80808080, X12, Y12)
+	VPXORD Y16, Y16, Y16
+	VPXORD Y17, Y17, Y17
+	VPXORD Y18, Y18, Y18
+	VPXORD Y19, Y19, Y19
+	VPXORD Y20, Y20, Y20
+	VPXORD Y21, Y21, Y21
+	VPXORD Y22, Y22, Y22
+	VPXORD Y23, Y23, Y23
+	VPXORD Y24, Y24, Y24
+	VPXORD Y25, Y25, Y25
+	VPXORD Y26, Y26, Y26
+	VPXORD Y27, Y27, Y27
+	VPXORD Y28, Y28, Y28
+	VPXORD Y29, Y29, Y29
+	VPXORD Y30, Y30, Y30
+	VPXORD Y31, Y31, Y31
+	TESTQ  CX, CX
+	JZ     t44_done
+
+t44_loop:
+	MOVWLZX   (SI), AX
+	VMOVSS    (R8)(AX*4), X13
+	MOVWLZX   (R10), AX
+	VINSERTPS $0x10, (R8)(AX*4), X13, X13
+	MOVWLZX   (R11), AX
+	VINSERTPS $0x20, (R8)(AX*4), X13, X13
+	MOVWLZX   (R12), AX
+	VINSERTPS $0x30, (R8)(AX*4), X13, X13
+	T44_TOK(TK0, 0, Y10, Y4)
+	T44_TOK(TK1, 1, Y11, Y5)
+	T44_TOK(TK2, 2, Y14, Y6)
+	T44_TOK(TK3, 3, Y15, Y7)
+	VPXOR 2(SI), Y12, Y0
+	VPXOR 2(R10), Y12, Y1
+	VPXOR 2(R11), Y12, Y2
+	VPXOR 2(R12), Y12, Y3
+	T44_ROW(Y0, 0, Y16, Y17, Y18, Y19)
+	T44_ROW(Y1, 1, Y20, Y21, Y22, Y23)
+	T44_ROW(Y2, 2, Y24, Y25, Y26, Y27)
+	T44_ROW(Y3, 3, Y28, Y29, Y30, Y31)
+	ADDQ $34, SI
+	ADDQ $34, R10
+	ADDQ $34, R11
+	ADDQ $34, R12
+	ADDQ $34, DI
+	DECQ CX
+	JNZ  t44_loop
+
+t44_done:
+	MOVQ dst+48(FP), DI
+	MOVQ dstStride+56(FP), AX
+	SHLQ $2, AX
+	LEAQ (DI)(AX*1), R10
+	LEAQ (R10)(AX*1), R11
+	LEAQ (R11)(AX*1), R12
+	T44_OUT(Y16, 0, DI)
+	T44_OUT(Y17, 0, R10)
+	T44_OUT(Y18, 0, R11)
+	T44_OUT(Y19, 0, R12)
+	T44_OUT(Y20, 4, DI)
+	T44_OUT(Y21, 4, R10)
+	T44_OUT(Y22, 4, R11)
+	T44_OUT(Y23, 4, R12)
+	T44_OUT(Y24, 8, DI)
+	T44_OUT(Y25, 8, R10)
+	T44_OUT(Y26, 8, R11)
+	T44_OUT(Y27, 8, R12)
+	T44_OUT(Y28, 12, DI)
+	T44_OUT(Y29, 12, R10)
+	T44_OUT(Y30, 12, R11)
+	T44_OUT(Y31, 12, R12)
+	VZEROUPPER
+	RET
 
 // tile2x2Q8_0AVX2 is the AVX2 tile (16 vector registers): 2 rows × 2
 // tokens, with the operations of dotQ8_0AVX2 per (row, token): each
 // block's byte products (the weight's sign moved onto the activation,
 // VPMADDUBSW with the weight's absolute value) summed exactly into eight
-// int32 lanes, converted, and added times dw·dx into the even or odd
-// accumulator; then their sum's lanes as HSUM8 adds them. Per block, the
+// int32 lanes, converted, and added times dw·dx into the pair's
+// accumulator; then its lanes as HSUM8 adds them. Per block, the
 // two tokens' quants (Y0, Y1) and dx (Y2, Y3) are loaded once, each row's
-// absolute quants (Y4) and dw (Y5) once. Accumulators: Y8+2i+j (even
-// blocks) and Y12+2i+j (odd blocks) for row i and token j; Y6, Y7
-// scratch.
+// absolute quants (Y4) and dw (Y5) once. Accumulators: Y8+2i+j for row
+// i and token j; Y6, Y7 scratch.
 
 // q8Ones<>: int16 ones.
 DATA q8Ones<>+0(SB)/8, $0x0001000100010001
@@ -168,13 +216,13 @@ GLOBL q8Ones<>(SB), RODATA|NOPTR, $32
 	VPABSB (34+2)(SI), Y4 \
 	MOVWLZX 34(SI), AX \
 	VBROADCASTSS (R8)(AX*4), Y5 \
-	A80_DOT(SI, 34, Y0, Y2, Y12) \
-	A80_DOT(SI, 34, Y1, Y3, Y13) \
+	A80_DOT(SI, 34, Y0, Y2, Y8) \
+	A80_DOT(SI, 34, Y1, Y3, Y9) \
 	VPABSB (34+2)(R9), Y4 \
 	MOVWLZX 34(R9), AX \
 	VBROADCASTSS (R8)(AX*4), Y5 \
-	A80_DOT(R9, 34, Y0, Y2, Y14) \
-	A80_DOT(R9, 34, Y1, Y3, Y15)
+	A80_DOT(R9, 34, Y0, Y2, Y10) \
+	A80_DOT(R9, 34, Y1, Y3, Y11)
 
 #define A80_STEP1 \
 	A80_TOK(DI, 0, Y0, Y2) \
@@ -190,89 +238,6 @@ GLOBL q8Ones<>(SB), RODATA|NOPTR, $32
 	A80_DOT(R9, 0, Y0, Y2, Y10) \
 	A80_DOT(R9, 0, Y1, Y3, Y11)
 
-// func tile2x4Q8_0VNNI(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
-TEXT ·tile2x4Q8_0VNNI(SB), NOSPLIT, $512-64
-	MOVQ w+0(FP), SI
-	MOVQ rowBytes+8(FP), AX
-	LEAQ (SI)(AX*1), R9
-	MOVQ x+16(FP), DI
-	MOVQ xStride+24(FP), AX
-	LEAQ (DI)(AX*1), R12
-	LEAQ (R12)(AX*1), R13
-	LEAQ (R13)(AX*1), DX
-	MOVQ nb+32(FP), CX
-	MOVQ tab+40(FP), R8
-	BCAST32($0x80808080, X14, Y14)
-	VPXORD Y16, Y16, Y16
-	VPXORD Y17, Y17, Y17
-	VPXORD Y18, Y18, Y18
-	VPXORD Y19, Y19, Y19
-	VPXORD Y20, Y20, Y20
-	VPXORD Y21, Y21, Y21
-	VPXORD Y22, Y22, Y22
-	VPXORD Y23, Y23, Y23
-	VPXORD Y24, Y24, Y24
-	VPXORD Y25, Y25, Y25
-	VPXORD Y26, Y26, Y26
-	VPXORD Y27, Y27, Y27
-	VPXORD Y28, Y28, Y28
-	VPXORD Y29, Y29, Y29
-	VPXORD Y30, Y30, Y30
-	VPXORD Y31, Y31, Y31
-	CMPQ CX, $2
-	JB   q80t_one
-
-q80t_two:
-	T80_STEP2
-	ADDQ $68, SI
-	ADDQ $68, R9
-	ADDQ $68, DI
-	ADDQ $68, R12
-	ADDQ $68, R13
-	ADDQ $68, DX
-	SUBQ $2, CX
-	CMPQ CX, $2
-	JAE  q80t_two
-
-q80t_one:
-	TESTQ CX, CX
-	JZ    q80t_done
-	T80_STEP1
-
-q80t_done:
-	MOVQ dst+48(FP), DI
-	MOVQ dstStride+56(FP), AX
-	SHLQ $2, AX
-	LEAQ (DI)(AX*1), R12
-	LEAQ (R12)(AX*1), R13
-	LEAQ (R13)(AX*1), DX
-	VADDPS Y24, Y16, Y0
-	HSUM8(Y0, X0, X1)
-	VMOVSS X0, 0(DI)
-	VADDPS Y25, Y17, Y0
-	HSUM8(Y0, X0, X1)
-	VMOVSS X0, 0(R12)
-	VADDPS Y26, Y18, Y0
-	HSUM8(Y0, X0, X1)
-	VMOVSS X0, 0(R13)
-	VADDPS Y27, Y19, Y0
-	HSUM8(Y0, X0, X1)
-	VMOVSS X0, 0(DX)
-	VADDPS Y28, Y20, Y0
-	HSUM8(Y0, X0, X1)
-	VMOVSS X0, 4(DI)
-	VADDPS Y29, Y21, Y0
-	HSUM8(Y0, X0, X1)
-	VMOVSS X0, 4(R12)
-	VADDPS Y30, Y22, Y0
-	HSUM8(Y0, X0, X1)
-	VMOVSS X0, 4(R13)
-	VADDPS Y31, Y23, Y0
-	HSUM8(Y0, X0, X1)
-	VMOVSS X0, 4(DX)
-	VZEROUPPER
-	RET
-
 // func tile2x2Q8_0AVX2(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
 TEXT ·tile2x2Q8_0AVX2(SB), NOSPLIT, $0-64
 	MOVQ w+0(FP), SI
@@ -287,10 +252,6 @@ TEXT ·tile2x2Q8_0AVX2(SB), NOSPLIT, $0-64
 	VXORPS Y9, Y9, Y9
 	VXORPS Y10, Y10, Y10
 	VXORPS Y11, Y11, Y11
-	VXORPS Y12, Y12, Y12
-	VXORPS Y13, Y13, Y13
-	VXORPS Y14, Y14, Y14
-	VXORPS Y15, Y15, Y15
 	CMPQ CX, $2
 	JB   a80t_one
 
@@ -313,16 +274,16 @@ a80t_done:
 	MOVQ dst+48(FP), DI
 	MOVQ dstStride+56(FP), AX
 	LEAQ (DI)(AX*4), R12
-	VADDPS Y12, Y8, Y0
+	VMOVAPS Y8, Y0
 	HSUM8(Y0, X0, X1)
 	VMOVSS X0, 0(DI)
-	VADDPS Y13, Y9, Y0
+	VMOVAPS Y9, Y0
 	HSUM8(Y0, X0, X1)
 	VMOVSS X0, 0(R12)
-	VADDPS Y14, Y10, Y0
+	VMOVAPS Y10, Y0
 	HSUM8(Y0, X0, X1)
 	VMOVSS X0, 4(DI)
-	VADDPS Y15, Y11, Y0
+	VMOVAPS Y11, Y0
 	HSUM8(Y0, X0, X1)
 	VMOVSS X0, 4(R12)
 	VZEROUPPER
