@@ -53,21 +53,33 @@ type kldCase struct {
 // kldCases are the bounds: F32 within 1e-6 of llama.cpp's
 // distributions, F16 (whose products llama.cpp computes on activations
 // rounded to F16, as llamago does) within 1e-5, the quantized types within
-// 1e-3. F32 and F16 are compared with llama.cpp's default F16 KV cache
-// and F32 with an F32 cache too. The quantized types are compared with F32
-// caches on both sides: that isolates what the bound is about, the
-// products on quantized blocks, from single F16 rounding flips of the
-// cache, which 8-bit activation blocks then amplify (see TestSynthKLD's
-// note on llama.cpp's own builds).
+// 1e-3. Each type is compared with llama.cpp's default F16 KV cache and
+// (except F16, whose products already round to F16) with F32 caches on
+// both sides, and generates 32 tokens greedily on both sides. Where llama.cpp runs the CPU build whose arithmetic llamago
+// reproduces (see mirroredBuild), the logits are in fact bit for bit
+// llama.cpp's: the report counts the identical positions.
 var kldCases = []kldCase{
-	{target: "f32", maxMean: 1e-6, gap: 1e-3},
+	{target: "f32", maxMean: 1e-6, gap: 1e-3, greedy: true},
 	{target: "f32", kvF32: true, maxMean: 1e-6, gap: 1e-3, greedy: true},
-	{target: "f16", maxMean: 1e-5, gap: 1e-3},
-	{target: "q8_0", kvF32: true, maxMean: 1e-3, gap: 1e-2},
-	{target: "q4_0", kvF32: true, maxMean: 1e-3, gap: 1e-2},
-	{target: "q4_k_m", kvF32: true, maxMean: 1e-3, gap: 1e-2},
-	{target: "q6_k", kvF32: true, maxMean: 1e-3, gap: 1e-2},
+	{target: "f16", maxMean: 1e-5, gap: 1e-3, greedy: true},
+	{target: "q8_0", maxMean: 1e-3, gap: 1e-2, greedy: true},
+	{target: "q8_0", kvF32: true, maxMean: 1e-3, gap: 1e-2, greedy: true},
+	{target: "q4_0", maxMean: 1e-3, gap: 1e-2, greedy: true},
+	{target: "q4_0", kvF32: true, maxMean: 1e-3, gap: 1e-2, greedy: true},
+	{target: "q4_k_m", maxMean: 1e-3, gap: 1e-2, greedy: true},
+	{target: "q4_k_m", kvF32: true, maxMean: 1e-3, gap: 1e-2, greedy: true},
+	{target: "q6_k", maxMean: 1e-3, gap: 1e-2, greedy: true},
+	{target: "q6_k", kvF32: true, maxMean: 1e-3, gap: 1e-2, greedy: true},
 }
+
+// mirroredBuild is the llama.cpp CPU library whose arithmetic llamago's
+// CPU backend reproduces operation for operation (docs/DESIGN.md,
+// "Bit-exactness with llama.cpp's CPU build"). Against it the issue's
+// bounds hold as they are; against another build (another CPU family,
+// other SIMD code) last-bit differences flip 8-bit activation roundings
+// and this model amplifies them, so the test then measures how far
+// llama.cpp's own builds are apart and holds llamago to that.
+const mirroredBuild = "zen4"
 
 func (c kldCase) name() string {
 	kv := "kv-f16"
@@ -82,6 +94,7 @@ type kldStats struct {
 	positions        int
 	meanKLD, maxKLD  float64
 	agree            int
+	identical        int // positions whose logits are bit for bit the reference's
 	disagreeAboveGap int
 	failures         []string // the disagreements above the gap
 }
@@ -93,6 +106,9 @@ func compareLogits(ref, got [][]float32, gap float64) kldStats {
 		kld := klDivergence(ref[i], got[i])
 		sum += kld
 		st.maxKLD = max(st.maxKLD, kld)
+		if bitIdentical(ref[i], got[i]) {
+			st.identical++
+		}
 		want, top := testenv.Argmax(ref[i]), testenv.Argmax(got[i])
 		if want == top {
 			st.agree++
@@ -108,8 +124,21 @@ func compareLogits(ref, got [][]float32, gap float64) kldStats {
 }
 
 func (s kldStats) String() string {
-	return fmt.Sprintf("positions %3d  mean KLD %9.3g  max KLD %9.3g  top-1 %3d/%3d  disagreements above gap %d",
-		s.positions, s.meanKLD, s.maxKLD, s.agree, s.positions, s.disagreeAboveGap)
+	return fmt.Sprintf("positions %3d  mean KLD %9.3g  max KLD %9.3g  top-1 %3d/%3d  disagreements above gap %d  bit-identical %3d/%3d",
+		s.positions, s.meanKLD, s.maxKLD, s.agree, s.positions, s.disagreeAboveGap, s.identical, s.positions)
+}
+
+// bitIdentical reports whether two logit rows are the same float32 bits.
+func bitIdentical(a, b []float32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // kldResult is one table line of the report.
@@ -130,9 +159,11 @@ func (r kldResult) String() string {
 // synthetic models of TinyLlama's shape (and a small one) in every weight
 // type: both evaluate the same prompt ids in one batch with logits at every
 // position (teacher forcing), and the KL divergence KL(llama.cpp ‖
-// llamago) of the full softmax is measured position by position. Greedy
-// runs of random models are not compared beyond the F32 case: their
-// near-ties make greedy sequences part even between llama.cpp's own builds.
+// llamago) of the full softmax is measured position by position; then both
+// generate 32 tokens greedily. Against llama.cpp's build for another CPU
+// family the greedy ids of the quantized models are reported, not
+// required: their near-ties make greedy sequences part even between
+// llama.cpp's own builds.
 //
 // The TinyLlama-shaped files (4.4 GB in F32) are generated once into the
 // synth cache; -short runs the small shape only.
@@ -289,7 +320,15 @@ func runKLDCase(t *testing.T, lib *llamacpp.Lib, shape synth.Shape, vocab string
 	}
 	res.kldStats = compareLogits(refLogits[:len(ids)], ours, c.gap)
 	maxMean, maxDisagree := c.maxMean, 0
-	if res.meanKLD > c.maxMean || res.disagreeAboveGap > 0 {
+	loaded, err := lib.LoadedCPUVariants()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mirrored := slices.Contains(loaded, mirroredBuild)
+	if !mirrored {
+		t.Logf("llama.cpp runs its %v CPU build, not the %s build whose arithmetic llamago reproduces: logits are not expected to be bit-identical", loaded, mirroredBuild)
+	}
+	if !mirrored && (res.meanKLD > c.maxMean || res.disagreeAboveGap > 0) {
 		// Is the bound one llama.cpp itself can meet on this file? Its
 		// build for another CPU family, with other SIMD code, tells.
 		variant, floor := llamaCppFloor(t, lib, path, ids, nCtx, c, refLogits[:len(ids)])
@@ -319,7 +358,7 @@ func runKLDCase(t *testing.T, lib *llamacpp.Lib, shape synth.Shape, vocab string
 
 	if c.greedy {
 		res.greedy = fmt.Sprintf("  greedy %d/%d ids equal", commonPrefix(refGen, ourGen), len(refGen))
-		if !slices.Equal(refGen, ourGen) {
+		if !slices.Equal(refGen, ourGen) && (mirrored || c.target == "f32") {
 			k := commonPrefix(refGen, ourGen)
 			detail := ""
 			if k < len(refGen) {
@@ -335,7 +374,7 @@ func runKLDCase(t *testing.T, lib *llamacpp.Lib, shape synth.Shape, vocab string
 			}
 		}
 		res.greedy += fmt.Sprintf(", decode max KLD %.3g", worst)
-		if worst > 10*c.maxMean {
+		if worst > 10*maxMean {
 			t.Errorf("decode steps: KL divergence up to %.3g", worst)
 		}
 	}
