@@ -7,10 +7,13 @@
 // exact: VPMADDUBSW multiplies the unsigned quants (0..15, 0..63) with the
 // signed activations into int16 pairs (at most 63·128·2 = 16128, no
 // saturation), VPMADDWD multiplies those by the int16 sub-block scales
-// into int32 lanes. Each super-block's lanes are converted to float32 and
-// added, times d·x.d, into float32 accumulators with FMA; constant
-// offsets (Q4_K's mins, Q6_K's -32) go through the activation's group
-// sums (bsums) in the same exact integer way.
+// into int32 lanes. The float32 work follows ggml's x86 code exactly (see
+// dot_kquants.go): for Q2_K, Q3_K, Q5_K and Q6_K each super-block's eight
+// lanes are converted to float32 and fused, times d·x.d, into eight
+// float32 accumulators, added at the end as hsum_float_8 does; Q4_K
+// (ggml's repacked gemv) converts each super-block's whole sum once.
+// Mins and Q6_K's offset of 32 go through the activation's group sums
+// (bsums) where ggml's code takes them that way.
 //
 // func dotXxxAVX2(w, x *byte, nb int, tab *float32) float32: nb
 // super-blocks of each row; tab is the fp16 → float32 table.
@@ -125,19 +128,23 @@ GLOBL q6kScale<>(SB), RODATA|NOPTR, $128
 	VPERMQ    $0x44, Y6, Y10 \
 	VEXTRACTI128 $1, Y6, X7
 
-// KMINS adds dmin·x.d · Σ_j min_j·(sum of the 32 activations of
-// sub-block j) into the four lanes of X1, from X7 (the mins) and the 16
-// group sums at DI+260.
+// KMINS does X1 = X1 - dmin·x.d·Σ_j min_j·(sum of the 32 activations of
+// sub-block j) with one rounding, as Q5_K's summs += dmin * (float)sum
+// compiles in ggml (dmin there is -x.d·dmin): the exact integer sum, from
+// X7 (the mins) and the 16 group sums at DI+260, converted once.
 #define KMINS \
 	VMOVDQU      260(DI), X8      \
 	VPHADDW      276(DI), X8, X8  \
 	VPMADDWD     X8, X7, X7       \
+	VPSHUFD      $0x4e, X7, X8    \
+	VPADDD       X8, X7, X7       \
+	VPSHUFD      $0xb1, X7, X8    \
+	VPADDD       X8, X7, X7       \
 	VCVTDQ2PS    X7, X7           \
 	MOVWLZX      2(SI), AX        \
 	VMOVSS       (R8)(AX*4), X5   \
 	VMULSS       (DI), X5, X5     \
-	VBROADCASTSS X5, X5           \
-	VFMADD231PS  X5, X7, X1
+	VFNMADD231SS X5, X7, X1
 
 // KFINISH adds the int32 lanes of SUM, times d·x.d (d the fp16 at SI),
 // into the float32 lanes of Y0.
@@ -169,21 +176,49 @@ GLOBL q6kScale<>(SB), RODATA|NOPTR, $128
 	VPADDD     Y2, SUM, SUM           \
 	VPADDD     Y3, SUM, SUM
 
+// HSUMD adds the eight int32 lanes of Y (X its low half) into the low
+// lane of X; T is a scratch X register. Integer sums are exact, so the
+// order does not matter.
+#define HSUMD(Y, X, T) \
+	VEXTRACTI128 $1, Y, T \
+	VPADDD       T, X, X  \
+	VPSHUFD      $0x4e, X, T \
+	VPADDD       T, X, X  \
+	VPSHUFD      $0xb1, X, T \
+	VPADDD       T, X, X
+
 // func dotQ4_KAVX2(w, x *byte, nb int, tab *float32) float32
+//
+// ggml_gemv_q4_K_8x8_q8_K's order (dotQ4_K): per super-block, the whole
+// integer sum of the scaled quants, converted once and fused times d·x.d
+// into X0; the mins' integer sum likewise, times dmin·x.d, into X1.
 TEXT ·dotQ4_KAVX2(SB), NOSPLIT, $0-36
 	MOVQ w+0(FP), SI
 	MOVQ x+8(FP), DI
 	MOVQ nb+16(FP), CX
 	MOVQ tab+24(FP), R8
 	BCAST32($0x0f0f0f0f, X13, Y13)
-	VXORPS Y0, Y0, Y0 // Σ d·(scaled quant sums), 8 lanes
-	VXORPS X1, X1, X1 // Σ dmin·(min·bsum), 4 lanes
+	VXORPS X0, X0, X0 // Σ d·x.d·(scaled quant sums)
+	VXORPS X1, X1, X1 // Σ dmin·x.d·(min·bsum)
 	TESTQ  CX, CX
 	JZ     q4k_done
 
 q4k_block:
 	KSCALES_MINS
-	KMINS
+	// The mins: Σ_j min_j·(sum of the 32 activations of sub-block j).
+	VMOVDQU      260(DI), X8
+	VPHADDW      276(DI), X8, X8
+	VPMADDWD     X8, X7, X7
+	VPSHUFD      $0x4e, X7, X8
+	VPADDD       X8, X7, X7
+	VPSHUFD      $0xb1, X7, X8
+	VPADDD       X8, X7, X7
+	VCVTDQ2PS    X7, X7
+	MOVWLZX      2(SI), AX
+	VMOVSS       (R8)(AX*4), X5
+	VMULSS       (DI), X5, X5
+	VFMADD231SS  X5, X7, X1
+
 	VPXOR Y11, Y11, Y11
 	VPXOR Y12, Y12, Y12
 	Q4K_PART(0, Y11)
@@ -191,7 +226,12 @@ q4k_block:
 	Q4K_PART(2, Y11)
 	Q4K_PART(3, Y12)
 	VPADDD Y12, Y11, Y11
-	KFINISH(Y11, 0)
+	HSUMD(Y11, X11, X2)
+	VCVTDQ2PS    X11, X11
+	MOVWLZX      (SI), AX
+	VMOVSS       (R8)(AX*4), X4
+	VMULSS       (DI), X4, X4
+	VFMADD231SS  X4, X11, X0
 
 	ADDQ $144, SI
 	ADDQ $292, DI
@@ -199,13 +239,8 @@ q4k_block:
 	JNZ  q4k_block
 
 q4k_done:
-	HSUM8(Y0, X0, X2)
-	VMOVHLPS X1, X1, X2
-	VADDPS   X2, X1, X1
-	VMOVSHDUP X1, X2
-	VADDSS   X2, X1, X1
-	VSUBSS   X1, X0, X0
-	VMOVSS   X0, ret+32(FP)
+	VSUBSS X1, X0, X0
+	VMOVSS X0, ret+32(FP)
 	VZEROUPPER
 	RET
 
@@ -357,11 +392,7 @@ q5k_block:
 
 q5k_done:
 	HSUM8(Y0, X0, X2)
-	VMOVHLPS  X1, X1, X2
-	VADDPS    X2, X1, X1
-	VMOVSHDUP X1, X2
-	VADDSS    X2, X1, X1
-	VSUBSS    X1, X0, X0
+	VADDSS    X1, X0, X0
 	VMOVSS    X0, ret+32(FP)
 	VZEROUPPER
 	RET
@@ -372,9 +403,9 @@ q5k_done:
 // into SUM: 2 bits from (qs byte 32c+l) >> 2s and, as bit 2, bit 4c+s of
 // hmask byte l, moved there by SHOP $sh in 16-bit lanes (the bit stays in
 // its byte). The quants are 0..7 here, their values minus 4: the 4 is
-// taken off through the group sums at the end. Y2: the 32 qs bytes of
-// half c; Y9: the hmask bytes; X8: the 16 int8 scales; Y13: bytes 3;
-// Y14: bytes 4.
+// taken off each int16 pair sum before the scales, so that every lane
+// holds what ggml's AVX2 code puts there. Y2: the 32 qs bytes of half c;
+// Y9: the hmask bytes; X8: the 16 int8 scales; Y13: bytes 3; Y14: bytes 4.
 #define Q3K_PART(c, s, SHOP, sh, SUM) \
 	VPSRLW     $(2*s), Y2, Y3                     \
 	VPAND      Y13, Y3, Y3                        \
@@ -382,6 +413,8 @@ q5k_done:
 	VPAND      Y14, Y4, Y4                        \
 	VPOR       Y4, Y3, Y3                         \
 	VPMADDUBSW (4+128*c+32*s)(DI), Y3, Y3         \
+	VPMADDUBSW (4+128*c+32*s)(DI), Y14, Y4        \
+	VPSUBW     Y4, Y3, Y3                         \
 	VPSHUFB    q6kScale<>+(16*(4*c+s))(SB), X8, X5 \
 	VPMOVSXBW  X5, Y5                             \
 	VPMADDWD   Y5, Y3, Y3                         \
@@ -442,11 +475,6 @@ q3k_block:
 	VPINSRQ $1, R9, X8, X8
 	VPSUBB  X15, X8, X8   // minus 32: int8 scales
 
-	// 4·Σ_g scale_g·bsum_g, the offset of the 0..7 quants.
-	VPMOVSXBW X8, Y7
-	VPMADDWD  260(DI), Y7, Y7
-	VPSLLD    $2, Y7, Y11
-
 	VMOVDQU (SI), Y9
 	VPXOR   Y12, Y12, Y12
 	VMOVDQU 32(SI), Y2
@@ -459,7 +487,6 @@ q3k_block:
 	Q3K_PART(1, 1, VPSRLW, 3, Y12)
 	Q3K_PART(1, 2, VPSRLW, 4, Y12)
 	Q3K_PART(1, 3, VPSRLW, 5, Y12)
-	VPSUBD Y11, Y12, Y12
 	KFINISH(Y12, 108)
 
 	ADDQ $110, SI
@@ -513,7 +540,7 @@ q2k_block:
 	VMOVSS       (R8)(AX*4), X5
 	VMULSS       (DI), X5, X5    // dmin·x.d
 	VBROADCASTSS X5, Y5
-	VFMADD231PS  Y5, Y9, Y1
+	VFNMADD231PS Y5, Y9, Y0
 
 	VPXOR   Y12, Y12, Y12
 	VMOVDQU 16(SI), Y2
@@ -534,7 +561,6 @@ q2k_block:
 	JNZ  q2k_block
 
 q2k_done:
-	VSUBPS Y1, Y0, Y0
 	HSUM8(Y0, X0, X2)
 	VMOVSS X0, ret+32(FP)
 	VZEROUPPER

@@ -56,6 +56,13 @@ type Set struct {
 	dot4  [maxType]rowDot4
 	tile  [maxType]tileKernel                    // for two tokens or more
 	quant [maxType]func(x []float32, dst []byte) // by activation type; nil: portable
+	// batch[wt], where set, is the one-row kernel in the order of ggml's
+	// several-token path (the repacked gemm), which llama.cpp runs for
+	// the tokens of a batch that fill groups of four: see MatMulRows.
+	// dot[wt] is then ggml's one-token order (gemv); a type with a batch
+	// kernel has no four-row kernel, and its tile kernel (if any) takes
+	// four tokens and gives batch's bits.
+	batch [maxType]RowDot
 }
 
 // Name says which implementation the set is: "portable", "avx2",
@@ -79,6 +86,9 @@ var portable = &Set{
 		tensor.Q4_K: dotQ4_K,
 		tensor.Q5_K: dotQ5_K,
 		tensor.Q6_K: dotQ6_K,
+	},
+	batch: [maxType]RowDot{
+		tensor.Q4_K: dotQ4_KBatch,
 	},
 }
 
@@ -114,7 +124,7 @@ func Available() []*Set { return append([]*Set(nil), available...) }
 // types it speeds up. A type given a new RowDot but no four-row or tile
 // kernel loses base's ones, which would not give the new kernel's bits.
 func derive(name string, base *Set, dots map[tensor.Type]RowDot, dots4 map[tensor.Type]rowDot4, tiles map[tensor.Type]tileKernel) *Set {
-	s := &Set{name: name, dot: base.dot, dot4: base.dot4, tile: base.tile, quant: base.quant}
+	s := &Set{name: name, dot: base.dot, dot4: base.dot4, tile: base.tile, quant: base.quant, batch: base.batch}
 	for t, f := range dots {
 		s.dot[t] = f
 		s.dot4[t] = nil
@@ -240,6 +250,12 @@ func (s *Set) Dot(wt tensor.Type, w, xq []byte, n int) float32 {
 // grouped (so they do not depend on how a backend splits the rows among
 // workers, or on how many tokens are multiplied at once).
 //
+// Weight types with a batch kernel (Q4_K) are the exception, as they are
+// in llama.cpp: with nTok >= 4, the first nTok - nTok%4 tokens get the
+// bits of the batch kernel (ggml's gemm order) and the others those of Dot
+// (its gemv order), so a product depends on the number of tokens it is
+// computed with, exactly as llama.cpp's does.
+//
 // Each group of rows is applied to all tokens before moving on, so rows
 // read once from memory are reused from cache for every token. It does
 // not allocate.
@@ -258,7 +274,12 @@ func (s *Set) MatMulRows(wt tensor.Type, w []byte, rowBytes int, rowLo, rowHi in
 			rowLo = tileHi
 		}
 	}
-	s.matMulRowwise(wt, dot, w, rowBytes, wLen, rowLo, rowHi, xq, xqRowBytes, xLen, 0, nTok, n, dst, dstStride)
+	batchTok := 0 // tokens [0, batchTok) take the batch kernel's order
+	if s.batch[wt] != nil && nTok >= 4 {
+		batchTok = nTok &^ 3
+		s.matMulRowwise(wt, s.batch[wt], w, rowBytes, wLen, rowLo, rowHi, xq, xqRowBytes, xLen, 0, batchTok, n, dst, dstStride)
+	}
+	s.matMulRowwise(wt, dot, w, rowBytes, wLen, rowLo, rowHi, xq, xqRowBytes, xLen, batchTok, nTok, n, dst, dstStride)
 }
 
 // matMulRowwise is MatMulRows for the rows [rowLo, rowHi) and the tokens

@@ -34,7 +34,9 @@ import (
 // VPDPBUSD on CPUs without AVX-512) has no set: the Go assembler only
 // encodes the EVEX form, and no machine here has it to test on.
 //
-// Integer sums are exact in every kernel, as in the portable code; only the
+// Integer sums are exact in every kernel, as in the portable code. The
+// k-quant kernels round in the portable kernels' order (that of
+// llama.cpp's x86 code) and give their bits; for the other types only the
 // order in which the float32 scale products are added differs, so results
 // agree with Portable() to float32 rounding of Σ|w·x|, not bit for bit.
 // Within a set, the one-row, four-row and tile kernels of a type give the
@@ -43,8 +45,8 @@ import (
 // for every activation row QuantizeRow writes, but not for arbitrary
 // bytes: Q8_0 quants lie in [-127, 127] (the Q8_0 kernels move the
 // weight's sign onto the activation, and -(-128) overflows), and a Q8_K
-// block's group sums match its quants (Q3_K and Q6_K take their constant
-// offset through them, where the portable code does not).
+// block's group sums match its quants (the k-quant kernels take mins and
+// constant offsets through them, as ggml's and the portable ones do).
 //
 // The assembly functions take the rows as pointers and a count of blocks
 // (or elements for the float types); the Go wrappers below slice the rows

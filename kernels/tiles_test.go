@@ -81,6 +81,7 @@ func TestTilesMatchDot(t *testing.T) {
 							dst[i] = sentinel
 						}
 						s.MatMulRows(wt, w, wRowBytes, lo, hi, xq, xRowBytes, nTok, n, dst, dstStride)
+						want := batchWant(s, wt, want, maxRows+2, w, wRowBytes, xq, xRowBytes, nTok, n)
 						if err := checkTile(dst, dstStride, want, maxRows+2, lo, hi, nTok, sentinel); err != nil {
 							t.Fatalf("%s %s n=%d rows [%d,%d) nTok=%d (tile %dx%d): %v", s.Name(), wt, n, lo, hi, nTok, tk.rows, tk.toks, err)
 						}
