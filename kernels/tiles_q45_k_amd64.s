@@ -299,6 +299,21 @@ GLOBL t5kBit<>(SB), RODATA|NOPTR, $32
 	VPMADDWD   Y5, Y1, Y1           \
 	VPADDD     Y0, Y1, SUM
 
+// Q4T_REDUCE4 sets each 128-bit half of OUT to the sums of the four
+// int32 lanes of that half of V0, V1, V2 and V3 (in that order): the
+// transposing unpacks and adds cost fewer micro-ops than VPHADDD. V0..V3
+// are overwritten; Y2, Y3 are scratch.
+#define Q4T_REDUCE4(V0, V1, V2, V3, OUT) \
+	VPUNPCKLDQ  V1, V0, Y2   \
+	VPUNPCKHDQ  V1, V0, Y3   \
+	VPADDD      Y3, Y2, V0   \
+	VPUNPCKLDQ  V3, V2, Y2   \
+	VPUNPCKHDQ  V3, V2, Y3   \
+	VPADDD      Y3, Y2, V2   \
+	VPUNPCKLQDQ V2, V0, Y2   \
+	VPUNPCKHQDQ V2, V0, Y3   \
+	VPADDD      Y3, Y2, OUT
+
 // Q4T_STEP multiplies part p of both rows with the four tokens and fuses
 // the eight pairs' sums, times d·x.d, into Y24.
 #define Q4T_STEP(p) \
@@ -312,12 +327,8 @@ GLOBL t5kBit<>(SB), RODATA|NOPTR, $32
 	Q4T_DOT((DI)(R13*1), p, Y13) \
 	Q4T_DOT((DI)(R13*2), p, Y14) \
 	Q4T_DOT((R12)(R13*2), p, Y15) \
-	VPHADDD    Y9, Y8, Y0           \
-	VPHADDD    Y11, Y10, Y1         \
-	VPHADDD    Y1, Y0, Y0           \
-	VPHADDD    Y13, Y12, Y1         \
-	VPHADDD    Y15, Y14, Y2         \
-	VPHADDD    Y2, Y1, Y1           \
+	Q4T_REDUCE4(Y8, Y9, Y10, Y11, Y0)  \
+	Q4T_REDUCE4(Y12, Y13, Y14, Y15, Y1) \
 	VPERM2I128 $0x20, Y1, Y0, Y2    \
 	VPERM2I128 $0x31, Y1, Y0, Y3    \
 	VPADDD     Y3, Y2, Y2           \
