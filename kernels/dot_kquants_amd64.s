@@ -244,6 +244,69 @@ q4k_done:
 	VZEROUPPER
 	RET
 
+// Q4KB_PART fuses part j (values 64j..64j+63, two sub-blocks) of the
+// super-block, its exact integer sum converted once, times d·x.d (X14)
+// into X0, as ggml's gemm does per 64 values.
+#define Q4KB_PART(j) \
+	VPXOR       Y11, Y11, Y11 \
+	Q4K_PART(j, Y11)          \
+	HSUMD(Y11, X11, X2)       \
+	VCVTDQ2PS   X11, X11      \
+	VFMADD231SS X14, X11, X0
+
+// func dotQ4_KBatchAVX2(w, x *byte, nb int, tab *float32) float32
+//
+// ggml_gemm_q4_K_8x8_q8_K's order (dotQ4_KBatch): per 64 values, the
+// integer sum of the scaled quants fused times d·x.d into X0 and that
+// of the mins times their activation sums, times dmin·x.d, into X1.
+TEXT ·dotQ4_KBatchAVX2(SB), NOSPLIT, $0-36
+	MOVQ w+0(FP), SI
+	MOVQ x+8(FP), DI
+	MOVQ nb+16(FP), CX
+	MOVQ tab+24(FP), R8
+	BCAST32($0x0f0f0f0f, X13, Y13)
+	VXORPS X0, X0, X0
+	VXORPS X1, X1, X1
+	TESTQ  CX, CX
+	JZ     q4kb_done
+
+q4kb_block:
+	KSCALES_MINS
+	// Lane q of X7: the mins' sum of values 64q..64q+63.
+	VMOVDQU      260(DI), X8
+	VPHADDW      276(DI), X8, X8
+	VPMADDWD     X8, X7, X7
+	VCVTDQ2PS    X7, X7
+	MOVWLZX      2(SI), AX
+	VMOVSS       (R8)(AX*4), X5
+	VMULSS       (DI), X5, X5
+	VFMADD231SS  X5, X7, X1
+	VPSRLDQ      $4, X7, X7
+	VFMADD231SS  X5, X7, X1
+	VPSRLDQ      $4, X7, X7
+	VFMADD231SS  X5, X7, X1
+	VPSRLDQ      $4, X7, X7
+	VFMADD231SS  X5, X7, X1
+
+	MOVWLZX      (SI), AX
+	VMOVSS       (R8)(AX*4), X14
+	VMULSS       (DI), X14, X14
+	Q4KB_PART(0)
+	Q4KB_PART(1)
+	Q4KB_PART(2)
+	Q4KB_PART(3)
+
+	ADDQ $144, SI
+	ADDQ $292, DI
+	DECQ CX
+	JNZ  q4kb_block
+
+q4kb_done:
+	VSUBSS X1, X0, X0
+	VMOVSS X0, ret+32(FP)
+	VZEROUPPER
+	RET
+
 // ---------------------------------------------------------------- Q6_K
 
 // Q6K_HALF adds values 128c..128c+127 of the super-block into the int32
