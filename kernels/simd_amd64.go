@@ -113,6 +113,7 @@ func archSets() []*Set {
 		tensor.Q4_0: dot4Q4_0VNNIRows,
 	}, map[tensor.Type]tileKernel{
 		tensor.Q4_0: {f: tileQ4_0VNNI, rows: 4, toks: 4},
+		tensor.Q4_K: {f: tileQ4_KVNNI, rows: 8, toks: 4},
 		tensor.Q8_0: {f: tileQ8_0VNNI, rows: 2, toks: 4},
 	})
 	return []*Set{vnni, avx512, avx2}

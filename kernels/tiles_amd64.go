@@ -137,6 +137,13 @@ func tileQ4_KAVX512(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, ds
 }
 
 //go:noescape
+func tile8x4Q4_KVNNI(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
+
+func tileQ4_KVNNI(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
+	blockTile(tile8x4Q4_KVNNI, blockTileShape{8, 4, qkK, q4_KBytes, q8_KBytes}, w, rowBytes, xq, xqRowBytes, n, dst, dstStride)
+}
+
+//go:noescape
 func tile2x4Q6_KAVX512(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
 
 func tileQ6_KAVX512(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
