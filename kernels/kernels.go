@@ -63,7 +63,16 @@ type Set struct {
 	// kernel has no four-row kernel, and its tile kernel (if any) takes
 	// four tokens and gives batch's bits.
 	batch [maxType]RowDot
+	// rows8[wt], where set, multiplies eight weight rows with one token
+	// and must give Dot's bits for each; MatMulRows uses it wherever it
+	// would call Dot on eight rows or more.
+	rows8 [maxType]rowDot8
 }
+
+// rowDot8 computes the dot products of the eight weight rows starting at
+// w[0], w[rowBytes], ..., w[7*rowBytes] with one activation row, into
+// out[0..7], with the bits of the set's RowDot for each.
+type rowDot8 func(w []byte, rowBytes int, xq []byte, n int, out []float32)
 
 // Name says which implementation the set is: "portable", "avx2",
 // "avx512" or "avx512vnni", the values LLAMAGO_KERNELS accepts.
@@ -124,10 +133,11 @@ func Available() []*Set { return append([]*Set(nil), available...) }
 // types it speeds up. A type given a new RowDot but no four-row or tile
 // kernel loses base's ones, which would not give the new kernel's bits.
 func derive(name string, base *Set, dots map[tensor.Type]RowDot, dots4 map[tensor.Type]rowDot4, tiles map[tensor.Type]tileKernel) *Set {
-	s := &Set{name: name, dot: base.dot, dot4: base.dot4, tile: base.tile, quant: base.quant, batch: base.batch}
+	s := &Set{name: name, dot: base.dot, dot4: base.dot4, tile: base.tile, quant: base.quant, batch: base.batch, rows8: base.rows8}
 	for t, f := range dots {
 		s.dot[t] = f
 		s.dot4[t] = nil
+		s.rows8[t] = nil
 		s.tile[t] = tileKernel{}
 	}
 	for t, f := range dots4 {
@@ -270,7 +280,7 @@ func (s *Set) MatMulRows(wt tensor.Type, w []byte, rowBytes int, rowLo, rowHi in
 		tileHi := rowLo + (rowHi-rowLo)/tk.rows*tk.rows
 		if tokHi := nTok / tk.toks * tk.toks; tileHi > rowLo && tokHi > 0 {
 			tk.matMul(w, rowBytes, rowLo, tileHi, xq, xqRowBytes, tokHi, n, dst, dstStride)
-			s.matMulRowwise(wt, dot, w, rowBytes, wLen, rowLo, tileHi, xq, xqRowBytes, xLen, tokHi, nTok, n, dst, dstStride)
+			s.matMulDot(wt, dot, w, rowBytes, wLen, rowLo, tileHi, xq, xqRowBytes, xLen, tokHi, nTok, n, dst, dstStride)
 			rowLo = tileHi
 		}
 	}
@@ -279,7 +289,23 @@ func (s *Set) MatMulRows(wt tensor.Type, w []byte, rowBytes int, rowLo, rowHi in
 		batchTok = nTok &^ 3
 		s.matMulRowwise(wt, s.batch[wt], w, rowBytes, wLen, rowLo, rowHi, xq, xqRowBytes, xLen, 0, batchTok, n, dst, dstStride)
 	}
-	s.matMulRowwise(wt, dot, w, rowBytes, wLen, rowLo, rowHi, xq, xqRowBytes, xLen, batchTok, nTok, n, dst, dstStride)
+	s.matMulDot(wt, dot, w, rowBytes, wLen, rowLo, rowHi, xq, xqRowBytes, xLen, batchTok, nTok, n, dst, dstStride)
+}
+
+// matMulDot is matMulRowwise with the set's Dot kernel, taking the rows
+// eight at a time where the set has an eight-row kernel for wt.
+func (s *Set) matMulDot(wt tensor.Type, dot RowDot, w []byte, rowBytes, wLen, rowLo, rowHi int,
+	xq []byte, xqRowBytes, xLen, tokLo, tokHi, n int, dst []float32, dstStride int) {
+	if r8 := s.rows8[wt]; r8 != nil && rowBytes >= 0 && tokLo < tokHi {
+		hi8 := rowLo + (rowHi-rowLo)/8*8
+		for r := rowLo; r < hi8; r += 8 {
+			for t := tokLo; t < tokHi; t++ {
+				r8(w[r*rowBytes:], rowBytes, xq[t*xqRowBytes:t*xqRowBytes+xLen], n, dst[t*dstStride+r:t*dstStride+r+8])
+			}
+		}
+		rowLo = hi8
+	}
+	s.matMulRowwise(wt, dot, w, rowBytes, wLen, rowLo, rowHi, xq, xqRowBytes, xLen, tokLo, tokHi, n, dst, dstStride)
 }
 
 // matMulRowwise is MatMulRows for the rows [rowLo, rowHi) and the tokens

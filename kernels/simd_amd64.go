@@ -116,6 +116,7 @@ func archSets() []*Set {
 		tensor.Q4_K: {f: tileQ4_KVNNI, rows: 8, toks: 4},
 		tensor.Q8_0: {f: tileQ8_0VNNI, rows: 2, toks: 4},
 	})
+	vnni.rows8[tensor.Q4_K] = rows8Q4_KVNNI
 	return []*Set{vnni, avx512, avx2}
 }
 

@@ -144,6 +144,20 @@ func tileQ4_KVNNI(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst 
 }
 
 //go:noescape
+func gemv8Q4_KVNNI(w *byte, rowBytes int, x *byte, nb int, tab *float32, dst *float32)
+
+// rows8Q4_KVNNI is the avx512vnni set's eight-row Q4_K kernel (rowDot8).
+func rows8Q4_KVNNI(w []byte, rowBytes int, xq []byte, n int, out []float32) {
+	nb := n / qkK
+	out = out[:8]
+	if nb <= 0 {
+		clear(out)
+		return
+	}
+	gemv8Q4_KVNNI(tileSpan(w, 8, rowBytes, nb*q4_KBytes), rowBytes, &xq[:nb*q8_KBytes][0], nb, &fp16Table[0], &out[0])
+}
+
+//go:noescape
 func tile2x4Q6_KAVX512(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
 
 func tileQ6_KAVX512(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
