@@ -114,6 +114,7 @@ func archSets() []*Set {
 	}, map[tensor.Type]tileKernel{
 		tensor.Q4_0: {f: tileQ4_0VNNI, rows: 4, toks: 4},
 		tensor.Q4_K: {f: tileQ4_KVNNI, rows: 8, toks: 4},
+		tensor.Q6_K: {f: tileQ6_KVNNI, rows: 2, toks: 4},
 		tensor.Q8_0: {f: tileQ8_0VNNI, rows: 2, toks: 4},
 	})
 	vnni.rows8[tensor.Q4_K] = rows8Q4_KVNNI
