@@ -190,34 +190,27 @@ GLOBL q6kScale<>(SB), RODATA|NOPTR, $128
 // func dotQ4_KAVX2(w, x *byte, nb int, tab *float32) float32
 //
 // ggml_gemv_q4_K_8x8_q8_K's order (dotQ4_K): per super-block, the whole
-// integer sum of the scaled quants, converted once and fused times d·x.d
-// into X0; the mins' integer sum likewise, times dmin·x.d, into X1.
+// integer sum of the scaled quants and that of the mins times their
+// activation sums, each converted once and fused, times d·x.d and
+// dmin·x.d, into lanes 0 and 1 of X0; the result is lane 0 minus lane 1.
+// One horizontal add reduces both sums together.
 TEXT ·dotQ4_KAVX2(SB), NOSPLIT, $0-36
 	MOVQ w+0(FP), SI
 	MOVQ x+8(FP), DI
 	MOVQ nb+16(FP), CX
 	MOVQ tab+24(FP), R8
 	BCAST32($0x0f0f0f0f, X13, Y13)
-	VXORPS X0, X0, X0 // Σ d·x.d·(scaled quant sums)
-	VXORPS X1, X1, X1 // Σ dmin·x.d·(min·bsum)
+	VXORPS X0, X0, X0
 	TESTQ  CX, CX
 	JZ     q4k_done
 
 q4k_block:
 	KSCALES_MINS
-	// The mins: Σ_j min_j·(sum of the 32 activations of sub-block j).
+	// X7: the mins times the sums of the 32 activations of their
+	// sub-blocks, in four lanes.
 	VMOVDQU      260(DI), X8
 	VPHADDW      276(DI), X8, X8
 	VPMADDWD     X8, X7, X7
-	VPSHUFD      $0x4e, X7, X8
-	VPADDD       X8, X7, X7
-	VPSHUFD      $0xb1, X7, X8
-	VPADDD       X8, X7, X7
-	VCVTDQ2PS    X7, X7
-	MOVWLZX      2(SI), AX
-	VMOVSS       (R8)(AX*4), X5
-	VMULSS       (DI), X5, X5
-	VFMADD231SS  X5, X7, X1
 
 	VPXOR Y11, Y11, Y11
 	VPXOR Y12, Y12, Y12
@@ -225,13 +218,19 @@ q4k_block:
 	Q4K_PART(1, Y12)
 	Q4K_PART(2, Y11)
 	Q4K_PART(3, Y12)
-	VPADDD Y12, Y11, Y11
-	HSUMD(Y11, X11, X2)
+	VPADDD       Y12, Y11, Y11
+	VEXTRACTI128 $1, Y11, X2
+	VPADDD       X2, X11, X11
+	VPHADDD      X7, X11, X11
+	VPHADDD      X11, X11, X11 // [quant sum, min sum, ...]
 	VCVTDQ2PS    X11, X11
 	MOVWLZX      (SI), AX
 	VMOVSS       (R8)(AX*4), X4
-	VMULSS       (DI), X4, X4
-	VFMADD231SS  X4, X11, X0
+	MOVWLZX      2(SI), AX
+	VINSERTPS    $0x10, (R8)(AX*4), X4, X4
+	VBROADCASTSS (DI), X5
+	VMULPS       X5, X4, X4    // [d·x.d, dmin·x.d]
+	VFMADD231PS  X4, X11, X0
 
 	ADDQ $144, SI
 	ADDQ $292, DI
@@ -239,8 +238,9 @@ q4k_block:
 	JNZ  q4k_block
 
 q4k_done:
-	VSUBSS X1, X0, X0
-	VMOVSS X0, ret+32(FP)
+	VMOVSHDUP X0, X1
+	VSUBSS    X1, X0, X0
+	VMOVSS    X0, ret+32(FP)
 	VZEROUPPER
 	RET
 

@@ -64,8 +64,8 @@ type Set struct {
 	// four tokens and gives batch's bits.
 	batch [maxType]RowDot
 	// rows8[wt], where set, multiplies eight weight rows with one token
-	// and must give Dot's bits for each; MatMulRows uses it wherever it
-	// would call Dot on eight rows or more.
+	// and must give Dot's bits for each; MatMulRows uses it for the
+	// tokens of a batch of four or more that take Dot's order.
 	rows8 [maxType]rowDot8
 }
 
@@ -296,7 +296,11 @@ func (s *Set) MatMulRows(wt tensor.Type, w []byte, rowBytes int, rowLo, rowHi in
 // eight at a time where the set has an eight-row kernel for wt.
 func (s *Set) matMulDot(wt tensor.Type, dot RowDot, w []byte, rowBytes, wLen, rowLo, rowHi int,
 	xq []byte, xqRowBytes, xLen, tokLo, tokHi, n int, dst []float32, dstStride int) {
-	if r8 := s.rows8[wt]; r8 != nil && rowBytes >= 0 && tokLo < tokHi {
+	// Only beside a batch's tiles: eight rows read side by side stream
+	// from memory more slowly than one row after the other, which is what
+	// decoding a model larger than the cache does; the rows of a batch
+	// have just been read by the tiles.
+	if r8 := s.rows8[wt]; r8 != nil && rowBytes >= 0 && tokLo < tokHi && tokHi >= 4 {
 		hi8 := rowLo + (rowHi-rowLo)/8*8
 		for r := rowLo; r < hi8; r += 8 {
 			for t := tokLo; t < tokHi; t++ {
