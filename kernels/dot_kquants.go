@@ -140,34 +140,65 @@ func unpackQ2_K(x *[q2_KBytes]byte, a *[qkK]byte) {
 	}
 }
 
-// dotQ2_K follows ggml_vec_dot_q2_K_q8_K's AVX2 branch: per super-block,
-// first the mins (lane k: min_2k·bsum_2k + min_2k+1·bsum_2k+1, times
-// -dmin·x.d), then the scaled quants, both fused into the same lanes.
+// q2KSums returns, for the values [lo, hi) of a Q2_K super-block (whole
+// groups of 16), the exact integer sums of the scaled quants and of the
+// mins times the groups' activation sums.
+func q2KSums(x *[q2_KBytes]byte, a, q8 *[qkK]byte, bsums *[32]byte, lo, hi int) (isum, imin int32) {
+	for g := lo / 16; g < hi/16; g++ {
+		isum += int32(x[g]&0x0f) * groupDot((*[16]byte)(a[16*g:]), (*[16]byte)(q8[16*g:]))
+		imin += int32(x[g]>>4) * bsum(bsums, g)
+	}
+	return isum, imin
+}
+
+// groupDot is Σ a_i·b_i over 16 int8 pairs.
+func groupDot(a, b *[16]byte) int32 {
+	var s int32
+	for i := 0; i < 16; i++ {
+		s += int32(int8(a[i])) * int32(int8(b[i]))
+	}
+	return s
+}
+
+// dotQ2_K follows ggml_gemv_q2_K_8x8_q8_K (arch/x86/repack.cpp), which
+// llama.cpp's AVX-512 builds run for one token on Q2_K weights (repacked
+// eight rows at a time), in the way dotQ4_K follows the Q4_K gemv: per
+// super-block, the exact integer sums of the scaled quants and of the
+// mins times the groups' activation sums are each fused, times d·x.d and
+// dmin·x.d, into one accumulator; the result is the first minus the
+// second. (AVX2-only CPUs run ggml_vec_dot_q2_K_q8_K instead, which
+// rounds in eight lanes.)
 func dotQ2_K(w, xq []byte, n int) float32 {
+	return dotQ2_KSteps(w, xq, n, qkK)
+}
+
+// dotQ2_KBatch follows ggml_gemm_q2_K_8x8_q8_K, which llama.cpp's
+// AVX-512 builds run on Q2_K weights for the tokens of a batch that fill
+// groups of four: as dotQ2_K, with one fused multiply-add per 128 values.
+func dotQ2_KBatch(w, xq []byte, n int) float32 {
+	return dotQ2_KSteps(w, xq, n, qkK/2)
+}
+
+// dotQ2_KSteps is dotQ2_K with one fused multiply-add per step values.
+func dotQ2_KSteps(w, xq []byte, n, step int) float32 {
 	nb := n / qkK
 	w, xq = w[:nb*q2_KBytes], xq[:nb*q8_KBytes]
-	var acc [8]float32
+	var acc, accMin float32
 	var a [qkK]byte
 	for len(w) >= q2_KBytes && len(xq) >= q8_KBytes {
 		x := (*[q2_KBytes]byte)(w)
 		yd, q8, bsums := q8K((*[q8_KBytes]byte)(xq))
 		w, xq = w[q2_KBytes:], xq[q8_KBytes:]
-		d := float32(yd * fp16(x[80:]))
-		dmin := float32(-yd * fp16(x[82:]))
-		var mins [8]int32
-		for k := range mins {
-			mins[k] = int32(x[2*k]>>4)*bsum(bsums, 2*k) + int32(x[2*k+1]>>4)*bsum(bsums, 2*k+1)
-		}
-		fmaLanes(&acc, dmin, &mins)
 		unpackQ2_K(x, &a)
-		var sc [8][2]int32
-		for c := range sc {
-			sc[c] = [2]int32{int32(x[2*c] & 0x0f), int32(x[2*c+1] & 0x0f)}
+		d := float32(fp16(x[80:]) * yd)
+		dmin := float32(fp16(x[82:]) * yd)
+		for lo := 0; lo < qkK; lo += step {
+			isum, imin := q2KSums(x, &a, q8, bsums, lo, lo+step)
+			acc = fma32(float32(isum), d, acc)
+			accMin = fma32(float32(imin), dmin, accMin)
 		}
-		lanes := simdLanes(&a, q8, &sc)
-		fmaLanes(&acc, d, &lanes)
 	}
-	return hsum8(&acc)
+	return acc - accMin
 }
 
 // q3KScales unpacks the sixteen 6-bit scales of a Q3_K block (stored

@@ -577,7 +577,41 @@ q3k_done:
 	VPMADDWD   Y5, Y3, Y3                         \
 	VPADDD     Y3, SUM, SUM
 
+// Q2K_MINS sets Y9 to the mins times the groups' activation sums (lane
+// k: groups 2k and 2k+1), from the scale bytes in X8, which it leaves
+// as the 16 scales; X14: bytes 0x0f.
+#define Q2K_MINS \
+	VMOVDQU      (SI), X8        \
+	VPSRLW       $4, X8, X9      \
+	VPAND        X14, X9, X9     \
+	VPAND        X14, X8, X8     \
+	VPMOVZXBW    X9, Y9          \
+	VPMADDWD     260(DI), Y9, Y9
+
+// Q2K_DMIN sets X4 to [d·x.d, dmin·x.d].
+#define Q2K_DMIN \
+	MOVWLZX      80(SI), AX                  \
+	VMOVSS       (R8)(AX*4), X4              \
+	MOVWLZX      82(SI), AX                  \
+	VINSERTPS    $0x10, (R8)(AX*4), X4, X4   \
+	VBROADCASTSS (DI), X5                    \
+	VMULPS       X5, X4, X4
+
+// Q2K_FUSE reduces the four int32 lanes of X12 (scaled quants) and of
+// MIN (mins) to one sum each with two horizontal adds, converts them and
+// fuses them, times X4, into lanes 0 and 1 of X0.
+#define Q2K_FUSE(MIN) \
+	VPHADDD     MIN, X12, X12 \
+	VPHADDD     X12, X12, X12 \
+	VCVTDQ2PS   X12, X12      \
+	VFMADD231PS X4, X12, X0
+
 // func dotQ2_KAVX2(w, x *byte, nb int, tab *float32) float32
+//
+// ggml_gemv_q2_K_8x8_q8_K's order (dotQ2_K): per super-block, the whole
+// integer sums of the scaled quants and of the mins times their
+// activation sums, converted once and fused, times d·x.d and dmin·x.d,
+// into lanes 0 and 1 of X0; the result is lane 0 minus lane 1.
 TEXT ·dotQ2_KAVX2(SB), NOSPLIT, $0-36
 	MOVQ w+0(FP), SI
 	MOVQ x+8(FP), DI
@@ -585,26 +619,12 @@ TEXT ·dotQ2_KAVX2(SB), NOSPLIT, $0-36
 	MOVQ tab+24(FP), R8
 	BCAST32($0x03030303, X13, Y13)
 	BCAST32($0x0f0f0f0f, X14, Y14)
-	VXORPS Y0, Y0, Y0 // Σ dall·(scaled quant sums)
-	VXORPS Y1, Y1, Y1 // Σ dmin·(min·bsum)
+	VXORPS X0, X0, X0
 	TESTQ  CX, CX
 	JZ     q2k_done
 
 q2k_block:
-	// Group g has scale (byte g) & 15 and min (byte g) >> 4.
-	VMOVDQU      (SI), X8
-	VPSRLW       $4, X8, X9
-	VPAND        X14, X9, X9
-	VPAND        X14, X8, X8
-	VPMOVZXBW    X9, Y9
-	VPMADDWD     260(DI), Y9, Y9
-	VCVTDQ2PS    Y9, Y9
-	MOVWLZX      82(SI), AX
-	VMOVSS       (R8)(AX*4), X5
-	VMULSS       (DI), X5, X5    // dmin·x.d
-	VBROADCASTSS X5, Y5
-	VFNMADD231PS Y5, Y9, Y0
-
+	Q2K_MINS
 	VPXOR   Y12, Y12, Y12
 	VMOVDQU 16(SI), Y2
 	Q2K_PART(0, 0, Y12)
@@ -616,7 +636,12 @@ q2k_block:
 	Q2K_PART(1, 1, Y12)
 	Q2K_PART(1, 2, Y12)
 	Q2K_PART(1, 3, Y12)
-	KFINISH(Y12, 80)
+	VEXTRACTI128 $1, Y12, X2
+	VPADDD       X2, X12, X12
+	VEXTRACTI128 $1, Y9, X2
+	VPADDD       X2, X9, X9
+	Q2K_DMIN
+	Q2K_FUSE(X9)
 
 	ADDQ $84, SI
 	ADDQ $292, DI
@@ -624,7 +649,59 @@ q2k_block:
 	JNZ  q2k_block
 
 q2k_done:
-	HSUM8(Y0, X0, X2)
-	VMOVSS X0, ret+32(FP)
+	VMOVSHDUP X0, X1
+	VSUBSS    X1, X0, X0
+	VMOVSS    X0, ret+32(FP)
+	VZEROUPPER
+	RET
+
+// func dotQ2_KBatchAVX2(w, x *byte, nb int, tab *float32) float32
+//
+// ggml_gemm_q2_K_8x8_q8_K's order (dotQ2_KBatch): as dotQ2_KAVX2, one
+// fused multiply-add per 128 values (groups 8c..8c+7: the mins' lanes of
+// the 128-bit half c of Y9).
+TEXT ·dotQ2_KBatchAVX2(SB), NOSPLIT, $0-36
+	MOVQ w+0(FP), SI
+	MOVQ x+8(FP), DI
+	MOVQ nb+16(FP), CX
+	MOVQ tab+24(FP), R8
+	BCAST32($0x03030303, X13, Y13)
+	BCAST32($0x0f0f0f0f, X14, Y14)
+	VXORPS X0, X0, X0
+	TESTQ  CX, CX
+	JZ     q2kb_done
+
+q2kb_block:
+	Q2K_MINS
+	Q2K_DMIN
+	VPXOR   Y12, Y12, Y12
+	VMOVDQU 16(SI), Y2
+	Q2K_PART(0, 0, Y12)
+	Q2K_PART(0, 1, Y12)
+	Q2K_PART(0, 2, Y12)
+	Q2K_PART(0, 3, Y12)
+	VEXTRACTI128 $1, Y12, X2
+	VPADDD       X2, X12, X12
+	Q2K_FUSE(X9)
+	VPXOR   Y12, Y12, Y12
+	VMOVDQU 48(SI), Y2
+	Q2K_PART(1, 0, Y12)
+	Q2K_PART(1, 1, Y12)
+	Q2K_PART(1, 2, Y12)
+	Q2K_PART(1, 3, Y12)
+	VEXTRACTI128 $1, Y12, X2
+	VPADDD       X2, X12, X12
+	VEXTRACTI128 $1, Y9, X9
+	Q2K_FUSE(X9)
+
+	ADDQ $84, SI
+	ADDQ $292, DI
+	DECQ CX
+	JNZ  q2kb_block
+
+q2kb_done:
+	VMOVSHDUP X0, X1
+	VSUBSS    X1, X0, X0
+	VMOVSS    X0, ret+32(FP)
 	VZEROUPPER
 	RET

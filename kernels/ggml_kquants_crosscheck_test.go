@@ -42,16 +42,16 @@ func kQuantReference(t *testing.T) *ggmlCPU {
 	return openGGMLCPU(t, variant, "")
 }
 
-// TestKQuantsMatchGGMLZen4 requires every set's Q2_K, Q3_K, Q5_K and Q6_K
+// TestKQuantsMatchGGMLZen4 requires every set's Q3_K, Q5_K and Q6_K
 // kernels to give exactly the float32 of ggml_vec_dot_*_q8_K as
 // llama.cpp's x86 build compiles it (which llama.cpp runs for these types,
-// one token or many; Q4_K goes through the repacked kernels, see
-// TestQ4_KMatchGGMLRepack), for random weight bits, extreme weights and
+// one token or many; Q4_K and Q2_K go through the repacked kernels, see
+// TestRepackedMatchGGML), for random weight bits, extreme weights and
 // every kind of activation row.
 func TestKQuantsMatchGGMLZen4(t *testing.T) {
 	g := kQuantReference(t)
 	rng := rand.New(rand.NewPCG(91, 92))
-	for _, wt := range []tensor.Type{tensor.Q2_K, tensor.Q3_K, tensor.Q5_K, tensor.Q6_K} {
+	for _, wt := range []tensor.Type{tensor.Q3_K, tensor.Q5_K, tensor.Q6_K} {
 		var rows, differ int
 		for _, n := range []int{qkK, 2 * qkK, 3 * qkK, 8 * qkK} {
 			weights := map[string][]byte{
@@ -86,13 +86,13 @@ func TestKQuantsMatchGGMLZen4(t *testing.T) {
 	}
 }
 
-// ggmlRepack holds ggml's repacked Q4_K kernels (arch/x86/repack.cpp)
-// and the activation quantizer of its several-token path.
+// ggmlRepack holds one of ggml's repacked kernel pairs (arch/x86/
+// repack.cpp) and the activation quantizer of its several-token path.
 type ggmlRepack struct {
 	// gemv and gemm: (int n, float *s, size_t bs, const void *vx,
 	// const void *vy, int nr, int nc); vx is the repacked weights
-	// (block_q4_Kx8), vy one block_q8_K row (gemv) or nr/4 rows of
-	// block_q8_Kx4 (gemm).
+	// (block_q4_Kx8 or block_q2_Kx8), vy one block_q8_K row (gemv) or
+	// nr/4 rows of block_q8_Kx4 (gemm).
 	gemv, gemm func(n int32, s *float32, bs uintptr, vx, vy unsafe.Pointer, nr, nc int32)
 	// quantizeMat is ggml_quantize_mat_t<8, GGML_TYPE_Q8_K> (a C++
 	// template, exported under its mangled name): four rows of floats to
@@ -100,7 +100,9 @@ type ggmlRepack struct {
 	quantizeMat func(x *float32, vy unsafe.Pointer, nrow, nPerRow int64)
 }
 
-func openGGMLRepack(t *testing.T, g *ggmlCPU) *ggmlRepack {
+// openGGMLRepack binds ggml_gemv_<kind>_q8_K and ggml_gemm_<kind>_q8_K
+// (kind "q4_K_8x8" or "q2_K_8x8").
+func openGGMLRepack(t *testing.T, g *ggmlCPU, kind string) *ggmlRepack {
 	t.Helper()
 	r := &ggmlRepack{}
 	defer func() {
@@ -108,8 +110,8 @@ func openGGMLRepack(t *testing.T, g *ggmlCPU) *ggmlRepack {
 			t.Fatalf("binding ggml's repack kernels: %v", e)
 		}
 	}()
-	purego.RegisterLibFunc(&r.gemv, g.handle, "ggml_gemv_q4_K_8x8_q8_K")
-	purego.RegisterLibFunc(&r.gemm, g.handle, "ggml_gemm_q4_K_8x8_q8_K")
+	purego.RegisterLibFunc(&r.gemv, g.handle, "ggml_gemv_"+kind+"_q8_K")
+	purego.RegisterLibFunc(&r.gemm, g.handle, "ggml_gemm_"+kind+"_q8_K")
 	purego.RegisterLibFunc(&r.quantizeMat, g.handle, "_Z19ggml_quantize_mat_tILl8EL9ggml_type15EEvPKfPvll")
 	return r
 }
@@ -157,31 +159,78 @@ func repackQ4_Kx8(w []byte, rows, nb int) []byte {
 	return out
 }
 
-// TestQ4_KMatchGGMLRepack requires every set's MatMulRows on Q4_K
-// weights to give exactly what llama.cpp's x86 build gives for the same
-// float activations: it repacks the weights eight rows at a time and, for
-// a batch of nTok tokens, runs ggml_gemm_q4_K_8x8_q8_K on the first
-// nTok - nTok%4 tokens (activations quantized four rows at a time by
-// ggml_quantize_mat_q8_K_4x8) and ggml_gemv_q4_K_8x8_q8_K on the others
+// repackQ2_Kx8 lays out Q2_K weight rows (a multiple of eight, nb blocks
+// each, packed) as ggml's block_q2_Kx8 (make_block_q2_Kx8): for each group
+// of eight rows and each block position, the eight d, the eight dmin, 128
+// bytes of scale/min bytes (byte i is byte 2(i/16) + i%2 of row (i%16)/2:
+// two groups of each row in turn), and the quants interleaved eight bytes
+// at a time.
+func repackQ2_Kx8(w []byte, rows, nb int) []byte {
+	const outBytes = 16 + 16 + 128 + 512
+	out := make([]byte, 0, rows/8*nb*outBytes)
+	for g := 0; g < rows/8; g++ {
+		for b := 0; b < nb; b++ {
+			var blk [8][]byte
+			for i := range blk {
+				blk[i] = w[((8*g+i)*nb+b)*q2_KBytes:][:q2_KBytes]
+			}
+			var o [outBytes]byte
+			for i, x := range blk {
+				copy(o[2*i:], x[80:82])
+				copy(o[16+2*i:], x[82:84])
+			}
+			for i := 0; i < 128; i++ {
+				o[32+i] = blk[(i%16)/2][(i/16)*2+i%2]
+			}
+			for i := 0; i < 64; i++ {
+				copy(o[160+8*i:160+8*i+8], blk[i%8][16+(i/8)*8:])
+			}
+			out = append(out, o[:]...)
+		}
+	}
+	return out
+}
+
+// TestRepackedMatchGGML requires every set's MatMulRows on Q4_K and
+// Q2_K weights to give exactly what llama.cpp's x86 build gives for the
+// same float activations: it repacks the weights eight rows at a time and,
+// for a batch of nTok tokens, runs ggml's gemm on the first nTok - nTok%4
+// tokens (activations quantized four rows at a time by
+// ggml_quantize_mat_q8_K_4x8) and its gemv on the others
 // (quantize_row_q8_K), as repack.cpp's forward_mul_mat does. 24 weight
 // rows and 16+4 tokens reach the gemm's 512-bit loops and its 256-bit
 // ones for the columns and rows they leave.
-func TestQ4_KMatchGGMLRepack(t *testing.T) {
+func TestRepackedMatchGGML(t *testing.T) {
 	g := kQuantReference(t)
-	rp := openGGMLRepack(t, g)
+	for _, c := range []struct {
+		wt     tensor.Type
+		kind   string
+		repack func(w []byte, rows, nb int) []byte
+	}{
+		{tensor.Q4_K, "q4_K_8x8", repackQ4_Kx8},
+		{tensor.Q2_K, "q2_K_8x8", repackQ2_Kx8},
+	} {
+		t.Run(c.wt.String(), func(t *testing.T) {
+			checkRepacked(t, g, openGGMLRepack(t, g, c.kind), c.wt, c.repack)
+		})
+	}
+}
+
+func checkRepacked(t *testing.T, g *ggmlCPU, rp *ggmlRepack, wt tensor.Type, repack func(w []byte, rows, nb int) []byte) {
 	rng := rand.New(rand.NewPCG(93, 94))
 	const rows = 24
 	const q8Kx4Bytes = 4*4 + 4*qkK + 4*16*2
+	blockBytes := wt.TypeSize()
 	kinds := []string{"normal", "wide", "uniform", "outlier", "large", "small", "alternate", "positive"}
 	var products, differ int
 	for _, n := range []int{qkK, 2 * qkK, 3 * qkK, 8 * qkK} {
 		nb := n / qkK
 		for _, wscale := range []float32{0.02, 1} {
-			w := make([]byte, 0, rows*nb*q4_KBytes)
+			w := make([]byte, 0, rows*nb*blockBytes)
 			for r := 0; r < rows; r++ {
-				w = append(w, randomWeightRow(rng, tensor.Q4_K, n, wscale)...)
+				w = append(w, randomWeightRow(rng, wt, n, wscale)...)
 			}
-			packed := repackQ4_Kx8(w, rows, nb)
+			packed := repack(w, rows, nb)
 			for _, nTok := range []int{1, 3, 4, 7, 20, 23} {
 				x := make([]float32, nTok*n)
 				for tok := 0; tok < nTok; tok++ {
@@ -209,14 +258,14 @@ func TestQ4_KMatchGGMLRepack(t *testing.T) {
 				}
 				for _, s := range Available() {
 					got := make([]float32, nTok*rows)
-					s.MatMulRows(tensor.Q4_K, w, nb*q4_KBytes, 0, rows, xq, stride, nTok, n, got, rows)
+					s.MatMulRows(wt, w, nb*blockBytes, 0, rows, xq, stride, nTok, n, got, rows)
 					for i := range got {
 						products++
 						if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
 							differ++
 							if differ <= 10 {
-								t.Errorf("%s n=%d wscale=%g nTok=%d token %d row %d: %.9g (%#08x), ggml's %s %.9g (%#08x)",
-									s.Name(), n, wscale, nTok, i/rows, i%rows, got[i], math.Float32bits(got[i]),
+								t.Errorf("%s %s n=%d wscale=%g nTok=%d token %d row %d: %.9g (%#08x), ggml's %s %.9g (%#08x)",
+									s.Name(), wt, n, wscale, nTok, i/rows, i%rows, got[i], math.Float32bits(got[i]),
 									map[bool]string{true: "gemm", false: "gemv"}[i/rows < gemmTok], want[i], math.Float32bits(want[i]))
 							}
 						}
@@ -225,7 +274,7 @@ func TestQ4_KMatchGGMLRepack(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("Q4_K: %d of %d products differ from ggml's repacked gemv/gemm", differ, products)
+	t.Logf("%s: %d of %d products differ from ggml's repacked gemv/gemm", wt, differ, products)
 }
 
 // TestQ4_KRepackLayout checks repackQ4_Kx8 itself, so that a wrong
@@ -235,7 +284,7 @@ func TestQ4_KMatchGGMLRepack(t *testing.T) {
 // the block size the test assumes.
 func TestQ4_KRepackLayout(t *testing.T) {
 	g := kQuantReference(t)
-	rp := openGGMLRepack(t, g)
+	rp := openGGMLRepack(t, g, "q4_K_8x8")
 	rng := rand.New(rand.NewPCG(95, 96))
 	const rows, n = 16, 2 * qkK
 	w := make([]byte, 0, rows*2*q4_KBytes)

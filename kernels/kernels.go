@@ -7,7 +7,10 @@
 // The portable Go kernels follow ggml's scalar reference code
 // (ggml_vec_dot_*_generic in ggml-cpu/quants.c and the scalar branches of
 // ggml-cpu/vec.cpp) operation for operation, including the order of the
-// float32 roundings, so they produce the same bits as that code. They are
+// float32 roundings, so they produce the same bits as that code; the
+// k-quant kernels (Q2_K..Q6_K) instead follow the x86 SIMD code llama.cpp's
+// AVX-512 (zen4) build runs, repacked gemv and gemm included (see
+// dot_kquants.go). They are
 // also the reference that faster, CPU-specific kernels are tested against:
 // every implementation of a type's dot product lives in a Set, Portable()
 // is the pure-Go set, and Selected() is the set chosen once at start-up for
@@ -97,6 +100,7 @@ var portable = &Set{
 		tensor.Q6_K: dotQ6_K,
 	},
 	batch: [maxType]RowDot{
+		tensor.Q2_K: dotQ2_KBatch,
 		tensor.Q4_K: dotQ4_KBatch,
 	},
 }

@@ -84,6 +84,7 @@ func archSets() []*Set {
 		tensor.F32:  {f: tileF32AVX2, rows: 2, toks: 4},
 		tensor.Q8_0: {f: tileQ8_0AVX2, rows: 2, toks: 2},
 	})
+	avx2.batch[tensor.Q2_K] = dotQ2_KBatchAVX2Row
 	avx2.batch[tensor.Q4_K] = dotQ4_KBatchAVX2Row
 	avx2.quant[tensor.Q8_0] = quantizeQ8_0AVX2Row
 	avx2.quant[tensor.Q8_K] = quantizeQ8_KAVX2Row
@@ -240,6 +241,13 @@ func dotQ4_KAVX2(w, x *byte, nb int, tab *float32) float32
 
 //go:noescape
 func dotQ6_KAVX2(w, x *byte, nb int, tab *float32) float32
+
+//go:noescape
+func dotQ2_KBatchAVX2(w, x *byte, nb int, tab *float32) float32
+
+func dotQ2_KBatchAVX2Row(w, xq []byte, n int) float32 {
+	return blockDot(dotQ2_KBatchAVX2, qkK, q2_KBytes, q8_KBytes, w, xq, n)
+}
 
 func dotQ4_KAVX2Row(w, xq []byte, n int) float32 {
 	return blockDot(dotQ4_KAVX2, qkK, q4_KBytes, q8_KBytes, w, xq, n)
