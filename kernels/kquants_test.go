@@ -119,3 +119,59 @@ func TestKQuantSetsMatchPortableBits(t *testing.T) {
 		}
 	}
 }
+
+// TestMatMulRowsTokenCount states what holds between decoding and
+// prefilling the same token: for Q4_K and Q2_K, which llama.cpp multiplies
+// with its repacked gemv or gemm depending on the batch, a token's
+// product has Dot's bits when it is computed alone or among the last
+// nTok%4 tokens of a batch, and the batch kernel's bits when it is among
+// the first nTok - nTok%4 (and the two differ on some rows); for every
+// other type it has Dot's bits whatever the batch.
+func TestMatMulRowsTokenCount(t *testing.T) {
+	rng := rand.New(rand.NewPCG(85, 86))
+	const rows, n = 16, 2 * qkK
+	for _, s := range Available() {
+		for _, wt := range weightTypes {
+			vt := VecDotType(wt)
+			rowBytes := RowBytes(wt, n)
+			w := make([]byte, 0, rows*rowBytes)
+			for r := 0; r < rows; r++ {
+				w = append(w, randomWeightRow(rng, wt, n, 0.1)...)
+			}
+			stride := RowBytes(vt, n)
+			const nTok = 6
+			xq := make([]byte, nTok*stride)
+			for tok := 0; tok < nTok; tok++ {
+				QuantizeRow(vt, activationRows(rng, n)["normal"], xq[tok*stride:])
+			}
+			batch := make([]float32, nTok*rows)
+			s.MatMulRows(wt, w, rowBytes, 0, rows, xq, stride, nTok, n, batch, rows)
+			differ := 0
+			for tok := 0; tok < nTok; tok++ {
+				alone := make([]float32, rows)
+				s.MatMulRows(wt, w, rowBytes, 0, rows, xq[tok*stride:], stride, 1, n, alone, rows)
+				for r := 0; r < rows; r++ {
+					dot := s.Dot(wt, w[r*rowBytes:(r+1)*rowBytes], xq[tok*stride:(tok+1)*stride], n)
+					if math.Float32bits(alone[r]) != math.Float32bits(dot) {
+						t.Fatalf("%s %s token %d row %d alone: %g, Dot %g", s.Name(), wt, tok, r, alone[r], dot)
+					}
+					got := batch[tok*rows+r]
+					want := dot
+					if s.batch[wt] != nil && tok < nTok&^3 {
+						want = s.batch[wt](w[r*rowBytes:(r+1)*rowBytes], xq[tok*stride:(tok+1)*stride], n)
+					}
+					if math.Float32bits(got) != math.Float32bits(want) {
+						t.Fatalf("%s %s token %d of %d row %d: %g, want %g", s.Name(), wt, tok, nTok, r, got, want)
+					}
+					if got != alone[r] {
+						differ++
+					}
+				}
+			}
+			if hasBatch := s.batch[wt] != nil; hasBatch != (differ > 0) {
+				t.Errorf("%s %s: %d of %d products differ between the batch and the token alone (batch kernel: %v)",
+					s.Name(), wt, differ, nTok*rows, hasBatch)
+			}
+		}
+	}
+}

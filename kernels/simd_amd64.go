@@ -16,8 +16,9 @@ import (
 //
 //	avx2        AVX2, FMA and F16C (Haswell, Zen 1 and later): a kernel
 //	            for every weight type, four-row Q4_0 and F32 kernels,
-//	            2×4 F32 and 2×2 Q8_0 tiles (tiles.go), and the Q8_0, Q8_K
-//	            and F16 activation quantizers
+//	            2×4 F32 and 2×2 Q8_0 tiles (tiles.go), one-row Q4_K and
+//	            Q2_K kernels in ggml's gemm order (batch), and the Q8_0,
+//	            Q8_K and F16 activation quantizers
 //	avx512      AVX-512 F, BW, DQ and VL (Skylake-X, Zen 4): a 512-bit
 //	            BF16 kernel (see dot_float_amd64.s for why F32 and F16
 //	            stay 256-bit), and tiles that need its 32 vector
@@ -27,7 +28,9 @@ import (
 //	avx512vnni  AVX-512 VNNI (Ice Lake, Zen 4): Q8_0 and Q4_0 (one- and
 //	            four-row, and 2×4 and 4×4 tiles) with VPDPBUSD, which
 //	            multiplies and sums four byte pairs into a 32-bit lane in
-//	            one instruction
+//	            one instruction; Q4_K 8×4 tiles and eight-row kernels with
+//	            one lane per weight row (tiles_q4_k_vnni_amd64.s), and a
+//	            Q6_K 2×4 tile with VPDPWSSD
 //
 // A set keeps the kernels of the set below it (ultimately the portable
 // ones) for the types it does not speed up. AVX-VNNI (the VEX form of
