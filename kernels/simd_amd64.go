@@ -29,8 +29,8 @@ import (
 //	            four-row, and 2×4 and 4×4 tiles) with VPDPBUSD, which
 //	            multiplies and sums four byte pairs into a 32-bit lane in
 //	            one instruction; Q4_K 8×4 tiles and eight-row kernels with
-//	            one lane per weight row (tiles_q4_k_vnni_amd64.s), and a
-//	            Q6_K 2×4 tile with VPDPWSSD
+//	            one lane per weight row (tiles_q4_k_vnni_amd64.s), and
+//	            Q5_K and Q6_K 2×4 tiles with VPDPWSSD
 //
 // A set keeps the kernels of the set below it (ultimately the portable
 // ones) for the types it does not speed up. AVX-VNNI (the VEX form of
@@ -118,6 +118,7 @@ func archSets() []*Set {
 	}, map[tensor.Type]tileKernel{
 		tensor.Q4_0: {f: tileQ4_0VNNI, rows: 4, toks: 4},
 		tensor.Q4_K: {f: tileQ4_KVNNI, rows: 8, toks: 4},
+		tensor.Q5_K: {f: tileQ5_KVNNI, rows: 2, toks: 4},
 		tensor.Q6_K: {f: tileQ6_KVNNI, rows: 2, toks: 4},
 		tensor.Q8_0: {f: tileQ8_0VNNI, rows: 2, toks: 4},
 	})

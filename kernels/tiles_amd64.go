@@ -158,6 +158,13 @@ func rows8Q4_KVNNI(w []byte, rowBytes int, xq []byte, n int, out []float32) {
 }
 
 //go:noescape
+func tile2x4Q5_KVNNI(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
+
+func tileQ5_KVNNI(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
+	blockTile(tile2x4Q5_KVNNI, blockTileShape{2, 4, qkK, q5_KBytes, q8_KBytes}, w, rowBytes, xq, xqRowBytes, n, dst, dstStride)
+}
+
+//go:noescape
 func tile2x4Q6_KVNNI(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
 
 func tileQ6_KVNNI(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {

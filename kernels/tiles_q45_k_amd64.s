@@ -28,6 +28,7 @@
 //
 // func tile2x4Q4_KAVX512(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
 // func tile2x4Q5_KAVX512(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
+// func tile2x4Q5_KVNNI(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
 
 // t4kScale<>+32i: VPSHUFB control that copies int16 lane i of each
 // 128-bit half to all its lanes.
@@ -154,6 +155,15 @@ GLOBL t4kNibble<>(SB), RODATA|NOPTR, $32
 	VPADDD     Y0, SUM, SUM         \
 	VPADDD     Y1, SUM, SUM
 
+// T4K_DOTVNNI is T4K_DOT with VPDPWSSD (AVX-512 VNNI), which multiplies
+// the int16 pairs by the scales and adds them into SUM in one
+// instruction: the same exact integer sums.
+#define T4K_DOTVNNI(T, p, SUM) \
+	VPMADDUBSW (4+64*p)T, Y2, Y0    \
+	VPDPWSSD   Y4, Y0, SUM          \
+	VPMADDUBSW (36+64*p)T, Y3, Y1   \
+	VPDPWSSD   Y5, Y1, SUM
+
 // T4K_FINISH adds the integer sums SUM of the row at R and token T,
 // times d·x.d, into ACC.
 #define T4K_FINISH(R, T, SUM, ACC) \
@@ -190,8 +200,9 @@ GLOBL t5kBit<>(SB), RODATA|NOPTR, $32
 	VPSHUFB    t4kScale<>+(64*p)(SB), Y6, Y4    \
 	VPSHUFB    t4kScale<>+(64*p+32)(SB), Y6, Y5
 
-// T5K_ROW0 multiplies Q5_K row 0 with the four tokens.
-#define T5K_ROW0 \
+// T5K_ROW0 multiplies Q5_K row 0 with the four tokens, DOT being T4K_DOT
+// or T4K_DOTVNNI.
+#define T5K_ROW0(DOT) \
 	T4K_SCALES(SI) \
 	T4K_MINS(SI, (DI), 0, X24) \
 	T4K_MINS(SI, (DI)(R13*1), 1, X25) \
@@ -202,32 +213,32 @@ GLOBL t5kBit<>(SB), RODATA|NOPTR, $32
 	VPXORD Y18, Y18, Y18 \
 	VPXORD Y19, Y19, Y19 \
 	T5K_PART(SI, 0, VPSLLW, 4, VPSLLW, 3) \
-	T4K_DOT((DI), 0, Y16) \
-	T4K_DOT((DI)(R13*1), 0, Y17) \
-	T4K_DOT((DI)(R13*2), 0, Y18) \
-	T4K_DOT((R12)(R13*2), 0, Y19) \
+	DOT((DI), 0, Y16) \
+	DOT((DI)(R13*1), 0, Y17) \
+	DOT((DI)(R13*2), 0, Y18) \
+	DOT((R12)(R13*2), 0, Y19) \
 	T5K_PART(SI, 1, VPSLLW, 2, VPSLLW, 1) \
-	T4K_DOT((DI), 1, Y16) \
-	T4K_DOT((DI)(R13*1), 1, Y17) \
-	T4K_DOT((DI)(R13*2), 1, Y18) \
-	T4K_DOT((R12)(R13*2), 1, Y19) \
+	DOT((DI), 1, Y16) \
+	DOT((DI)(R13*1), 1, Y17) \
+	DOT((DI)(R13*2), 1, Y18) \
+	DOT((R12)(R13*2), 1, Y19) \
 	T5K_PART(SI, 2, VPSRLW, 0, VPSRLW, 1) \
-	T4K_DOT((DI), 2, Y16) \
-	T4K_DOT((DI)(R13*1), 2, Y17) \
-	T4K_DOT((DI)(R13*2), 2, Y18) \
-	T4K_DOT((R12)(R13*2), 2, Y19) \
+	DOT((DI), 2, Y16) \
+	DOT((DI)(R13*1), 2, Y17) \
+	DOT((DI)(R13*2), 2, Y18) \
+	DOT((R12)(R13*2), 2, Y19) \
 	T5K_PART(SI, 3, VPSRLW, 2, VPSRLW, 3) \
-	T4K_DOT((DI), 3, Y16) \
-	T4K_DOT((DI)(R13*1), 3, Y17) \
-	T4K_DOT((DI)(R13*2), 3, Y18) \
-	T4K_DOT((R12)(R13*2), 3, Y19) \
+	DOT((DI), 3, Y16) \
+	DOT((DI)(R13*1), 3, Y17) \
+	DOT((DI)(R13*2), 3, Y18) \
+	DOT((R12)(R13*2), 3, Y19) \
 	T4K_FINISH(SI, (DI), Y16, Y8) \
 	T4K_FINISH(SI, (DI)(R13*1), Y17, Y9) \
 	T4K_FINISH(SI, (DI)(R13*2), Y18, Y10) \
 	T4K_FINISH(SI, (R12)(R13*2), Y19, Y11)
 
 // T5K_ROW1 multiplies Q5_K row 1 with the four tokens.
-#define T5K_ROW1 \
+#define T5K_ROW1(DOT) \
 	T4K_SCALES(DX) \
 	T4K_MINS(DX, (DI), 0, X28) \
 	T4K_MINS(DX, (DI)(R13*1), 1, X29) \
@@ -238,25 +249,25 @@ GLOBL t5kBit<>(SB), RODATA|NOPTR, $32
 	VPXORD Y22, Y22, Y22 \
 	VPXORD Y23, Y23, Y23 \
 	T5K_PART(DX, 0, VPSLLW, 4, VPSLLW, 3) \
-	T4K_DOT((DI), 0, Y20) \
-	T4K_DOT((DI)(R13*1), 0, Y21) \
-	T4K_DOT((DI)(R13*2), 0, Y22) \
-	T4K_DOT((R12)(R13*2), 0, Y23) \
+	DOT((DI), 0, Y20) \
+	DOT((DI)(R13*1), 0, Y21) \
+	DOT((DI)(R13*2), 0, Y22) \
+	DOT((R12)(R13*2), 0, Y23) \
 	T5K_PART(DX, 1, VPSLLW, 2, VPSLLW, 1) \
-	T4K_DOT((DI), 1, Y20) \
-	T4K_DOT((DI)(R13*1), 1, Y21) \
-	T4K_DOT((DI)(R13*2), 1, Y22) \
-	T4K_DOT((R12)(R13*2), 1, Y23) \
+	DOT((DI), 1, Y20) \
+	DOT((DI)(R13*1), 1, Y21) \
+	DOT((DI)(R13*2), 1, Y22) \
+	DOT((R12)(R13*2), 1, Y23) \
 	T5K_PART(DX, 2, VPSRLW, 0, VPSRLW, 1) \
-	T4K_DOT((DI), 2, Y20) \
-	T4K_DOT((DI)(R13*1), 2, Y21) \
-	T4K_DOT((DI)(R13*2), 2, Y22) \
-	T4K_DOT((R12)(R13*2), 2, Y23) \
+	DOT((DI), 2, Y20) \
+	DOT((DI)(R13*1), 2, Y21) \
+	DOT((DI)(R13*2), 2, Y22) \
+	DOT((R12)(R13*2), 2, Y23) \
 	T5K_PART(DX, 3, VPSRLW, 2, VPSRLW, 3) \
-	T4K_DOT((DI), 3, Y20) \
-	T4K_DOT((DI)(R13*1), 3, Y21) \
-	T4K_DOT((DI)(R13*2), 3, Y22) \
-	T4K_DOT((R12)(R13*2), 3, Y23) \
+	DOT((DI), 3, Y20) \
+	DOT((DI)(R13*1), 3, Y21) \
+	DOT((DI)(R13*2), 3, Y22) \
+	DOT((R12)(R13*2), 3, Y23) \
 	T4K_FINISH(DX, (DI), Y20, Y12) \
 	T4K_FINISH(DX, (DI)(R13*1), Y21, Y13) \
 	T4K_FINISH(DX, (DI)(R13*2), Y22, Y14) \
@@ -440,32 +451,75 @@ q4kt_done:
 	VZEROUPPER
 	RET
 
+// T5K_ENTER loads the arguments and clears the accumulators.
+#define T5K_ENTER \
+	MOVQ w+0(FP), SI \
+	MOVQ rowBytes+8(FP), AX \
+	LEAQ (SI)(AX*1), DX \
+	MOVQ x+16(FP), DI \
+	MOVQ xStride+24(FP), R13 \
+	LEAQ (DI)(R13*1), R12 \
+	MOVQ nb+32(FP), CX \
+	MOVQ tab+40(FP), R8 \
+	VPXORD Y8, Y8, Y8 \
+	VPXORD Y9, Y9, Y9 \
+	VPXORD Y10, Y10, Y10 \
+	VPXORD Y11, Y11, Y11 \
+	VPXORD Y12, Y12, Y12 \
+	VPXORD Y13, Y13, Y13 \
+	VPXORD Y14, Y14, Y14 \
+	VPXORD Y15, Y15, Y15 \
+	VPXORD Y24, Y24, Y24 \
+	VPXORD Y25, Y25, Y25 \
+	VPXORD Y26, Y26, Y26 \
+	VPXORD Y27, Y27, Y27 \
+	VPXORD Y28, Y28, Y28 \
+	VPXORD Y29, Y29, Y29 \
+	VPXORD Y30, Y30, Y30 \
+	VPXORD Y31, Y31, Y31
+
+// T5K_STORE writes each pair's result to dst.
+#define T5K_STORE \
+	MOVQ dst+48(FP), DI \
+	MOVQ dstStride+56(FP), R13 \
+	SHLQ $2, R13 \
+	LEAQ (DI)(R13*1), R12 \
+	VMOVAPS Y8, Y0 \
+	HSUM8(Y0, X0, X2) \
+	VADDSS X24, X0, X0 \
+	VMOVSS X0, (0)(DI) \
+	VMOVAPS Y9, Y0 \
+	HSUM8(Y0, X0, X2) \
+	VADDSS X25, X0, X0 \
+	VMOVSS X0, (0)(DI)(R13*1) \
+	VMOVAPS Y10, Y0 \
+	HSUM8(Y0, X0, X2) \
+	VADDSS X26, X0, X0 \
+	VMOVSS X0, (0)(DI)(R13*2) \
+	VMOVAPS Y11, Y0 \
+	HSUM8(Y0, X0, X2) \
+	VADDSS X27, X0, X0 \
+	VMOVSS X0, (0)(R12)(R13*2) \
+	VMOVAPS Y12, Y0 \
+	HSUM8(Y0, X0, X2) \
+	VADDSS X28, X0, X0 \
+	VMOVSS X0, (4)(DI) \
+	VMOVAPS Y13, Y0 \
+	HSUM8(Y0, X0, X2) \
+	VADDSS X29, X0, X0 \
+	VMOVSS X0, (4)(DI)(R13*1) \
+	VMOVAPS Y14, Y0 \
+	HSUM8(Y0, X0, X2) \
+	VADDSS X30, X0, X0 \
+	VMOVSS X0, (4)(DI)(R13*2) \
+	VMOVAPS Y15, Y0 \
+	HSUM8(Y0, X0, X2) \
+	VADDSS X31, X0, X0 \
+	VMOVSS X0, (4)(R12)(R13*2)
+
 // func tile2x4Q5_KAVX512(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
 TEXT ·tile2x4Q5_KAVX512(SB), NOSPLIT, $64-64
-	MOVQ w+0(FP), SI
-	MOVQ rowBytes+8(FP), AX
-	LEAQ (SI)(AX*1), DX
-	MOVQ x+16(FP), DI
-	MOVQ xStride+24(FP), R13
-	LEAQ (DI)(R13*1), R12
-	MOVQ nb+32(FP), CX
-	MOVQ tab+40(FP), R8
-	VPXORD Y8, Y8, Y8
-	VPXORD Y9, Y9, Y9
-	VPXORD Y10, Y10, Y10
-	VPXORD Y11, Y11, Y11
-	VPXORD Y12, Y12, Y12
-	VPXORD Y13, Y13, Y13
-	VPXORD Y14, Y14, Y14
-	VPXORD Y15, Y15, Y15
-	VPXORD Y24, Y24, Y24
-	VPXORD Y25, Y25, Y25
-	VPXORD Y26, Y26, Y26
-	VPXORD Y27, Y27, Y27
-	VPXORD Y28, Y28, Y28
-	VPXORD Y29, Y29, Y29
-	VPXORD Y30, Y30, Y30
-	VPXORD Y31, Y31, Y31
+	T5K_ENTER
 	TESTQ CX, CX
 	JZ    q5kt_done
 
@@ -474,8 +528,8 @@ q5kt_block:
 	T4K_BSUMS((DI)(R13*1), 1)
 	T4K_BSUMS((DI)(R13*2), 2)
 	T4K_BSUMS((R12)(R13*2), 3)
-	T5K_ROW0
-	T5K_ROW1
+	T5K_ROW0(T4K_DOT)
+	T5K_ROW1(T4K_DOT)
 	ADDQ $176, SI
 	ADDQ $176, DX
 	ADDQ $292, DI
@@ -484,41 +538,31 @@ q5kt_block:
 	JNZ  q5kt_block
 
 q5kt_done:
-	MOVQ dst+48(FP), DI
-	MOVQ dstStride+56(FP), R13
-	SHLQ $2, R13
-	LEAQ (DI)(R13*1), R12
-	VMOVAPS Y8, Y0
-	HSUM8(Y0, X0, X2)
-	VADDSS X24, X0, X0
-	VMOVSS X0, (0)(DI)
-	VMOVAPS Y9, Y0
-	HSUM8(Y0, X0, X2)
-	VADDSS X25, X0, X0
-	VMOVSS X0, (0)(DI)(R13*1)
-	VMOVAPS Y10, Y0
-	HSUM8(Y0, X0, X2)
-	VADDSS X26, X0, X0
-	VMOVSS X0, (0)(DI)(R13*2)
-	VMOVAPS Y11, Y0
-	HSUM8(Y0, X0, X2)
-	VADDSS X27, X0, X0
-	VMOVSS X0, (0)(R12)(R13*2)
-	VMOVAPS Y12, Y0
-	HSUM8(Y0, X0, X2)
-	VADDSS X28, X0, X0
-	VMOVSS X0, (4)(DI)
-	VMOVAPS Y13, Y0
-	HSUM8(Y0, X0, X2)
-	VADDSS X29, X0, X0
-	VMOVSS X0, (4)(DI)(R13*1)
-	VMOVAPS Y14, Y0
-	HSUM8(Y0, X0, X2)
-	VADDSS X30, X0, X0
-	VMOVSS X0, (4)(DI)(R13*2)
-	VMOVAPS Y15, Y0
-	HSUM8(Y0, X0, X2)
-	VADDSS X31, X0, X0
-	VMOVSS X0, (4)(R12)(R13*2)
+	T5K_STORE
+	VZEROUPPER
+	RET
+
+// func tile2x4Q5_KVNNI(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
+TEXT ·tile2x4Q5_KVNNI(SB), NOSPLIT, $64-64
+	T5K_ENTER
+	TESTQ CX, CX
+	JZ    q5kv_done
+
+q5kv_block:
+	T4K_BSUMS((DI), 0)
+	T4K_BSUMS((DI)(R13*1), 1)
+	T4K_BSUMS((DI)(R13*2), 2)
+	T4K_BSUMS((R12)(R13*2), 3)
+	T5K_ROW0(T4K_DOTVNNI)
+	T5K_ROW1(T4K_DOTVNNI)
+	ADDQ $176, SI
+	ADDQ $176, DX
+	ADDQ $292, DI
+	ADDQ $292, R12
+	DECQ CX
+	JNZ  q5kv_block
+
+q5kv_done:
+	T5K_STORE
 	VZEROUPPER
 	RET
