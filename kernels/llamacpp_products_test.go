@@ -33,7 +33,8 @@ var productProbes = []struct {
 // matrix product's input is bit for bit the same on both sides, its
 // output is too: the k-quant products compute what llama.cpp's own build
 // computes inside a real forward pass, repacked gemm (the first 20 of 23
-// tokens) and gemv (the last 3) included. The other operations (RoPE,
+// tokens) and gemv (the last 3) included, on small synthetic models of
+// llama.cpp's k-quant mixes (Q2_K..Q6_K weights). The other operations (RoPE,
 // attention, norms) are not bit-exact yet, so later layers' inputs differ;
 // the first layer's q, k and v have identical inputs (embedding and
 // RMSNorm are exact), and the test requires at least those.
@@ -45,7 +46,7 @@ func TestProductsMatchLlamaCppLayers(t *testing.T) {
 	for i := 1; i < len(ids); i++ {
 		ids[i] = int32(300 + 97*i)
 	}
-	for _, name := range []string{"q4_k_m", "q6_k"} {
+	for _, name := range []string{"q4_k_m", "q6_k", "q5_k_m", "q3_k_m", "q2_k"} {
 		t.Run(name, func(t *testing.T) {
 			target, err := quantize.ParseTarget(name)
 			if err != nil {
