@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"encoding/binary"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -316,4 +317,68 @@ func TestQ4_KRepackLayout(t *testing.T) {
 			t.Errorf("row %d: ggml's gemv on the repacked row gives %g, the row's value is %g", r, a[r], exact)
 		}
 	}
+}
+
+// TestQuantizeMatQ8_KMatchesQuantizeRow checks the activation side of
+// ggml's repacked gemm: ggml_quantize_mat_q8_K_4x8, which quantizes four
+// rows into one interleaved block_q8_Kx4 (d[4] | qs: eight values of each
+// row in turn | bsums: row r's group 4k+g at 16k+4r+g), must give, per
+// row and block, QuantizeRow's scale and quants and group sums, or all of
+// them negated: it takes the sign of the scale from a positive element of
+// largest magnitude where the reference takes the first such element, and
+// a negated block gives every product the same bits (integer sums and
+// scale both change sign, exactly). The test logs how often that happens.
+func TestQuantizeMatQ8_KMatchesQuantizeRow(t *testing.T) {
+	g := kQuantReference(t)
+	rp := openGGMLRepack(t, g, "q4_K_8x8")
+	rng := rand.New(rand.NewPCG(97, 98))
+	const n, nb = 4 * qkK, 4
+	const blockBytes = 16 + 4*qkK + 2*64
+	var blocks, negated int
+	for trial := 0; trial < 50; trial++ {
+		x := make([]float32, 4*n)
+		kinds := []string{"normal", "wide", "alternate", "constant", "outlier", "zeros", "positive"}
+		for r := 0; r < 4; r++ {
+			copy(x[r*n:], activationRows(rng, n)[kinds[rng.IntN(len(kinds))]])
+		}
+		if trial%5 == 0 {
+			// Ties for the largest magnitude with both signs.
+			x[3], x[100] = -2.5, 2.5
+		}
+		mat := make([]byte, nb*blockBytes)
+		rp.quantizeMat(&x[0], unsafe.Pointer(&mat[0]), 4, n)
+		for r := 0; r < 4; r++ {
+			row := bytesOf(t, tensor.Q8_K, x[r*n:(r+1)*n])
+			for b := 0; b < nb; b++ {
+				blk := mat[b*blockBytes:]
+				dm := math.Float32frombits(binary.LittleEndian.Uint32(blk[4*r:]))
+				yd, q8, bsums := q8K((*[q8_KBytes]byte)(row[b*q8_KBytes:]))
+				sign := int32(1)
+				if dm != yd {
+					sign = -1
+					if dm != -yd {
+						t.Fatalf("row %d block %d: d %g, QuantizeRow's %g", r, b, dm, yd)
+					}
+				}
+				blocks++
+				if sign < 0 {
+					negated++
+				}
+				for i := 0; i < qkK; i++ {
+					qm := int32(int8(blk[16+32*(i/8)+8*r+i%8]))
+					if qm != sign*int32(int8(q8[i])) {
+						t.Fatalf("row %d block %d value %d: %d, QuantizeRow's %d (sign %d)", r, b, i, qm, int8(q8[i]), sign)
+					}
+				}
+				for grp := 0; grp < 16; grp++ {
+					k, gg := grp/4, grp%4
+					bm := int32(int16(binary.LittleEndian.Uint16(blk[16+4*qkK+2*(16*k+4*r+gg):])))
+					if bm != sign*bsum(bsums, grp) {
+						t.Fatalf("row %d block %d group %d: sum %d, QuantizeRow's %d (sign %d)", r, b, grp, bm, bsum(bsums, grp), sign)
+					}
+				}
+			}
+		}
+	}
+	t.Logf("%d blocks: %d negated, the others identical", blocks, negated)
 }
