@@ -24,12 +24,15 @@
 // Registers: SI, BX, DX, R9 with R14 (the row stride) address the eight
 // rows; R10 walks the next eight (Q4V_PREFETCH); DI, R12 with R13 the four tokens; CX the super-blocks left; R8
 // the fp16 table. Y0..Y7 the low nibbles (vector k: bytes 4k..4k+3 of
-// the rows), Y8..Y15 the high nibbles; Y16..Y19 the tokens' accumulators,
-// Y20..Y23 their mins' accumulators (lane r: row r); Y24 the rows' d,
-// Y25 their dmin; Y26 the current mins pairs; Y27..Y31 scratch.
+// the rows), Y8..Y15 the high nibbles; Y24 the rows' d, Y25 their dmin;
+// Y26 the current mins pairs; the others sums and scratch. The gemm
+// keeps the tokens' float accumulators (lane r: row r) in the frame, to
+// leave registers for eight independent integer sums; the gemv keeps its
+// two in Y16 and Y20.
 // Frame: token j's eight 32-value activation sums (int16) at 16j; the
 // rows' scale of sub-block c (int32 lanes) at 64+32c; the rows' mins of
-// sub-blocks 2s and 2s+1 (int16 pairs) at 320+32s.
+// sub-blocks 2s and 2s+1 (int16 pairs) at 320+32s; the gemm's
+// accumulators at 448+32j and its mins' at 576+32j.
 
 DATA q4vMask3f<>+0(SB)/8, $0x0000003f0000003f
 DATA q4vMask3f<>+8(SB)/8, $0x0000003f0000003f
@@ -327,33 +330,178 @@ GLOBL q4vNibble<>(SB), RODATA|NOPTR, $32
 	VPDPBUSD.BCST (off+24)T, Y14, Y27 \
 	VPDPBUSD.BCST (off+28)T, Y15, Y27
 
-// Q4V_GEMM fuses part p of the rows times token T (frame slot j) into
-// ACC and MACC: the eight rows' exact sums Σ scale·(sub-block sum) of
-// the two sub-blocks, converted once, times d·x.d, and their mins' sums
+// Q4V_SUMS_LO sets Y16, Y18, Y20, Y22 to the eight rows' sums of part
+// p's low-nibble sub-block times tokens 0..3. The 32 VPDPBUSD go token
+// after token and into two accumulators per token (even and odd words),
+// eight independent chains, so that the multiplier pipes are not held up
+// by the instruction's latency; integer sums are exact in any order.
+#define Q4V_SUMS_LO(p) \
+	VPXORD Y16, Y16, Y16 \
+	VPXORD Y17, Y17, Y17 \
+	VPXORD Y18, Y18, Y18 \
+	VPXORD Y19, Y19, Y19 \
+	VPXORD Y20, Y20, Y20 \
+	VPXORD Y21, Y21, Y21 \
+	VPXORD Y22, Y22, Y22 \
+	VPXORD Y23, Y23, Y23 \
+	VPDPBUSD.BCST (4+64*p+0)(DI), Y0, Y16 \
+	VPDPBUSD.BCST (4+64*p+0)(DI)(R13*1), Y0, Y18 \
+	VPDPBUSD.BCST (4+64*p+0)(DI)(R13*2), Y0, Y20 \
+	VPDPBUSD.BCST (4+64*p+0)(R12)(R13*2), Y0, Y22 \
+	VPDPBUSD.BCST (4+64*p+4)(DI), Y1, Y17 \
+	VPDPBUSD.BCST (4+64*p+4)(DI)(R13*1), Y1, Y19 \
+	VPDPBUSD.BCST (4+64*p+4)(DI)(R13*2), Y1, Y21 \
+	VPDPBUSD.BCST (4+64*p+4)(R12)(R13*2), Y1, Y23 \
+	VPDPBUSD.BCST (4+64*p+8)(DI), Y2, Y16 \
+	VPDPBUSD.BCST (4+64*p+8)(DI)(R13*1), Y2, Y18 \
+	VPDPBUSD.BCST (4+64*p+8)(DI)(R13*2), Y2, Y20 \
+	VPDPBUSD.BCST (4+64*p+8)(R12)(R13*2), Y2, Y22 \
+	VPDPBUSD.BCST (4+64*p+12)(DI), Y3, Y17 \
+	VPDPBUSD.BCST (4+64*p+12)(DI)(R13*1), Y3, Y19 \
+	VPDPBUSD.BCST (4+64*p+12)(DI)(R13*2), Y3, Y21 \
+	VPDPBUSD.BCST (4+64*p+12)(R12)(R13*2), Y3, Y23 \
+	VPDPBUSD.BCST (4+64*p+16)(DI), Y4, Y16 \
+	VPDPBUSD.BCST (4+64*p+16)(DI)(R13*1), Y4, Y18 \
+	VPDPBUSD.BCST (4+64*p+16)(DI)(R13*2), Y4, Y20 \
+	VPDPBUSD.BCST (4+64*p+16)(R12)(R13*2), Y4, Y22 \
+	VPDPBUSD.BCST (4+64*p+20)(DI), Y5, Y17 \
+	VPDPBUSD.BCST (4+64*p+20)(DI)(R13*1), Y5, Y19 \
+	VPDPBUSD.BCST (4+64*p+20)(DI)(R13*2), Y5, Y21 \
+	VPDPBUSD.BCST (4+64*p+20)(R12)(R13*2), Y5, Y23 \
+	VPDPBUSD.BCST (4+64*p+24)(DI), Y6, Y16 \
+	VPDPBUSD.BCST (4+64*p+24)(DI)(R13*1), Y6, Y18 \
+	VPDPBUSD.BCST (4+64*p+24)(DI)(R13*2), Y6, Y20 \
+	VPDPBUSD.BCST (4+64*p+24)(R12)(R13*2), Y6, Y22 \
+	VPDPBUSD.BCST (4+64*p+28)(DI), Y7, Y17 \
+	VPDPBUSD.BCST (4+64*p+28)(DI)(R13*1), Y7, Y19 \
+	VPDPBUSD.BCST (4+64*p+28)(DI)(R13*2), Y7, Y21 \
+	VPDPBUSD.BCST (4+64*p+28)(R12)(R13*2), Y7, Y23 \
+	VPADDD Y17, Y16, Y16 \
+	VPADDD Y19, Y18, Y18 \
+	VPADDD Y21, Y20, Y20 \
+	VPADDD Y23, Y22, Y22
+
+// Q4V_SUMS_HI is Q4V_SUMS_LO for the high-nibble sub-block.
+#define Q4V_SUMS_HI(p) \
+	VPXORD Y16, Y16, Y16 \
+	VPXORD Y17, Y17, Y17 \
+	VPXORD Y18, Y18, Y18 \
+	VPXORD Y19, Y19, Y19 \
+	VPXORD Y20, Y20, Y20 \
+	VPXORD Y21, Y21, Y21 \
+	VPXORD Y22, Y22, Y22 \
+	VPXORD Y23, Y23, Y23 \
+	VPDPBUSD.BCST (36+64*p+0)(DI), Y8, Y16 \
+	VPDPBUSD.BCST (36+64*p+0)(DI)(R13*1), Y8, Y18 \
+	VPDPBUSD.BCST (36+64*p+0)(DI)(R13*2), Y8, Y20 \
+	VPDPBUSD.BCST (36+64*p+0)(R12)(R13*2), Y8, Y22 \
+	VPDPBUSD.BCST (36+64*p+4)(DI), Y9, Y17 \
+	VPDPBUSD.BCST (36+64*p+4)(DI)(R13*1), Y9, Y19 \
+	VPDPBUSD.BCST (36+64*p+4)(DI)(R13*2), Y9, Y21 \
+	VPDPBUSD.BCST (36+64*p+4)(R12)(R13*2), Y9, Y23 \
+	VPDPBUSD.BCST (36+64*p+8)(DI), Y10, Y16 \
+	VPDPBUSD.BCST (36+64*p+8)(DI)(R13*1), Y10, Y18 \
+	VPDPBUSD.BCST (36+64*p+8)(DI)(R13*2), Y10, Y20 \
+	VPDPBUSD.BCST (36+64*p+8)(R12)(R13*2), Y10, Y22 \
+	VPDPBUSD.BCST (36+64*p+12)(DI), Y11, Y17 \
+	VPDPBUSD.BCST (36+64*p+12)(DI)(R13*1), Y11, Y19 \
+	VPDPBUSD.BCST (36+64*p+12)(DI)(R13*2), Y11, Y21 \
+	VPDPBUSD.BCST (36+64*p+12)(R12)(R13*2), Y11, Y23 \
+	VPDPBUSD.BCST (36+64*p+16)(DI), Y12, Y16 \
+	VPDPBUSD.BCST (36+64*p+16)(DI)(R13*1), Y12, Y18 \
+	VPDPBUSD.BCST (36+64*p+16)(DI)(R13*2), Y12, Y20 \
+	VPDPBUSD.BCST (36+64*p+16)(R12)(R13*2), Y12, Y22 \
+	VPDPBUSD.BCST (36+64*p+20)(DI), Y13, Y17 \
+	VPDPBUSD.BCST (36+64*p+20)(DI)(R13*1), Y13, Y19 \
+	VPDPBUSD.BCST (36+64*p+20)(DI)(R13*2), Y13, Y21 \
+	VPDPBUSD.BCST (36+64*p+20)(R12)(R13*2), Y13, Y23 \
+	VPDPBUSD.BCST (36+64*p+24)(DI), Y14, Y16 \
+	VPDPBUSD.BCST (36+64*p+24)(DI)(R13*1), Y14, Y18 \
+	VPDPBUSD.BCST (36+64*p+24)(DI)(R13*2), Y14, Y20 \
+	VPDPBUSD.BCST (36+64*p+24)(R12)(R13*2), Y14, Y22 \
+	VPDPBUSD.BCST (36+64*p+28)(DI), Y15, Y17 \
+	VPDPBUSD.BCST (36+64*p+28)(DI)(R13*1), Y15, Y19 \
+	VPDPBUSD.BCST (36+64*p+28)(DI)(R13*2), Y15, Y21 \
+	VPDPBUSD.BCST (36+64*p+28)(R12)(R13*2), Y15, Y23 \
+	VPADDD Y17, Y16, Y16 \
+	VPADDD Y19, Y18, Y18 \
+	VPADDD Y21, Y20, Y20 \
+	VPADDD Y23, Y22, Y22
+
+// Q4V_GEMM_TOKENS fuses part p of the rows times the four tokens into
+// their accumulators in the frame (at 448+32j, the mins' at 576+32j):
+// the eight rows' exact sums Σ scale·(sub-block sum) of the two
+// sub-blocks (Y27..Y30), converted once, times d·x.d, and their mins' sums
 // Σ min·(activation sum), times dmin·x.d (Y26: the part's mins pairs).
-#define Q4V_GEMM(p, T, j, ACC, MACC) \
-	Q4V_SUBLO(T, 4+64*p) \
-	VPMULLD (64+64*p)(SP), Y27, Y28 \
-	Q4V_SUBHI(T, 36+64*p) \
-	VPMULLD (96+64*p)(SP), Y27, Y27 \
-	VPADDD Y27, Y28, Y28 \
-	VCVTDQ2PS Y28, Y28 \
-	VMULPS.BCST (0)T, Y24, Y29 \
-	VFMADD231PS Y29, Y28, ACC \
-	VPXORD Y27, Y27, Y27 \
-	VPDPWSSD.BCST (16*j+4*p)(SP), Y26, Y27 \
+#define Q4V_GEMM_TOKENS(p) \
+	Q4V_SUMS_LO(p) \
+	VPMULLD (64+64*p)(SP), Y16, Y27 \
+	VPMULLD (64+64*p)(SP), Y18, Y28 \
+	VPMULLD (64+64*p)(SP), Y20, Y29 \
+	VPMULLD (64+64*p)(SP), Y22, Y30 \
+	Q4V_SUMS_HI(p) \
+	VPMULLD (96+64*p)(SP), Y16, Y16 \
+	VPADDD Y16, Y27, Y27 \
+	VPMULLD (96+64*p)(SP), Y18, Y18 \
+	VPADDD Y18, Y28, Y28 \
+	VPMULLD (96+64*p)(SP), Y20, Y20 \
+	VPADDD Y20, Y29, Y29 \
+	VPMULLD (96+64*p)(SP), Y22, Y22 \
+	VPADDD Y22, Y30, Y30 \
 	VCVTDQ2PS Y27, Y27 \
-	VMULPS.BCST (0)T, Y25, Y29 \
-	VFMADD231PS Y29, Y27, MACC
+	VMULPS.BCST (0)(DI), Y24, Y16 \
+	VMOVUPS 448(SP), Y31 \
+	VFMADD231PS Y16, Y27, Y31 \
+	VMOVUPS Y31, 448(SP) \
+	VPXORD Y17, Y17, Y17 \
+	VPDPWSSD.BCST (0+4*p)(SP), Y26, Y17 \
+	VCVTDQ2PS Y17, Y17 \
+	VMULPS.BCST (0)(DI), Y25, Y16 \
+	VMOVUPS 576(SP), Y31 \
+	VFMADD231PS Y16, Y17, Y31 \
+	VMOVUPS Y31, 576(SP) \
+	VCVTDQ2PS Y28, Y28 \
+	VMULPS.BCST (0)(DI)(R13*1), Y24, Y18 \
+	VMOVUPS 480(SP), Y31 \
+	VFMADD231PS Y18, Y28, Y31 \
+	VMOVUPS Y31, 480(SP) \
+	VPXORD Y19, Y19, Y19 \
+	VPDPWSSD.BCST (16+4*p)(SP), Y26, Y19 \
+	VCVTDQ2PS Y19, Y19 \
+	VMULPS.BCST (0)(DI)(R13*1), Y25, Y18 \
+	VMOVUPS 608(SP), Y31 \
+	VFMADD231PS Y18, Y19, Y31 \
+	VMOVUPS Y31, 608(SP) \
+	VCVTDQ2PS Y29, Y29 \
+	VMULPS.BCST (0)(DI)(R13*2), Y24, Y20 \
+	VMOVUPS 512(SP), Y31 \
+	VFMADD231PS Y20, Y29, Y31 \
+	VMOVUPS Y31, 512(SP) \
+	VPXORD Y21, Y21, Y21 \
+	VPDPWSSD.BCST (32+4*p)(SP), Y26, Y21 \
+	VCVTDQ2PS Y21, Y21 \
+	VMULPS.BCST (0)(DI)(R13*2), Y25, Y20 \
+	VMOVUPS 640(SP), Y31 \
+	VFMADD231PS Y20, Y21, Y31 \
+	VMOVUPS Y31, 640(SP) \
+	VCVTDQ2PS Y30, Y30 \
+	VMULPS.BCST (0)(R12)(R13*2), Y24, Y22 \
+	VMOVUPS 544(SP), Y31 \
+	VFMADD231PS Y22, Y30, Y31 \
+	VMOVUPS Y31, 544(SP) \
+	VPXORD Y23, Y23, Y23 \
+	VPDPWSSD.BCST (48+4*p)(SP), Y26, Y23 \
+	VCVTDQ2PS Y23, Y23 \
+	VMULPS.BCST (0)(R12)(R13*2), Y25, Y22 \
+	VMOVUPS 672(SP), Y31 \
+	VFMADD231PS Y22, Y23, Y31 \
+	VMOVUPS Y31, 672(SP)
 
 // Q4V_GEMM_PART multiplies part p of the rows with the four tokens.
 #define Q4V_GEMM_PART(p) \
 	Q4V_PART(p) \
 	VMOVDQU64 (320+32*p)(SP), Y26 \
-	Q4V_GEMM(p, (DI), 0, Y16, Y20) \
-	Q4V_GEMM(p, (DI)(R13*1), 1, Y17, Y21) \
-	Q4V_GEMM(p, (DI)(R13*2), 2, Y18, Y22) \
-	Q4V_GEMM(p, (R12)(R13*2), 3, Y19, Y23)
+	Q4V_GEMM_TOKENS(p)
 
 // Q4V_GEMV_PART adds part p of the rows times the token (DI) into the
 // exact integer sums Y30 (scaled quants) and Y31 (mins).
@@ -403,7 +551,7 @@ GLOBL q4vNibble<>(SB), RODATA|NOPTR, $32
 	Q4V_SCALES
 
 // func tile8x4Q4_KVNNI(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
-TEXT ·tile8x4Q4_KVNNI(SB), NOSPLIT, $448-64
+TEXT ·tile8x4Q4_KVNNI(SB), NOSPLIT, $704-64
 	MOVQ w+0(FP), SI
 	MOVQ rowBytes+8(FP), R14
 	LEAQ (SI)(R14*1), BX
@@ -415,14 +563,15 @@ TEXT ·tile8x4Q4_KVNNI(SB), NOSPLIT, $448-64
 	MOVQ nb+32(FP), CX
 	MOVQ tab+40(FP), R8
 	LEAQ (SI)(R14*8), R10
-	VPXORD Y16, Y16, Y16
-	VPXORD Y20, Y20, Y20
-	VPXORD Y17, Y17, Y17
-	VPXORD Y21, Y21, Y21
-	VPXORD Y18, Y18, Y18
-	VPXORD Y22, Y22, Y22
-	VPXORD Y19, Y19, Y19
-	VPXORD Y23, Y23, Y23
+	VPXORD Y31, Y31, Y31
+	VMOVUPS Y31, 448(SP)
+	VMOVUPS Y31, 480(SP)
+	VMOVUPS Y31, 512(SP)
+	VMOVUPS Y31, 544(SP)
+	VMOVUPS Y31, 576(SP)
+	VMOVUPS Y31, 608(SP)
+	VMOVUPS Y31, 640(SP)
+	VMOVUPS Y31, 672(SP)
 	TESTQ CX, CX
 	JZ    q4v_done
 
@@ -451,13 +600,17 @@ q4v_done:
 	MOVQ dstStride+56(FP), R13
 	SHLQ $2, R13
 	LEAQ (DI)(R13*1), R12
-	VSUBPS Y20, Y16, Y0
+	VMOVUPS 448(SP), Y0
+	VSUBPS 576(SP), Y0, Y0
 	VMOVUPS Y0, (DI)
-	VSUBPS Y21, Y17, Y0
+	VMOVUPS 480(SP), Y0
+	VSUBPS 608(SP), Y0, Y0
 	VMOVUPS Y0, (DI)(R13*1)
-	VSUBPS Y22, Y18, Y0
+	VMOVUPS 512(SP), Y0
+	VSUBPS 640(SP), Y0, Y0
 	VMOVUPS Y0, (DI)(R13*2)
-	VSUBPS Y23, Y19, Y0
+	VMOVUPS 544(SP), Y0
+	VSUBPS 672(SP), Y0, Y0
 	VMOVUPS Y0, (R12)(R13*2)
 	VZEROUPPER
 	RET
