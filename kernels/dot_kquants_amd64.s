@@ -187,6 +187,51 @@ GLOBL q6kScale<>(SB), RODATA|NOPTR, $128
 	VPSHUFD      $0xb1, X, T \
 	VPADDD       T, X, X
 
+// Q4K_PART_VNNI is Q4K_PART with VPDPWSSD (AVX-512 VNNI), which
+// multiplies the int16 pairs by the scales and adds them into SUM in one
+// instruction: the same exact integer sums.
+#define Q4K_PART_VNNI(j, SUM) \
+	VMOVDQU    (16+32*j)(SI), Y2      \
+	VPSRLW     $4, Y2, Y3             \
+	VPAND      Y13, Y2, Y2            \
+	VPAND      Y13, Y3, Y3            \
+	VPMADDUBSW (4+64*j)(DI), Y2, Y2   \
+	VPMADDUBSW (36+64*j)(DI), Y3, Y3  \
+	VPSHUFB    q4kScale<>+(64*j)(SB), Y10, Y4    \
+	VPSHUFB    q4kScale<>+(64*j+32)(SB), Y10, Y5 \
+	VPDPWSSD   Y4, Y2, SUM            \
+	VPDPWSSD   Y5, Y3, SUM
+
+// Q4K_GEMV_BLOCK is one super-block of dotQ4_KAVX2 and dotQ4_KVNNI, PART
+// being Q4K_PART or Q4K_PART_VNNI: the mins times the sums of the 32
+// activations of their sub-blocks into the four lanes of X7, the scaled
+// quants into Y11, both reduced with one horizontal add and fused, times
+// [d·x.d, dmin·x.d], into lanes 0 and 1 of X0.
+#define Q4K_GEMV_BLOCK(PART) \
+	KSCALES_MINS \
+	VMOVDQU      260(DI), X8 \
+	VPHADDW      276(DI), X8, X8 \
+	VPMADDWD     X8, X7, X7 \
+	VPXOR Y11, Y11, Y11 \
+	VPXOR Y12, Y12, Y12 \
+	PART(0, Y11) \
+	PART(1, Y12) \
+	PART(2, Y11) \
+	PART(3, Y12) \
+	VPADDD       Y12, Y11, Y11 \
+	VEXTRACTI128 $1, Y11, X2 \
+	VPADDD       X2, X11, X11 \
+	VPHADDD      X7, X11, X11 \
+	VPHADDD      X11, X11, X11 \
+	VCVTDQ2PS    X11, X11 \
+	MOVWLZX      (SI), AX \
+	VMOVSS       (R8)(AX*4), X4 \
+	MOVWLZX      2(SI), AX \
+	VINSERTPS    $0x10, (R8)(AX*4), X4, X4 \
+	VBROADCASTSS (DI), X5 \
+	VMULPS       X5, X4, X4 \
+	VFMADD231PS  X4, X11, X0
+
 // func dotQ4_KAVX2(w, x *byte, nb int, tab *float32) float32
 //
 // ggml_gemv_q4_K_8x8_q8_K's order (dotQ4_K): per super-block, the whole
@@ -205,32 +250,7 @@ TEXT ·dotQ4_KAVX2(SB), NOSPLIT, $0-36
 	JZ     q4k_done
 
 q4k_block:
-	KSCALES_MINS
-	// X7: the mins times the sums of the 32 activations of their
-	// sub-blocks, in four lanes.
-	VMOVDQU      260(DI), X8
-	VPHADDW      276(DI), X8, X8
-	VPMADDWD     X8, X7, X7
-
-	VPXOR Y11, Y11, Y11
-	VPXOR Y12, Y12, Y12
-	Q4K_PART(0, Y11)
-	Q4K_PART(1, Y12)
-	Q4K_PART(2, Y11)
-	Q4K_PART(3, Y12)
-	VPADDD       Y12, Y11, Y11
-	VEXTRACTI128 $1, Y11, X2
-	VPADDD       X2, X11, X11
-	VPHADDD      X7, X11, X11
-	VPHADDD      X11, X11, X11 // [quant sum, min sum, ...]
-	VCVTDQ2PS    X11, X11
-	MOVWLZX      (SI), AX
-	VMOVSS       (R8)(AX*4), X4
-	MOVWLZX      2(SI), AX
-	VINSERTPS    $0x10, (R8)(AX*4), X4, X4
-	VBROADCASTSS (DI), X5
-	VMULPS       X5, X4, X4    // [d·x.d, dmin·x.d]
-	VFMADD231PS  X4, X11, X0
+	Q4K_GEMV_BLOCK(Q4K_PART)
 
 	ADDQ $144, SI
 	ADDQ $292, DI
@@ -238,6 +258,34 @@ q4k_block:
 	JNZ  q4k_block
 
 q4k_done:
+	VMOVSHDUP X0, X1
+	VSUBSS    X1, X0, X0
+	VMOVSS    X0, ret+32(FP)
+	VZEROUPPER
+	RET
+
+// func dotQ4_KVNNI(w, x *byte, nb int, tab *float32) float32
+//
+// dotQ4_KAVX2 with VPDPWSSD (Q4K_PART_VNNI), for the avx512vnni set.
+TEXT ·dotQ4_KVNNI(SB), NOSPLIT, $0-36
+	MOVQ w+0(FP), SI
+	MOVQ x+8(FP), DI
+	MOVQ nb+16(FP), CX
+	MOVQ tab+24(FP), R8
+	BCAST32($0x0f0f0f0f, X13, Y13)
+	VXORPS X0, X0, X0
+	TESTQ  CX, CX
+	JZ     q4kv_done
+
+q4kv_block:
+	Q4K_GEMV_BLOCK(Q4K_PART_VNNI)
+
+	ADDQ $144, SI
+	ADDQ $292, DI
+	DECQ CX
+	JNZ  q4kv_block
+
+q4kv_done:
 	VMOVSHDUP X0, X1
 	VSUBSS    X1, X0, X0
 	VMOVSS    X0, ret+32(FP)

@@ -111,6 +111,7 @@ func archSets() []*Set {
 		return []*Set{avx512, avx2}
 	}
 	vnni := derive("avx512vnni", avx512, map[tensor.Type]RowDot{
+		tensor.Q4_K: dotQ4_KVNNIRow,
 		tensor.Q8_0: dotQ8_0VNNIRow,
 		tensor.Q4_0: dotQ4_0VNNIRow,
 	}, map[tensor.Type]rowDot4{
@@ -245,6 +246,13 @@ func dotQ4_KAVX2(w, x *byte, nb int, tab *float32) float32
 
 //go:noescape
 func dotQ6_KAVX2(w, x *byte, nb int, tab *float32) float32
+
+//go:noescape
+func dotQ4_KVNNI(w, x *byte, nb int, tab *float32) float32
+
+func dotQ4_KVNNIRow(w, xq []byte, n int) float32 {
+	return blockDot(dotQ4_KVNNI, qkK, q4_KBytes, q8_KBytes, w, xq, n)
+}
 
 //go:noescape
 func dotQ2_KBatchAVX2(w, x *byte, nb int, tab *float32) float32
