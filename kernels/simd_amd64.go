@@ -29,8 +29,10 @@ import (
 //	            four-row, and 2×4 and 4×4 tiles) with VPDPBUSD, which
 //	            multiplies and sums four byte pairs into a 32-bit lane in
 //	            one instruction; Q4_K 8×4 tiles and eight-row kernels with
-//	            one lane per weight row (tiles_q4_k_vnni_amd64.s), and
-//	            Q5_K and Q6_K 2×4 tiles with VPDPWSSD
+//	            one lane per weight row (tiles_q4_k_vnni_amd64.s), and a
+//	            one-row Q4_K kernel and Q5_K and Q6_K 2×4 tiles with
+//	            VPDPWSSD (int16 pairs times scales, added in one
+//	            instruction)
 //
 // A set keeps the kernels of the set below it (ultimately the portable
 // ones) for the types it does not speed up. AVX-VNNI (the VEX form of
