@@ -7,10 +7,13 @@
 // exact: VPMADDUBSW multiplies the unsigned quants (0..15, 0..63) with the
 // signed activations into int16 pairs (at most 63·128·2 = 16128, no
 // saturation), VPMADDWD multiplies those by the int16 sub-block scales
-// into int32 lanes. Each super-block's lanes are converted to float32 and
-// added, times d·x.d, into float32 accumulators with FMA; constant
-// offsets (Q4_K's mins, Q6_K's -32) go through the activation's group
-// sums (bsums) in the same exact integer way.
+// into int32 lanes. The float32 work follows ggml's x86 code exactly (see
+// dot_kquants.go): for Q2_K, Q3_K, Q5_K and Q6_K each super-block's eight
+// lanes are converted to float32 and fused, times d·x.d, into eight
+// float32 accumulators, added at the end as hsum_float_8 does; Q4_K
+// (ggml's repacked gemv) converts each super-block's whole sum once.
+// Mins and Q6_K's offset of 32 go through the activation's group sums
+// (bsums) where ggml's code takes them that way.
 //
 // func dotXxxAVX2(w, x *byte, nb int, tab *float32) float32: nb
 // super-blocks of each row; tab is the fp16 → float32 table.
@@ -125,19 +128,23 @@ GLOBL q6kScale<>(SB), RODATA|NOPTR, $128
 	VPERMQ    $0x44, Y6, Y10 \
 	VEXTRACTI128 $1, Y6, X7
 
-// KMINS adds dmin·x.d · Σ_j min_j·(sum of the 32 activations of
-// sub-block j) into the four lanes of X1, from X7 (the mins) and the 16
-// group sums at DI+260.
+// KMINS does X1 = X1 - dmin·x.d·Σ_j min_j·(sum of the 32 activations of
+// sub-block j) with one rounding, as Q5_K's summs += dmin * (float)sum
+// compiles in ggml (dmin there is -x.d·dmin): the exact integer sum, from
+// X7 (the mins) and the 16 group sums at DI+260, converted once.
 #define KMINS \
 	VMOVDQU      260(DI), X8      \
 	VPHADDW      276(DI), X8, X8  \
 	VPMADDWD     X8, X7, X7       \
+	VPSHUFD      $0x4e, X7, X8    \
+	VPADDD       X8, X7, X7       \
+	VPSHUFD      $0xb1, X7, X8    \
+	VPADDD       X8, X7, X7       \
 	VCVTDQ2PS    X7, X7           \
 	MOVWLZX      2(SI), AX        \
 	VMOVSS       (R8)(AX*4), X5   \
 	VMULSS       (DI), X5, X5     \
-	VBROADCASTSS X5, X5           \
-	VFMADD231PS  X5, X7, X1
+	VFNMADD231SS X5, X7, X1
 
 // KFINISH adds the int32 lanes of SUM, times d·x.d (d the fp16 at SI),
 // into the float32 lanes of Y0.
@@ -169,29 +176,81 @@ GLOBL q6kScale<>(SB), RODATA|NOPTR, $128
 	VPADDD     Y2, SUM, SUM           \
 	VPADDD     Y3, SUM, SUM
 
+// HSUMD adds the eight int32 lanes of Y (X its low half) into the low
+// lane of X; T is a scratch X register. Integer sums are exact, so the
+// order does not matter.
+#define HSUMD(Y, X, T) \
+	VEXTRACTI128 $1, Y, T \
+	VPADDD       T, X, X  \
+	VPSHUFD      $0x4e, X, T \
+	VPADDD       T, X, X  \
+	VPSHUFD      $0xb1, X, T \
+	VPADDD       T, X, X
+
+// Q4K_PART_VNNI is Q4K_PART with VPDPWSSD (AVX-512 VNNI), which
+// multiplies the int16 pairs by the scales and adds them into SUM in one
+// instruction: the same exact integer sums.
+#define Q4K_PART_VNNI(j, SUM) \
+	VMOVDQU    (16+32*j)(SI), Y2      \
+	VPSRLW     $4, Y2, Y3             \
+	VPAND      Y13, Y2, Y2            \
+	VPAND      Y13, Y3, Y3            \
+	VPMADDUBSW (4+64*j)(DI), Y2, Y2   \
+	VPMADDUBSW (36+64*j)(DI), Y3, Y3  \
+	VPSHUFB    q4kScale<>+(64*j)(SB), Y10, Y4    \
+	VPSHUFB    q4kScale<>+(64*j+32)(SB), Y10, Y5 \
+	VPDPWSSD   Y4, Y2, SUM            \
+	VPDPWSSD   Y5, Y3, SUM
+
+// Q4K_GEMV_BLOCK is one super-block of dotQ4_KAVX2 and dotQ4_KVNNI, PART
+// being Q4K_PART or Q4K_PART_VNNI: the mins times the sums of the 32
+// activations of their sub-blocks into the four lanes of X7, the scaled
+// quants into Y11, both reduced with one horizontal add and fused, times
+// [d·x.d, dmin·x.d], into lanes 0 and 1 of X0.
+#define Q4K_GEMV_BLOCK(PART) \
+	KSCALES_MINS \
+	VMOVDQU      260(DI), X8 \
+	VPHADDW      276(DI), X8, X8 \
+	VPMADDWD     X8, X7, X7 \
+	VPXOR Y11, Y11, Y11 \
+	VPXOR Y12, Y12, Y12 \
+	PART(0, Y11) \
+	PART(1, Y12) \
+	PART(2, Y11) \
+	PART(3, Y12) \
+	VPADDD       Y12, Y11, Y11 \
+	VEXTRACTI128 $1, Y11, X2 \
+	VPADDD       X2, X11, X11 \
+	VPHADDD      X7, X11, X11 \
+	VPHADDD      X11, X11, X11 \
+	VCVTDQ2PS    X11, X11 \
+	MOVWLZX      (SI), AX \
+	VMOVSS       (R8)(AX*4), X4 \
+	MOVWLZX      2(SI), AX \
+	VINSERTPS    $0x10, (R8)(AX*4), X4, X4 \
+	VBROADCASTSS (DI), X5 \
+	VMULPS       X5, X4, X4 \
+	VFMADD231PS  X4, X11, X0
+
 // func dotQ4_KAVX2(w, x *byte, nb int, tab *float32) float32
+//
+// ggml_gemv_q4_K_8x8_q8_K's order (dotQ4_K): per super-block, the whole
+// integer sum of the scaled quants and that of the mins times their
+// activation sums, each converted once and fused, times d·x.d and
+// dmin·x.d, into lanes 0 and 1 of X0; the result is lane 0 minus lane 1.
+// One horizontal add reduces both sums together.
 TEXT ·dotQ4_KAVX2(SB), NOSPLIT, $0-36
 	MOVQ w+0(FP), SI
 	MOVQ x+8(FP), DI
 	MOVQ nb+16(FP), CX
 	MOVQ tab+24(FP), R8
 	BCAST32($0x0f0f0f0f, X13, Y13)
-	VXORPS Y0, Y0, Y0 // Σ d·(scaled quant sums), 8 lanes
-	VXORPS X1, X1, X1 // Σ dmin·(min·bsum), 4 lanes
+	VXORPS X0, X0, X0
 	TESTQ  CX, CX
 	JZ     q4k_done
 
 q4k_block:
-	KSCALES_MINS
-	KMINS
-	VPXOR Y11, Y11, Y11
-	VPXOR Y12, Y12, Y12
-	Q4K_PART(0, Y11)
-	Q4K_PART(1, Y12)
-	Q4K_PART(2, Y11)
-	Q4K_PART(3, Y12)
-	VPADDD Y12, Y11, Y11
-	KFINISH(Y11, 0)
+	Q4K_GEMV_BLOCK(Q4K_PART)
 
 	ADDQ $144, SI
 	ADDQ $292, DI
@@ -199,13 +258,100 @@ q4k_block:
 	JNZ  q4k_block
 
 q4k_done:
-	HSUM8(Y0, X0, X2)
-	VMOVHLPS X1, X1, X2
-	VADDPS   X2, X1, X1
-	VMOVSHDUP X1, X2
-	VADDSS   X2, X1, X1
-	VSUBSS   X1, X0, X0
-	VMOVSS   X0, ret+32(FP)
+	VMOVSHDUP X0, X1
+	VSUBSS    X1, X0, X0
+	VMOVSS    X0, ret+32(FP)
+	VZEROUPPER
+	RET
+
+// func dotQ4_KVNNI(w, x *byte, nb int, tab *float32) float32
+//
+// dotQ4_KAVX2 with VPDPWSSD (Q4K_PART_VNNI), for the avx512vnni set.
+TEXT ·dotQ4_KVNNI(SB), NOSPLIT, $0-36
+	MOVQ w+0(FP), SI
+	MOVQ x+8(FP), DI
+	MOVQ nb+16(FP), CX
+	MOVQ tab+24(FP), R8
+	BCAST32($0x0f0f0f0f, X13, Y13)
+	VXORPS X0, X0, X0
+	TESTQ  CX, CX
+	JZ     q4kv_done
+
+q4kv_block:
+	Q4K_GEMV_BLOCK(Q4K_PART_VNNI)
+
+	ADDQ $144, SI
+	ADDQ $292, DI
+	DECQ CX
+	JNZ  q4kv_block
+
+q4kv_done:
+	VMOVSHDUP X0, X1
+	VSUBSS    X1, X0, X0
+	VMOVSS    X0, ret+32(FP)
+	VZEROUPPER
+	RET
+
+// Q4KB_PART fuses part j (values 64j..64j+63, two sub-blocks) of the
+// super-block, its exact integer sum converted once, times d·x.d (X14)
+// into X0, as ggml's gemm does per 64 values.
+#define Q4KB_PART(j) \
+	VPXOR       Y11, Y11, Y11 \
+	Q4K_PART(j, Y11)          \
+	HSUMD(Y11, X11, X2)       \
+	VCVTDQ2PS   X11, X11      \
+	VFMADD231SS X14, X11, X0
+
+// func dotQ4_KBatchAVX2(w, x *byte, nb int, tab *float32) float32
+//
+// ggml_gemm_q4_K_8x8_q8_K's order (dotQ4_KBatch): per 64 values, the
+// integer sum of the scaled quants fused times d·x.d into X0 and that
+// of the mins times their activation sums, times dmin·x.d, into X1.
+TEXT ·dotQ4_KBatchAVX2(SB), NOSPLIT, $0-36
+	MOVQ w+0(FP), SI
+	MOVQ x+8(FP), DI
+	MOVQ nb+16(FP), CX
+	MOVQ tab+24(FP), R8
+	BCAST32($0x0f0f0f0f, X13, Y13)
+	VXORPS X0, X0, X0
+	VXORPS X1, X1, X1
+	TESTQ  CX, CX
+	JZ     q4kb_done
+
+q4kb_block:
+	KSCALES_MINS
+	// Lane q of X7: the mins' sum of values 64q..64q+63.
+	VMOVDQU      260(DI), X8
+	VPHADDW      276(DI), X8, X8
+	VPMADDWD     X8, X7, X7
+	VCVTDQ2PS    X7, X7
+	MOVWLZX      2(SI), AX
+	VMOVSS       (R8)(AX*4), X5
+	VMULSS       (DI), X5, X5
+	VFMADD231SS  X5, X7, X1
+	VPSRLDQ      $4, X7, X7
+	VFMADD231SS  X5, X7, X1
+	VPSRLDQ      $4, X7, X7
+	VFMADD231SS  X5, X7, X1
+	VPSRLDQ      $4, X7, X7
+	VFMADD231SS  X5, X7, X1
+
+	MOVWLZX      (SI), AX
+	VMOVSS       (R8)(AX*4), X14
+	VMULSS       (DI), X14, X14
+	Q4KB_PART(0)
+	Q4KB_PART(1)
+	Q4KB_PART(2)
+	Q4KB_PART(3)
+
+	ADDQ $144, SI
+	ADDQ $292, DI
+	DECQ CX
+	JNZ  q4kb_block
+
+q4kb_done:
+	VSUBSS X1, X0, X0
+	VMOVSS X0, ret+32(FP)
 	VZEROUPPER
 	RET
 
@@ -357,11 +503,7 @@ q5k_block:
 
 q5k_done:
 	HSUM8(Y0, X0, X2)
-	VMOVHLPS  X1, X1, X2
-	VADDPS    X2, X1, X1
-	VMOVSHDUP X1, X2
-	VADDSS    X2, X1, X1
-	VSUBSS    X1, X0, X0
+	VADDSS    X1, X0, X0
 	VMOVSS    X0, ret+32(FP)
 	VZEROUPPER
 	RET
@@ -372,9 +514,9 @@ q5k_done:
 // into SUM: 2 bits from (qs byte 32c+l) >> 2s and, as bit 2, bit 4c+s of
 // hmask byte l, moved there by SHOP $sh in 16-bit lanes (the bit stays in
 // its byte). The quants are 0..7 here, their values minus 4: the 4 is
-// taken off through the group sums at the end. Y2: the 32 qs bytes of
-// half c; Y9: the hmask bytes; X8: the 16 int8 scales; Y13: bytes 3;
-// Y14: bytes 4.
+// taken off each int16 pair sum before the scales, so that every lane
+// holds what ggml's AVX2 code puts there. Y2: the 32 qs bytes of half c;
+// Y9: the hmask bytes; X8: the 16 int8 scales; Y13: bytes 3; Y14: bytes 4.
 #define Q3K_PART(c, s, SHOP, sh, SUM) \
 	VPSRLW     $(2*s), Y2, Y3                     \
 	VPAND      Y13, Y3, Y3                        \
@@ -382,6 +524,8 @@ q5k_done:
 	VPAND      Y14, Y4, Y4                        \
 	VPOR       Y4, Y3, Y3                         \
 	VPMADDUBSW (4+128*c+32*s)(DI), Y3, Y3         \
+	VPMADDUBSW (4+128*c+32*s)(DI), Y14, Y4        \
+	VPSUBW     Y4, Y3, Y3                         \
 	VPSHUFB    q6kScale<>+(16*(4*c+s))(SB), X8, X5 \
 	VPMOVSXBW  X5, Y5                             \
 	VPMADDWD   Y5, Y3, Y3                         \
@@ -442,11 +586,6 @@ q3k_block:
 	VPINSRQ $1, R9, X8, X8
 	VPSUBB  X15, X8, X8   // minus 32: int8 scales
 
-	// 4·Σ_g scale_g·bsum_g, the offset of the 0..7 quants.
-	VPMOVSXBW X8, Y7
-	VPMADDWD  260(DI), Y7, Y7
-	VPSLLD    $2, Y7, Y11
-
 	VMOVDQU (SI), Y9
 	VPXOR   Y12, Y12, Y12
 	VMOVDQU 32(SI), Y2
@@ -459,7 +598,6 @@ q3k_block:
 	Q3K_PART(1, 1, VPSRLW, 3, Y12)
 	Q3K_PART(1, 2, VPSRLW, 4, Y12)
 	Q3K_PART(1, 3, VPSRLW, 5, Y12)
-	VPSUBD Y11, Y12, Y12
 	KFINISH(Y12, 108)
 
 	ADDQ $110, SI
@@ -487,7 +625,41 @@ q3k_done:
 	VPMADDWD   Y5, Y3, Y3                         \
 	VPADDD     Y3, SUM, SUM
 
+// Q2K_MINS sets Y9 to the mins times the groups' activation sums (lane
+// k: groups 2k and 2k+1), from the scale bytes in X8, which it leaves
+// as the 16 scales; X14: bytes 0x0f.
+#define Q2K_MINS \
+	VMOVDQU      (SI), X8        \
+	VPSRLW       $4, X8, X9      \
+	VPAND        X14, X9, X9     \
+	VPAND        X14, X8, X8     \
+	VPMOVZXBW    X9, Y9          \
+	VPMADDWD     260(DI), Y9, Y9
+
+// Q2K_DMIN sets X4 to [d·x.d, dmin·x.d].
+#define Q2K_DMIN \
+	MOVWLZX      80(SI), AX                  \
+	VMOVSS       (R8)(AX*4), X4              \
+	MOVWLZX      82(SI), AX                  \
+	VINSERTPS    $0x10, (R8)(AX*4), X4, X4   \
+	VBROADCASTSS (DI), X5                    \
+	VMULPS       X5, X4, X4
+
+// Q2K_FUSE reduces the four int32 lanes of X12 (scaled quants) and of
+// MIN (mins) to one sum each with two horizontal adds, converts them and
+// fuses them, times X4, into lanes 0 and 1 of X0.
+#define Q2K_FUSE(MIN) \
+	VPHADDD     MIN, X12, X12 \
+	VPHADDD     X12, X12, X12 \
+	VCVTDQ2PS   X12, X12      \
+	VFMADD231PS X4, X12, X0
+
 // func dotQ2_KAVX2(w, x *byte, nb int, tab *float32) float32
+//
+// ggml_gemv_q2_K_8x8_q8_K's order (dotQ2_K): per super-block, the whole
+// integer sums of the scaled quants and of the mins times their
+// activation sums, converted once and fused, times d·x.d and dmin·x.d,
+// into lanes 0 and 1 of X0; the result is lane 0 minus lane 1.
 TEXT ·dotQ2_KAVX2(SB), NOSPLIT, $0-36
 	MOVQ w+0(FP), SI
 	MOVQ x+8(FP), DI
@@ -495,26 +667,12 @@ TEXT ·dotQ2_KAVX2(SB), NOSPLIT, $0-36
 	MOVQ tab+24(FP), R8
 	BCAST32($0x03030303, X13, Y13)
 	BCAST32($0x0f0f0f0f, X14, Y14)
-	VXORPS Y0, Y0, Y0 // Σ dall·(scaled quant sums)
-	VXORPS Y1, Y1, Y1 // Σ dmin·(min·bsum)
+	VXORPS X0, X0, X0
 	TESTQ  CX, CX
 	JZ     q2k_done
 
 q2k_block:
-	// Group g has scale (byte g) & 15 and min (byte g) >> 4.
-	VMOVDQU      (SI), X8
-	VPSRLW       $4, X8, X9
-	VPAND        X14, X9, X9
-	VPAND        X14, X8, X8
-	VPMOVZXBW    X9, Y9
-	VPMADDWD     260(DI), Y9, Y9
-	VCVTDQ2PS    Y9, Y9
-	MOVWLZX      82(SI), AX
-	VMOVSS       (R8)(AX*4), X5
-	VMULSS       (DI), X5, X5    // dmin·x.d
-	VBROADCASTSS X5, Y5
-	VFMADD231PS  Y5, Y9, Y1
-
+	Q2K_MINS
 	VPXOR   Y12, Y12, Y12
 	VMOVDQU 16(SI), Y2
 	Q2K_PART(0, 0, Y12)
@@ -526,7 +684,12 @@ q2k_block:
 	Q2K_PART(1, 1, Y12)
 	Q2K_PART(1, 2, Y12)
 	Q2K_PART(1, 3, Y12)
-	KFINISH(Y12, 80)
+	VEXTRACTI128 $1, Y12, X2
+	VPADDD       X2, X12, X12
+	VEXTRACTI128 $1, Y9, X2
+	VPADDD       X2, X9, X9
+	Q2K_DMIN
+	Q2K_FUSE(X9)
 
 	ADDQ $84, SI
 	ADDQ $292, DI
@@ -534,8 +697,59 @@ q2k_block:
 	JNZ  q2k_block
 
 q2k_done:
-	VSUBPS Y1, Y0, Y0
-	HSUM8(Y0, X0, X2)
-	VMOVSS X0, ret+32(FP)
+	VMOVSHDUP X0, X1
+	VSUBSS    X1, X0, X0
+	VMOVSS    X0, ret+32(FP)
+	VZEROUPPER
+	RET
+
+// func dotQ2_KBatchAVX2(w, x *byte, nb int, tab *float32) float32
+//
+// ggml_gemm_q2_K_8x8_q8_K's order (dotQ2_KBatch): as dotQ2_KAVX2, one
+// fused multiply-add per 128 values (groups 8c..8c+7: the mins' lanes of
+// the 128-bit half c of Y9).
+TEXT ·dotQ2_KBatchAVX2(SB), NOSPLIT, $0-36
+	MOVQ w+0(FP), SI
+	MOVQ x+8(FP), DI
+	MOVQ nb+16(FP), CX
+	MOVQ tab+24(FP), R8
+	BCAST32($0x03030303, X13, Y13)
+	BCAST32($0x0f0f0f0f, X14, Y14)
+	VXORPS X0, X0, X0
+	TESTQ  CX, CX
+	JZ     q2kb_done
+
+q2kb_block:
+	Q2K_MINS
+	Q2K_DMIN
+	VPXOR   Y12, Y12, Y12
+	VMOVDQU 16(SI), Y2
+	Q2K_PART(0, 0, Y12)
+	Q2K_PART(0, 1, Y12)
+	Q2K_PART(0, 2, Y12)
+	Q2K_PART(0, 3, Y12)
+	VEXTRACTI128 $1, Y12, X2
+	VPADDD       X2, X12, X12
+	Q2K_FUSE(X9)
+	VPXOR   Y12, Y12, Y12
+	VMOVDQU 48(SI), Y2
+	Q2K_PART(1, 0, Y12)
+	Q2K_PART(1, 1, Y12)
+	Q2K_PART(1, 2, Y12)
+	Q2K_PART(1, 3, Y12)
+	VEXTRACTI128 $1, Y12, X2
+	VPADDD       X2, X12, X12
+	VEXTRACTI128 $1, Y9, X9
+	Q2K_FUSE(X9)
+
+	ADDQ $84, SI
+	ADDQ $292, DI
+	DECQ CX
+	JNZ  q2kb_block
+
+q2kb_done:
+	VMOVSHDUP X0, X1
+	VSUBSS    X1, X0, X0
+	VMOVSS    X0, ret+32(FP)
 	VZEROUPPER
 	RET

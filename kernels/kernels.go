@@ -8,8 +8,10 @@
 // (ggml_vec_dot_*_generic in ggml-cpu/quants.c and the scalar branches of
 // ggml-cpu/vec.cpp) operation for operation, including the order of the
 // float32 roundings, so they produce the same bits as that code; the
-// legacy formats (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1) follow instead the x86
-// SIMD code llama.cpp runs (dot_legacy.go). They are
+// legacy formats (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, dot_legacy.go) and the
+// k-quants (Q2_K..Q6_K, repacked gemv and gemm included, dot_kquants.go)
+// follow instead the x86 SIMD code llama.cpp's AVX-512 (zen4) build runs.
+// They are
 // also the reference that faster, CPU-specific kernels are tested against:
 // every implementation of a type's dot product lives in a Set, Portable()
 // is the pure-Go set, and Selected() is the set chosen once at start-up for
@@ -49,9 +51,6 @@ const maxType = 64
 // grouped.
 type rowDot4 func(w []byte, rowBytes int, xq []byte, n int, out []float32)
 
-// rowDot8 is rowDot4 for eight rows, out[0..7]; MatMulRows prefers it.
-type rowDot8 func(w []byte, rowBytes int, xq []byte, n int, out []float32)
-
 // A Set is one complete choice of dot-product kernels, one per supported
 // weight type, and optionally four-row and tile kernels that MatMulRows
 // uses for the types that have one. Sets are built once and never change.
@@ -59,10 +58,27 @@ type Set struct {
 	name  string
 	dot   [maxType]RowDot
 	dot4  [maxType]rowDot4
-	dot8  [maxType]rowDot8
+	dot8  [maxType]rowDot8                       // eight rows at a time; MatMulRows prefers it to dot4
 	tile  [maxType]tileKernel                    // for two tokens or more
 	quant [maxType]func(x []float32, dst []byte) // by activation type; nil: portable
+	// batch[wt], where set, is the one-row kernel in the order of ggml's
+	// several-token path (the repacked gemm), which llama.cpp runs for
+	// the tokens of a batch that fill groups of four: see MatMulRows.
+	// dot[wt] is then ggml's one-token order (gemv); a type with a batch
+	// kernel has no four-row kernel, and its tile kernel (if any) takes
+	// four tokens and gives batch's bits.
+	batch [maxType]RowDot
+	// rows8[wt], where set, multiplies eight weight rows with one token
+	// and must give Dot's bits for each; MatMulRows uses it for the
+	// tokens of a batch of four or more that take Dot's order.
+	rows8 [maxType]rowDot8
 }
+
+// rowDot8 computes the dot products of the eight weight rows starting at
+// w[0], w[rowBytes], ..., w[7*rowBytes] with one activation row, into
+// out[0..7], with the bits of the set's RowDot for each (the same
+// contract as rowDot4).
+type rowDot8 func(w []byte, rowBytes int, xq []byte, n int, out []float32)
 
 // Name says which implementation the set is: "portable", "avx2",
 // "avx512" or "avx512vnni", the values LLAMAGO_KERNELS accepts.
@@ -85,6 +101,10 @@ var portable = &Set{
 		tensor.Q4_K: dotQ4_K,
 		tensor.Q5_K: dotQ5_K,
 		tensor.Q6_K: dotQ6_K,
+	},
+	batch: [maxType]RowDot{
+		tensor.Q2_K: dotQ2_KBatch,
+		tensor.Q4_K: dotQ4_KBatch,
 	},
 }
 
@@ -120,11 +140,12 @@ func Available() []*Set { return append([]*Set(nil), available...) }
 // types it speeds up. A type given a new RowDot but no four-row or tile
 // kernel loses base's ones, which would not give the new kernel's bits.
 func derive(name string, base *Set, dots map[tensor.Type]RowDot, dots4 map[tensor.Type]rowDot4, tiles map[tensor.Type]tileKernel) *Set {
-	s := &Set{name: name, dot: base.dot, dot4: base.dot4, dot8: base.dot8, tile: base.tile, quant: base.quant}
+	s := &Set{name: name, dot: base.dot, dot4: base.dot4, dot8: base.dot8, tile: base.tile, quant: base.quant, batch: base.batch, rows8: base.rows8}
 	for t, f := range dots {
 		s.dot[t] = f
 		s.dot4[t] = nil
 		s.dot8[t] = nil
+		s.rows8[t] = nil
 		s.tile[t] = tileKernel{}
 	}
 	for t, f := range dots4 {
@@ -247,6 +268,12 @@ func (s *Set) Dot(wt tensor.Type, w, xq []byte, n int) float32 {
 // grouped (so they do not depend on how a backend splits the rows among
 // workers, or on how many tokens are multiplied at once).
 //
+// Weight types with a batch kernel (Q4_K) are the exception, as they are
+// in llama.cpp: with nTok >= 4, the first nTok - nTok%4 tokens get the
+// bits of the batch kernel (ggml's gemm order) and the others those of Dot
+// (its gemv order), so a product depends on the number of tokens it is
+// computed with, exactly as llama.cpp's does.
+//
 // Each group of rows is applied to all tokens before moving on, so rows
 // read once from memory are reused from cache for every token. It does
 // not allocate.
@@ -261,11 +288,36 @@ func (s *Set) MatMulRows(wt tensor.Type, w []byte, rowBytes int, rowLo, rowHi in
 		tileHi := rowLo + (rowHi-rowLo)/tk.rows*tk.rows
 		if tokHi := nTok / tk.toks * tk.toks; tileHi > rowLo && tokHi > 0 {
 			tk.matMul(w, rowBytes, rowLo, tileHi, xq, xqRowBytes, tokHi, n, dst, dstStride)
-			s.matMulRowwise(wt, dot, w, rowBytes, wLen, rowLo, tileHi, xq, xqRowBytes, xLen, tokHi, nTok, n, dst, dstStride)
+			s.matMulDot(wt, dot, w, rowBytes, wLen, rowLo, tileHi, xq, xqRowBytes, xLen, tokHi, nTok, n, dst, dstStride)
 			rowLo = tileHi
 		}
 	}
-	s.matMulRowwise(wt, dot, w, rowBytes, wLen, rowLo, rowHi, xq, xqRowBytes, xLen, 0, nTok, n, dst, dstStride)
+	batchTok := 0 // tokens [0, batchTok) take the batch kernel's order
+	if s.batch[wt] != nil && nTok >= 4 {
+		batchTok = nTok &^ 3
+		s.matMulRowwise(wt, s.batch[wt], w, rowBytes, wLen, rowLo, rowHi, xq, xqRowBytes, xLen, 0, batchTok, n, dst, dstStride)
+	}
+	s.matMulDot(wt, dot, w, rowBytes, wLen, rowLo, rowHi, xq, xqRowBytes, xLen, batchTok, nTok, n, dst, dstStride)
+}
+
+// matMulDot is matMulRowwise with the set's Dot kernel, taking the rows
+// eight at a time where the set has an eight-row kernel for wt.
+func (s *Set) matMulDot(wt tensor.Type, dot RowDot, w []byte, rowBytes, wLen, rowLo, rowHi int,
+	xq []byte, xqRowBytes, xLen, tokLo, tokHi, n int, dst []float32, dstStride int) {
+	// Only beside a batch's tiles: eight rows read side by side stream
+	// from memory more slowly than one row after the other, which is what
+	// decoding a model larger than the cache does; the rows of a batch
+	// have just been read by the tiles.
+	if r8 := s.rows8[wt]; r8 != nil && rowBytes >= 0 && tokLo < tokHi && tokHi >= 4 {
+		hi8 := rowLo + (rowHi-rowLo)/8*8
+		for r := rowLo; r < hi8; r += 8 {
+			for t := tokLo; t < tokHi; t++ {
+				r8(w[r*rowBytes:], rowBytes, xq[t*xqRowBytes:t*xqRowBytes+xLen], n, dst[t*dstStride+r:t*dstStride+r+8])
+			}
+		}
+		rowLo = hi8
+	}
+	s.matMulRowwise(wt, dot, w, rowBytes, wLen, rowLo, rowHi, xq, xqRowBytes, xLen, tokLo, tokHi, n, dst, dstStride)
 }
 
 // matMulRowwise is MatMulRows for the rows [rowLo, rowHi) and the tokens

@@ -16,8 +16,9 @@ import (
 //
 //	avx2        AVX2, FMA and F16C (Haswell, Zen 1 and later): a kernel
 //	            for every weight type, four-row Q4_0, Q8_0 and F32 kernels,
-//	            2×4 F32 and 2×2 Q8_0 tiles (tiles.go), and the Q8_0, Q8_K
-//	            and F16 activation quantizers
+//	            2×4 F32 and 2×2 Q8_0 tiles (tiles.go), one-row Q4_K and
+//	            Q2_K kernels in ggml's gemm order (batch), and the Q8_0,
+//	            Q8_K and F16 activation quantizers
 //	avx512      AVX-512 F, BW, DQ and VL (Skylake-X, Zen 4): a 512-bit
 //	            BF16 kernel (see dot_float_amd64.s for why F32 and F16
 //	            stay 256-bit), and tiles that need its 32 vector
@@ -27,14 +28,20 @@ import (
 //	avx512vnni  AVX-512 VNNI (Ice Lake, Zen 4): Q8_0 and Q4_0 (one- and
 //	            four-row, eight-row Q4_0, and 4×4 and 8×8 tiles) with
 //	            VPDPBUSD, which multiplies and sums four byte pairs into a
-//	            32-bit lane in one instruction
+//	            32-bit lane in one instruction; Q4_K 8×4 tiles and
+//	            eight-row kernels with one lane per weight row
+//	            (tiles_q4_k_vnni_amd64.s), and a one-row Q4_K kernel and
+//	            Q5_K and Q6_K 2×4 tiles with VPDPWSSD (int16 pairs times
+//	            scales, added in one instruction)
 //
 // A set keeps the kernels of the set below it (ultimately the portable
 // ones) for the types it does not speed up. AVX-VNNI (the VEX form of
 // VPDPBUSD on CPUs without AVX-512) has no set: the Go assembler only
 // encodes the EVEX form, and no machine here has it to test on.
 //
-// Integer sums are exact in every kernel, as in the portable code; only the
+// Integer sums are exact in every kernel, as in the portable code. The
+// k-quant kernels round in the portable kernels' order (that of
+// llama.cpp's x86 code) and give their bits; for the other types only the
 // order in which the float32 scale products are added differs, so results
 // agree with Portable() to float32 rounding of Σ|w·x|, not bit for bit,
 // except for the legacy formats (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1), whose
@@ -46,8 +53,8 @@ import (
 // for every activation row QuantizeRow writes, but not for arbitrary
 // bytes: Q8_0 quants lie in [-127, 127] (the Q8_0 kernels move the
 // weight's sign onto the activation, and -(-128) overflows), and a Q8_K
-// block's group sums match its quants (Q3_K and Q6_K take their constant
-// offset through them, where the portable code does not).
+// block's group sums match its quants (the k-quant kernels take mins and
+// constant offsets through them, as ggml's and the portable ones do).
 //
 // The assembly functions take the rows as pointers and a count of blocks
 // (or elements for the float types); the Go wrappers below slice the rows
@@ -86,6 +93,8 @@ func archSets() []*Set {
 		tensor.F32:  {f: tileF32AVX2, rows: 2, toks: 4},
 		tensor.Q8_0: {f: tileQ8_0AVX2, rows: 2, toks: 2},
 	})
+	avx2.batch[tensor.Q2_K] = dotQ2_KBatchAVX2Row
+	avx2.batch[tensor.Q4_K] = dotQ4_KBatchAVX2Row
 	avx2.quant[tensor.Q8_0] = quantizeQ8_0AVX2Row
 	avx2.quant[tensor.Q8_K] = quantizeQ8_KAVX2Row
 	avx2.quant[tensor.F16] = quantizeF16AVX2Row
@@ -108,6 +117,7 @@ func archSets() []*Set {
 		return []*Set{avx512, avx2}
 	}
 	vnni := derive("avx512vnni", avx512, map[tensor.Type]RowDot{
+		tensor.Q4_K: dotQ4_KVNNIRow,
 		tensor.Q8_0: dotQ8_0VNNIRow,
 		tensor.Q4_0: dotQ4_0VNNIRow,
 	}, map[tensor.Type]rowDot4{
@@ -115,9 +125,13 @@ func archSets() []*Set {
 		tensor.Q8_0: dot4Q8_0VNNIRows,
 	}, map[tensor.Type]tileKernel{
 		tensor.Q4_0: {f: tileQ4_0VNNI, rows: 8, toks: 8},
+		tensor.Q4_K: {f: tileQ4_KVNNI, rows: 8, toks: 4},
+		tensor.Q5_K: {f: tileQ5_KVNNI, rows: 2, toks: 4},
+		tensor.Q6_K: {f: tileQ6_KVNNI, rows: 2, toks: 4},
 		tensor.Q8_0: {f: tileQ8_0VNNI, rows: 4, toks: 4},
 	})
 	vnni.dot8[tensor.Q4_0] = dot8Q4_0VNNIRows
+	vnni.rows8[tensor.Q4_K] = rows8Q4_KVNNI
 	return []*Set{vnni, avx512, avx2}
 }
 
@@ -267,8 +281,29 @@ func dotQ4_KAVX2(w, x *byte, nb int, tab *float32) float32
 //go:noescape
 func dotQ6_KAVX2(w, x *byte, nb int, tab *float32) float32
 
+//go:noescape
+func dotQ4_KVNNI(w, x *byte, nb int, tab *float32) float32
+
+func dotQ4_KVNNIRow(w, xq []byte, n int) float32 {
+	return blockDot(dotQ4_KVNNI, qkK, q4_KBytes, q8_KBytes, w, xq, n)
+}
+
+//go:noescape
+func dotQ2_KBatchAVX2(w, x *byte, nb int, tab *float32) float32
+
+func dotQ2_KBatchAVX2Row(w, xq []byte, n int) float32 {
+	return blockDot(dotQ2_KBatchAVX2, qkK, q2_KBytes, q8_KBytes, w, xq, n)
+}
+
 func dotQ4_KAVX2Row(w, xq []byte, n int) float32 {
 	return blockDot(dotQ4_KAVX2, qkK, q4_KBytes, q8_KBytes, w, xq, n)
+}
+
+//go:noescape
+func dotQ4_KBatchAVX2(w, x *byte, nb int, tab *float32) float32
+
+func dotQ4_KBatchAVX2Row(w, xq []byte, n int) float32 {
+	return blockDot(dotQ4_KBatchAVX2, qkK, q4_KBytes, q8_KBytes, w, xq, n)
 }
 
 func dotQ6_KAVX2Row(w, xq []byte, n int) float32 {

@@ -150,6 +150,41 @@ func tileQ4_KAVX512(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, ds
 }
 
 //go:noescape
+func tile8x4Q4_KVNNI(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
+
+func tileQ4_KVNNI(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
+	blockTile(tile8x4Q4_KVNNI, blockTileShape{8, 4, qkK, q4_KBytes, q8_KBytes}, w, rowBytes, xq, xqRowBytes, n, dst, dstStride)
+}
+
+//go:noescape
+func gemv8Q4_KVNNI(w *byte, rowBytes int, x *byte, nb int, tab *float32, dst *float32)
+
+// rows8Q4_KVNNI is the avx512vnni set's eight-row Q4_K kernel (rowDot8).
+func rows8Q4_KVNNI(w []byte, rowBytes int, xq []byte, n int, out []float32) {
+	nb := n / qkK
+	out = out[:8]
+	if nb <= 0 {
+		clear(out)
+		return
+	}
+	gemv8Q4_KVNNI(tileSpan(w, 8, rowBytes, nb*q4_KBytes), rowBytes, &xq[:nb*q8_KBytes][0], nb, &fp16Table[0], &out[0])
+}
+
+//go:noescape
+func tile2x4Q5_KVNNI(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
+
+func tileQ5_KVNNI(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
+	blockTile(tile2x4Q5_KVNNI, blockTileShape{2, 4, qkK, q5_KBytes, q8_KBytes}, w, rowBytes, xq, xqRowBytes, n, dst, dstStride)
+}
+
+//go:noescape
+func tile2x4Q6_KVNNI(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
+
+func tileQ6_KVNNI(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
+	blockTile(tile2x4Q6_KVNNI, blockTileShape{2, 4, qkK, q6_KBytes, q8_KBytes}, w, rowBytes, xq, xqRowBytes, n, dst, dstStride)
+}
+
+//go:noescape
 func tile2x4Q6_KAVX512(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
 
 func tileQ6_KAVX512(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {

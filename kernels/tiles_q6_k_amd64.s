@@ -24,6 +24,7 @@
 // integer sums Y(24+4i+j).
 //
 // func tile2x4Q6_KAVX512(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
+// func tile2x4Q6_KVNNI(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
 
 // t6kScale<>+16i: VPSHUFB control that makes bytes 0..7 copies of byte
 // 2i and bytes 8..15 copies of byte 2i+1.
@@ -119,6 +120,19 @@ GLOBL t6kScale<>(SB), RODATA|NOPTR, $128
 	VPMADDWD   Y9, Y1, Y1            \
 	VPADDD     Y1, SUM, SUM
 
+// T6K_DOTVNNI is T6K_DOT with VPDPWSSD (AVX-512 VNNI), which multiplies
+// the int16 pairs by the scales and adds them into SUM in one
+// instruction: the same exact integer sums.
+#define T6K_DOTVNNI(T, c, SUM) \
+	VPMADDUBSW (4+128*c)T, Y2, Y0    \
+	VPDPWSSD   Y6, Y0, SUM           \
+	VPMADDUBSW (36+128*c)T, Y3, Y1   \
+	VPDPWSSD   Y7, Y1, SUM           \
+	VPMADDUBSW (68+128*c)T, Y4, Y0   \
+	VPDPWSSD   Y8, Y0, SUM           \
+	VPMADDUBSW (100+128*c)T, Y5, Y1  \
+	VPDPWSSD   Y9, Y1, SUM
+
 // T6K_FINISH adds SUM of the row at R and token T, times d·x.d, into ACC.
 #define T6K_FINISH(R, T, SUM, ACC) \
 	VCVTDQ2PS    SUM, SUM         \
@@ -128,76 +142,112 @@ GLOBL t6kScale<>(SB), RODATA|NOPTR, $128
 	VBROADCASTSS X0, Y0           \
 	VFMADD231PS  Y0, SUM, ACC
 
-// T6K_ROW0 multiplies row 0 with the four tokens.
-#define T6K_ROW0 \
+// T6K_ROW0 multiplies row 0 with the four tokens, DOT being T6K_DOT or
+// T6K_DOTVNNI.
+#define T6K_ROW0(DOT) \
 	T6K_SCALES(SI) \
 	T6K_START((DI), Y24) \
 	T6K_START((DI)(R13*1), Y25) \
 	T6K_START((DI)(R13*2), Y26) \
 	T6K_START((R12)(R13*2), Y27) \
 	T6K_HALF(SI, 0) \
-	T6K_DOT((DI), 0, Y24) \
-	T6K_DOT((DI)(R13*1), 0, Y25) \
-	T6K_DOT((DI)(R13*2), 0, Y26) \
-	T6K_DOT((R12)(R13*2), 0, Y27) \
+	DOT((DI), 0, Y24) \
+	DOT((DI)(R13*1), 0, Y25) \
+	DOT((DI)(R13*2), 0, Y26) \
+	DOT((R12)(R13*2), 0, Y27) \
 	T6K_HALF(SI, 1) \
-	T6K_DOT((DI), 1, Y24) \
-	T6K_DOT((DI)(R13*1), 1, Y25) \
-	T6K_DOT((DI)(R13*2), 1, Y26) \
-	T6K_DOT((R12)(R13*2), 1, Y27) \
+	DOT((DI), 1, Y24) \
+	DOT((DI)(R13*1), 1, Y25) \
+	DOT((DI)(R13*2), 1, Y26) \
+	DOT((R12)(R13*2), 1, Y27) \
 	T6K_FINISH(SI, (DI), Y24, Y16) \
 	T6K_FINISH(SI, (DI)(R13*1), Y25, Y17) \
 	T6K_FINISH(SI, (DI)(R13*2), Y26, Y18) \
 	T6K_FINISH(SI, (R12)(R13*2), Y27, Y19)
 
 // T6K_ROW1 multiplies row 1 with the four tokens.
-#define T6K_ROW1 \
+#define T6K_ROW1(DOT) \
 	T6K_SCALES(DX) \
 	T6K_START((DI), Y28) \
 	T6K_START((DI)(R13*1), Y29) \
 	T6K_START((DI)(R13*2), Y30) \
 	T6K_START((R12)(R13*2), Y31) \
 	T6K_HALF(DX, 0) \
-	T6K_DOT((DI), 0, Y28) \
-	T6K_DOT((DI)(R13*1), 0, Y29) \
-	T6K_DOT((DI)(R13*2), 0, Y30) \
-	T6K_DOT((R12)(R13*2), 0, Y31) \
+	DOT((DI), 0, Y28) \
+	DOT((DI)(R13*1), 0, Y29) \
+	DOT((DI)(R13*2), 0, Y30) \
+	DOT((R12)(R13*2), 0, Y31) \
 	T6K_HALF(DX, 1) \
-	T6K_DOT((DI), 1, Y28) \
-	T6K_DOT((DI)(R13*1), 1, Y29) \
-	T6K_DOT((DI)(R13*2), 1, Y30) \
-	T6K_DOT((R12)(R13*2), 1, Y31) \
+	DOT((DI), 1, Y28) \
+	DOT((DI)(R13*1), 1, Y29) \
+	DOT((DI)(R13*2), 1, Y30) \
+	DOT((R12)(R13*2), 1, Y31) \
 	T6K_FINISH(DX, (DI), Y28, Y20) \
 	T6K_FINISH(DX, (DI)(R13*1), Y29, Y21) \
 	T6K_FINISH(DX, (DI)(R13*2), Y30, Y22) \
 	T6K_FINISH(DX, (R12)(R13*2), Y31, Y23)
 
+// T6K_ENTER loads the arguments and clears the accumulators.
+#define T6K_ENTER \
+	MOVQ w+0(FP), SI \
+	MOVQ rowBytes+8(FP), AX \
+	LEAQ (SI)(AX*1), DX \
+	MOVQ x+16(FP), DI \
+	MOVQ xStride+24(FP), R13 \
+	LEAQ (DI)(R13*1), R12 \
+	MOVQ nb+32(FP), CX \
+	MOVQ tab+40(FP), R8 \
+	BCAST32($0x0f0f0f0f, X12, Y12) \
+	BCAST32($0x30303030, X13, Y13) \
+	VPXORD Y16, Y16, Y16 \
+	VPXORD Y17, Y17, Y17 \
+	VPXORD Y18, Y18, Y18 \
+	VPXORD Y19, Y19, Y19 \
+	VPXORD Y20, Y20, Y20 \
+	VPXORD Y21, Y21, Y21 \
+	VPXORD Y22, Y22, Y22 \
+	VPXORD Y23, Y23, Y23
+
+// T6K_STORE writes each pair's lane sum to dst.
+#define T6K_STORE \
+	MOVQ dst+48(FP), DI \
+	MOVQ dstStride+56(FP), R13 \
+	SHLQ $2, R13 \
+	LEAQ (DI)(R13*1), R12 \
+	VMOVAPS Y16, Y0 \
+	HSUM8(Y0, X0, X1) \
+	VMOVSS X0, (0)(DI) \
+	VMOVAPS Y17, Y0 \
+	HSUM8(Y0, X0, X1) \
+	VMOVSS X0, (0)(DI)(R13*1) \
+	VMOVAPS Y18, Y0 \
+	HSUM8(Y0, X0, X1) \
+	VMOVSS X0, (0)(DI)(R13*2) \
+	VMOVAPS Y19, Y0 \
+	HSUM8(Y0, X0, X1) \
+	VMOVSS X0, (0)(R12)(R13*2) \
+	VMOVAPS Y20, Y0 \
+	HSUM8(Y0, X0, X1) \
+	VMOVSS X0, (4)(DI) \
+	VMOVAPS Y21, Y0 \
+	HSUM8(Y0, X0, X1) \
+	VMOVSS X0, (4)(DI)(R13*1) \
+	VMOVAPS Y22, Y0 \
+	HSUM8(Y0, X0, X1) \
+	VMOVSS X0, (4)(DI)(R13*2) \
+	VMOVAPS Y23, Y0 \
+	HSUM8(Y0, X0, X1) \
+	VMOVSS X0, (4)(R12)(R13*2)
+
 // func tile2x4Q6_KAVX512(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
 TEXT ·tile2x4Q6_KAVX512(SB), NOSPLIT, $0-64
-	MOVQ w+0(FP), SI
-	MOVQ rowBytes+8(FP), AX
-	LEAQ (SI)(AX*1), DX
-	MOVQ x+16(FP), DI
-	MOVQ xStride+24(FP), R13
-	LEAQ (DI)(R13*1), R12
-	MOVQ nb+32(FP), CX
-	MOVQ tab+40(FP), R8
-	BCAST32($0x0f0f0f0f, X12, Y12)
-	BCAST32($0x30303030, X13, Y13)
-	VPXORD Y16, Y16, Y16
-	VPXORD Y17, Y17, Y17
-	VPXORD Y18, Y18, Y18
-	VPXORD Y19, Y19, Y19
-	VPXORD Y20, Y20, Y20
-	VPXORD Y21, Y21, Y21
-	VPXORD Y22, Y22, Y22
-	VPXORD Y23, Y23, Y23
+	T6K_ENTER
 	TESTQ CX, CX
 	JZ    q6kt_done
 
 q6kt_block:
-	T6K_ROW0
-	T6K_ROW1
+	T6K_ROW0(T6K_DOT)
+	T6K_ROW1(T6K_DOT)
 	ADDQ $210, SI
 	ADDQ $210, DX
 	ADDQ $292, DI
@@ -206,33 +256,27 @@ q6kt_block:
 	JNZ  q6kt_block
 
 q6kt_done:
-	MOVQ dst+48(FP), DI
-	MOVQ dstStride+56(FP), R13
-	SHLQ $2, R13
-	LEAQ (DI)(R13*1), R12
-	VMOVAPS Y16, Y0
-	HSUM8(Y0, X0, X1)
-	VMOVSS X0, (0)(DI)
-	VMOVAPS Y17, Y0
-	HSUM8(Y0, X0, X1)
-	VMOVSS X0, (0)(DI)(R13*1)
-	VMOVAPS Y18, Y0
-	HSUM8(Y0, X0, X1)
-	VMOVSS X0, (0)(DI)(R13*2)
-	VMOVAPS Y19, Y0
-	HSUM8(Y0, X0, X1)
-	VMOVSS X0, (0)(R12)(R13*2)
-	VMOVAPS Y20, Y0
-	HSUM8(Y0, X0, X1)
-	VMOVSS X0, (4)(DI)
-	VMOVAPS Y21, Y0
-	HSUM8(Y0, X0, X1)
-	VMOVSS X0, (4)(DI)(R13*1)
-	VMOVAPS Y22, Y0
-	HSUM8(Y0, X0, X1)
-	VMOVSS X0, (4)(DI)(R13*2)
-	VMOVAPS Y23, Y0
-	HSUM8(Y0, X0, X1)
-	VMOVSS X0, (4)(R12)(R13*2)
+	T6K_STORE
+	VZEROUPPER
+	RET
+
+// func tile2x4Q6_KVNNI(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
+TEXT ·tile2x4Q6_KVNNI(SB), NOSPLIT, $0-64
+	T6K_ENTER
+	TESTQ CX, CX
+	JZ    q6kv_done
+
+q6kv_block:
+	T6K_ROW0(T6K_DOTVNNI)
+	T6K_ROW1(T6K_DOTVNNI)
+	ADDQ $210, SI
+	ADDQ $210, DX
+	ADDQ $292, DI
+	ADDQ $292, R12
+	DECQ CX
+	JNZ  q6kv_block
+
+q6kv_done:
+	T6K_STORE
 	VZEROUPPER
 	RET

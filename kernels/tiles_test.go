@@ -81,6 +81,7 @@ func TestTilesMatchDot(t *testing.T) {
 							dst[i] = sentinel
 						}
 						s.MatMulRows(wt, w, wRowBytes, lo, hi, xq, xRowBytes, nTok, n, dst, dstStride)
+						want := batchWant(s, wt, want, maxRows+2, w, wRowBytes, xq, xRowBytes, nTok, n)
 						if err := checkTile(dst, dstStride, want, maxRows+2, lo, hi, nTok, sentinel); err != nil {
 							t.Fatalf("%s %s n=%d rows [%d,%d) nTok=%d (tile %dx%d): %v", s.Name(), wt, n, lo, hi, nTok, tk.rows, tk.toks, err)
 						}
@@ -140,7 +141,8 @@ func TestTilesNoAllocations(t *testing.T) {
 
 // FuzzTilesMatchDot fills weights and activations with arbitrary bytes
 // (NaN and infinite scales included) and checks that MatMulRows gives
-// Dot's bits for every product, in every set.
+// Dot's bits for every product, in every set (the batch kernel's for the
+// tokens that take it, see matMulWant).
 func FuzzTilesMatchDot(f *testing.F) {
 	f.Add(byte(3), byte(2), byte(9), byte(8), []byte{0x80, 0x7f, 0xff, 0x00, 0x3c, 0x12})
 	f.Add(byte(0), byte(7), byte(8), byte(5), []byte{0x00, 0x7c, 0x01, 0xff, 0x7f})
@@ -182,7 +184,7 @@ func FuzzTilesMatchDot(f *testing.F) {
 			s.MatMulRows(wt, w, rb, 0, rows, xq, xb, nTok, n, dst, rows)
 			for tok := 0; tok < nTok; tok++ {
 				for r := 0; r < rows; r++ {
-					want := s.Dot(wt, w[r*rb:], xq[tok*xb:], n)
+					want := matMulWant(s, wt, w[r*rb:], xq[tok*xb:], n, tok, nTok)
 					if got := dst[tok*rows+r]; math.Float32bits(got) != math.Float32bits(want) {
 						t.Fatalf("%s %s n=%d %dx%d: dst[%d][%d] = %g, Dot gives %g", s.Name(), wt, n, rows, nTok, tok, r, got, want)
 					}
