@@ -5,9 +5,11 @@
 // integer arithmetic and scaled in float32.
 //
 // The portable Go kernels follow ggml's scalar reference code
-// (ggml_vec_dot_*_generic in ggml-cpu/quants.c and the scalar branches of
-// ggml-cpu/vec.cpp) operation for operation, including the order of the
-// float32 roundings, so they produce the same bits as that code. They are
+// (ggml_vec_dot_*_generic in ggml-cpu/quants.c) operation for operation,
+// including the order of the float32 roundings, so they produce the same
+// bits as that code; the float types (F32, F16, BF16) follow instead what
+// llama.cpp's AVX-512 ("zen4") build computes, for one token and for
+// several (dot_float.go). They are
 // also the reference that faster, CPU-specific kernels are tested against:
 // every implementation of a type's dot product lives in a Set, Portable()
 // is the pure-Go set, and Selected() is the set chosen once at start-up for
@@ -80,6 +82,11 @@ var portable = &Set{
 		tensor.Q5_K: dotQ5_K,
 		tensor.Q6_K: dotQ6_K,
 	},
+	tile: [maxType]tileKernel{
+		tensor.F32:  {order: dotF32Tiled, orderStep: tiledStep},
+		tensor.F16:  {order: dotF16Tiled, orderStep: tiledStep},
+		tensor.BF16: {order: dotBF16Tiled, orderStep: bf16TiledStep},
+	},
 }
 
 // selected is the set the package-level functions use. It is chosen once
@@ -118,7 +125,8 @@ func derive(name string, base *Set, dots map[tensor.Type]RowDot, dots4 map[tenso
 	for t, f := range dots {
 		s.dot[t] = f
 		s.dot4[t] = nil
-		s.tile[t] = tileKernel{}
+		// The tile order (tileKernel.order) is ggml's, not the RowDot's.
+		s.tile[t] = tileKernel{order: base.tile[t].order, orderStep: base.tile[t].orderStep}
 	}
 	for t, f := range dots4 {
 		s.dot4[t] = f
@@ -238,38 +246,49 @@ func (s *Set) Dot(wt tensor.Type, w, xq []byte, n int) float32 {
 // token), the float operations of the set's RowDot in the same order: the
 // results are the same bits Dot gives, whichever way rows and tokens are
 // grouped (so they do not depend on how a backend splits the rows among
-// workers, or on how many tokens are multiplied at once).
+// workers, or on how many tokens are multiplied at once). The exception
+// is the float types, which ggml sums in another order for two tokens or
+// more (tinyBLAS) than for one (ggml_vec_dot): MatMulRows does too, and
+// the products then do depend on whether nTok is 1 (see tileKernel.order;
+// ggml also needs the whole matrix's row count to be a multiple of 4 for
+// tinyBLAS, which MatMulRows cannot see: every weight matrix of the models
+// llamago runs is).
 //
 // Each group of rows is applied to all tokens before moving on, so rows
 // read once from memory are reused from cache for every token. It does
 // not allocate.
 func (s *Set) MatMulRows(wt tensor.Type, w []byte, rowBytes int, rowLo, rowHi int,
 	xq []byte, xqRowBytes int, nTok int, n int, dst []float32, dstStride int) {
-	dot := s.mustDot(wt, n)
+	s.mustDot(wt, n)
+	dot, tiled := s.productDot(wt, n, nTok)
+	dot4 := s.dot4[wt]
+	if dot4 != nil && s.tile[wt].order != nil && nTok >= 2 {
+		dot4 = nil // the four-row kernels add in the one-token order
+	}
 	wLen := RowBytes(wt, n)
 	xLen := RowBytes(VecDotType(wt), n)
-	if tk := s.tile[wt]; tk.f != nil && nTok >= 2 && rowBytes >= 0 {
+	if tk := s.tile[wt]; tk.f != nil && tiled && nTok >= 2 && rowBytes >= 0 {
 		// The tiles cover whole groups of tk.rows rows and tk.toks tokens;
 		// the rows and tokens left over go the row-at-a-time way below.
 		tileHi := rowLo + (rowHi-rowLo)/tk.rows*tk.rows
 		if tokHi := nTok / tk.toks * tk.toks; tileHi > rowLo && tokHi > 0 {
 			tk.matMul(w, rowBytes, rowLo, tileHi, xq, xqRowBytes, tokHi, n, dst, dstStride)
-			s.matMulRowwise(wt, dot, w, rowBytes, wLen, rowLo, tileHi, xq, xqRowBytes, xLen, tokHi, nTok, n, dst, dstStride)
+			matMulRowwise(dot, dot4, w, rowBytes, wLen, rowLo, tileHi, xq, xqRowBytes, xLen, tokHi, nTok, n, dst, dstStride)
 			rowLo = tileHi
 		}
 	}
-	s.matMulRowwise(wt, dot, w, rowBytes, wLen, rowLo, rowHi, xq, xqRowBytes, xLen, 0, nTok, n, dst, dstStride)
+	matMulRowwise(dot, dot4, w, rowBytes, wLen, rowLo, rowHi, xq, xqRowBytes, xLen, 0, nTok, n, dst, dstStride)
 }
 
 // matMulRowwise is MatMulRows for the rows [rowLo, rowHi) and the tokens
 // [tokLo, tokHi), one row (or four, with a four-row kernel) at a time.
-func (s *Set) matMulRowwise(wt tensor.Type, dot RowDot, w []byte, rowBytes, wLen, rowLo, rowHi int,
+func matMulRowwise(dot RowDot, dot4 rowDot4, w []byte, rowBytes, wLen, rowLo, rowHi int,
 	xq []byte, xqRowBytes, xLen, tokLo, tokHi, n int, dst []float32, dstStride int) {
 	if tokLo >= tokHi {
 		return
 	}
 	r := rowLo
-	if dot4 := s.dot4[wt]; dot4 != nil && rowBytes >= 0 {
+	if dot4 != nil && rowBytes >= 0 {
 		for ; r+4 <= rowHi; r += 4 {
 			wRows := w[r*rowBytes : (r+3)*rowBytes+wLen]
 			for t := tokLo; t < tokHi; t++ {
