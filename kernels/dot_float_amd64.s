@@ -163,3 +163,4 @@ bf16v_done:
 	VMOVSS        X1, c2+28(FP)
 	VZEROUPPER
 	RET
+
