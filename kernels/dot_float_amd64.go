@@ -67,27 +67,41 @@ func dotF16TiledAVX2Row(w, xq []byte, n int) float32 {
 	return dotF16Tiled1(&w[0], &xq[0], n)
 }
 
-// floatTile4x4 checks the slices of a 4×4 float tile of n elements (a
+//go:noescape
+func dotF32Tile2x2(w *byte, rowBytes int, x *byte, xStride int, n int, dst *float32, dstStride int)
+
+//go:noescape
+func dotF16Tile2x2(w *byte, rowBytes int, x *byte, xStride int, n int, dst *float32, dstStride int)
+
+func tileF32AVX2(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
+	floatTile(dotF32Tile2x2, 2, 4, w, rowBytes, xq, xqRowBytes, n, dst, dstStride)
+}
+
+func tileF16AVX2(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
+	floatTile(dotF16Tile2x2, 2, 2, w, rowBytes, xq, xqRowBytes, n, dst, dstStride)
+}
+
+// floatTile checks the slices of a size×size float tile of n elements (a
 // multiple of 16) per row, elemBytes each, and runs kernel on them.
-func floatTile4x4(kernel func(w *byte, rowBytes int, x *byte, xStride int, n int, dst *float32, dstStride int),
-	elemBytes int, w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
-	d := tileSpan(dst, 4, dstStride, 4)
+func floatTile(kernel func(w *byte, rowBytes int, x *byte, xStride int, n int, dst *float32, dstStride int),
+	size, elemBytes int, w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
+	d := tileSpan(dst, size, dstStride, size)
 	n &^= tiledStep - 1
 	if n <= 0 {
-		for j := 0; j < 4; j++ {
-			clear(dst[j*dstStride : j*dstStride+4])
+		for j := 0; j < size; j++ {
+			clear(dst[j*dstStride : j*dstStride+size])
 		}
 		return
 	}
-	kernel(tileSpan(w, 4, rowBytes, elemBytes*n), rowBytes, tileSpan(xq, 4, xqRowBytes, elemBytes*n), xqRowBytes, n, d, dstStride)
+	kernel(tileSpan(w, size, rowBytes, elemBytes*n), rowBytes, tileSpan(xq, size, xqRowBytes, elemBytes*n), xqRowBytes, n, d, dstStride)
 }
 
 func tileF32AVX512(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
-	floatTile4x4(dotF32Tile4x4, 4, w, rowBytes, xq, xqRowBytes, n, dst, dstStride)
+	floatTile(dotF32Tile4x4, 4, 4, w, rowBytes, xq, xqRowBytes, n, dst, dstStride)
 }
 
 func tileF16AVX512(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
-	floatTile4x4(dotF16Tile4x4, 2, w, rowBytes, xq, xqRowBytes, n, dst, dstStride)
+	floatTile(dotF16Tile4x4, 4, 2, w, rowBytes, xq, xqRowBytes, n, dst, dstStride)
 }
 
 //go:noescape

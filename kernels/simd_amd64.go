@@ -16,9 +16,9 @@ import (
 //
 //	avx2        AVX2, FMA and F16C (Haswell, Zen 1 and later): a kernel
 //	            for every weight type (F32 and F16 in both of ggml's
-//	            orders, dot_float.go), a four-row Q4_0 kernel, 2×2 Q8_0
-//	            tiles (tiles.go), and the Q8_0, Q8_K and F16 activation
-//	            quantizers
+//	            orders, dot_float.go), a four-row Q4_0 kernel, 2×2 F32,
+//	            F16 and Q8_0 tiles (tiles.go), and the Q8_0, Q8_K and F16
+//	            activation quantizers
 //	avx512      AVX-512 F, BW, DQ and VL (Skylake-X, Zen 4): a 512-bit
 //	            tiles that need its 32 vector registers: F32 and F16
 //	            (4×4, tinyBLAS's order), Q4_K, Q5_K and Q6_K (2×4); with
@@ -77,8 +77,8 @@ func archSets() []*Set {
 	}, map[tensor.Type]rowDot4{
 		tensor.Q4_0: dot4Q4_0AVX2Rows,
 	}, map[tensor.Type]tileKernel{
-		tensor.F32:  {order: dotF32TiledAVX2Row, orderStep: tiledStep},
-		tensor.F16:  {order: dotF16TiledAVX2Row, orderStep: tiledStep},
+		tensor.F32:  {f: tileF32AVX2, rows: 2, toks: 2, order: dotF32TiledAVX2Row, orderStep: tiledStep},
+		tensor.F16:  {f: tileF16AVX2, rows: 2, toks: 2, order: dotF16TiledAVX2Row, orderStep: tiledStep},
 		tensor.Q8_0: {f: tileQ8_0AVX2, rows: 2, toks: 2},
 	})
 	avx2.quant[tensor.Q8_0] = quantizeQ8_0AVX2Row

@@ -10,9 +10,9 @@
 // multiple of 16 in every kernel here.
 //
 // dotF32Tiled1 and dotF16Tiled1 compute one pair with two 8-lane AVX2
-// registers (lanes 0..7 and 8..15): the rows and tokens outside whole
-// tiles, and the AVX2 set's only kernel. The 4×4 tiles (AVX-512) keep the
-// 16 pairs' accumulators in Z16..Z31.
+// registers (lanes 0..7 and 8..15), for the rows and tokens outside whole
+// tiles; the AVX2 set's 2×2 tiles do the same for four pairs. The 4×4
+// tiles (AVX-512) keep the 16 pairs' accumulators in Z16..Z31.
 
 // HSUM16 reduces the 16 lanes of Z (its low half Y) to a float32 at
 // P, using Y5 and X6.
@@ -174,6 +174,72 @@
 	DPBF16_Z30_Z4_Z2               \
 	DPBF16_Z31_Z4_Z3
 
+// HSUM_PAIR reduces the 16 lanes held as L (0..7) and H (8..15) to a
+// float32 at P as HSUM16 does (the same operand order), using Y6, Y7.
+#define HSUM_PAIR(L, H, P) \
+	VADDPS       L, H, Y6  \
+	VEXTRACTF128 $1, Y6, X7 \
+	VADDPS       X7, X6, X6 \
+	VMOVHLPS     X6, X6, X7 \
+	VADDPS       X7, X6, X6 \
+	VMOVSHDUP    X6, X7     \
+	VADDSS       X7, X6, X6 \
+	VMOVSS       X6, P
+
+// Loads of the halves (elements 0..7 and 8..15) of a group of 16 at
+// offset BX of the row at P.
+#define F32_LD2(P, L, H) \
+	VMOVUPS (P)(BX*1), L    \
+	VMOVUPS 32(P)(BX*1), H
+
+#define F16_LD2(P, L, H) \
+	VCVTPH2PS (P)(BX*1), L   \
+	VCVTPH2PS 16(P)(BX*1), H
+
+// TILE22_STEP: one group of 16 for the 2 rows (SI, R9) × 2 tokens (DI,
+// R12); pair (row i, token j) in Y(8+4i+2j) (lanes 0..7) and Y(9+4i+2j).
+#define TILE22_STEP(LD2) \
+	LD2(DI, Y0, Y1)          \
+	LD2(R12, Y2, Y3)         \
+	LD2(SI, Y4, Y5)          \
+	VFMADD231PS Y0, Y4, Y8   \
+	VFMADD231PS Y1, Y5, Y9   \
+	VFMADD231PS Y2, Y4, Y10  \
+	VFMADD231PS Y3, Y5, Y11  \
+	LD2(R9, Y4, Y5)          \
+	VFMADD231PS Y0, Y4, Y12  \
+	VFMADD231PS Y1, Y5, Y13  \
+	VFMADD231PS Y2, Y4, Y14  \
+	VFMADD231PS Y3, Y5, Y15
+
+#define TILE22_ZERO \
+	VXORPS Y8, Y8, Y8    \
+	VXORPS Y9, Y9, Y9    \
+	VXORPS Y10, Y10, Y10 \
+	VXORPS Y11, Y11, Y11 \
+	VXORPS Y12, Y12, Y12 \
+	VXORPS Y13, Y13, Y13 \
+	VXORPS Y14, Y14, Y14 \
+	VXORPS Y15, Y15, Y15
+
+#define TILE22_ARGS \
+	MOVQ w+0(FP), SI          \
+	MOVQ rowBytes+8(FP), AX   \
+	LEAQ (SI)(AX*1), R9       \
+	MOVQ x+16(FP), DI         \
+	MOVQ xStride+24(FP), AX   \
+	LEAQ (DI)(AX*1), R12      \
+	MOVQ n+32(FP), CX
+
+#define TILE22_OUT \
+	MOVQ dst+40(FP), DI             \
+	MOVQ dstStride+48(FP), AX       \
+	LEAQ (DI)(AX*4), R12            \
+	HSUM_PAIR(Y8, Y9, (DI))         \
+	HSUM_PAIR(Y10, Y11, (R12))      \
+	HSUM_PAIR(Y12, Y13, 4(DI))      \
+	HSUM_PAIR(Y14, Y15, 4(R12))
+
 // func dotF32Tiled1(w, x *byte, n int) float32
 TEXT ·dotF32Tiled1(SB), NOSPLIT, $0-28
 	MOVQ   w+0(FP), SI
@@ -319,5 +385,46 @@ bf16t1_loop:
 bf16t1_done:
 	LEAQ ret+24(FP), DI
 	HSUM16(Z16, Y16, (DI))
+	VZEROUPPER
+	RET
+
+// func dotF32Tile2x2(w *byte, rowBytes int, x *byte, xStride int, n int, dst *float32, dstStride int)
+// The AVX2 tile: 2 rows × 2 tokens, each pair's 16 lanes in two 8-lane
+// registers; n a multiple of 16.
+TEXT ·dotF32Tile2x2(SB), NOSPLIT, $0-56
+	TILE22_ARGS
+	TILE22_ZERO
+	XORQ  BX, BX
+	TESTQ CX, CX
+	JZ    f32t22_done
+
+f32t22_loop:
+	TILE22_STEP(F32_LD2)
+	ADDQ $64, BX
+	SUBQ $16, CX
+	JNZ  f32t22_loop
+
+f32t22_done:
+	TILE22_OUT
+	VZEROUPPER
+	RET
+
+// func dotF16Tile2x2(w *byte, rowBytes int, x *byte, xStride int, n int, dst *float32, dstStride int)
+// As dotF32Tile2x2 for fp16 rows.
+TEXT ·dotF16Tile2x2(SB), NOSPLIT, $0-56
+	TILE22_ARGS
+	TILE22_ZERO
+	XORQ  BX, BX
+	TESTQ CX, CX
+	JZ    f16t22_done
+
+f16t22_loop:
+	TILE22_STEP(F16_LD2)
+	ADDQ $32, BX
+	SUBQ $16, CX
+	JNZ  f16t22_loop
+
+f16t22_done:
+	TILE22_OUT
 	VZEROUPPER
 	RET
