@@ -275,3 +275,46 @@ func matMulWant(s *Set, wt tensor.Type, w, xq []byte, n, nTok int) float32 {
 	dot, _ := s.productDot(wt, n, nTok)
 	return dot(w, xq, n)
 }
+
+// TestFloatActivationsMatchGGMLZen4 requires every set's F16 and BF16
+// activation conversion to write the bytes the zen4 build's from_float
+// functions write (ggml_cpu_fp32_to_fp16: VCVTPS2PH, rounding to nearest
+// even; ggml_cpu_fp32_to_bf16), on rows of every length up to 40 and on
+// values at the edges: ties, overflow, subnormals, infinities and NaNs
+// with payloads.
+func TestFloatActivationsMatchGGMLZen4(t *testing.T) {
+	g := requireZen4(t)
+	rng := rand.New(rand.NewPCG(97, 98))
+	special := []float32{
+		0, float32(math.Copysign(0, -1)), 1, -1, 65504, -65504, 65519.99, 65520, 1e5, -1e9,
+		0x1p-14, 0x1p-24, 0x1p-25, 0x1.8p-25, 0x1p-26, 1e-30, 0x1p-126, 0x1p-149,
+		float32(math.Inf(1)), float32(math.Inf(-1)),
+		math.Float32frombits(0x7fc00000), math.Float32frombits(0xffc00001), math.Float32frombits(0x7f800001),
+		math.Float32frombits(0x7fbfffff), math.Float32frombits(0x7f80ffff),
+		1 + 0x1p-11, 1 + 0x3p-11, 1 + 0x1p-8, 1 + 0x3p-8, 1 + 0x1p-23, // fp16 and bf16 ties and near-ties
+	}
+	pick := func() float32 {
+		if rng.IntN(3) == 0 {
+			return special[rng.IntN(len(special))]
+		}
+		return math.Float32frombits(rng.Uint32())
+	}
+	for _, vt := range []tensor.Type{tensor.F16, tensor.BF16} {
+		for trial := 0; trial < 400; trial++ {
+			x := make([]float32, 1+trial%40)
+			for i := range x {
+				x[i] = pick()
+			}
+			want := g.quantize(vt, x)
+			for _, s := range Available() {
+				got := make([]byte, len(want))
+				s.QuantizeRow(vt, x, got)
+				if i := firstDiff(got, want); i >= 0 {
+					e := i / 2
+					t.Fatalf("%s %s: element %d (%#08x): %#04x, ggml %#04x", s.Name(), vt, e, math.Float32bits(x[e]),
+						binary.LittleEndian.Uint16(got[2*e:]), binary.LittleEndian.Uint16(want[2*e:]))
+				}
+			}
+		}
+	}
+}

@@ -3,8 +3,6 @@
 package kernels
 
 import (
-	"encoding/binary"
-
 	"golang.org/x/sys/cpu"
 
 	"llamago/tensor"
@@ -264,15 +262,10 @@ func quantizeQ8_KAVX2(x *float32, dst *byte, nb int) int
 func quantizeF16AVX2(x *float32, dst *byte, n int) int
 
 func quantizeF16AVX2Row(x []float32, dst []byte) {
-	for len(x) > 0 {
-		done := quantizeF16AVX2(&x[0], &dst[0], len(x))
-		x, dst = x[done:], dst[2*done:]
-		// What is left is a group with a NaN or the last few values.
-		for i := 0; i < 8 && len(x) > 0; i++ {
-			binary.LittleEndian.PutUint16(dst, tensor.Float32ToFP16(x[0]))
-			x, dst = x[1:], dst[2:]
-		}
+	if len(x) == 0 {
+		return
 	}
+	quantizeF16(x, dst, quantizeF16AVX2(&x[0], &dst[0], len(x)))
 }
 
 // quantizeQ8_0AVX2Row is called by Set.QuantizeRow with checked sizes.
