@@ -318,3 +318,63 @@ func TestFloatActivationsMatchGGMLZen4(t *testing.T) {
 		}
 	}
 }
+
+// TestFloatOrderByTokens states what holds between one-token and
+// several-token products of the float types, in every set: one token gives
+// Dot (ggml_vec_dot's order); two or more give the portable tinyBLAS-order
+// kernel's bits where n is a multiple of its step, else Dot's again (ggml
+// falls back to ggml_vec_dot). The two orders really differ: some of the
+// products must differ in their last bits.
+func TestFloatOrderByTokens(t *testing.T) {
+	rng := rand.New(rand.NewPCG(99, 100))
+	tiled := map[tensor.Type]RowDot{tensor.F32: dotF32Tiled, tensor.F16: dotF16Tiled, tensor.BF16: dotBF16Tiled}
+	for _, wt := range []tensor.Type{tensor.F32, tensor.F16, tensor.BF16} {
+		for _, n := range []int{2048, 2048 + 8} {
+			const rows, nTok = 16, 3
+			rb := RowBytes(wt, n)
+			w := make([]byte, 0, rows*rb)
+			for range rows {
+				w = append(w, floatRow(t, wt, activationRows(rng, n)["normal"], 0.05)...)
+			}
+			xq := make([]byte, 0, nTok*rb)
+			for range nTok {
+				xq = append(xq, bytesOf(t, wt, activationRows(rng, n)["wide"])...)
+			}
+			step := tiledStep
+			if wt == tensor.BF16 {
+				step = bf16TiledStep
+			}
+			for _, s := range Available() {
+				one, many := make([]float32, rows), make([]float32, rows*nTok)
+				s.MatMulRows(wt, w, rb, 0, rows, xq, rb, 1, n, one, rows)
+				s.MatMulRows(wt, w, rb, 0, rows, xq, rb, nTok, n, many, rows)
+				differ := 0
+				for r := range rows {
+					wr := w[r*rb : (r+1)*rb]
+					if want := Portable().Dot(wt, wr, xq[:rb], n); !sameBits(one[r], want) {
+						t.Fatalf("%s %s n=%d row %d, one token: %g, Dot %g", s.Name(), wt, n, r, one[r], want)
+					}
+					for j := range nTok {
+						x := xq[j*rb : (j+1)*rb]
+						want := Portable().Dot(wt, wr, x, n)
+						if n%step == 0 {
+							want = tiled[wt](wr, x, n)
+						}
+						if got := many[j*rows+r]; !sameBits(got, want) {
+							t.Fatalf("%s %s n=%d row %d token %d of %d: %g, want %g", s.Name(), wt, n, r, j, nTok, got, want)
+						}
+						if j == 0 && !sameBits(many[r], one[r]) {
+							differ++
+						}
+					}
+				}
+				if n%step == 0 && differ == 0 {
+					t.Errorf("%s %s n=%d: no product differs between one token and %d: are the two orders the same?", s.Name(), wt, n, nTok)
+				}
+				if n%step != 0 && differ != 0 {
+					t.Errorf("%s %s n=%d: %d products differ between one token and %d", s.Name(), wt, n, differ, nTok)
+				}
+			}
+		}
+	}
+}
