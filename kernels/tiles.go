@@ -12,7 +12,8 @@ import "llamago/tensor"
 // preparing blocks, into one that spends it multiplying.
 //
 // A tile kernel performs, for each (row, token) pair, exactly the float
-// operations of its set's RowDot for the type, in the same order, so a
+// operations of its set's RowDot for the type (for the float types, of
+// tileKernel.order, ggml's several-token order), in the same order, so a
 // product has the same bits whether a tile, a four-row kernel or the
 // one-row kernel computes it. MatMulRows relies on that: the rows and
 // tokens that do not fill a whole tile go the row-at-a-time way.
