@@ -14,6 +14,12 @@ func dotF32Vec(w, x *byte, n int) float32
 func dotF16Vec(w, x *byte, n int) float32
 
 //go:noescape
+func dotF32Vec4(w *byte, rowBytes int, x *byte, n int, out *[4]float32)
+
+//go:noescape
+func dotF16Vec4(w *byte, rowBytes int, x *byte, n int, out *[4]float32)
+
+//go:noescape
 func dotF32Tiled1(w, x *byte, n int) float32
 
 //go:noescape
@@ -45,6 +51,42 @@ func dotF16AVX2Row(w, xq []byte, n int) float32 {
 		sum = dotF16Vec(&w[0], &xq[0], np)
 	}
 	return dotF16Leftover(w, xq, sum, np, n)
+}
+
+// dot4F32AVX2Rows is dotF32AVX2Row for four rows: one call instead of
+// four (decode calls the kernel once per row, 4 KB of weights, which the
+// calls' overhead shows in).
+func dot4F32AVX2Rows(w []byte, rowBytes int, xq []byte, n int, out []float32) {
+	w, xq = rows4(w, rowBytes, 4*n, xq, 4*n)
+	o := (*[4]float32)(out)
+	np := n &^ (vecDotStep - 1)
+	if np > 0 {
+		dotF32Vec4(&w[0], rowBytes, &xq[0], np, o)
+	} else {
+		*o = [4]float32{}
+	}
+	if np < n {
+		for i := range o {
+			o[i] = dotF32Leftover(w[i*rowBytes:i*rowBytes+4*n], xq, o[i], np, n)
+		}
+	}
+}
+
+// dot4F16AVX2Rows is dotF16AVX2Row for four rows.
+func dot4F16AVX2Rows(w []byte, rowBytes int, xq []byte, n int, out []float32) {
+	w, xq = rows4(w, rowBytes, 2*n, xq, 2*n)
+	o := (*[4]float32)(out)
+	np := n &^ (vecDotStep - 1)
+	if np > 0 {
+		dotF16Vec4(&w[0], rowBytes, &xq[0], np, o)
+	} else {
+		*o = [4]float32{}
+	}
+	if np < n {
+		for i := range o {
+			o[i] = dotF16Leftover(w[i*rowBytes:i*rowBytes+2*n], xq, o[i], np, n)
+		}
+	}
 }
 
 // dotF32TiledAVX2Row is dotF32Tiled (n a multiple of 16).

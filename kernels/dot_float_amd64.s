@@ -50,33 +50,82 @@
 	VCVTPH2PS   off(DI), Y9 \
 	VFMADD231PS Y9, Y8, A
 
+// VEC_ROWS4 runs LOOP (which consumes SI, DI, CX) over the four rows at
+// w, w+rowBytes, ..., storing each result in out[i]: the one-row kernel
+// four times, without four calls.
+#define VEC_ROWS4(LOOP, lbl) \
+	MOVQ  w+0(FP), R8            \
+	MOVQ  out+32(FP), R10        \
+	XORQ  R11, R11               \
+lbl:                             \
+	MOVQ  R8, SI                 \
+	MOVQ  x+16(FP), DI           \
+	MOVQ  n+24(FP), CX           \
+	LOOP                         \
+	VMOVSS X0, (R10)(R11*4)      \
+	ADDQ  rowBytes+8(FP), R8     \
+	INCQ  R11                    \
+	CMPQ  R11, $4                \
+	JB    lbl
+
+// F32V_ROW: the whole row at SI (n = CX elements, a multiple of 64, with
+// the activations at DI) into the low lane of X0; the labels must be
+// unique to each use.
+#define F32V_ROW(loop, done) \
+	VEC_ZERO            \
+	TESTQ CX, CX        \
+	JZ    done          \
+loop:                   \
+	F32V(0, Y0)         \
+	F32V(32, Y1)        \
+	F32V(64, Y2)        \
+	F32V(96, Y3)        \
+	F32V(128, Y4)       \
+	F32V(160, Y5)       \
+	F32V(192, Y6)       \
+	F32V(224, Y7)       \
+	ADDQ $256, SI       \
+	ADDQ $256, DI       \
+	SUBQ $64, CX        \
+	JNZ  loop           \
+done:                   \
+	VEC_REDUCE
+
+#define F16V_ROW(loop, done) \
+	VEC_ZERO            \
+	TESTQ CX, CX        \
+	JZ    done          \
+loop:                   \
+	F16V(0, Y0)         \
+	F16V(16, Y1)        \
+	F16V(32, Y2)        \
+	F16V(48, Y3)        \
+	F16V(64, Y4)        \
+	F16V(80, Y5)        \
+	F16V(96, Y6)        \
+	F16V(112, Y7)       \
+	ADDQ $128, SI       \
+	ADDQ $128, DI       \
+	SUBQ $64, CX        \
+	JNZ  loop           \
+done:                   \
+	VEC_REDUCE
+
 // func dotF32Vec(w, x *byte, n int) float32
 // n a multiple of 64.
 TEXT ·dotF32Vec(SB), NOSPLIT, $0-28
 	MOVQ w+0(FP), SI
 	MOVQ x+8(FP), DI
 	MOVQ n+16(FP), CX
-	VEC_ZERO
-	TESTQ CX, CX
-	JZ    f32v_done
-
-f32v_loop:
-	F32V(0, Y0)
-	F32V(32, Y1)
-	F32V(64, Y2)
-	F32V(96, Y3)
-	F32V(128, Y4)
-	F32V(160, Y5)
-	F32V(192, Y6)
-	F32V(224, Y7)
-	ADDQ $256, SI
-	ADDQ $256, DI
-	SUBQ $64, CX
-	JNZ  f32v_loop
-
-f32v_done:
-	VEC_REDUCE
+	F32V_ROW(f32v_loop, f32v_done)
 	VMOVSS X0, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func dotF32Vec4(w *byte, rowBytes int, x *byte, n int, out *[4]float32)
+// dotF32Vec of four rows.
+TEXT ·dotF32Vec4(SB), NOSPLIT, $0-40
+	VEC_ROWS4(F32V_ROW(f32v4_loop, f32v4_done), f32v4_row)
 	VZEROUPPER
 	RET
 
@@ -86,27 +135,15 @@ TEXT ·dotF16Vec(SB), NOSPLIT, $0-28
 	MOVQ w+0(FP), SI
 	MOVQ x+8(FP), DI
 	MOVQ n+16(FP), CX
-	VEC_ZERO
-	TESTQ CX, CX
-	JZ    f16v_done
-
-f16v_loop:
-	F16V(0, Y0)
-	F16V(16, Y1)
-	F16V(32, Y2)
-	F16V(48, Y3)
-	F16V(64, Y4)
-	F16V(80, Y5)
-	F16V(96, Y6)
-	F16V(112, Y7)
-	ADDQ $128, SI
-	ADDQ $128, DI
-	SUBQ $64, CX
-	JNZ  f16v_loop
-
-f16v_done:
-	VEC_REDUCE
+	F16V_ROW(f16v_loop, f16v_done)
 	VMOVSS X0, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func dotF16Vec4(w *byte, rowBytes int, x *byte, n int, out *[4]float32)
+// dotF16Vec of four rows.
+TEXT ·dotF16Vec4(SB), NOSPLIT, $0-40
+	VEC_ROWS4(F16V_ROW(f16v4_loop, f16v4_done), f16v4_row)
 	VZEROUPPER
 	RET
 

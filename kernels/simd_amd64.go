@@ -14,10 +14,10 @@ import (
 //
 //	avx2        AVX2, FMA and F16C (Haswell, Zen 1 and later): a kernel
 //	            for every weight type (F32 and F16 in both of ggml's
-//	            orders, dot_float.go), a four-row Q4_0 kernel, 2×2 F32,
-//	            F16 and Q8_0 tiles (tiles.go), and the Q8_0, Q8_K and F16
-//	            activation quantizers
-//	avx512      AVX-512 F, BW, DQ and VL (Skylake-X, Zen 4): a 512-bit
+//	            orders, dot_float.go), four-row F32, F16 and Q4_0
+//	            kernels, 2×2 F32, F16 and Q8_0 tiles (tiles.go), and the
+//	            Q8_0, Q8_K and F16 activation quantizers
+//	avx512      AVX-512 F, BW, DQ and VL (Skylake-X, Zen 4): the
 //	            tiles that need its 32 vector registers: F32 and F16
 //	            (4×4, tinyBLAS's order), Q4_K, Q5_K and Q6_K (2×4); with
 //	            AVX512_BF16 also BF16 (one-row and 4×4, VDPBF16PS, as
@@ -73,6 +73,8 @@ func archSets() []*Set {
 		tensor.Q5_K: dotQ5_KAVX2Row,
 		tensor.Q6_K: dotQ6_KAVX2Row,
 	}, map[tensor.Type]rowDot4{
+		tensor.F32:  dot4F32AVX2Rows,
+		tensor.F16:  dot4F16AVX2Rows,
 		tensor.Q4_0: dot4Q4_0AVX2Rows,
 	}, map[tensor.Type]tileKernel{
 		tensor.F32:  {f: tileF32AVX2, rows: 2, toks: 2, order: dotF32TiledAVX2Row, orderStep: tiledStep},
