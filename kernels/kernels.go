@@ -5,13 +5,14 @@
 // integer arithmetic and scaled in float32.
 //
 // The portable Go kernels follow ggml's scalar reference code
-// (ggml_vec_dot_*_generic in ggml-cpu/quants.c and the scalar branches of
-// ggml-cpu/vec.cpp) operation for operation, including the order of the
-// float32 roundings, so they produce the same bits as that code; the
-// legacy formats (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, dot_legacy.go) and the
-// k-quants (Q2_K..Q6_K, repacked gemv and gemm included, dot_kquants.go)
-// follow instead the x86 SIMD code llama.cpp's AVX-512 (zen4) build runs.
-// They are
+// (ggml_vec_dot_*_generic in ggml-cpu/quants.c) operation for operation,
+// including the order of the float32 roundings, so they produce the same
+// bits as that code, except where llama.cpp's x86 build runs other code
+// (all the types llamago's models use): the legacy formats (Q8_0, Q4_0,
+// Q4_1, Q5_0, Q5_1, dot_legacy.go), the k-quants (Q2_K..Q6_K, repacked
+// gemv and gemm included, dot_kquants.go) and the float types (F32, F16,
+// BF16, for one token and for several, dot_float.go) follow instead what
+// llama.cpp's AVX-512 ("zen4") build computes, bit for bit. They are
 // also the reference that faster, CPU-specific kernels are tested against:
 // every implementation of a type's dot product lives in a Set, Portable()
 // is the pure-Go set, and Selected() is the set chosen once at start-up for
@@ -106,6 +107,11 @@ var portable = &Set{
 		tensor.Q2_K: dotQ2_KBatch,
 		tensor.Q4_K: dotQ4_KBatch,
 	},
+	tile: [maxType]tileKernel{
+		tensor.F32:  {order: dotF32Tiled, orderStep: tiledStep},
+		tensor.F16:  {order: dotF16Tiled, orderStep: tiledStep},
+		tensor.BF16: {order: dotBF16Tiled, orderStep: bf16TiledStep},
+	},
 }
 
 // selected is the set the package-level functions use. It is chosen once
@@ -146,7 +152,8 @@ func derive(name string, base *Set, dots map[tensor.Type]RowDot, dots4 map[tenso
 		s.dot4[t] = nil
 		s.dot8[t] = nil
 		s.rows8[t] = nil
-		s.tile[t] = tileKernel{}
+		// The tile order (tileKernel.order) is ggml's, not the RowDot's.
+		s.tile[t] = tileKernel{order: base.tile[t].order, orderStep: base.tile[t].orderStep}
 	}
 	for t, f := range dots4 {
 		s.dot4[t] = f
@@ -260,75 +267,117 @@ func (s *Set) Dot(wt tensor.Type, w, xq []byte, n int) float32 {
 // With several tokens and a tile kernel for wt, it works in tiles of a
 // few rows × a few tokens (see tiles.go): each weight block and each
 // activation block is loaded and prepared once per tile rather than once
-// per (row, token) pair. Otherwise, where the set has a four-row kernel
-// for wt, it takes the rows four at a time, so that each activation block
-// is prepared once for four rows. Every path performs, for each (row,
-// token), the float operations of the set's RowDot in the same order: the
-// results are the same bits Dot gives, whichever way rows and tokens are
-// grouped (so they do not depend on how a backend splits the rows among
-// workers, or on how many tokens are multiplied at once).
+// per (row, token) pair. Otherwise, where the set has an eight- or
+// four-row kernel for wt, it takes the rows eight or four at a time, so
+// that each activation block is prepared once for several rows. Every
+// path performs, for each (row, token), the float operations of one
+// one-row kernel in the same order, so the results do not depend on how
+// a backend splits the rows among workers.
 //
-// Weight types with a batch kernel (Q4_K) are the exception, as they are
-// in llama.cpp: with nTok >= 4, the first nTok - nTok%4 tokens get the
-// bits of the batch kernel (ggml's gemm order) and the others those of Dot
-// (its gemv order), so a product depends on the number of tokens it is
-// computed with, exactly as llama.cpp's does.
+// Which order that is follows llama.cpp's CPU build, which for some types
+// adds the products of a batch in another order than those of one token:
+//   - most types: Dot's order, whatever nTok;
+//   - the float types (F32, F16, BF16): with two tokens or more and n a
+//     multiple of the tile's orderStep, tinyBLAS's order (tileKernel.order),
+//     else ggml_vec_dot's (Dot). ggml also needs the whole matrix's row
+//     count to be a multiple of 4 for tinyBLAS, which MatMulRows cannot
+//     see: every weight matrix of the models llamago runs is;
+//   - types with a batch kernel (Q4_K, Q2_K: ggml's repacked gemm): with
+//     nTok >= 4 the first nTok - nTok%4 tokens get the batch kernel's bits
+//     and the others Dot's (the repacked gemv).
 //
-// Each group of rows is applied to all tokens before moving on, so rows
-// read once from memory are reused from cache for every token. It does
-// not allocate.
+// So, like llama.cpp's, a product of those types depends on the number of
+// tokens it is computed with. Each group of rows is applied to all tokens
+// before moving on, so rows read once from memory are reused from cache
+// for every token. It does not allocate.
 func (s *Set) MatMulRows(wt tensor.Type, w []byte, rowBytes int, rowLo, rowHi int,
 	xq []byte, xqRowBytes int, nTok int, n int, dst []float32, dstStride int) {
-	dot := s.mustDot(wt, n)
-	wLen := RowBytes(wt, n)
-	xLen := RowBytes(VecDotType(wt), n)
-	if tk := s.tile[wt]; tk.f != nil && nTok >= 2 && rowBytes >= 0 {
-		// The tiles cover whole groups of tk.rows rows and tk.toks tokens;
-		// the rows and tokens left over go the row-at-a-time way below.
+	s.mustDot(wt, n)
+	dot, tiled := s.productDot(wt, n, nTok)
+	// The eight- and four-row kernels add in Dot's order, which the float
+	// types leave for a batch.
+	multiRow := !(s.tile[wt].order != nil && nTok >= 2 && tiled)
+	batch, batchTok := s.batch[wt], 0 // tokens [0, batchTok) take batch's order
+	if batch != nil && nTok >= 4 {
+		batchTok = nTok &^ 3
+	}
+	p := rowProduct{s: s, wt: wt, dot: dot, multiRow: multiRow, batch: batch, batchTok: batchTok,
+		w: w, rowBytes: rowBytes, wLen: RowBytes(wt, n), xq: xq, xqRowBytes: xqRowBytes,
+		xLen: RowBytes(VecDotType(wt), n), n: n, dst: dst, dstStride: dstStride}
+	if tk := s.tile[wt]; tk.f != nil && tiled && nTok >= 2 && rowBytes >= 0 {
+		// The tiles cover whole groups of tk.rows rows and tk.toks tokens
+		// (of a batch type, only tokens in the batch kernel's order: its
+		// tiles give the batch kernel's bits); the rows and tokens left
+		// over go the row-at-a-time way below.
+		tileTok := nTok
+		if batch != nil {
+			tileTok = batchTok
+		}
 		tileHi := rowLo + (rowHi-rowLo)/tk.rows*tk.rows
-		if tokHi := nTok / tk.toks * tk.toks; tileHi > rowLo && tokHi > 0 {
+		if tokHi := tileTok / tk.toks * tk.toks; tileHi > rowLo && tokHi > 0 {
 			tk.matMul(w, rowBytes, rowLo, tileHi, xq, xqRowBytes, tokHi, n, dst, dstStride)
-			s.matMulDot(wt, dot, w, rowBytes, wLen, rowLo, tileHi, xq, xqRowBytes, xLen, tokHi, nTok, n, dst, dstStride)
+			p.rows(rowLo, tileHi, tokHi, nTok)
 			rowLo = tileHi
 		}
 	}
-	batchTok := 0 // tokens [0, batchTok) take the batch kernel's order
-	if s.batch[wt] != nil && nTok >= 4 {
-		batchTok = nTok &^ 3
-		s.matMulRowwise(wt, s.batch[wt], w, rowBytes, wLen, rowLo, rowHi, xq, xqRowBytes, xLen, 0, batchTok, n, dst, dstStride)
-	}
-	s.matMulDot(wt, dot, w, rowBytes, wLen, rowLo, rowHi, xq, xqRowBytes, xLen, batchTok, nTok, n, dst, dstStride)
+	p.rows(rowLo, rowHi, 0, nTok)
 }
 
-// matMulDot is matMulRowwise with the set's Dot kernel, taking the rows
-// eight at a time where the set has an eight-row kernel for wt.
-func (s *Set) matMulDot(wt tensor.Type, dot RowDot, w []byte, rowBytes, wLen, rowLo, rowHi int,
-	xq []byte, xqRowBytes, xLen, tokLo, tokHi, n int, dst []float32, dstStride int) {
-	// Only beside a batch's tiles: eight rows read side by side stream
-	// from memory more slowly than one row after the other, which is what
-	// decoding a model larger than the cache does; the rows of a batch
-	// have just been read by the tiles.
-	if r8 := s.rows8[wt]; r8 != nil && rowBytes >= 0 && tokLo < tokHi && tokHi >= 4 {
-		hi8 := rowLo + (rowHi-rowLo)/8*8
-		for r := rowLo; r < hi8; r += 8 {
-			for t := tokLo; t < tokHi; t++ {
-				r8(w[r*rowBytes:], rowBytes, xq[t*xqRowBytes:t*xqRowBytes+xLen], n, dst[t*dstStride+r:t*dstStride+r+8])
-			}
-		}
-		rowLo = hi8
-	}
-	s.matMulRowwise(wt, dot, w, rowBytes, wLen, rowLo, rowHi, xq, xqRowBytes, xLen, tokLo, tokHi, n, dst, dstStride)
+// rowProduct is MatMulRows's row-at-a-time part: its arguments and the
+// kernels it chose.
+type rowProduct struct {
+	s        *Set
+	wt       tensor.Type
+	dot      RowDot // the order of every token at or above batchTok
+	multiRow bool   // the set's eight- and four-row kernels give dot's bits
+	batch    RowDot // the order of tokens below batchTok
+	batchTok int
+
+	w                   []byte
+	rowBytes, wLen      int
+	xq                  []byte
+	xqRowBytes, xLen, n int
+	dst                 []float32
+	dstStride           int
 }
 
-// matMulRowwise is MatMulRows for the rows [rowLo, rowHi) and the tokens
-// [tokLo, tokHi), one row (or eight or four, with such kernels) at a time.
-func (s *Set) matMulRowwise(wt tensor.Type, dot RowDot, w []byte, rowBytes, wLen, rowLo, rowHi int,
-	xq []byte, xqRowBytes, xLen, tokLo, tokHi, n int, dst []float32, dstStride int) {
+// rows computes the rows [rowLo, rowHi) for the tokens [tokLo, tokHi):
+// those below batchTok with the batch kernel, the others with dot.
+func (p *rowProduct) rows(rowLo, rowHi, tokLo, tokHi int) {
+	if tokLo < p.batchTok {
+		p.rowwise(p.batch, nil, nil, rowLo, rowHi, tokLo, p.batchTok)
+		tokLo = p.batchTok
+	}
 	if tokLo >= tokHi {
 		return
 	}
+	var dot4 rowDot4
+	var dot8 rowDot8
+	if p.multiRow {
+		dot4, dot8 = p.s.dot4[p.wt], p.s.dot8[p.wt]
+		// rows8 only beside a batch's tiles: eight rows read side by side
+		// stream from memory more slowly than one row after the other,
+		// which is what decoding a model larger than the cache does; the
+		// rows of a batch have just been read by the tiles.
+		if r8 := p.s.rows8[p.wt]; r8 != nil && dot8 == nil && tokHi >= 4 {
+			dot8 = r8
+		}
+	}
+	p.rowwise(p.dot, dot4, dot8, rowLo, rowHi, tokLo, tokHi)
+}
+
+// rowwise computes the rows [rowLo, rowHi) for the tokens [tokLo, tokHi)
+// one row at a time with dot, or eight or four with dot8 or dot4 (nil:
+// none), which must give dot's bits.
+func (p *rowProduct) rowwise(dot RowDot, dot4 rowDot4, dot8 rowDot8, rowLo, rowHi, tokLo, tokHi int) {
+	if tokLo >= tokHi {
+		return
+	}
+	w, rowBytes, wLen := p.w, p.rowBytes, p.wLen
+	xq, xqRowBytes, xLen, n := p.xq, p.xqRowBytes, p.xLen, p.n
+	dst, dstStride := p.dst, p.dstStride
 	r := rowLo
-	if dot8 := s.dot8[wt]; dot8 != nil && rowBytes >= 0 {
+	if dot8 != nil && rowBytes >= 0 {
 		for ; r+8 <= rowHi; r += 8 {
 			wRows := w[r*rowBytes : (r+7)*rowBytes+wLen]
 			for t := tokLo; t < tokHi; t++ {
@@ -336,7 +385,7 @@ func (s *Set) matMulRowwise(wt tensor.Type, dot RowDot, w []byte, rowBytes, wLen
 			}
 		}
 	}
-	if dot4 := s.dot4[wt]; dot4 != nil && rowBytes >= 0 {
+	if dot4 != nil && rowBytes >= 0 {
 		for ; r+4 <= rowHi; r += 4 {
 			wRows := w[r*rowBytes : (r+3)*rowBytes+wLen]
 			for t := tokLo; t < tokHi; t++ {

@@ -351,9 +351,9 @@ func TestMatMulRows(t *testing.T) {
 					}
 					continue
 				}
-				want := Dot(wt, w[r*wRowBytes:r*wRowBytes+RowBytes(wt, n)], xq[tok*xRowBytes:tok*xRowBytes+RowBytes(vt, n)], n)
+				want := matMulWant(Selected(), wt, w[r*wRowBytes:r*wRowBytes+RowBytes(wt, n)], xq[tok*xRowBytes:tok*xRowBytes+RowBytes(vt, n)], n, tok, nTok)
 				if math.Float32bits(got) != math.Float32bits(want) {
-					t.Errorf("%s: dst[%d][%d] = %g, Dot gives %g", wt, tok, r, got, want)
+					t.Errorf("%s: dst[%d][%d] = %g, Dot (in MatMulRows' order) gives %g", wt, tok, r, got, want)
 				}
 			}
 		}

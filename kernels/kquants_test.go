@@ -11,13 +11,15 @@ import (
 // matMulWant is what MatMulRows must give for token tok of nTok: the
 // set's Dot, except for the weight types with a batch kernel, whose
 // tokens in the groups of four (the first nTok - nTok%4, when nTok >= 4)
-// take the batch kernel's order, as llama.cpp's gemm does.
+// take the batch kernel's order, as llama.cpp's gemm does, and for the
+// float types with several tokens, which take tinyBLAS's order.
 func matMulWant(s *Set, wt tensor.Type, w, xq []byte, n, tok, nTok int) float32 {
 	w, xq = w[:RowBytes(wt, n)], xq[:RowBytes(VecDotType(wt), n)]
 	if b := s.batch[wt]; b != nil && nTok >= 4 && tok < nTok&^3 {
 		return b(w, xq, n)
 	}
-	return s.Dot(wt, w, xq, n)
+	dot, _ := s.productDot(wt, n, nTok)
+	return dot(w, xq, n)
 }
 
 // batchWant returns want (Dot's results, wantStride per token) with the
@@ -125,8 +127,10 @@ func TestKQuantSetsMatchPortableBits(t *testing.T) {
 // with its repacked gemv or gemm depending on the batch, a token's
 // product has Dot's bits when it is computed alone or among the last
 // nTok%4 tokens of a batch, and the batch kernel's bits when it is among
-// the first nTok - nTok%4 (and the two differ on some rows); for every
-// other type it has Dot's bits whatever the batch.
+// the first nTok - nTok%4 (and the two differ on some rows); the float
+// types take tinyBLAS's order in any batch of two tokens or more
+// (TestFloatOrderByTokens says more); every other type has Dot's bits
+// whatever the batch.
 func TestMatMulRowsTokenCount(t *testing.T) {
 	rng := rand.New(rand.NewPCG(85, 86))
 	const rows, n = 16, 2 * qkK
@@ -156,10 +160,7 @@ func TestMatMulRowsTokenCount(t *testing.T) {
 						t.Fatalf("%s %s token %d row %d alone: %g, Dot %g", s.Name(), wt, tok, r, alone[r], dot)
 					}
 					got := batch[tok*rows+r]
-					want := dot
-					if s.batch[wt] != nil && tok < nTok&^3 {
-						want = s.batch[wt](w[r*rowBytes:(r+1)*rowBytes], xq[tok*stride:(tok+1)*stride], n)
-					}
+					want := matMulWant(s, wt, w[r*rowBytes:(r+1)*rowBytes], xq[tok*stride:(tok+1)*stride], n, tok, nTok)
 					if math.Float32bits(got) != math.Float32bits(want) {
 						t.Fatalf("%s %s token %d of %d row %d: %g, want %g", s.Name(), wt, tok, nTok, r, got, want)
 					}
@@ -168,8 +169,10 @@ func TestMatMulRowsTokenCount(t *testing.T) {
 					}
 				}
 			}
-			if hasBatch := s.batch[wt] != nil; hasBatch != (differ > 0) {
-				t.Errorf("%s %s: %d of %d products differ between the batch and the token alone (batch kernel: %v)",
+			// Types with a batch kernel, and the float types (tinyBLAS's
+			// order for several tokens), must differ somewhere.
+			if hasBatch := s.batch[wt] != nil || s.tile[wt].order != nil; hasBatch != (differ > 0) {
+				t.Errorf("%s %s: %d of %d products differ between the batch and the token alone (batch order: %v)",
 					s.Name(), wt, differ, nTok*rows, hasBatch)
 			}
 		}

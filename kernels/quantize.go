@@ -53,9 +53,7 @@ func (s *Set) QuantizeRow(vt tensor.Type, x []float32, dst []byte) {
 	case tensor.Q8_K:
 		quantizeQ8_K(x, dst)
 	case tensor.F16:
-		for i, v := range x {
-			binary.LittleEndian.PutUint16(dst[2*i:], tensor.Float32ToFP16(v))
-		}
+		quantizeF16(x, dst, 0)
 	case tensor.BF16:
 		for i, v := range x {
 			binary.LittleEndian.PutUint16(dst[2*i:], tensor.Float32ToBF16(v))
@@ -167,5 +165,26 @@ func quantizeQ8_K(x []float32, dst []byte) {
 			binary.LittleEndian.PutUint16(yb[4+qkK+2*j:], uint16(int16(s)))
 		}
 		binary.LittleEndian.PutUint32(yb[0:], math.Float32bits(1/iscale))
+	}
+}
+
+// quantizeF16 converts x[from:] to fp16 as ggml_cpu_fp32_to_fp16 of
+// the zen4 build does: VCVTPS2PH with round-to-nearest-even on groups of
+// 16, 8 and 4 values, then a scalar conversion of the last len(x)%4. The
+// two differ only in NaNs: the vector one keeps the sign and the top 10
+// payload bits (made quiet), the scalar one only the sign
+// (TestFloatActivationsMatchGGMLZen4).
+func quantizeF16(x []float32, dst []byte, from int) {
+	vec := len(x) &^ 3
+	for i := from; i < len(x); i++ {
+		v, h := x[i], tensor.Float32ToFP16(x[i])
+		if v != v {
+			b := math.Float32bits(v)
+			h = uint16(b>>16)&0x8000 | 0x7e00
+			if i < vec {
+				h |= uint16(b>>13) & 0x3ff
+			}
+		}
+		binary.LittleEndian.PutUint16(dst[2*i:], h)
 	}
 }

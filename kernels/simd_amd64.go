@@ -3,8 +3,6 @@
 package kernels
 
 import (
-	"encoding/binary"
-
 	"golang.org/x/sys/cpu"
 
 	"llamago/tensor"
@@ -15,16 +13,16 @@ import (
 // CPU features of the one before it plus its own:
 //
 //	avx2        AVX2, FMA and F16C (Haswell, Zen 1 and later): a kernel
-//	            for every weight type, four-row Q4_0, Q8_0 and F32 kernels,
-//	            2×4 F32 and 2×2 Q8_0 tiles (tiles.go), one-row Q4_K and
-//	            Q2_K kernels in ggml's gemm order (batch), and the Q8_0,
-//	            Q8_K and F16 activation quantizers
-//	avx512      AVX-512 F, BW, DQ and VL (Skylake-X, Zen 4): a 512-bit
-//	            BF16 kernel (see dot_float_amd64.s for why F32 and F16
-//	            stay 256-bit), and tiles that need its 32 vector
-//	            registers: F32 and F16 (4×4, with new one- and four-row
-//	            F16 kernels that add the way the tile does), Q4_K, Q5_K
-//	            and Q6_K (2×4)
+//	            for every weight type (F32 and F16 in both of ggml's
+//	            orders, dot_float.go), four-row F32, F16, Q4_0 and Q8_0
+//	            kernels, 2×2 F32, F16 and Q8_0 tiles (tiles.go), one-row
+//	            Q4_K and Q2_K kernels in ggml's gemm order (batch), and the
+//	            Q8_0, Q8_K and F16 activation quantizers
+//	avx512      AVX-512 F, BW, DQ and VL (Skylake-X, Zen 4): the
+//	            tiles that need its 32 vector registers: F32 and F16
+//	            (4×4, tinyBLAS's order), Q4_K, Q5_K and Q6_K (2×4); with
+//	            AVX512_BF16 also BF16 (one-row and 4×4, VDPBF16PS, as
+//	            ggml's zen4 build computes)
 //	avx512vnni  AVX-512 VNNI (Ice Lake, Zen 4): Q8_0 and Q4_0 (one- and
 //	            four-row, eight-row Q4_0, and 4×4 and 8×8 tiles) with
 //	            VPDPBUSD, which multiplies and sums four byte pairs into a
@@ -39,14 +37,9 @@ import (
 // VPDPBUSD on CPUs without AVX-512) has no set: the Go assembler only
 // encodes the EVEX form, and no machine here has it to test on.
 //
-// Integer sums are exact in every kernel, as in the portable code. The
-// k-quant kernels round in the portable kernels' order (that of
-// llama.cpp's x86 code) and give their bits; for the other types only the
-// order in which the float32 scale products are added differs, so results
-// agree with Portable() to float32 rounding of Σ|w·x|, not bit for bit,
-// except for the legacy formats (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1), whose
-// kernels all add in llama.cpp's x86 order (dot_legacy.go) and give the
-// portable kernels' bits.
+// Integer sums are exact in every kernel, as in the portable code, and
+// every kernel rounds in the portable kernels' order (that of llama.cpp's
+// x86 code) and gives their bits.
 // Within a set, the one-row, four-row and tile kernels of a type give the
 // same bits (tiles.go says why that matters).
 // The quantizers write exactly the portable bytes. Two assumptions hold
@@ -74,7 +67,6 @@ func archSets() []*Set {
 	avx2 := derive("avx2", portable, map[tensor.Type]RowDot{
 		tensor.F32:  dotF32AVX2Row,
 		tensor.F16:  dotF16AVX2Row,
-		tensor.BF16: dotBF16AVX2Row,
 		tensor.Q8_0: dotQ8_0AVX2Row,
 		tensor.Q4_0: dotQ4_0AVX2Row,
 		tensor.Q4_1: dotQ4_1AVX2Row,
@@ -87,10 +79,12 @@ func archSets() []*Set {
 		tensor.Q6_K: dotQ6_KAVX2Row,
 	}, map[tensor.Type]rowDot4{
 		tensor.F32:  dot4F32AVX2Rows,
+		tensor.F16:  dot4F16AVX2Rows,
 		tensor.Q4_0: dot4Q4_0AVX2Rows,
 		tensor.Q8_0: dot4Q8_0AVX2Rows,
 	}, map[tensor.Type]tileKernel{
-		tensor.F32:  {f: tileF32AVX2, rows: 2, toks: 4},
+		tensor.F32:  {f: tileF32AVX2, rows: 2, toks: 2, order: dotF32TiledAVX2Row, orderStep: tiledStep},
+		tensor.F16:  {f: tileF16AVX2, rows: 2, toks: 2, order: dotF16TiledAVX2Row, orderStep: tiledStep},
 		tensor.Q8_0: {f: tileQ8_0AVX2, rows: 2, toks: 2},
 	})
 	avx2.batch[tensor.Q2_K] = dotQ2_KBatchAVX2Row
@@ -101,18 +95,20 @@ func archSets() []*Set {
 	if !hasAVX512 {
 		return []*Set{avx2}
 	}
-	avx512 := derive("avx512", avx2, map[tensor.Type]RowDot{
-		tensor.F16:  dotF16AVX512Row,
-		tensor.BF16: dotBF16AVX512Row,
-	}, map[tensor.Type]rowDot4{
-		tensor.F16: dot4F16AVX512Rows,
-	}, map[tensor.Type]tileKernel{
-		tensor.F16:  {f: tileF16AVX512, rows: 4, toks: 4},
-		tensor.F32:  {f: tileF32AVX512, rows: 4, toks: 4},
+	avx512Dots, avx512Tiles := map[tensor.Type]RowDot{}, map[tensor.Type]tileKernel{
+		tensor.F16:  {f: tileF16AVX512, rows: 4, toks: 4, order: dotF16TiledAVX2Row, orderStep: tiledStep},
+		tensor.F32:  {f: tileF32AVX512, rows: 4, toks: 4, order: dotF32TiledAVX2Row, orderStep: tiledStep},
 		tensor.Q4_K: {f: tileQ4_KAVX512, rows: 2, toks: 4},
 		tensor.Q5_K: {f: tileQ5_KAVX512, rows: 2, toks: 4},
 		tensor.Q6_K: {f: tileQ6_KAVX512, rows: 2, toks: 4},
-	})
+	}
+	if x.HasAVX512BF16 {
+		// VDPBF16PS itself, as ggml's zen4 build uses it; without it
+		// BF16 stays portable (which emulates it).
+		avx512Dots[tensor.BF16] = dotBF16AVX512Row
+		avx512Tiles[tensor.BF16] = tileKernel{f: tileBF16AVX512, rows: 4, toks: 4, order: dotBF16TiledAVX512Row, orderStep: bf16TiledStep}
+	}
+	avx512 := derive("avx512", avx2, avx512Dots, nil, avx512Tiles)
 	if !hasVNNI {
 		return []*Set{avx512, avx2}
 	}
@@ -135,8 +131,6 @@ func archSets() []*Set {
 	return []*Set{vnni, avx512, avx2}
 }
 
-// Float kernels: n elements of 4 (F32) or 2 (F16, BF16) bytes.
-
 // blockDotKernel is the signature of the one-row assembly dot products
 // over quantized blocks, with the fp16 table for the block scales.
 type blockDotKernel func(w, x *byte, nb int, tab *float32) float32
@@ -150,39 +144,6 @@ func blockDot(k blockDotKernel, blockSize, wBlockBytes, xBlockBytes int, w, xq [
 	}
 	w, xq = w[:nb*wBlockBytes], xq[:nb*xBlockBytes]
 	return k(&w[0], &xq[0], nb, &fp16Table[0])
-}
-
-//go:noescape
-func dotF16AVX2(w, x *byte, n int) float32
-
-//go:noescape
-func dotBF16AVX2(w, x *byte, n int) float32
-
-//go:noescape
-func dotBF16AVX512(w, x *byte, n int) float32
-
-func dotF16AVX2Row(w, xq []byte, n int) float32 {
-	if n <= 0 {
-		return 0
-	}
-	w, xq = w[:2*n], xq[:2*n]
-	return dotF16AVX2(&w[0], &xq[0], n)
-}
-
-func dotBF16AVX2Row(w, xq []byte, n int) float32 {
-	if n <= 0 {
-		return 0
-	}
-	w, xq = w[:2*n], xq[:2*n]
-	return dotBF16AVX2(&w[0], &xq[0], n)
-}
-
-func dotBF16AVX512Row(w, xq []byte, n int) float32 {
-	if n <= 0 {
-		return 0
-	}
-	w, xq = w[:2*n], xq[:2*n]
-	return dotBF16AVX512(&w[0], &xq[0], n)
 }
 
 // Legacy block formats: nb blocks of 32 values.
@@ -365,15 +326,10 @@ func quantizeQ8_KAVX2(x *float32, dst *byte, nb int) int
 func quantizeF16AVX2(x *float32, dst *byte, n int) int
 
 func quantizeF16AVX2Row(x []float32, dst []byte) {
-	for len(x) > 0 {
-		done := quantizeF16AVX2(&x[0], &dst[0], len(x))
-		x, dst = x[done:], dst[2*done:]
-		// What is left is a group with a NaN or the last few values.
-		for i := 0; i < 8 && len(x) > 0; i++ {
-			binary.LittleEndian.PutUint16(dst, tensor.Float32ToFP16(x[0]))
-			x, dst = x[1:], dst[2:]
-		}
+	if len(x) == 0 {
+		return
 	}
+	quantizeF16(x, dst, quantizeF16AVX2(&x[0], &dst[0], len(x)))
 }
 
 // quantizeQ8_0AVX2Row is called by Set.QuantizeRow with checked sizes.

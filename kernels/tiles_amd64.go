@@ -65,81 +65,10 @@ func tileQ4_0VNNI(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst 
 }
 
 //go:noescape
-func dotF32Tile1x1(w, x *byte, n int) float32
-
-//go:noescape
-func dotF32Tile4x1(w *byte, rowBytes int, x *byte, n int, out *[4]float32)
-
-//go:noescape
-func dotF32Tile4x4(w *byte, rowBytes int, x *byte, xStride int, n int, dst *float32, dstStride int)
-
-//go:noescape
-func dotF32Tile2x4(w *byte, rowBytes int, x *byte, xStride int, n int, dst *float32, dstStride int)
-
-func dotF32AVX2Row(w, xq []byte, n int) float32 {
-	if n <= 0 {
-		return 0
-	}
-	w, xq = w[:4*n], xq[:4*n]
-	return dotF32Tile1x1(&w[0], &xq[0], n)
-}
-
-func dot4F32AVX2Rows(w []byte, rowBytes int, xq []byte, n int, out []float32) {
-	if n <= 0 {
-		clear(out[:4])
-		return
-	}
-	if n > f32LongRow {
-		// Rows this long come from memory, which serves one row at a
-		// time best; the one-row kernel gives the same bits.
-		for i := range out[:4] {
-			out[i] = dotF32AVX2Row(w[i*rowBytes:], xq, n)
-		}
-		return
-	}
-	w, xq = rows4(w, rowBytes, 4*n, xq, 4*n)
-	dotF32Tile4x1(&w[0], rowBytes, &xq[0], n, (*[4]float32)(out))
-}
-
-// f32Tile checks the slices of an F32 tile of rows × 4 tokens and runs
-// kernel on them.
-func f32Tile(kernel func(w *byte, rowBytes int, x *byte, xStride int, n int, dst *float32, dstStride int),
-	rows int, w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
-	d := tileSpan(dst, 4, dstStride, rows)
-	if n <= 0 {
-		for j := 0; j < 4; j++ {
-			clear(dst[j*dstStride : j*dstStride+rows])
-		}
-		return
-	}
-	kernel(tileSpan(w, rows, rowBytes, 4*n), rowBytes, tileSpan(xq, 4, xqRowBytes, 4*n), xqRowBytes, n, d, dstStride)
-}
-
-func tileF32AVX2(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
-	f32Tile(dotF32Tile2x4, 2, w, rowBytes, xq, xqRowBytes, n, dst, dstStride)
-}
-
-//go:noescape
 func tile4x4Q8_0VNNI(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
 
 func tileQ8_0VNNI(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
 	blockTile(tile4x4Q8_0VNNI, blockTileShape{4, 4, qk, q8_0Bytes, q8_0Bytes}, w, rowBytes, xq, xqRowBytes, n, dst, dstStride)
-}
-
-// f32LongRow is the row length from which dot4F32AVX2Rows and
-// dot4F16AVX512Rows multiply their rows one at a time: rows that long
-// stream from memory, which serves one row at a time faster than four
-// (measured on Zen 4: 45 against 23 GB/s for 2048-wide F32 rows; for
-// 2048-wide F16 rows from memory, with two processes streaming at once
-// as two decode threads do, 16-18 against 15 GB/s each), although a lone
-// row's kernel waits on its one accumulator. (A one-row kernel that
-// summed four chunks of its row at once, with the same bits, was twice as
-// fast from the cache but slower from memory, 12 GB/s, even with
-// software prefetches.)
-const f32LongRow = 1024
-
-func tileF32AVX512(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
-	f32Tile(dotF32Tile4x4, 4, w, rowBytes, xq, xqRowBytes, n, dst, dstStride)
 }
 
 //go:noescape
@@ -189,51 +118,6 @@ func tile2x4Q6_KAVX512(w *byte, rowBytes int, x *byte, xStride int, nb int, tab 
 
 func tileQ6_KAVX512(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
 	blockTile(tile2x4Q6_KAVX512, blockTileShape{2, 4, qkK, q6_KBytes, q8_KBytes}, w, rowBytes, xq, xqRowBytes, n, dst, dstStride)
-}
-
-//go:noescape
-func dotF16Tile1x1(w, x *byte, n int) float32
-
-//go:noescape
-func dotF16Tile4x1(w *byte, rowBytes int, x *byte, n int, out *[4]float32)
-
-//go:noescape
-func dotF16Tile4x4(w *byte, rowBytes int, x *byte, xStride int, n int, dst *float32, dstStride int)
-
-func dotF16AVX512Row(w, xq []byte, n int) float32 {
-	if n <= 0 {
-		return 0
-	}
-	w, xq = w[:2*n], xq[:2*n]
-	return dotF16Tile1x1(&w[0], &xq[0], n)
-}
-
-func dot4F16AVX512Rows(w []byte, rowBytes int, xq []byte, n int, out []float32) {
-	if n <= 0 {
-		clear(out[:4])
-		return
-	}
-	if n > f32LongRow {
-		// As for F32 (dot4F32AVX2Rows): long rows stream from memory
-		// faster one at a time; the one-row kernel gives the same bits.
-		for i := range out[:4] {
-			out[i] = dotF16AVX512Row(w[i*rowBytes:], xq, n)
-		}
-		return
-	}
-	w, xq = rows4(w, rowBytes, 2*n, xq, 2*n)
-	dotF16Tile4x1(&w[0], rowBytes, &xq[0], n, (*[4]float32)(out))
-}
-
-func tileF16AVX512(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
-	d := tileSpan(dst, 4, dstStride, 4)
-	if n <= 0 {
-		for j := 0; j < 4; j++ {
-			clear(dst[j*dstStride : j*dstStride+4])
-		}
-		return
-	}
-	dotF16Tile4x4(tileSpan(w, 4, rowBytes, 2*n), rowBytes, tileSpan(xq, 4, xqRowBytes, 2*n), xqRowBytes, n, d, dstStride)
 }
 
 //go:noescape

@@ -56,17 +56,23 @@ func TestTilesMatchDot(t *testing.T) {
 				for tok := 0; tok < maxTok; tok++ {
 					QuantizeRow(vt, activationRows(rng, n)["normal"], xq[tok*xRowBytes:])
 				}
-				want := make([]float32, maxTok*(maxRows+2))
+				// want1: one token (Dot); wantN: several, in the order
+				// MatMulRows then uses (the same but for the float types).
+				want1 := make([]float32, maxTok*(maxRows+2))
+				wantN := make([]float32, maxTok*(maxRows+2))
 				for tok := 0; tok < maxTok; tok++ {
 					x := xq[tok*xRowBytes : tok*xRowBytes+RowBytes(vt, n)]
 					xf := dequantizeActivation(t, vt, x, n)
 					for r := 0; r < maxRows+2; r++ {
 						wr := w[r*wRowBytes : r*wRowBytes+RowBytes(wt, n)]
 						got := s.Dot(wt, wr, x, n)
-						want[tok*(maxRows+2)+r] = got
+						want1[tok*(maxRows+2)+r] = got
+						wantN[tok*(maxRows+2)+r] = matMulWant(s, wt, wr, x, n, 0, 2)
 						_, mag := exactDot(wt, wr, dequantizeWeight(t, wt, wr, n), x, xf)
-						if ref := Portable().Dot(wt, wr, x, n); math.Abs(float64(got)-float64(ref)) > 1e-5*mag+1e-30 {
-							t.Fatalf("%s %s n=%d: Dot %g, portable %g (Σ|w·x| %g)", s.Name(), wt, n, got, ref, mag)
+						for _, g := range []float32{got, wantN[tok*(maxRows+2)+r]} {
+							if ref := Portable().Dot(wt, wr, x, n); math.Abs(float64(g)-float64(ref)) > 1e-5*mag+1e-30 {
+								t.Fatalf("%s %s n=%d: Dot %g, portable %g (Σ|w·x| %g)", s.Name(), wt, n, g, ref, mag)
+							}
 						}
 					}
 				}
@@ -81,7 +87,11 @@ func TestTilesMatchDot(t *testing.T) {
 							dst[i] = sentinel
 						}
 						s.MatMulRows(wt, w, wRowBytes, lo, hi, xq, xRowBytes, nTok, n, dst, dstStride)
-						want := batchWant(s, wt, want, maxRows+2, w, wRowBytes, xq, xRowBytes, nTok, n)
+						want := wantN
+						if nTok == 1 {
+							want = want1
+						}
+						want = batchWant(s, wt, want, maxRows+2, w, wRowBytes, xq, xRowBytes, nTok, n)
 						if err := checkTile(dst, dstStride, want, maxRows+2, lo, hi, nTok, sentinel); err != nil {
 							t.Fatalf("%s %s n=%d rows [%d,%d) nTok=%d (tile %dx%d): %v", s.Name(), wt, n, lo, hi, nTok, tk.rows, tk.toks, err)
 						}
@@ -142,7 +152,8 @@ func TestTilesNoAllocations(t *testing.T) {
 // FuzzTilesMatchDot fills weights and activations with arbitrary bytes
 // (NaN and infinite scales included) and checks that MatMulRows gives
 // Dot's bits for every product, in every set (the batch kernel's for the
-// tokens that take it, see matMulWant).
+// tokens that take it, and for the float types with several tokens those
+// of the tinyBLAS-order kernel: see matMulWant).
 func FuzzTilesMatchDot(f *testing.F) {
 	f.Add(byte(3), byte(2), byte(9), byte(8), []byte{0x80, 0x7f, 0xff, 0x00, 0x3c, 0x12})
 	f.Add(byte(0), byte(7), byte(8), byte(5), []byte{0x00, 0x7c, 0x01, 0xff, 0x7f})
