@@ -94,8 +94,8 @@ func assemblyLoops() []vecLoops {
 }
 
 func avx2Loops() vecLoops {
-	return vecLoops{name: "avx2", scores: scoresVec, accLanes: accLanesVec, reduceLanes: reduceLanesVec, rope: ropeVec, expSum: expSumAVX2Vec, swiglu: swigluAVX2Vec, roundF16: roundF16Vec, max: maxVec, scale: scaleVec,
-		scoresF16: scoresF16Vec, accLanesF16: accLanesF16Vec, toF16: toF16Vec}
+	return vecLoops{name: "avx2", scores: scoresWith(dotsVecAVX2), accLanes: accLanesVec, reduceLanes: reduceLanesVec, rope: ropeVec, expSum: expSumAVX2Vec, swiglu: swigluAVX2Vec, roundF16: roundF16Vec, max: maxVec, scale: scaleVec,
+		scoresF16: scoresF16With(dotsVecF16AVX2, dotsTiledF16AVX2), accLanesF16: accLanesF16Vec, toF16: toF16Vec}
 }
 
 // avx512Loops are the AVX2 loops with the exponential's and the KQ dot
@@ -103,7 +103,7 @@ func avx2Loops() vecLoops {
 func avx512Loops() vecLoops {
 	l := avx2Loops()
 	l.name, l.expSum, l.swiglu = "avx512", expSumVec, swigluVec
-	l.scores, l.scoresF16 = scoresAVX512, scoresF16AVX512
+	l.scores, l.scoresF16 = scoresWith(dotsVecAVX512), scoresF16With(dotsVecF16AVX512, dotsTiledF16AVX512)
 	return l
 }
 
@@ -147,68 +147,52 @@ func accLanesF16Vec(acc, w []float32, vals []uint16, stride, lanes int) {
 	}
 }
 
-// scoresVec is scoresGo in assembly (head sizes that are multiples of 8).
-func scoresVec(s, q, keys []float32, stride int, scale float32) {
-	hd := len(q)
-	if hd%8 != 0 || len(s) == 0 {
-		scoresGo(s, q, keys, stride, scale)
-		return
-	}
-	_ = keys[span(len(s), stride, hd)-1]
-	dotsVecAVX2(&s[0], &q[0], &keys[0], len(s), stride, hd&^63, hd)
-	for j := range s {
-		s[j] *= scale
+// dotsKernel and dotsF16Kernel are the assembly KQ loops: s[j] = q·key j
+// for n keys stride apart, in ggml_vec_dot_f32's order (np = the head
+// size rounded down to its groups of 64) or, with F16 keys, in
+// ggml_vec_dot_f16's (np) or tinyBLAS's order.
+type (
+	dotsKernel      func(s, q, keys *float32, n, stride, np, hd int)
+	dotsF16Kernel   func(s, q *float32, keys *uint16, n, stride, np, hd int)
+	dotsTiledKernel func(s, q *float32, keys *uint16, n, stride, hd int)
+)
+
+// scoresWith returns scoresGo in assembly with the loop dots (head sizes
+// that are multiples of 8; others take the portable loop).
+func scoresWith(dots dotsKernel) func(s, q, keys []float32, stride int, scale float32) {
+	return func(s, q, keys []float32, stride int, scale float32) {
+		hd := len(q)
+		if hd%8 != 0 || len(s) == 0 {
+			scoresGo(s, q, keys, stride, scale)
+			return
+		}
+		_ = keys[span(len(s), stride, hd)-1]
+		dots(&s[0], &q[0], &keys[0], len(s), stride, hd&^63, hd)
+		for j := range s {
+			s[j] *= scale
+		}
 	}
 }
 
-// scoresF16Vec is scoresF16Go in assembly (head sizes that are multiples
-// of 8).
-func scoresF16Vec(s, q []float32, keys []uint16, stride int, scale float32, tiled bool) {
-	hd := len(q)
-	if hd%8 != 0 || len(s) == 0 {
-		scoresF16Go(s, q, keys, stride, scale, tiled)
-		return
-	}
-	_ = keys[span(len(s), stride, hd)-1]
-	if tiled && hd%16 == 0 {
-		dotsTiledF16AVX2(&s[0], &q[0], &keys[0], len(s), stride, hd)
-	} else {
-		dotsVecF16AVX2(&s[0], &q[0], &keys[0], len(s), stride, hd&^63, hd)
-	}
-	for j := range s {
-		s[j] *= scale
-	}
-}
-
-// scoresAVX512 is scoresVec with AVX-512 registers.
-func scoresAVX512(s, q, keys []float32, stride int, scale float32) {
-	hd := len(q)
-	if hd%8 != 0 || len(s) == 0 {
-		scoresGo(s, q, keys, stride, scale)
-		return
-	}
-	_ = keys[span(len(s), stride, hd)-1]
-	dotsVecAVX512(&s[0], &q[0], &keys[0], len(s), stride, hd&^63, hd)
-	for j := range s {
-		s[j] *= scale
-	}
-}
-
-// scoresF16AVX512 is scoresF16Vec with AVX-512 registers.
-func scoresF16AVX512(s, q []float32, keys []uint16, stride int, scale float32, tiled bool) {
-	hd := len(q)
-	if hd%8 != 0 || len(s) == 0 {
-		scoresF16Go(s, q, keys, stride, scale, tiled)
-		return
-	}
-	_ = keys[span(len(s), stride, hd)-1]
-	if tiled && hd%16 == 0 {
-		dotsTiledF16AVX512(&s[0], &q[0], &keys[0], len(s), stride, hd)
-	} else {
-		dotsVecF16AVX512(&s[0], &q[0], &keys[0], len(s), stride, hd&^63, hd)
-	}
-	for j := range s {
-		s[j] *= scale
+// scoresF16With returns scoresF16Go in assembly with the loops vec (one
+// token's order) and tiled (a batch's, head sizes that are multiples of
+// 16).
+func scoresF16With(vec dotsF16Kernel, tiled dotsTiledKernel) func(s, q []float32, keys []uint16, stride int, scale float32, tiledOrder bool) {
+	return func(s, q []float32, keys []uint16, stride int, scale float32, tiledOrder bool) {
+		hd := len(q)
+		if hd%8 != 0 || len(s) == 0 {
+			scoresF16Go(s, q, keys, stride, scale, tiledOrder)
+			return
+		}
+		_ = keys[span(len(s), stride, hd)-1]
+		if tiledOrder && hd%16 == 0 {
+			tiled(&s[0], &q[0], &keys[0], len(s), stride, hd)
+		} else {
+			vec(&s[0], &q[0], &keys[0], len(s), stride, hd&^63, hd)
+		}
+		for j := range s {
+			s[j] *= scale
+		}
 	}
 }
 
