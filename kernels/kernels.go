@@ -52,6 +52,13 @@ type rowDot4 func(w []byte, rowBytes int, xq []byte, n int, out []float32)
 // rowDot8 is rowDot4 for eight rows, out[0..7]; MatMulRows prefers it.
 type rowDot8 func(w []byte, rowBytes int, xq []byte, n int, out []float32)
 
+// rowDot8Span is rowDot8 over groups consecutive groups of eight rows,
+// out[0..8·groups): for one token MatMulRows hands a worker's whole range
+// to it in one call, so that what depends on the token alone (its blocks'
+// sums and scales) is prepared once, not once per group. Same bits as
+// rowDot8.
+type rowDot8Span func(w []byte, rowBytes int, groups int, xq []byte, n int, out []float32)
+
 // A Set is one complete choice of dot-product kernels, one per supported
 // weight type, and optionally four-row and tile kernels that MatMulRows
 // uses for the types that have one. Sets are built once and never change.
@@ -60,6 +67,7 @@ type Set struct {
 	dot   [maxType]RowDot
 	dot4  [maxType]rowDot4
 	dot8  [maxType]rowDot8
+	span8 [maxType]rowDot8Span                   // for one token; only where dot8 is set
 	tile  [maxType]tileKernel                    // for two tokens or more
 	quant [maxType]func(x []float32, dst []byte) // by activation type; nil: portable
 }
@@ -120,11 +128,12 @@ func Available() []*Set { return append([]*Set(nil), available...) }
 // types it speeds up. A type given a new RowDot but no four-row or tile
 // kernel loses base's ones, which would not give the new kernel's bits.
 func derive(name string, base *Set, dots map[tensor.Type]RowDot, dots4 map[tensor.Type]rowDot4, tiles map[tensor.Type]tileKernel) *Set {
-	s := &Set{name: name, dot: base.dot, dot4: base.dot4, dot8: base.dot8, tile: base.tile, quant: base.quant}
+	s := &Set{name: name, dot: base.dot, dot4: base.dot4, dot8: base.dot8, span8: base.span8, tile: base.tile, quant: base.quant}
 	for t, f := range dots {
 		s.dot[t] = f
 		s.dot4[t] = nil
 		s.dot8[t] = nil
+		s.span8[t] = nil
 		s.tile[t] = tileKernel{}
 	}
 	for t, f := range dots4 {
@@ -277,6 +286,13 @@ func (s *Set) matMulRowwise(wt tensor.Type, dot RowDot, w []byte, rowBytes, wLen
 	}
 	r := rowLo
 	if dot8 := s.dot8[wt]; dot8 != nil && rowBytes >= 0 {
+		if span := s.span8[wt]; span != nil && tokHi-tokLo == 1 && rowHi-r >= 8 {
+			groups := (rowHi - r) / 8
+			x := xq[tokLo*xqRowBytes : tokLo*xqRowBytes+xLen]
+			d := dst[tokLo*dstStride+r : tokLo*dstStride+r+8*groups]
+			span(w[r*rowBytes:(r+8*groups-1)*rowBytes+wLen], rowBytes, groups, x, n, d)
+			r += 8 * groups
+		}
 		for ; r+8 <= rowHi; r += 8 {
 			wRows := w[r*rowBytes : (r+7)*rowBytes+wLen]
 			for t := tokLo; t < tokHi; t++ {

@@ -118,6 +118,7 @@ func archSets() []*Set {
 		tensor.Q8_0: {f: tileQ8_0VNNI, rows: 4, toks: 4},
 	})
 	vnni.dot8[tensor.Q4_0] = dot8Q4_0VNNIRows
+	vnni.span8[tensor.Q4_0] = dot8SpanQ4_0VNNIRows
 	return []*Set{vnni, avx512, avx2}
 }
 
