@@ -220,8 +220,9 @@ t88_done:
 	VZEROUPPER
 	RET
 
-// dot8Q4_0VNNI is the tile's scheme for one token and eight rows: the
-// decode kernel (MatMulRows's eight-row path), same bits as every other
+// dot8Q4_0VNNI is the tile's scheme for one token and eight rows
+// (MatMulRows's eight-row path where the span kernel below does not
+// apply: several tokens' leftovers, rows over 512 blocks), same bits as every other
 // Q4_0 kernel. One transposition per block serves the eight rows, and the
 // rows' sums come out in the lanes of one register, where the four-row
 // kernel reduces each row's lanes: about a fifth fewer instructions per
