@@ -52,6 +52,13 @@ const maxType = 64
 // grouped.
 type rowDot4 func(w []byte, rowBytes int, xq []byte, n int, out []float32)
 
+// rowDot8Span is rowDot8 over groups consecutive groups of eight rows,
+// out[0..8·groups): for one token MatMulRows hands a worker's whole range
+// to it in one call, so that what depends on the token alone (its blocks'
+// sums and scales) is prepared once, not once per group. Same bits as
+// rowDot8.
+type rowDot8Span func(w []byte, rowBytes int, groups int, xq []byte, n int, out []float32)
+
 // A Set is one complete choice of dot-product kernels, one per supported
 // weight type, and optionally four-row and tile kernels that MatMulRows
 // uses for the types that have one. Sets are built once and never change.
@@ -60,6 +67,7 @@ type Set struct {
 	dot   [maxType]RowDot
 	dot4  [maxType]rowDot4
 	dot8  [maxType]rowDot8                       // eight rows at a time; MatMulRows prefers it to dot4
+	span8 [maxType]rowDot8Span                   // for one token; only where dot8 is set
 	tile  [maxType]tileKernel                    // for two tokens or more
 	quant [maxType]func(x []float32, dst []byte) // by activation type; nil: portable
 	// batch[wt], where set, is the one-row kernel in the order of ggml's
@@ -146,12 +154,13 @@ func Available() []*Set { return append([]*Set(nil), available...) }
 // types it speeds up. A type given a new RowDot but no four-row or tile
 // kernel loses base's ones, which would not give the new kernel's bits.
 func derive(name string, base *Set, dots map[tensor.Type]RowDot, dots4 map[tensor.Type]rowDot4, tiles map[tensor.Type]tileKernel) *Set {
-	s := &Set{name: name, dot: base.dot, dot4: base.dot4, dot8: base.dot8, tile: base.tile, quant: base.quant, batch: base.batch, rows8: base.rows8}
+	s := &Set{name: name, dot: base.dot, dot4: base.dot4, dot8: base.dot8, span8: base.span8, tile: base.tile, quant: base.quant, batch: base.batch, rows8: base.rows8}
 	for t, f := range dots {
 		s.dot[t] = f
 		s.dot4[t] = nil
 		s.dot8[t] = nil
 		s.rows8[t] = nil
+		s.span8[t] = nil
 		// The tile order (tileKernel.order) is ggml's, not the RowDot's.
 		s.tile[t] = tileKernel{order: base.tile[t].order, orderStep: base.tile[t].orderStep}
 	}
@@ -345,7 +354,7 @@ type rowProduct struct {
 // those below batchTok with the batch kernel, the others with dot.
 func (p *rowProduct) rows(rowLo, rowHi, tokLo, tokHi int) {
 	if tokLo < p.batchTok {
-		p.rowwise(p.batch, nil, nil, rowLo, rowHi, tokLo, p.batchTok)
+		p.rowwise(p.batch, nil, nil, nil, rowLo, rowHi, tokLo, p.batchTok)
 		tokLo = p.batchTok
 	}
 	if tokLo >= tokHi {
@@ -353,8 +362,9 @@ func (p *rowProduct) rows(rowLo, rowHi, tokLo, tokHi int) {
 	}
 	var dot4 rowDot4
 	var dot8 rowDot8
+	var span8 rowDot8Span
 	if p.multiRow {
-		dot4, dot8 = p.s.dot4[p.wt], p.s.dot8[p.wt]
+		dot4, dot8, span8 = p.s.dot4[p.wt], p.s.dot8[p.wt], p.s.span8[p.wt]
 		// rows8 only beside a batch's tiles: eight rows read side by side
 		// stream from memory more slowly than one row after the other,
 		// which is what decoding a model larger than the cache does; the
@@ -363,13 +373,14 @@ func (p *rowProduct) rows(rowLo, rowHi, tokLo, tokHi int) {
 			dot8 = r8
 		}
 	}
-	p.rowwise(p.dot, dot4, dot8, rowLo, rowHi, tokLo, tokHi)
+	p.rowwise(p.dot, dot4, dot8, span8, rowLo, rowHi, tokLo, tokHi)
 }
 
 // rowwise computes the rows [rowLo, rowHi) for the tokens [tokLo, tokHi)
 // one row at a time with dot, or eight or four with dot8 or dot4 (nil:
-// none), which must give dot's bits.
-func (p *rowProduct) rowwise(dot RowDot, dot4 rowDot4, dot8 rowDot8, rowLo, rowHi, tokLo, tokHi int) {
+// none), which must give dot's bits; span8 (nil: none) takes one token's
+// whole range of eight-row groups in one call with dot8's bits.
+func (p *rowProduct) rowwise(dot RowDot, dot4 rowDot4, dot8 rowDot8, span8 rowDot8Span, rowLo, rowHi, tokLo, tokHi int) {
 	if tokLo >= tokHi {
 		return
 	}
@@ -378,6 +389,13 @@ func (p *rowProduct) rowwise(dot RowDot, dot4 rowDot4, dot8 rowDot8, rowLo, rowH
 	dst, dstStride := p.dst, p.dstStride
 	r := rowLo
 	if dot8 != nil && rowBytes >= 0 {
+		if span8 != nil && tokHi-tokLo == 1 && rowHi-r >= 8 {
+			groups := (rowHi - r) / 8
+			x := xq[tokLo*xqRowBytes : tokLo*xqRowBytes+xLen]
+			d := dst[tokLo*dstStride+r : tokLo*dstStride+r+8*groups]
+			span8(w[r*rowBytes:(r+8*groups-1)*rowBytes+wLen], rowBytes, groups, x, n, d)
+			r += 8 * groups
+		}
 		for ; r+8 <= rowHi; r += 8 {
 			wRows := w[r*rowBytes : (r+7)*rowBytes+wLen]
 			for t := tokLo; t < tokHi; t++ {

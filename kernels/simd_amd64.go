@@ -128,6 +128,7 @@ func archSets() []*Set {
 	})
 	vnni.dot8[tensor.Q4_0] = dot8Q4_0VNNIRows
 	vnni.rows8[tensor.Q4_K] = rows8Q4_KVNNI
+	vnni.span8[tensor.Q4_0] = dot8SpanQ4_0VNNIRows
 	return []*Set{vnni, avx512, avx2}
 }
 

@@ -133,3 +133,29 @@ func tile2x4Q5_KAVX512(w *byte, rowBytes int, x *byte, xStride int, nb int, tab 
 func tileQ5_KAVX512(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
 	blockTile(tile2x4Q5_KAVX512, blockTileShape{2, 4, qkK, q5_KBytes, q8_KBytes}, w, rowBytes, xq, xqRowBytes, n, dst, dstStride)
 }
+
+//go:noescape
+func dot8SpanQ4_0VNNI(w *byte, rowBytes int, groups int, x *byte, nb int, tab *float32, off *int32, out *float32)
+
+// spanMaxBlocks bounds the row length, in blocks, that the span kernel
+// takes: its per-block table of the token lives on the Go stack (4 KiB).
+const spanMaxBlocks = 512
+
+// dot8SpanQ4_0VNNIRows computes the 8·groups rows starting at w[0] with
+// one activation row into out[0:8·groups].
+func dot8SpanQ4_0VNNIRows(w []byte, rowBytes int, groups int, xq []byte, n int, out []float32) {
+	nb := n / qk
+	if nb <= 0 || groups <= 0 {
+		clear(out[:8*max(groups, 0)])
+		return
+	}
+	if nb > spanMaxBlocks {
+		for g := 0; g < groups; g++ {
+			dot8Q4_0VNNIRows(w[8*g*rowBytes:], rowBytes, xq, n, out[8*g:8*g+8])
+		}
+		return
+	}
+	var off [2 * spanMaxBlocks]int32
+	w, xq, out = w[:(8*groups-1)*rowBytes+nb*q4_0Bytes], xq[:nb*q8_0Bytes], out[:8*groups]
+	dot8SpanQ4_0VNNI(&w[0], rowBytes, groups, &xq[0], nb, &fp16Table[0], &off[0], &out[0])
+}

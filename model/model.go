@@ -75,10 +75,39 @@ type State struct {
 	views batchViews
 	outs  outputViews
 
+	// The operands of the last matMuls, kept here so that passing them
+	// to the backend as slices allocates nothing.
+	mmDst [maxShared]backend.Mat
+	mmW   [maxShared]backend.Weight
+
 	host     []float32 // probe copies
 	compact  []float32 // one probe position's attention scores
 	outRows  []int32
 	logitBuf []float32
+}
+
+// sharedMatMuler is a backend that multiplies one activation matrix by
+// several weights in one operation, with the bits of one MatMul each
+// (backend/cpu: its workers meet once instead of once per weight).
+type sharedMatMuler interface {
+	MatMulShared(dsts []backend.Mat, x backend.Mat, ws []backend.Weight)
+}
+
+// maxShared is the most weights forward multiplies by one input: q, k, v.
+const maxShared = 3
+
+// matMuls sets dsts[i] = x·ws[i]ᵀ for i < n: in one operation where the
+// backend can, else one MatMul each.
+func (s *State) matMuls(be backend.Backend, x backend.Mat, dsts [maxShared]backend.Mat, ws [maxShared]backend.Weight, n int) {
+	if sm, ok := be.(sharedMatMuler); ok {
+		s.mmDst, s.mmW = dsts, ws
+		sm.MatMulShared(s.mmDst[:n], x, s.mmW[:n])
+		s.mmDst, s.mmW = [maxShared]backend.Mat{}, [maxShared]backend.Weight{}
+		return
+	}
+	for i := range n {
+		be.MatMul(dsts[i], x, ws[i])
+	}
 }
 
 // batchViews are the first n rows of the activation buffers.
@@ -248,11 +277,9 @@ func (m *Model) forward(s *State, in Input, ps *probe.Set) {
 		// Attention: xb = rmsnorm(x)·w; q, k, v = xb·Wqᵀ, xb·Wkᵀ, xb·Wvᵀ
 		be.RMSNorm(xb, x, lw.AttnNorm, c.RMSEps)
 		s.emit(m, ps, names.AttnNorm, xb, b, embdShape)
-		be.MatMul(q, xb, lw.Q)
+		s.matMuls(be, xb, [maxShared]backend.Mat{q, k, v}, [maxShared]backend.Weight{lw.Q, lw.K, lw.V}, 3)
 		s.emit(m, ps, names.Q, q, b, headShape)
-		be.MatMul(k, xb, lw.K)
 		s.emit(m, ps, names.K, k, b, kvShape)
-		be.MatMul(v, xb, lw.V)
 		s.emit(m, ps, names.V, v, b, kvShape)
 		// Rotate q and k by their positions, then cache k and v.
 		be.RoPE(q, b.Pos, qRope)
@@ -274,9 +301,8 @@ func (m *Model) forward(s *State, in Input, ps *probe.Set) {
 		// FFN: x = x + (silu(xb·Wgateᵀ) ⊙ xb·Wupᵀ)·Wdownᵀ with xb = rmsnorm(x)·w
 		be.RMSNorm(xb, x, lw.FFNNorm, c.RMSEps)
 		s.emit(m, ps, names.FFNNorm, xb, b, embdShape)
-		be.MatMul(hb, xb, lw.Gate)
+		s.matMuls(be, xb, [maxShared]backend.Mat{hb, hb2}, [maxShared]backend.Weight{lw.Gate, lw.Up}, 2)
 		s.emit(m, ps, names.FFNGate, hb, b, ffShape)
-		be.MatMul(hb2, xb, lw.Up)
 		s.emit(m, ps, names.FFNUp, hb2, b, ffShape)
 		be.SwiGLU(hb, hb, hb2)
 		s.emit(m, ps, names.FFNAct, hb, b, ffShape)

@@ -29,12 +29,13 @@ type Backend struct {
 	pool *parallel.Pool
 
 	// Reused per-operation state, so that operations allocate nothing.
-	mm    matmulTask
-	attn  attnTask
-	rows  rowsTask
-	loops vecLoops // the inner loops of attention and SwiGLU
-	xq    []byte   // activations quantized for the current MatMul
-	rope  ropeTask
+	mm     matmulTask
+	shared sharedMatMulTask
+	attn   attnTask
+	rows   rowsTask
+	loops  vecLoops // the inner loops of attention and SwiGLU
+	xq     []byte   // activations quantized for the current MatMul
+	rope   ropeTask
 }
 
 // New returns a CPU backend.
