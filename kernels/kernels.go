@@ -420,6 +420,17 @@ func (p *rowProduct) rowwise(dot RowDot, dot4 rowDot4, dot8 rowDot8, span8 rowDo
 	}
 }
 
+// TokenCountMatters reports whether the bits MatMulRows gives for weight
+// type wt can depend on how many tokens it multiplies at once (the float
+// types and the types with a batch kernel, as in llama.cpp: see
+// MatMulRows).
+func (s *Set) TokenCountMatters(wt tensor.Type) bool {
+	return s.batch[wt] != nil || s.tile[wt].order != nil
+}
+
+// TokenCountMatters is Selected().TokenCountMatters.
+func TokenCountMatters(wt tensor.Type) bool { return selected.TokenCountMatters(wt) }
+
 // DotFunc is Selected().DotFunc.
 func DotFunc(wt tensor.Type) (RowDot, error) { return selected.DotFunc(wt) }
 

@@ -84,6 +84,8 @@ type State struct {
 	compact  []float32 // one probe position's attention scores
 	outRows  []int32
 	logitBuf []float32
+	runs     []int   // sequenceRuns' result
+	outSlots []int32 // the slots of the output rows
 }
 
 // sharedMatMuler is a backend that multiplies one activation matrix by
@@ -91,6 +93,37 @@ type State struct {
 // (backend/cpu: its workers meet once instead of once per weight).
 type sharedMatMuler interface {
 	MatMulShared(dsts []backend.Mat, x backend.Mat, ws []backend.Weight)
+}
+
+// sequenceRunner is a backend whose products round differently with the
+// number of tokens multiplied at once, as llama.cpp's CPU code does
+// (backend/cpu, which follows it bit for bit). Before the products of a
+// forward pass the model tells it which consecutive rows belong to one
+// sequence (runs[i] rows each, in order), and it multiplies each run as
+// if it were alone: a sequence's results then do not depend on the other
+// sequences that share its batch (the server batches many).
+type sequenceRunner interface {
+	SetSequenceRuns(runs []int)
+}
+
+// setSequenceRuns tells a sequenceRunner backend the runs of slots, the
+// sequence of each row of the products that follow; nil slots clear them.
+func (s *State) setSequenceRuns(be backend.Backend, slots []int32) {
+	sr, ok := be.(sequenceRunner)
+	if !ok {
+		return
+	}
+	runs := s.runs[:0]
+	for i := range slots {
+		if i == 0 || slots[i] != slots[i-1] {
+			runs = append(runs, 0)
+		}
+		runs[len(runs)-1]++
+	}
+	if slots == nil {
+		runs = nil
+	}
+	sr.SetSequenceRuns(runs)
 }
 
 // maxShared is the most weights forward multiplies by one input: q, k, v.
@@ -189,6 +222,8 @@ func (m *Model) NewState(o StateOptions) (s *State, err error) {
 		outX:     be.NewMat(maxBatch, c.NEmbd),
 		logits:   be.NewMat(maxBatch, c.NVocab),
 		outRows:  make([]int32, 0, maxBatch),
+		runs:     make([]int, 0, maxBatch),
+		outSlots: make([]int32, 0, maxBatch),
 		logitBuf: make([]float32, maxBatch*c.NVocab),
 	}
 	return s, nil
@@ -268,6 +303,9 @@ func (m *Model) forward(s *State, in Input, ps *probe.Set) {
 	attn := backend.AttnParams{Heads: c.NHead, KVHeads: c.NKVHead, HeadDim: c.HeadDim, Scale: 1 / float32(math.Sqrt(float64(c.HeadDim)))} // 1.0f/sqrtf(n_embd_head), as llama.cpp
 	headShape, kvShape, embdShape, ffShape := m.shapes.head, m.shapes.kv, m.shapes.embd, m.shapes.ff
 
+	s.setSequenceRuns(be, b.Slot)
+	defer s.setSequenceRuns(be, nil)
+
 	// x = token_embd[tokens]
 	be.GetRows(x, w.TokenEmbd, in.Tokens)
 	s.emit(m, ps, probe.Embd, x, b, embdShape)
@@ -326,6 +364,7 @@ func (m *Model) forward(s *State, in Input, ps *probe.Set) {
 	outs := s.outputViews(be, len(outputs))
 	outX, logits := outs.outX, outs.logits
 	be.CopyRows(outX, xb, outputs)
+	s.setSequenceRuns(be, s.slotsOf(b, outputs))
 	be.MatMul(logits, outX, w.Output)
 	if ps.Wants(probe.Logits) {
 		s.emit(m, ps, probe.Logits, logits, b, []int{c.NVocab})
@@ -333,8 +372,18 @@ func (m *Model) forward(s *State, in Input, ps *probe.Set) {
 	if len(outputs) != len(in.Outputs) {
 		// Probing widened the outputs to every row: keep the asked ones first.
 		be.CopyRows(outX, xb, in.Outputs)
+		s.setSequenceRuns(be, s.slotsOf(b, in.Outputs))
 		be.MatMul(be.View(s.logits, len(in.Outputs)), be.View(outX, len(in.Outputs)), w.Output)
 	}
+}
+
+// slotsOf returns the slots of the batch rows listed in rows.
+func (s *State) slotsOf(b backend.Batch, rows []int32) []int32 {
+	slots := s.outSlots[:0]
+	for _, r := range rows {
+		slots = append(slots, b.Slot[r])
+	}
+	return slots
 }
 
 func (s *State) allRows(n int) []int32 {

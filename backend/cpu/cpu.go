@@ -35,6 +35,7 @@ type Backend struct {
 	rows   rowsTask
 	loops  vecLoops // the inner loops of attention and SwiGLU
 	xq     []byte   // activations quantized for the current MatMul
+	runs   []int    // SetSequenceRuns
 	rope   ropeTask
 }
 

@@ -14,11 +14,58 @@ type matmulTask struct {
 	xqStride int
 	nTok     int
 	dst      *mat
+	// runs, when it has more than one entry, splits the tokens into
+	// consecutive runs (one per sequence) that are multiplied separately.
+	runs []int
 }
+
+// runChunkBytes bounds the weight bytes a worker multiplies with one run
+// before the next: small enough to stay in the core's L2 cache while
+// every run reads them.
+const runChunkBytes = 256 << 10
 
 func (t *matmulTask) Run(_, lo, hi int) {
 	w := t.w
-	kernels.MatMulRows(w.spec.Type, w.spec.Data, w.rowBytes, lo, hi, t.xq, t.xqStride, t.nTok, w.Cols(), t.dst.data, t.dst.cols)
+	if len(t.runs) <= 1 {
+		kernels.MatMulRows(w.spec.Type, w.spec.Data, w.rowBytes, lo, hi, t.xq, t.xqStride, t.nTok, w.Cols(), t.dst.data, t.dst.cols)
+		return
+	}
+	chunk := max(8, runChunkBytes/max(w.rowBytes, 1)&^7)
+	for r0 := lo; r0 < hi; r0 += chunk {
+		r1 := min(hi, r0+chunk)
+		tok := 0
+		for _, n := range t.runs {
+			kernels.MatMulRows(w.spec.Type, w.spec.Data, w.rowBytes, r0, r1, t.xq[tok*t.xqStride:], t.xqStride, n, w.Cols(), t.dst.data[tok*t.dst.cols:], t.dst.cols)
+			tok += n
+		}
+	}
+}
+
+// SetSequenceRuns tells the backend which consecutive rows of the
+// products that follow belong to one sequence (runs[i] rows each; nil:
+// all one). The products of some weight types round differently with the
+// number of tokens multiplied at once, exactly as llama.cpp's CPU code
+// does (kernels.TokenCountMatters); for those, each run is multiplied as
+// if it were alone, so that a sequence's results do not depend on the
+// other sequences in its batch. The model sets the runs for each forward
+// pass.
+func (b *Backend) SetSequenceRuns(runs []int) { b.runs = runs }
+
+// runsFor returns the runs a product of nTok rows of weight type wt
+// splits into: nil where one call does the same (one run, or a type whose
+// bits do not depend on the token count).
+func (b *Backend) runsFor(wt tensor.Type, nTok int) []int {
+	if len(b.runs) <= 1 || !kernels.TokenCountMatters(wt) {
+		return nil
+	}
+	total := 0
+	for _, n := range b.runs {
+		total += n
+	}
+	if total != nTok {
+		backend.ShapeFail("MatMul", "sequence runs of %d rows for a product of %d rows", total, nTok)
+	}
+	return b.runs
 }
 
 // MatMul implements backend.Backend. Activations are quantized once to the
@@ -30,7 +77,7 @@ func (b *Backend) MatMul(dstM, xM backend.Mat, wW backend.Weight) {
 		backend.ShapeFail("MatMul", "x %s · %sᵀ into %s", backend.Shape(xM), weightShape(wW), backend.Shape(dstM))
 	}
 	xq, stride := b.quantize(x, w.vecType)
-	b.mm = matmulTask{w: w, xq: xq, xqStride: stride, nTok: x.rows, dst: dst}
+	b.mm = matmulTask{w: w, xq: xq, xqStride: stride, nTok: x.rows, dst: dst, runs: b.runsFor(w.spec.Type, x.rows)}
 	b.pool.For(w.Rows(), 4, &b.mm)
 }
 
@@ -110,7 +157,7 @@ func (b *Backend) MatMulShared(dsts []backend.Mat, xM backend.Mat, ws []backend.
 	t.n = len(ws)
 	for i, wW := range ws {
 		w := asWeight(wW)
-		t.parts[i] = matmulTask{w: w, xq: xq, xqStride: stride, nTok: x.rows, dst: asMat(dsts[i])}
+		t.parts[i] = matmulTask{w: w, xq: xq, xqStride: stride, nTok: x.rows, dst: asMat(dsts[i]), runs: b.runsFor(w.spec.Type, x.rows)}
 		t.first[i+1] = t.first[i] + w.Rows()
 	}
 	b.pool.For(t.first[t.n], 4, t)
