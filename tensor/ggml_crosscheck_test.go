@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -617,6 +618,15 @@ func FuzzGGMLQuantize(f *testing.F) {
 		got := make([]byte, len(want))
 		if err := tensor.Quantize(typ, x, got); err != nil {
 			t.Fatal(err)
+		}
+		if slices.ContainsFunc(x, func(v float32) bool { return v != v }) {
+			// A block with NaNs: which NaN payload
+			// a product or sum of them keeps depends on the order of its
+			// operands, which GCC fixes in ggml but Go's compiler does not
+			// (the fuzzing build, instrumented, orders some the other way
+			// than the test build), and the k-quants round such values
+			// through their bits. Quantizing must still not fail.
+			return
 		}
 		if !bytes.Equal(got, want) {
 			t.Fatalf("%s: %s", typ, firstByteDiff(typ, got, want))
