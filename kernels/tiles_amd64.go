@@ -72,6 +72,15 @@ func tileQ8_0VNNI(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst 
 }
 
 //go:noescape
+func tile8x4Q8_0VNNI(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
+
+// tileQ8_0VNNI8x4 is the 512-bit Q8_0 tile: two tokens per register, so
+// that one instruction serves two (row, token) pairs.
+func tileQ8_0VNNI8x4(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
+	blockTile(tile8x4Q8_0VNNI, blockTileShape{8, 4, qk, q8_0Bytes, q8_0Bytes}, w, rowBytes, xq, xqRowBytes, n, dst, dstStride)
+}
+
+//go:noescape
 func tile2x4Q4_KAVX512(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
 
 func tileQ4_KAVX512(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
