@@ -125,7 +125,7 @@ func archSets() []*Set {
 		tensor.Q4_K: {f: tileQ4_KVNNI, rows: 8, toks: 4},
 		tensor.Q5_K: {f: tileQ5_KVNNI, rows: 2, toks: 4},
 		tensor.Q6_K: {f: tileQ6_KVNNI, rows: 2, toks: 4},
-		tensor.Q8_0: {f: tileQ8_0VNNI, rows: 4, toks: 4},
+		tensor.Q8_0: {f: tileQ8_0VNNI8x4, rows: 8, toks: 4},
 	})
 	vnni.dot8[tensor.Q4_0] = dot8Q4_0VNNIRows
 	vnni.rows8[tensor.Q4_K] = rows8Q4_KVNNI

@@ -10,7 +10,7 @@ import (
 
 // BenchmarkQ8_0Tiles times the Q8_0 VNNI tiles of different shapes in one
 // process on the same 2040×2048 weights and 128 tokens (2040 rows: whole
-// tiles of 4 and of 8 rows), one thread, tokens outer and rows inner as
+// tiles of 4 and of 8 rows), one thread, rows outer and tokens inner as
 // MatMulRows runs them, so that A/B numbers come from the same machine
 // state.
 func BenchmarkQ8_0Tiles(b *testing.B) {
@@ -41,8 +41,8 @@ func BenchmarkQ8_0Tiles(b *testing.B) {
 		b.Run(k.name, func(b *testing.B) {
 			b.SetBytes(int64(len(w)))
 			for b.Loop() {
-				for t := 0; t < nTok; t += k.toks {
-					for r := 0; r < rows; r += k.rows {
+				for r := 0; r < rows; r += k.rows {
+					for t := 0; t < nTok; t += k.toks {
 						k.f(w[r*rowBytes:], rowBytes, xq[t*rowBytes:], rowBytes, n, dst[t*rows+r:], rows)
 					}
 				}
