@@ -24,7 +24,8 @@ import (
 //	            AVX512_BF16 also BF16 (one-row and 4×4, VDPBF16PS, as
 //	            ggml's zen4 build computes)
 //	avx512vnni  AVX-512 VNNI (Ice Lake, Zen 4): Q8_0 and Q4_0 (one- and
-//	            four-row, eight-row Q4_0, and 4×4 and 8×8 tiles) with
+//	            four-row, eight-row Q4_0, a Q8_0 8×4 tile in 512-bit registers
+//	            and a Q4_0 8×8 tile) with
 //	            VPDPBUSD, which multiplies and sums four byte pairs into a
 //	            32-bit lane in one instruction; Q4_K 8×4 tiles and
 //	            eight-row kernels with one lane per weight row
@@ -124,7 +125,7 @@ func archSets() []*Set {
 		tensor.Q4_K: {f: tileQ4_KVNNI, rows: 8, toks: 4},
 		tensor.Q5_K: {f: tileQ5_KVNNI, rows: 2, toks: 4},
 		tensor.Q6_K: {f: tileQ6_KVNNI, rows: 2, toks: 4},
-		tensor.Q8_0: {f: tileQ8_0VNNI, rows: 4, toks: 4},
+		tensor.Q8_0: {f: tileQ8_0VNNI8x4, rows: 8, toks: 4},
 	})
 	vnni.dot8[tensor.Q4_0] = dot8Q4_0VNNIRows
 	vnni.rows8[tensor.Q4_K] = rows8Q4_KVNNI

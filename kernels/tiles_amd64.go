@@ -67,8 +67,20 @@ func tileQ4_0VNNI(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst 
 //go:noescape
 func tile4x4Q8_0VNNI(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
 
+// tileQ8_0VNNI is the 4×4 Q8_0 tile the set used before the 8×4 one; it
+// stays as BenchmarkQ8_0Tiles's baseline (TestQ8_0TilesMatchDot checks
+// its bits).
 func tileQ8_0VNNI(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
 	blockTile(tile4x4Q8_0VNNI, blockTileShape{4, 4, qk, q8_0Bytes, q8_0Bytes}, w, rowBytes, xq, xqRowBytes, n, dst, dstStride)
+}
+
+//go:noescape
+func tile8x4Q8_0VNNI(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
+
+// tileQ8_0VNNI8x4 is the 512-bit Q8_0 tile: two tokens per register, so
+// that one instruction serves two (row, token) pairs.
+func tileQ8_0VNNI8x4(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
+	blockTile(tile8x4Q8_0VNNI, blockTileShape{8, 4, qk, q8_0Bytes, q8_0Bytes}, w, rowBytes, xq, xqRowBytes, n, dst, dstStride)
 }
 
 //go:noescape

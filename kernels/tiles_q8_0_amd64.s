@@ -165,6 +165,143 @@ t44_done:
 	VZEROUPPER
 	RET
 
+// tile8x4Q8_0VNNI: 8 weight rows × 4 tokens in 512-bit registers, two
+// tokens per register (lanes 0..7 the even token, 8..15 the odd one), so
+// that each instruction serves two (row, token) pairs; each 256-bit half
+// performs exactly the operations tile4x4Q8_0VNNI performs for its pair:
+// offset weight quants (the row's block in both halves, XOR 0x80), lanes
+// started at -128·Σx of the pair's token, one VPDPBUSD, a conversion and
+// an FMA with dw·dx (dw broadcast times the two tokens' dx). Zen 4 runs a
+// 512-bit instruction as two 256-bit halves, so this saves instructions
+// (decode, dispatch, retire), not arithmetic.
+//
+// Registers: SI the first row, R9 rowBytes, R10 the fourth row, R11 the
+// seventh (rows at SI, SI+R9, SI+2·R9, R10, R10+R9, R10+2·R9, R11,
+// R11+R9); tokens, CX, R8 as in tile4x4Q8_0VNNI. Z0, Z1 the token pairs'
+// quants, Z2, Z3 their -128·Σx lanes, Z4, Z5 their dx (eight lanes each),
+// Z6 bytes 0x80, Z7/Z12 the row's offset quants, Z8, Z9 / Z13, Z14 the
+// row's dw·dx, Z10, Z11 scratch. Accumulators Z16..Z31: row i, token pair
+// p in Z(16+2i+p).
+
+// T84_PAIR loads tokens A and B's blocks into X (quants; XY its low
+// half), OFF (-128·Σx lanes) and D (dx; DY its low half).
+#define T84_PAIR(TA, TB, X, XY, OFF, D, DY) \
+	VMOVDQU       TA(2), XY                  \
+	VINSERTI64X4  $1, TB(2), X, X            \
+	VPXORD        Z10, Z10, Z10              \
+	VPDPBUSD      X, Z6, Z10                 \
+	VPXORD        OFF, OFF, OFF              \
+	VPSUBD        Z10, OFF, OFF              \
+	MOVWLZX       TA(0), AX                  \
+	VBROADCASTSS  (R8)(AX*4), DY             \
+	MOVWLZX       TB(0), AX                  \
+	VBROADCASTSS  (R8)(AX*4), Y11            \
+	VINSERTF64X4  $1, Y11, D, D
+
+// T84_DOT adds the row's block (W) times token pair p's block into ACC,
+// S the pair's dw·dx.
+#define T84_DOT(X, OFF, W, S, T, ACC) \
+	VMOVDQA64    OFF, T       \
+	VPDPBUSD     X, W, T      \
+	VCVTDQ2PS    T, T         \
+	VFMADD231PS  S, T, ACC
+
+// T84_ROW: the row's block (dw at R, quants at RQ) with both token pairs.
+#define T84_ROW(R, RQ, W, S0, S1, A0, A1) \
+	MOVWLZX          R, AX              \
+	VBROADCASTI64X4  RQ, W              \
+	VPXORD           Z6, W, W           \
+	VMULPS.BCST      (R8)(AX*4), Z4, S0 \
+	VMULPS.BCST      (R8)(AX*4), Z5, S1 \
+	T84_DOT(Z0, Z2, W, S0, Z10, A0)     \
+	T84_DOT(Z1, Z3, W, S1, Z11, A1)
+
+// T84_OUT stores the lane sums of ACC's halves at o(PA) and o(PB).
+#define T84_OUT(ACC, YACC, o, PA, PB) \
+	VMOVAPS       YACC, Y0     \
+	HSUM8(Y0, X0, X1)          \
+	VMOVSS        X0, o(PA)    \
+	VEXTRACTF64X4 $1, ACC, Y0  \
+	HSUM8(Y0, X0, X1)          \
+	VMOVSS        X0, o(PB)
+
+// func tile8x4Q8_0VNNI(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
+TEXT ·tile8x4Q8_0VNNI(SB), NOSPLIT, $0-64
+	MOVQ w+0(FP), SI
+	MOVQ rowBytes+8(FP), R9
+	LEAQ (R9)(R9*2), AX
+	LEAQ (SI)(AX*1), R10
+	LEAQ (R10)(AX*1), R11
+	MOVQ x+16(FP), DI
+	MOVQ xStride+24(FP), BX
+	LEAQ (BX)(BX*2), DX
+	MOVQ nb+32(FP), CX
+	MOVQ tab+40(FP), R8
+	MOVL $0x80808080, AX
+	VPBROADCASTD AX, Z6
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+	VPXORD Z21, Z21, Z21
+	VPXORD Z22, Z22, Z22
+	VPXORD Z23, Z23, Z23
+	VPXORD Z24, Z24, Z24
+	VPXORD Z25, Z25, Z25
+	VPXORD Z26, Z26, Z26
+	VPXORD Z27, Z27, Z27
+	VPXORD Z28, Z28, Z28
+	VPXORD Z29, Z29, Z29
+	VPXORD Z30, Z30, Z30
+	VPXORD Z31, Z31, Z31
+	TESTQ  CX, CX
+	JZ     t84_done
+
+t84_loop:
+	T84_PAIR(TK0, TK1, Z0, Y0, Z2, Z4, Y4)
+	T84_PAIR(TK2, TK3, Z1, Y1, Z3, Z5, Y5)
+	T84_ROW((SI), 2(SI), Z7, Z8, Z9, Z16, Z17)
+	T84_ROW((SI)(R9*1), 2(SI)(R9*1), Z12, Z13, Z14, Z18, Z19)
+	T84_ROW((SI)(R9*2), 2(SI)(R9*2), Z7, Z8, Z9, Z20, Z21)
+	T84_ROW((R10), 2(R10), Z12, Z13, Z14, Z22, Z23)
+	T84_ROW((R10)(R9*1), 2(R10)(R9*1), Z7, Z8, Z9, Z24, Z25)
+	T84_ROW((R10)(R9*2), 2(R10)(R9*2), Z12, Z13, Z14, Z26, Z27)
+	T84_ROW((R11), 2(R11), Z7, Z8, Z9, Z28, Z29)
+	T84_ROW((R11)(R9*1), 2(R11)(R9*1), Z12, Z13, Z14, Z30, Z31)
+	ADDQ $34, SI
+	ADDQ $34, R10
+	ADDQ $34, R11
+	ADDQ $34, DI
+	DECQ CX
+	JNZ  t84_loop
+
+t84_done:
+	MOVQ dst+48(FP), DI
+	MOVQ dstStride+56(FP), AX
+	SHLQ $2, AX
+	LEAQ (DI)(AX*1), R10
+	LEAQ (R10)(AX*1), R11
+	LEAQ (R11)(AX*1), R12
+	T84_OUT(Z16, Y16, 0, DI, R10)
+	T84_OUT(Z17, Y17, 0, R11, R12)
+	T84_OUT(Z18, Y18, 4, DI, R10)
+	T84_OUT(Z19, Y19, 4, R11, R12)
+	T84_OUT(Z20, Y20, 8, DI, R10)
+	T84_OUT(Z21, Y21, 8, R11, R12)
+	T84_OUT(Z22, Y22, 12, DI, R10)
+	T84_OUT(Z23, Y23, 12, R11, R12)
+	T84_OUT(Z24, Y24, 16, DI, R10)
+	T84_OUT(Z25, Y25, 16, R11, R12)
+	T84_OUT(Z26, Y26, 20, DI, R10)
+	T84_OUT(Z27, Y27, 20, R11, R12)
+	T84_OUT(Z28, Y28, 24, DI, R10)
+	T84_OUT(Z29, Y29, 24, R11, R12)
+	T84_OUT(Z30, Y30, 28, DI, R10)
+	T84_OUT(Z31, Y31, 28, R11, R12)
+	VZEROUPPER
+	RET
+
 // tile2x2Q8_0AVX2 is the AVX2 tile (16 vector registers): 2 rows × 2
 // tokens, with the operations of dotQ8_0AVX2 per (row, token): each
 // block's byte products (the weight's sign moved onto the activation,
