@@ -86,7 +86,7 @@ func archSets() []*Set {
 	}, map[tensor.Type]tileKernel{
 		tensor.F32:  {f: tileF32AVX2, rows: 2, toks: 2, order: dotF32TiledAVX2Row, orderStep: tiledStep},
 		tensor.F16:  {f: tileF16AVX2, rows: 2, toks: 2, order: dotF16TiledAVX2Row, orderStep: tiledStep},
-		tensor.Q8_0: {f: tileQ8_0AVX2, rows: 2, toks: 2},
+		tensor.Q8_0: quantTile(tile2x2Q8_0AVX2, blockTileShape{2, 2, qk, q8_0Bytes, q8_0Bytes}),
 	})
 	avx2.batch[tensor.Q2_K] = dotQ2_KBatchAVX2Row
 	avx2.batch[tensor.Q4_K] = dotQ4_KBatchAVX2Row
@@ -99,9 +99,9 @@ func archSets() []*Set {
 	avx512Dots, avx512Tiles := map[tensor.Type]RowDot{}, map[tensor.Type]tileKernel{
 		tensor.F16:  {f: tileF16AVX512, rows: 4, toks: 4, order: dotF16TiledAVX2Row, orderStep: tiledStep},
 		tensor.F32:  {f: tileF32AVX512, rows: 4, toks: 4, order: dotF32TiledAVX2Row, orderStep: tiledStep},
-		tensor.Q4_K: {f: tileQ4_KAVX512, rows: 2, toks: 4},
-		tensor.Q5_K: {f: tileQ5_KAVX512, rows: 2, toks: 4},
-		tensor.Q6_K: {f: tileQ6_KAVX512, rows: 2, toks: 4},
+		tensor.Q4_K: quantTile(tile2x4Q4_KAVX512, blockTileShape{2, 4, qkK, q4_KBytes, q8_KBytes}),
+		tensor.Q5_K: quantTile(tile2x4Q5_KAVX512, blockTileShape{2, 4, qkK, q5_KBytes, q8_KBytes}),
+		tensor.Q6_K: quantTile(tile2x4Q6_KAVX512, blockTileShape{2, 4, qkK, q6_KBytes, q8_KBytes}),
 	}
 	if x.HasAVX512BF16 {
 		// VDPBF16PS itself, as ggml's zen4 build uses it; without it
@@ -121,11 +121,11 @@ func archSets() []*Set {
 		tensor.Q4_0: dot4Q4_0VNNIRows,
 		tensor.Q8_0: dot4Q8_0VNNIRows,
 	}, map[tensor.Type]tileKernel{
-		tensor.Q4_0: {f: tileQ4_0VNNI, rows: 8, toks: 8},
-		tensor.Q4_K: {f: tileQ4_KVNNI, rows: 8, toks: 4},
-		tensor.Q5_K: {f: tileQ5_KVNNI, rows: 2, toks: 4},
-		tensor.Q6_K: {f: tileQ6_KVNNI, rows: 2, toks: 4},
-		tensor.Q8_0: {f: tileQ8_0VNNI8x4, rows: 8, toks: 4},
+		tensor.Q4_0: quantTile(tile8x8Q4_0VNNI, blockTileShape{8, 8, qk, q4_0Bytes, q8_0Bytes}),
+		tensor.Q4_K: quantTile(tile8x4Q4_KVNNI, blockTileShape{8, 4, qkK, q4_KBytes, q8_KBytes}),
+		tensor.Q5_K: quantTile(tile2x4Q5_KVNNI, blockTileShape{2, 4, qkK, q5_KBytes, q8_KBytes}),
+		tensor.Q6_K: quantTile(tile2x4Q6_KVNNI, blockTileShape{2, 4, qkK, q6_KBytes, q8_KBytes}),
+		tensor.Q8_0: quantTile(tile8x4Q8_0VNNI, blockTileShape{8, 4, qk, q8_0Bytes, q8_0Bytes}),
 	})
 	vnni.dot8[tensor.Q4_0] = dot8Q4_0VNNIRows
 	vnni.rows8[tensor.Q4_K] = rows8Q4_KVNNI

@@ -44,6 +44,13 @@ func blockTile(k blockTileKernel, g blockTileShape, w []byte, rowBytes int, xq [
 		tileSpan(xq, g.toks, xqRowBytes, nb*g.xBlockBytes), xqRowBytes, nb, &fp16Table[0], d, dstStride)
 }
 
+// quantTile is the tileKernel of the assembly tile k, whose geometry is g.
+func quantTile(k blockTileKernel, g blockTileShape) tileKernel {
+	return tileKernel{rows: g.rows, toks: g.toks, f: func(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
+		blockTile(k, g, w, rowBytes, xq, xqRowBytes, n, dst, dstStride)
+	}}
+}
+
 //go:noescape
 func tile8x8Q4_0VNNI(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
 
@@ -60,42 +67,21 @@ func dot8Q4_0VNNIRows(w []byte, rowBytes int, xq []byte, n int, out []float32) {
 	dot8Q4_0VNNI(&w[0], rowBytes, &xq[0], nb, &fp16Table[0], (*[8]float32)(out))
 }
 
-func tileQ4_0VNNI(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
-	blockTile(tile8x8Q4_0VNNI, blockTileShape{8, 8, qk, q4_0Bytes, q8_0Bytes}, w, rowBytes, xq, xqRowBytes, n, dst, dstStride)
-}
-
+// tile4x4Q8_0VNNI is the 4×4 Q8_0 tile the avx512vnni set used before
+// tile8x4Q8_0VNNI; it stays as BenchmarkQ8_0Tiles's baseline
+// (TestQ8_0TilesMatchDot checks its bits).
+//
 //go:noescape
 func tile4x4Q8_0VNNI(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
-
-// tileQ8_0VNNI is the 4×4 Q8_0 tile the set used before the 8×4 one; it
-// stays as BenchmarkQ8_0Tiles's baseline (TestQ8_0TilesMatchDot checks
-// its bits).
-func tileQ8_0VNNI(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
-	blockTile(tile4x4Q8_0VNNI, blockTileShape{4, 4, qk, q8_0Bytes, q8_0Bytes}, w, rowBytes, xq, xqRowBytes, n, dst, dstStride)
-}
 
 //go:noescape
 func tile8x4Q8_0VNNI(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
 
-// tileQ8_0VNNI8x4 is the 512-bit Q8_0 tile: two tokens per register, so
-// that one instruction serves two (row, token) pairs.
-func tileQ8_0VNNI8x4(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
-	blockTile(tile8x4Q8_0VNNI, blockTileShape{8, 4, qk, q8_0Bytes, q8_0Bytes}, w, rowBytes, xq, xqRowBytes, n, dst, dstStride)
-}
-
 //go:noescape
 func tile2x4Q4_KAVX512(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
 
-func tileQ4_KAVX512(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
-	blockTile(tile2x4Q4_KAVX512, blockTileShape{2, 4, qkK, q4_KBytes, q8_KBytes}, w, rowBytes, xq, xqRowBytes, n, dst, dstStride)
-}
-
 //go:noescape
 func tile8x4Q4_KVNNI(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
-
-func tileQ4_KVNNI(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
-	blockTile(tile8x4Q4_KVNNI, blockTileShape{8, 4, qkK, q4_KBytes, q8_KBytes}, w, rowBytes, xq, xqRowBytes, n, dst, dstStride)
-}
 
 //go:noescape
 func gemv8Q4_KVNNI(w *byte, rowBytes int, x *byte, nb int, tab *float32, dst *float32)
@@ -114,37 +100,17 @@ func rows8Q4_KVNNI(w []byte, rowBytes int, xq []byte, n int, out []float32) {
 //go:noescape
 func tile2x4Q5_KVNNI(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
 
-func tileQ5_KVNNI(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
-	blockTile(tile2x4Q5_KVNNI, blockTileShape{2, 4, qkK, q5_KBytes, q8_KBytes}, w, rowBytes, xq, xqRowBytes, n, dst, dstStride)
-}
-
 //go:noescape
 func tile2x4Q6_KVNNI(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
-
-func tileQ6_KVNNI(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
-	blockTile(tile2x4Q6_KVNNI, blockTileShape{2, 4, qkK, q6_KBytes, q8_KBytes}, w, rowBytes, xq, xqRowBytes, n, dst, dstStride)
-}
 
 //go:noescape
 func tile2x4Q6_KAVX512(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
 
-func tileQ6_KAVX512(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
-	blockTile(tile2x4Q6_KAVX512, blockTileShape{2, 4, qkK, q6_KBytes, q8_KBytes}, w, rowBytes, xq, xqRowBytes, n, dst, dstStride)
-}
-
 //go:noescape
 func tile2x2Q8_0AVX2(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
 
-func tileQ8_0AVX2(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
-	blockTile(tile2x2Q8_0AVX2, blockTileShape{2, 2, qk, q8_0Bytes, q8_0Bytes}, w, rowBytes, xq, xqRowBytes, n, dst, dstStride)
-}
-
 //go:noescape
 func tile2x4Q5_KAVX512(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
-
-func tileQ5_KAVX512(w []byte, rowBytes int, xq []byte, xqRowBytes int, n int, dst []float32, dstStride int) {
-	blockTile(tile2x4Q5_KAVX512, blockTileShape{2, 4, qkK, q5_KBytes, q8_KBytes}, w, rowBytes, xq, xqRowBytes, n, dst, dstStride)
-}
 
 //go:noescape
 func dot8SpanQ4_0VNNI(w *byte, rowBytes int, groups int, x *byte, nb int, tab *float32, off *int32, out *float32)
