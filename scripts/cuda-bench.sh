@@ -77,7 +77,9 @@ tail -3 /tmp/lcpp-build.log 2>/dev/null
 ls -lL "$SYN"/tinyllama-*.gguf
 
 stamp "== benchmarks: pp512, tg128, $REPS repetitions, same card"
-export LLAMAGO_CUDA_PTX=$OUT/llamago.ptx
+export LLAMAGO_CUDA_PTX=$OUT/llamago_sm90.ptx
+cc=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1)
+[ "${cc%%.*}" -ge 9 ] 2>/dev/null || LLAMAGO_CUDA_PTX=$OUT/llamago.ptx
 [ -f "$LLAMAGO_CUDA_PTX" ] || unset LLAMAGO_CUDA_PTX
 for t in $(echo "$TYPES" | tr ',' ' '); do
 	m=$SYN/tinyllama-$t.gguf
@@ -86,6 +88,11 @@ for t in $(echo "$TYPES" | tr ',' ' '); do
 		timeout 120 "$lcpp/build/bin/llama-bench" -m "$m" -p 512 -n 128 -fa 1 -ngl 99 -r "$REPS" -o md 2>&1 | grep -E '^\|' | tee -a "$OUT/bench.log"
 	fi
 	timeout 120 "$DEV/llamago" bench --backend cuda -m "$m" -p 512 -n 128 -r "$REPS" 2>&1 | tee -a "$OUT/bench.log"
+	# The same decode without programmatic dependent launch.
+	echo "$t without PDL (LLAMAGO_CUDA_PDL=0):" | tee -a "$OUT/bench.log"
+	LLAMAGO_CUDA_PDL=0 timeout 120 "$DEV/llamago" bench --backend cuda -m "$m" -p 0 -n 128 -r "$REPS" 2>&1 | tail -1 | tee -a "$OUT/bench.log"
 done
+stamp "== CUDA against the CPU on the TinyLlama-shaped files (scripts/cuda-diff.sh)"
+DEV=$DEV SYN=$SYN OUT=$OUT timeout 300 bash scripts/cuda-diff.sh
 stamp "done (checks exit status $check_rc)"
 exit $check_rc

@@ -43,19 +43,45 @@ func TestKernelPTXFromEnvironment(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv(ptxEnv, path)
-	if got, err := kernelPTX(nil); err != nil || string(got) != "// test ptx\n" {
+	if got, err := kernelPTX(nil, 9); err != nil || string(got) != "// test ptx\n" {
 		t.Errorf("kernelPTX with $%s = %q, %v", ptxEnv, got, err)
 	}
-	if got, err := kernelPTX([]byte("given")); err != nil || string(got) != "given" {
+	if got, err := kernelPTX([]byte("given"), 9); err != nil || string(got) != "given" {
 		t.Errorf("kernelPTX(given) = %q, %v", got, err)
 	}
 	t.Setenv(ptxEnv, path+".missing")
-	if _, err := kernelPTX(nil); err == nil || !strings.Contains(err.Error(), ptxEnv) {
+	if _, err := kernelPTX(nil, 8); err == nil || !strings.Contains(err.Error(), ptxEnv) {
 		t.Errorf("kernelPTX with a missing file: %v; want an error naming $%s", err, ptxEnv)
 	}
 	t.Setenv(ptxEnv, "")
-	if got, err := kernelPTX(nil); err != nil || &got[0] != &embeddedPTX[0] {
-		t.Errorf("kernelPTX without $%s is not the embedded PTX (%v)", ptxEnv, err)
+	if got, err := kernelPTX(nil, 8); err != nil || &got[0] != &embeddedPTX[0] {
+		t.Errorf("kernelPTX without $%s for sm_80 is not the embedded compute_80 PTX (%v)", ptxEnv, err)
+	}
+	if got, err := kernelPTX(nil, 9); err != nil || &got[0] != &embeddedPTX90[0] {
+		t.Errorf("kernelPTX without $%s for sm_90 is not the embedded compute_90 PTX (%v)", ptxEnv, err)
+	}
+}
+
+// TestPTXTargets checks that the embedded PTX files target what their
+// names say (the backend enables programmatic dependent launch only for
+// PTX of sm_90 and newer) and ptxTarget's parsing.
+func TestPTXTargets(t *testing.T) {
+	if got := ptxTarget(embeddedPTX); got != 80 {
+		t.Errorf("kernels/llamago.ptx targets sm_%d, want sm_80", got)
+	}
+	if got := ptxTarget(embeddedPTX90); got != 90 {
+		t.Errorf("kernels/llamago_sm90.ptx targets sm_%d, want sm_90", got)
+	}
+	for ptx, want := range map[string]int{
+		".version 8.8\n.target sm_90\n.address_size 64\n": 90,
+		"//\n  .target sm_80  \n":                         80,
+		".target sm_90a\n":                                90,
+		"// no target\n":                                  0,
+		"":                                                0,
+	} {
+		if got := ptxTarget([]byte(ptx)); got != want {
+			t.Errorf("ptxTarget(%q) = %d, want %d", ptx, got, want)
+		}
 	}
 }
 

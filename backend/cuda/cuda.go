@@ -13,13 +13,18 @@
 // Launches queue in the Backend until their results are needed; an
 // operation may merge into the launch queued before it (a residual add into
 // the next norm, activation rounding into the kernel that wrote the
-// activations), and a queue that repeats the previous one launch for
-// launch, such as a decode step, runs as a CUDA graph (graph.go). All
+// activations, a SwiGLU into the gate/up product, a rotation into the
+// attention), and a queue that repeats a recent one launch for launch,
+// such as a decode step's chunks, runs as a CUDA graph (graph.go). All
 // launches go to one stream and every buffer keeps its address for the
-// backend's life, which is what makes decode steps repeat. A CUDA context is current on one OS thread at a time, and
-// goroutines move between threads: each operation locks its goroutine to
-// the thread and makes the context current for its duration (the Backend
-// is used by one goroutine at a time, like every backend).
+// backend's life, which is what makes decode steps repeat. On Hopper and
+// newer the launches use programmatic dependent launch (a kernel's launch
+// overlaps the end of the one before it). A CUDA context is current on one
+// OS thread at a time, and goroutines move between threads: an operation
+// that calls the driver locks its goroutine to the thread and makes the
+// context current until it returns; one that only queues launches does
+// neither (the Backend is used by one goroutine at a time, like every
+// backend).
 //
 // Operations return no errors (see package backend); a driver failure
 // inside one panics with a *backend.ShapeError whose Detail is the driver's
@@ -33,6 +38,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strconv"
 	"unsafe"
 
 	"llamago/backend"
@@ -56,6 +62,9 @@ type Options struct {
 	// comparison and debugging; $LLAMAGO_CUDA_EAGER=1 turns it on too).
 	// SyncEachOp implies it.
 	Eager bool
+	// NoPDL turns programmatic dependent launch off (see Backend.PDL;
+	// $LLAMAGO_CUDA_PDL=0 turns it off too), for comparison.
+	NoPDL bool
 }
 
 // Backend is the CUDA backend. It is not safe for concurrent use: one
@@ -81,9 +90,11 @@ type Backend struct {
 	// tileHost their host copy.
 	tiles    intBuf
 	tileHost []int32
-	// scratch holds activations rounded to a weight's dot-product format.
-	scratch     uint64
-	scratchSize uintptr
+	// scratch holds activations rounded to a weight's dot-product format:
+	// two buffers, the second for the down product's input that mvq_glu
+	// rounds while it still reads its own input from the first.
+	scratch     [2]uint64
+	scratchSize [2]uintptr
 
 	args kargs
 
@@ -91,15 +102,33 @@ type Backend struct {
 	eager      bool // launch at once: no queue, fusions or graphs
 	graphs     bool // replay repeated queues as CUDA graphs
 	pending    []launchRec
-	prev       []launchRec // the last queue sent one by one
-	prevHash   uint64
+	recent     []sentQueue // the last queues sent one by one
+	chunk      int         // queue length sent at the next residual add (chunkLaunches)
+	idle       bool        // nothing sent since the host last waited for the stream
 	graphCache []*cachedGraph
 	stats      graphStats
 
 	// act says which activations the scratch buffer holds rounded, so
 	// that q, k and v (and gate and up) round their shared input once.
 	act      actState
+	actBuf   uint64 // the scratch buffer act is in
 	actValid bool
+
+	// locked: the operation running holds its OS thread with the context
+	// current (see enter).
+	locked bool
+
+	// pdl: launches after the first of a queue may overlap the launch
+	// before them (programmatic dependent launch, sm_90 and newer; see
+	// pdl_begin in kernels/llamago.cu). launchCfg and launchAttr are
+	// cuLaunchKernelEx's arguments, kept here on the heap.
+	pdl        bool
+	launchCfg  launchConfig
+	launchAttr launchAttr
+	// counters are the arrival counts of mvq_glu's groups and of the
+	// fused rotation's KV heads in attention (counterBuf), zero between
+	// launches, allocated with the first fusion that needs them.
+	counters uint64
 }
 
 // actState names a rounding of n activations at src into the scratch
@@ -128,10 +157,6 @@ func New(opts Options) (*Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	ptx, err := kernelPTX(opts.PTX)
-	if err != nil {
-		return nil, err
-	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	if r := drv.cuInit(0); r != 0 {
@@ -151,12 +176,31 @@ func New(opts Options) (*Backend, error) {
 	b := &Backend{drv: drv, allocs: map[uint64]uintptr{}, sync: opts.SyncEachOp || os.Getenv("LLAMAGO_CUDA_SYNC") == "1"}
 	b.eager = b.sync || opts.Eager || os.Getenv("LLAMAGO_CUDA_EAGER") == "1"
 	b.graphs = !b.eager
+	b.chunk = chunkLaunches
+	if v := os.Getenv("LLAMAGO_CUDA_CHUNK"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("cuda: $LLAMAGO_CUDA_CHUNK=%q: want a number of launches (0: whole forward passes)", v)
+		}
+		b.chunk = n
+	}
 	if err := drv.check("cuDeviceGet", drv.cuDeviceGet(&b.dev, int32(opts.Device))); err != nil {
 		return nil, err
 	}
 	if err := b.readInfo(); err != nil {
 		return nil, err
 	}
+	ptx, err := kernelPTX(opts.PTX, b.info.ComputeMajor)
+	if err != nil {
+		return nil, err
+	}
+	// Programmatic dependent launch needs Hopper or newer, a driver with
+	// cuLaunchKernelEx and kernels compiled for sm_90 (which wait for the
+	// kernel before them: pdl_begin).
+	b.pdl = !b.eager && !opts.NoPDL && os.Getenv("LLAMAGO_CUDA_PDL") != "0" &&
+		b.info.ComputeMajor >= 9 && ptxTarget(ptx) >= 90 && drv.cuLaunchKernelEx != nil
+	b.launchAttr.id = launchAttrProgrammatic
+	b.launchAttr.value[0] = 1
 	if err := drv.check("cuDevicePrimaryCtxRetain", drv.cuDevicePrimaryCtxRetain(&b.ctx, b.dev)); err != nil {
 		return nil, err
 	}
@@ -249,6 +293,11 @@ func (b *Backend) Name() string { return "cuda" }
 // Info describes the GPU.
 func (b *Backend) Info() DeviceInfo { return b.info }
 
+// PDL reports whether the backend launches kernels with programmatic
+// dependent launch: a kernel's launch and start overlap the end of the
+// kernel before it (sm_90 and newer with the sm_90 PTX; off when eager).
+func (b *Backend) PDL() bool { return b.pdl }
+
 // Close frees every buffer and releases the context. Matrices and weights
 // of the backend must not be used afterwards.
 func (b *Backend) Close() error {
@@ -273,19 +322,49 @@ func (b *Backend) Close() error {
 	return err
 }
 
-// enter locks the calling goroutine to its OS thread and makes the context
-// current there; the returned function unlocks. Every driver call of an
-// operation happens between the two.
+// enter starts an operation; the returned function ends it. Operations
+// that only queue launches make no driver call and need no context: the
+// first driver call of an operation (current) locks the goroutine to its
+// OS thread and makes the context current there, and the end unlocks.
+// (Making the context current in every operation cost a driver call
+// through purego, about half a microsecond, in each of the ~270
+// operations of a decode step.)
 func (b *Backend) enter(op string) func() {
 	if b.closed {
 		backend.ShapeFail(op, "cuda: the backend is closed")
 	}
+	return b.leave
+}
+
+// leave ends what enter began: it unlocks the OS thread if current
+// locked it.
+func (b *Backend) leave() {
+	if b.locked {
+		b.locked = false
+		runtime.UnlockOSThread()
+	}
+}
+
+// current makes the context current on the calling goroutine's OS thread,
+// locked to it until leave, before a driver call of operation op.
+func (b *Backend) current(op string) {
+	if err := b.makeCurrent(); err != nil {
+		b.fail(op, err)
+	}
+}
+
+// makeCurrent is current returning the error.
+func (b *Backend) makeCurrent() error {
+	if b.locked {
+		return nil
+	}
 	runtime.LockOSThread()
 	if r := b.drv.cuCtxSetCurrent(b.ctx); r != 0 {
 		runtime.UnlockOSThread()
-		b.fail(op, b.drv.check("cuCtxSetCurrent", r))
+		return b.drv.check("cuCtxSetCurrent", r)
 	}
-	return runtime.UnlockOSThread
+	b.locked = true
+	return nil
 }
 
 // fail reports a driver error inside an operation (see the package doc).
@@ -303,6 +382,9 @@ func (b *Backend) must(op string, err error) {
 // alloc returns n bytes of zeroed device memory (at least 4, so that empty
 // matrices have an address too).
 func (b *Backend) alloc(n uintptr) (uint64, error) {
+	if err := b.makeCurrent(); err != nil {
+		return 0, err
+	}
 	n = max(n, 4)
 	var p uint64
 	if err := b.drv.check(fmt.Sprintf("cuMemAlloc(%d bytes)", n), b.drv.cuMemAlloc(&p, n)); err != nil {
@@ -326,6 +408,9 @@ func (b *Backend) legacySync() error {
 func (b *Backend) free(p uint64) error {
 	if p == 0 {
 		return nil
+	}
+	if err := b.makeCurrent(); err != nil {
+		return err
 	}
 	d := b.drv
 	b.flush("free")
@@ -377,9 +462,11 @@ func (b *Backend) Read(m backend.Mat, dst []float32) {
 		backend.ShapeFail("Read", "%d values from %s", len(dst), backend.Shape(m))
 	}
 	defer b.enter("Read")()
+	b.current("Read")
 	d := b.drv
 	b.flush("Read")
 	b.must("Read", d.check("cuStreamSynchronize", d.cuStreamSynchronize(b.stream)))
+	b.idle = true
 	if len(dst) == 0 {
 		return
 	}
@@ -396,11 +483,13 @@ func (b *Backend) Write(m backend.Mat, src []float32) {
 		return
 	}
 	defer b.enter("Write")()
+	b.current("Write")
 	d := b.drv
 	b.flush("Write")
 	b.actValid = false
 	// Kernels already sent may still read the matrix.
 	b.must("Write", d.check("cuStreamSynchronize", d.cuStreamSynchronize(b.stream)))
+	b.idle = true
 	b.must("Write", d.check("cuMemcpyHtoD", d.cuMemcpyHtoD(dst.ptr, unsafe.Pointer(&src[0]), uintptr(len(src))*4)))
 	b.must("Write", b.legacySync())
 }
@@ -484,10 +573,9 @@ func (b *Backend) LoadWeight(spec backend.WeightSpec) (backend.Weight, error) {
 	if b.closed {
 		return nil, errors.New("cuda: LoadWeight on a closed backend")
 	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
+	defer b.leave()
 	d := b.drv
-	if err := d.check("cuCtxSetCurrent", d.cuCtxSetCurrent(b.ctx)); err != nil {
+	if err := b.makeCurrent(); err != nil {
 		return nil, fmt.Errorf("cuda: tensor %s: %w", spec.Name, err)
 	}
 	p, err := b.alloc(uintptr(len(spec.Data)))
@@ -529,6 +617,7 @@ func (b *Backend) upload(op string, buf *intBuf, v []int32) uint64 {
 		buf.queued = true
 		return buf.dev
 	}
+	b.current(op)
 	if buf.queued {
 		b.flush(op)
 	}
@@ -549,18 +638,18 @@ func (b *Backend) upload(op string, buf *intBuf, v []int32) uint64 {
 	return buf.dev
 }
 
-// scratchFloats returns a device buffer of at least n floats for rounded
-// activations. It grows to the largest product seen and then keeps its
-// address.
-func (b *Backend) scratchFloats(op string, n int) uint64 {
+// scratchFloats returns scratch buffer i (0 or 1), at least n floats, for
+// rounded activations. It grows to the largest product seen and then keeps
+// its address.
+func (b *Backend) scratchFloats(op string, i, n int) uint64 {
 	need := uintptr(n) * 4
-	if need > b.scratchSize {
-		b.must(op, b.free(b.scratch))
+	if need > b.scratchSize[i] {
+		b.must(op, b.free(b.scratch[i]))
 		p, err := b.alloc(need)
 		b.must(op, err)
-		b.scratch, b.scratchSize = p, need
+		b.scratch[i], b.scratchSize[i] = p, need
 	}
-	return b.scratch
+	return b.scratch[i]
 }
 
 // ---------------------------------------------------------------- launches

@@ -10,6 +10,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"testing"
 
 	"llamago/backend"
@@ -285,4 +286,157 @@ func TestLoadWeightRefusesUnsupportedType(t *testing.T) {
 		t.Fatal("LoadWeight accepted Q5_1")
 	}
 	t.Log(err)
+}
+
+// TestFusedSwiGLUMatchesEager checks the one-token gate/up/SwiGLU fusion
+// (mvq_glu) and its rounding of the down product's input against a backend
+// that launches every operation by itself: gate, up, the SwiGLU output and
+// the down product bit for bit equal, for each type with a fused kernel,
+// SwiGLU in place (as the model calls it) and into a third matrix.
+func TestFusedSwiGLUMatchesEager(t *testing.T) {
+	gpu := needGPU(t)
+	eager, err := cuda.New(cuda.Options{Eager: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eager.Close()
+	r := rand.New(rand.NewPCG(5, 6))
+	// nff: whole Q8_K blocks (256) and Q8_0 blocks; TinyLlama's shape
+	// too, whose 1408 blocks once showed a race the small one did not.
+	cases := []struct {
+		typ    tensor.Type
+		n, nff int
+	}{
+		{tensor.Q4_0, 512, 768}, {tensor.Q8_0, 512, 768}, {tensor.Q4_K, 512, 768}, {tensor.Q6_K, 512, 768}, {tensor.F16, 512, 768},
+		{tensor.Q4_0, 2048, 5632},
+	}
+	for _, tc := range cases {
+		typ, n, nff := tc.typ, tc.n, tc.nff
+		specs := []backend.WeightSpec{
+			{Name: "gate", Type: typ, Rows: nff, Cols: n, Data: quantized(t, r, typ, nff, n)},
+			{Name: "up", Type: typ, Rows: nff, Cols: n, Data: quantized(t, r, typ, nff, n)},
+			{Name: "down", Type: typ, Rows: n, Cols: nff, Data: quantized(t, r, typ, n, nff)},
+		}
+		x := randFloats(r, n, 1)
+		for _, inPlace := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s %d×%d in place %v", typ, nff, n, inPlace), func(t *testing.T) {
+				type outs struct{ g, u, d, y []float32 }
+				run := func(b *cuda.Backend, checkFused bool) outs {
+					var w [3]backend.Weight
+					for i, s := range specs {
+						if w[i], err = b.LoadWeight(s); err != nil {
+							t.Fatal(err)
+						}
+					}
+					xm, g, u, y := b.NewMat(1, n), b.NewMat(1, nff), b.NewMat(1, nff), b.NewMat(1, n)
+					d := g
+					if !inPlace {
+						d = b.NewMat(1, nff)
+					}
+					// Three times: the first passes grow the activation
+					// scratch buffers (freeing the old ones sends the
+					// queue).
+					for pass := range 3 {
+						b.Write(xm, x)
+						b.MatMul(g, xm, w[0])
+						b.MatMul(u, xm, w[1])
+						b.SwiGLU(d, g, u)
+						b.MatMul(y, d, w[2])
+						// Fused: rounding of x, gate/up/SwiGLU, down.
+						if checkFused && pass == 2 && cuda.PendingLaunches(b) != 3 {
+							t.Errorf("%d launches queued, want 3 (the SwiGLU and the down product's rounding fused)", cuda.PendingLaunches(b))
+						}
+					}
+					var o outs
+					for _, m := range []struct {
+						dst *[]float32
+						m   backend.Mat
+					}{{&o.g, g}, {&o.u, u}, {&o.d, d}, {&o.y, y}} {
+						*m.dst = make([]float32, m.m.Cols())
+						b.Read(m.m, *m.dst)
+					}
+					return o
+				}
+				got, want := run(gpu, true), run(eager, false)
+				for _, c := range []struct {
+					name      string
+					got, want []float32
+				}{{"gate", got.g, want.g}, {"up", got.u, want.u}, {"SwiGLU", got.d, want.d}, {"down", got.y, want.y}} {
+					if inPlace && c.name == "gate" {
+						continue // overwritten by SwiGLU
+					}
+					if !slices.Equal(c.got, c.want) {
+						t.Errorf("%s differs from the eager backend's (relative error %.3g; %v… against %v…)", c.name, testenv.RelErr(c.got, c.want), head(c.got), head(c.want))
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestFusedRoPEAttentionMatchesEager checks the decode attention that
+// rotates q and k and stores the new key and value itself (the rope launch
+// fused into it) against a backend launching rope, store and attention by
+// themselves: q, k and the output bit for bit equal, and the next step,
+// which reads the stored position from the cache, too. GQA, both caches,
+// plain and NeoX rotation, partial rotation.
+func TestFusedRoPEAttentionMatchesEager(t *testing.T) {
+	gpu := needGPU(t)
+	eager, err := cuda.New(cuda.Options{Eager: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eager.Close()
+	const heads, kvHeads, headDim, ctx = 8, 2, 64, 32
+	kvDim := kvHeads * headDim
+	for _, tc := range []struct {
+		f32, neox bool
+		dims      int
+	}{{false, false, 64}, {true, false, 64}, {false, true, 32}, {true, true, 64}} {
+		t.Run(fmt.Sprintf("F32 cache %v NeoX %v dims %d", tc.f32, tc.neox, tc.dims), func(t *testing.T) {
+			r := rand.New(rand.NewPCG(9, uint64(tc.dims)))
+			prefill := randFloats(r, 5*kvDim*2, 1)
+			steps := [][]float32{randFloats(r, (heads+2*kvHeads)*headDim, 1), randFloats(r, (heads+2*kvHeads)*headDim, 1)}
+			rp := backend.RoPEParams{HeadDim: headDim, Dims: tc.dims, FreqBase: 10000, FreqScale: 1, NeoX: tc.neox}
+			qp, kp := rp, rp
+			qp.Heads, kp.Heads = heads, kvHeads
+			ap := backend.AttnParams{Heads: heads, KVHeads: kvHeads, HeadDim: headDim, Scale: 0.125}
+			// run returns q, k and the output of both decode steps.
+			run := func(b *cuda.Backend, checkFused bool) [][]float32 {
+				c := b.NewKVCache(backend.KVConfig{Slots: 1, Layers: 1, Ctx: ctx, KVDim: kvDim, F32: tc.f32})
+				pk, pv := b.NewMat(5, kvDim), b.NewMat(5, kvDim)
+				b.Write(pk, prefill[:5*kvDim])
+				b.Write(pv, prefill[5*kvDim:])
+				b.StoreKV(c, 0, backend.Batch{Slot: []int32{0, 0, 0, 0, 0}, Pos: []int32{0, 1, 2, 3, 4}}, pk, pv)
+				var out [][]float32
+				for i, in := range steps {
+					q, k, v, o := b.NewMat(1, heads*headDim), b.NewMat(1, kvDim), b.NewMat(1, kvDim), b.NewMat(1, heads*headDim)
+					b.Write(q, in[:heads*headDim])
+					b.Write(k, in[heads*headDim:heads*headDim+kvDim])
+					b.Write(v, in[heads*headDim+kvDim:])
+					bt := backend.Batch{Slot: []int32{0}, Pos: []int32{int32(5 + i)}}
+					b.RoPE(q, bt.Pos, qp)
+					b.RoPE(k, bt.Pos, kp)
+					b.StoreKV(c, 0, bt, k, v)
+					b.Attention(o, q, c, 0, bt, ap, nil, nil)
+					if checkFused && cuda.PendingLaunches(b) != 1 {
+						t.Errorf("step %d: %d launches queued, want 1 (rotation and store fused into the attention)", i, cuda.PendingLaunches(b))
+					}
+					for _, m := range []backend.Mat{q, k, o} {
+						vals := make([]float32, m.Cols())
+						b.Read(m, vals)
+						out = append(out, vals)
+					}
+				}
+				return out
+			}
+			got, want := run(gpu, true), run(eager, false)
+			names := []string{"q", "k", "output", "next step's q", "next step's k", "next step's output"}
+			for i := range want {
+				if !slices.Equal(got[i], want[i]) {
+					t.Errorf("%s differs from the eager backend's (relative error %.3g)", names[i], testenv.RelErr(got[i], want[i]))
+				}
+			}
+		})
+	}
 }

@@ -27,7 +27,30 @@ const (
 	captureModeThreadLocal        = 1  // CU_STREAM_CAPTURE_MODE_THREAD_LOCAL
 	streamNonBlocking             = 1  // CU_STREAM_NON_BLOCKING
 	funcAttrCarveout              = 9  // CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT (percent)
+	launchAttrProgrammatic        = 6  // CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION
 )
+
+// launchConfig is CUlaunchConfig, cuLaunchKernelEx's launch description
+// (64-bit layout: seven 32-bit sizes, then the stream at offset 32).
+type launchConfig struct {
+	gridX, gridY, gridZ    uint32
+	blockX, blockY, blockZ uint32
+	sharedMem              uint32
+	_                      uint32
+	stream                 uintptr
+	attrs                  *launchAttr
+	numAttrs               uint32
+	_                      uint32
+}
+
+// launchAttr is CUlaunchAttribute: an id, padding to 8 bytes, and the
+// 64-byte value union (an int flag at its start for the attribute used
+// here).
+type launchAttr struct {
+	id    uint32
+	_     uint32
+	value [16]uint32
+}
 
 // driver holds the driver API functions, bound by purego from libcuda.
 // The _v2 names are the real symbols behind the header's macros.
@@ -64,6 +87,10 @@ type driver struct {
 	cuGraphDestroy            func(graph uintptr) result
 	cuGetErrorName            func(r result, s **byte) result
 	cuGetErrorString          func(r result, s **byte) result
+
+	// cuLaunchKernelEx (CUDA 11.8 and newer) is nil when the driver lacks
+	// it: launches then go without programmatic dependent launch.
+	cuLaunchKernelEx func(cfg *launchConfig, fn uintptr, params *unsafe.Pointer, extra uintptr) result
 }
 
 // ErrNoDriver is wrapped by New's error when libcuda cannot be loaded:
@@ -120,6 +147,9 @@ func loadDriver() (*driver, error) {
 			return nil, fmt.Errorf("cuda: %s has no %s (driver too old?): %w", libName, s.name, err)
 		}
 		purego.RegisterFunc(s.fp, sym)
+	}
+	if sym, err := purego.Dlsym(h, "cuLaunchKernelEx"); err == nil {
+		purego.RegisterFunc(&d.cuLaunchKernelEx, sym)
 	}
 	return d, nil
 }

@@ -13,9 +13,13 @@ import (
 // is run as a CUDA graph: a decode step is the same launches every time
 // (the token id and the positions live in device buffers whose contents
 // change, not in the arguments), so from the second step on a token costs
-// one cuGraphLaunch instead of ~300 cuLaunchKernel calls of ~5 µs each.
-// Queuing also lets an operation merge into the launch before it (see
-// fuse*), which a graph could not do afterwards.
+// a few cuGraphLaunch calls (one per chunk, see chunkLaunches) instead of
+// ~160 cuLaunchKernel calls. Queuing also lets an operation merge into the
+// launch before it (see fuse*), which a graph could not do afterwards.
+// On sm_90 and newer every launch after the first of a queue (or graph)
+// carries programmatic stream serialization: the kernel may launch before
+// the previous one has finished and waits for it itself (pdl_begin in
+// kernels/llamago.cu), which hides its launch latency.
 //
 // A graph is a pure function of its launches: the cache is keyed by the
 // launches themselves, so a graph is replayed only where launching the
@@ -23,13 +27,35 @@ import (
 
 const (
 	// maxArgs is the most kernel arguments one launch takes.
-	maxArgs = 24
+	maxArgs = 28
 	// minGraphLaunches is the shortest queue worth a graph: short queues
 	// (a probe reading after every operation) run as plain launches.
 	minGraphLaunches = 16
-	// maxGraphs bounds the cache (decode, and a few batch sizes).
-	maxGraphs = 8
+	// maxGraphs bounds the cache (decode's chunks, and a few batch sizes).
+	maxGraphs = 16
+	// maxRecent is how many queues sent one by one are kept to recognize
+	// a repeat (a decode step is a few chunks: see chunkLaunches).
+	maxRecent = 8
+	// chunkLaunches is the default length of the queue at which the next
+	// residual add sends it to the GPU before queuing itself
+	// ($LLAMAGO_CUDA_CHUNK overrides it; 0 sends whole forward passes).
+	// The GPU then runs the first layers of a decode step while the host
+	// queues the next ones instead of waiting for the whole step; the
+	// chunks repeat from step to step, so each becomes a graph. The add
+	// never merges into the launch before it, so no fusion is lost. The
+	// first chunk after the host waited for the GPU (Read) is shorter,
+	// firstChunkLaunches (and still a graph), so that the idle GPU starts
+	// sooner.
+	chunkLaunches      = 32
+	firstChunkLaunches = minGraphLaunches
 )
+
+// sentQueue is a queue of launches sent one by one, kept to recognize a
+// repeat.
+type sentQueue struct {
+	hash uint64
+	recs []launchRec
+}
 
 // launchRec is one queued kernel launch.
 type launchRec struct {
@@ -61,7 +87,7 @@ func (b *Backend) GraphStats() (captured, replayed, direct int) {
 // backend is eager.
 func (b *Backend) enqueue(op string, fn uintptr, grid, block dim3) {
 	if b.eager {
-		b.launchNow(op, fn, grid, block, &b.args.ptrs[0])
+		b.launchNow(op, fn, grid, block, &b.args.ptrs[0], false)
 		return
 	}
 	r := launchRec{fn: fn, grid: grid, block: block, n: b.args.n}
@@ -78,13 +104,32 @@ func (b *Backend) lastPending(fn uintptr) *launchRec {
 }
 
 // launchNow sends one launch to the stream.
-func (b *Backend) launchNow(op string, fn uintptr, grid, block dim3, params *unsafe.Pointer) {
+func (b *Backend) launchNow(op string, fn uintptr, grid, block dim3, params *unsafe.Pointer, dependent bool) {
+	b.current(op)
 	d := b.drv
-	r := d.cuLaunchKernel(fn, grid.x, grid.y, grid.z, block.x, max(block.y, 1), max(block.z, 1), 0, b.stream, params, 0)
-	b.must(op, d.check("cuLaunchKernel", r))
+	b.must(op, d.check("cuLaunchKernel", b.launchOn(fn, grid, block, params, dependent)))
 	if b.sync {
 		b.must(op, d.check("cuStreamSynchronize", d.cuStreamSynchronize(b.stream)))
 	}
+}
+
+// launchOn sends one launch to the stream (or the graph being captured).
+// A dependent launch, when the backend uses programmatic dependent
+// launch, may start before the kernel launched before it has finished:
+// its kernel waits for that one itself (pdl_begin). Only a launch that
+// follows another launch of the same queue is dependent, never one after
+// a copy.
+func (b *Backend) launchOn(fn uintptr, grid, block dim3, params *unsafe.Pointer, dependent bool) result {
+	d := b.drv
+	if !dependent || !b.pdl {
+		return d.cuLaunchKernel(fn, grid.x, grid.y, grid.z, block.x, max(block.y, 1), max(block.z, 1), 0, b.stream, params, 0)
+	}
+	b.launchCfg = launchConfig{
+		gridX: grid.x, gridY: grid.y, gridZ: grid.z,
+		blockX: block.x, blockY: max(block.y, 1), blockZ: max(block.z, 1),
+		sharedMem: 0, stream: b.stream, attrs: &b.launchAttr, numAttrs: 1,
+	}
+	return d.cuLaunchKernelEx(&b.launchCfg, fn, params, 0)
 }
 
 // sendRecs launches recs one by one.
@@ -95,29 +140,39 @@ func (b *Backend) sendRecs(op string, recs []launchRec) {
 		for j := range r.n {
 			ptrs[j] = unsafe.Pointer(&r.vals[j])
 		}
-		b.launchNow(op, r.fn, r.grid, r.block, &ptrs[0])
+		b.launchNow(op, r.fn, r.grid, r.block, &ptrs[0], i > 0)
 	}
 }
 
 // flush sends the queued launches: as a cached graph, as a new graph when
-// the same queue ran just before, else one by one. The caller holds the
-// OS thread with the context current.
+// the same queue ran recently, else one by one.
 func (b *Backend) flush(op string) {
 	if len(b.pending) == 0 {
 		return
 	}
+	b.current(op)
+	b.idle = false
 	b.ids.queued, b.rows.queued, b.pos.queued, b.slots.queued = false, false, false, false
 	recs := b.pending
-	if b.graphs && len(recs) >= minGraphLaunches {
-		h := hashRecs(recs)
+	eligible := b.graphs && len(recs) >= minGraphLaunches
+	var h uint64
+	if eligible {
+		h = hashRecs(recs)
 		if g := b.findGraph(h, recs); g != nil {
 			b.pending = recs[:0]
 			b.must(op, b.drv.check("cuGraphLaunch", b.drv.cuGraphLaunch(g.exec, b.stream)))
 			b.stats.Replayed++
 			return
 		}
-		if b.prevHash == h && slices.Equal(b.prev, recs) {
-			if g, err := b.capture(recs, h); err == nil {
+		if b.sentRecently(h, recs) {
+			g, err := b.capture(recs, h)
+			if err != nil && b.pdl {
+				// The driver refused the capture: try again without
+				// programmatic dependent launch.
+				b.pdl = false
+				g, err = b.capture(recs, h)
+			}
+			if err == nil {
 				b.pending = recs[:0]
 				b.must(op, b.drv.check("cuGraphLaunch", b.drv.cuGraphLaunch(g.exec, b.stream)))
 				b.stats.Captured++
@@ -125,13 +180,47 @@ func (b *Backend) flush(op string) {
 			}
 			// The driver refused the capture: plain launches from now on.
 			b.graphs = false
+			eligible = false
 		}
-		b.prevHash = h
 	}
 	b.sendRecs(op, recs)
 	b.stats.Direct++
-	// Keep this queue to recognize a repeat; reuse the older one's memory.
-	b.prev, b.pending = recs, b.prev[:0]
+	if !eligible {
+		b.pending = recs[:0]
+		return
+	}
+	// Keep this queue to recognize a repeat; reuse the memory of the
+	// oldest one kept.
+	var free []launchRec
+	if len(b.recent) == maxRecent {
+		free = b.recent[0].recs[:0]
+		b.recent = append(b.recent[:0], b.recent[1:]...)
+	}
+	b.recent = append(b.recent, sentQueue{hash: h, recs: recs})
+	b.pending = free
+}
+
+// sentRecently reports whether recs (of hash h) equals a queue kept in
+// b.recent.
+func (b *Backend) sentRecently(h uint64, recs []launchRec) bool {
+	for _, q := range b.recent {
+		if q.hash == h && slices.Equal(q.recs, recs) {
+			return true
+		}
+	}
+	return false
+}
+
+// flushLong sends a queue of at least b.chunk launches, or
+// firstChunkLaunches when the GPU has nothing to do (see chunkLaunches).
+func (b *Backend) flushLong(op string) {
+	limit := b.chunk
+	if b.idle {
+		limit = min(limit, firstChunkLaunches)
+	}
+	if b.chunk > 0 && len(b.pending) >= limit {
+		b.flush(op)
+	}
 }
 
 func (b *Backend) findGraph(h uint64, recs []launchRec) *cachedGraph {
@@ -156,7 +245,7 @@ func (b *Backend) capture(recs []launchRec, h uint64) (*cachedGraph, error) {
 		for j := range r.n {
 			ptrs[j] = unsafe.Pointer(&r.vals[j])
 		}
-		if res := d.cuLaunchKernel(r.fn, r.grid.x, r.grid.y, r.grid.z, r.block.x, max(r.block.y, 1), max(r.block.z, 1), 0, b.stream, &ptrs[0], 0); res != 0 {
+		if res := b.launchOn(r.fn, r.grid, r.block, &ptrs[0], i > 0); res != 0 {
 			launchErr = d.check("cuLaunchKernel (capturing)", res)
 			break
 		}

@@ -1,6 +1,7 @@
 package cuda
 
 import (
+	"math"
 	"slices"
 	"testing"
 
@@ -287,6 +288,165 @@ func TestFuseActIntoAttention(t *testing.T) {
 		queue(c.rows, c.headDim)
 		if b.fuseAct(c.x, out, c.kind) {
 			t.Errorf("%s: merged", c.name)
+		}
+	}
+}
+
+// TestFuseSwiGLU checks the queue-time fusion of a one-token SwiGLU into
+// the gate/up product before it, and of the down product's rounding into
+// that launch.
+func TestFuseSwiGLU(t *testing.T) {
+	const mvqFn, gluFn, xq, cols, nff = 21, 22, 1 << 40, 2048, 5632
+	gate := &mat{rows: 1, cols: nff, ptr: 1 << 30}
+	up := &mat{rows: 1, cols: nff, ptr: 2 << 30}
+	b := &Backend{counters: 1 << 44}
+	b.k.mvq[gpuQ4_0], b.k.mvqGLU[gpuQ4_0] = mvqFn, gluFn
+	// queue queues the gate/up product: sets (W, rowBytes, rows, Y).
+	queue := func(fn uintptr, sets ...[4]uint64) {
+		r := launchRec{fn: fn, grid: dim3{2 * nff / mvRows, 1, 1}, n: mvqArgs + 4*mvqSets}
+		r.vals[0], r.vals[1] = xq, cols
+		for k, s := range sets {
+			copy(r.vals[mvqArgs+4*k:], s[:])
+		}
+		b.pending = []launchRec{r}
+	}
+	gateSet := [4]uint64{1 << 20, 1152, nff, gate.ptr}
+	upSet := [4]uint64{2 << 20, 1152, nff, up.ptr}
+
+	queue(mvqFn, gateSet, upSet)
+	if !b.fuseSwiGLU(gate, gate, up) {
+		t.Fatal("the SwiGLU did not fuse")
+	}
+	r := &b.pending[0]
+	want := []uint64{xq, cols, 1 << 20, 1152, 2 << 20, 1152, nff, gate.ptr, up.ptr, gate.ptr, 0, actNone, 1 << 44}
+	if r.fn != gluFn || !slices.Equal(r.vals[:r.n], want) || r.grid.x != nff/mvRows {
+		t.Errorf("fused launch fn %d grid %d args %v, want fn %d grid %d args %v", r.fn, r.grid.x, r.vals[:r.n], gluFn, nff/mvRows, want)
+	}
+	// The down product's rounding: into another buffer than the input.
+	if b.fuseAct(gate, xq, actQ8_0Int) {
+		t.Error("the rounding fused into the buffer mvq_glu reads")
+	}
+	if !b.fuseAct(gate, 3<<40, actQ8_0Int) || r.vals[gluAct] != 3<<40 || r.vals[gluAct+1] != actQ8_0Int {
+		t.Errorf("the rounding did not fuse: act %#x kind %d", r.vals[gluAct], r.vals[gluAct+1])
+	}
+
+	other := &mat{rows: 1, cols: nff, ptr: 4 << 30}
+	for _, c := range []struct {
+		name          string
+		fn            uintptr
+		sets          [][4]uint64
+		dst, gate, up *mat
+	}{
+		{"three matrices", mvqFn, [][4]uint64{gateSet, upSet, {3 << 20, 1152, 256, 5 << 30}}, gate, gate, up},
+		{"one matrix", mvqFn, [][4]uint64{gateSet}, gate, gate, up},
+		{"gate and up swapped", mvqFn, [][4]uint64{upSet, gateSet}, gate, gate, up},
+		{"another kernel", mvqFn + 5, [][4]uint64{gateSet, upSet}, gate, gate, up},
+		{"two rows", mvqFn, [][4]uint64{gateSet, upSet}, &mat{rows: 2, cols: nff / 2, ptr: gate.ptr}, &mat{rows: 2, cols: nff / 2, ptr: gate.ptr}, &mat{rows: 2, cols: nff / 2, ptr: up.ptr}},
+		{"dst overlapping gate shifted", mvqFn, [][4]uint64{gateSet, upSet}, &mat{rows: 1, cols: nff, ptr: gate.ptr + 4}, gate, up},
+	} {
+		queue(c.fn, c.sets...)
+		if b.fuseSwiGLU(c.dst, c.gate, c.up) {
+			t.Errorf("%s: fused", c.name)
+		}
+	}
+	queue(mvqFn, gateSet, upSet)
+	if !b.fuseSwiGLU(other, gate, up) {
+		t.Error("SwiGLU into a third matrix did not fuse")
+	}
+}
+
+func TestGLURounds(t *testing.T) {
+	for _, c := range []struct {
+		kind, n int
+		want    bool
+	}{
+		{actF16Bits, 100, true},
+		{actQ8_0Int, 5632, true},
+		{actQ8_0Int, 5632 + 16, false},
+		{actQ8_KInt, 5632, true},
+		{actQ8_KInt, 5632 + 32, false},
+		{actQ8_0Int, 32 * (gluCounters + 1), false},
+		{actQ8_0, 5632, false},
+		{actNone, 5632, false},
+	} {
+		if got := gluRounds(c.kind, c.n); got != c.want {
+			t.Errorf("gluRounds(%d, %d) = %v, want %v", c.kind, c.n, got, c.want)
+		}
+	}
+}
+
+// TestFuseRoPEIntoAttention checks that a decode layer's rope launch (q's
+// and k's rotation and the cache store, merged) moves into the attention
+// launch after it, with the rotation's arguments, and only then.
+func TestFuseRoPEIntoAttention(t *testing.T) {
+	const ropeFn, pos, slots = 7, 1 << 40, 9
+	p := backend.AttnParams{Heads: 32, KVHeads: 4, HeadDim: 64, Scale: 0.125}
+	q := &mat{rows: 1, cols: 32 * 64, ptr: 1 << 30}
+	k := &mat{rows: 1, cols: 4 * 64, ptr: 2 << 30}
+	v := &mat{rows: 1, cols: 4 * 64, ptr: 3 << 30}
+	cache := &kvCache{cfg: backend.KVConfig{Slots: 1, Layers: 2, Ctx: 64, KVDim: 256}, k: 4 << 30, v: 5 << 30}
+	b := &Backend{counters: 1 << 44}
+	b.k.rope = ropeFn
+	rp := backend.RoPEParams{Heads: 4, HeadDim: 64, Dims: 64, FreqBase: 10000, FreqScale: 1}
+	// queue queues the decode layer's merged rope launch as RoPE(q),
+	// RoPE(k) and StoreKV do.
+	queue := func(layer int, store bool) {
+		b.args.reset().ptr(q.ptr).ptr(pos).i32(32).i32(64).i32(64).f32(0.5).f32(1).flag(true).
+			ptr(0).i32(0).ptr(0).ptr(0).ptr(0).ptr(0).ptr(0).i32(0).i32(0).i32(0).i32(0).i32(0)
+		r := launchRec{fn: ropeFn, grid: dim3{1, 1, 1}, block: dim3{ropeThreads(32, 64), 1, 1}, n: b.args.n}
+		copy(r.vals[:], b.args.vals[:b.args.n])
+		b.pending = []launchRec{r}
+		b.args.reset().ptr(k.ptr).ptr(pos).i32(4).i32(64).i32(64).f32(0.5).f32(1).flag(true).
+			ptr(0).i32(0).ptr(0).ptr(0).ptr(0).ptr(0).ptr(0).i32(0).i32(0).i32(0).i32(0).i32(0)
+		if !b.mergeRoPE(k, rp) {
+			t.Fatal("k's rotation did not merge")
+		}
+		if store && !b.mergeStoreKV(cache, layer, k, v, slots, pos) {
+			t.Fatal("the store did not merge")
+		}
+	}
+	attnArgs := func() {
+		b.args.reset()
+		for range attnAct + 1 {
+			b.args.ptr(0)
+		}
+	}
+	queue(1, true)
+	attnArgs()
+	if !b.fuseRoPE(cache, 1, q, p, slots, pos) {
+		t.Fatal("the rotation did not move into the attention launch")
+	}
+	if len(b.pending) != 0 {
+		t.Errorf("%d launches left queued", len(b.pending))
+	}
+	want := []uint64{k.ptr, v.ptr, 64, uint64(math.Float32bits(0.5)), uint64(math.Float32bits(1)), 1, 1<<44 + gluCounters*4}
+	if got := b.args.vals[attnAct+1 : b.args.n]; !slices.Equal(got, want) {
+		t.Errorf("rotation arguments %v, want %v", got, want)
+	}
+	for _, c := range []struct {
+		name  string
+		layer int
+		store bool
+		q     *mat
+		p     backend.AttnParams
+		cache *kvCache
+		slots uint64
+	}{
+		{"no store", 1, false, q, p, cache, slots},
+		{"another layer", 0, true, q, p, cache, slots},
+		{"another query", 1, true, &mat{rows: 1, cols: 32 * 64, ptr: 6 << 30}, p, cache, slots},
+		{"two rows", 1, true, &mat{rows: 2, cols: 32 * 64, ptr: q.ptr}, p, cache, slots},
+		{"other heads", 1, true, q, backend.AttnParams{Heads: 16, KVHeads: 4, HeadDim: 128}, cache, slots},
+		{"another cache", 1, true, q, p, &kvCache{cfg: cache.cfg, k: 7 << 30, v: 8 << 30}, slots},
+		{"other slots", 1, true, q, p, cache, slots + 4},
+	} {
+		queue(1, c.store)
+		if c.name == "another layer" {
+			queue(1, true)
+		}
+		attnArgs()
+		if b.fuseRoPE(c.cache, c.layer, c.q, c.p, c.slots, pos) {
+			t.Errorf("%s: fused", c.name)
 		}
 	}
 }

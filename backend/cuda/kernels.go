@@ -7,19 +7,26 @@ import (
 	"strings"
 )
 
-// embeddedPTX is kernels/llamago.cu compiled by scripts/build-ptx.sh. Its
-// first line records the SHA-256 of the sources it was made from, which a
-// test compares with the sources in the repository.
+// embeddedPTX is kernels/llamago.cu compiled by scripts/build-ptx.sh for
+// compute_80 (Ampere and newer), embeddedPTX90 the same sources for
+// compute_90 (Hopper), whose kernels also wait for and release their
+// neighbours in programmatic dependent launch (see pdl in cuda.go). The
+// first line of each records the SHA-256 of the sources it was made
+// from, which a test compares with the sources in the repository.
 //
 //go:embed kernels/llamago.ptx
 var embeddedPTX []byte
+
+//go:embed kernels/llamago_sm90.ptx
+var embeddedPTX90 []byte
 
 // ptxEnv names the environment variable that replaces the embedded PTX
 // with a file, for kernel development on a machine with nvcc.
 const ptxEnv = "LLAMAGO_CUDA_PTX"
 
-// kernelPTX is the PTX to load: given, from $LLAMAGO_CUDA_PTX, or embedded.
-func kernelPTX(given []byte) ([]byte, error) {
+// kernelPTX is the PTX to load: given, from $LLAMAGO_CUDA_PTX, or the
+// embedded one for a GPU of compute capability major.x.
+func kernelPTX(given []byte, major int) ([]byte, error) {
 	if given != nil {
 		return given, nil
 	}
@@ -30,13 +37,37 @@ func kernelPTX(given []byte) ([]byte, error) {
 		}
 		return b, nil
 	}
+	if major >= 9 {
+		return embeddedPTX90, nil
+	}
 	return embeddedPTX, nil
+}
+
+// ptxTarget returns the compute capability a PTX module targets (its
+// ".target sm_XY" directive) as 10·X + Y, 0 when there is none.
+func ptxTarget(ptx []byte) int {
+	for line := range strings.Lines(string(ptx)) {
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), ".target sm_")
+		if !ok {
+			continue
+		}
+		n := 0
+		for _, c := range rest {
+			if c < '0' || c > '9' {
+				break
+			}
+			n = 10*n + int(c-'0')
+		}
+		return n
+	}
+	return 0
 }
 
 // kernelSet holds the loaded kernels' function handles.
 type kernelSet struct {
 	mm, mv                        [numGPUTypes]uintptr // products: tiles of tokens, one token
 	mvq                           [numGPUTypes]uintptr // one token, int8 (F16: F16) activations, up to 3 matrices
+	mvqGLU                        [numGPUTypes]uintptr // one token: gate and up products and SwiGLU (quantized types, F16)
 	mmq                           [numGPUTypes]uintptr // several tokens on the tensor cores (quantized types)
 	mmhF16                        uintptr              // several tokens on the tensor cores (F16)
 	actF16, actQ8_0, actQ8_K      uintptr
@@ -71,6 +102,11 @@ func (k *kernelSet) load(d *driver, mod uintptr) error {
 		{&k.mvq[gpuF16], "mvq_f16"},
 		{&k.mvq[gpuQ4_K], "mvq_q4_k"},
 		{&k.mvq[gpuQ6_K], "mvq_q6_k"},
+		{&k.mvqGLU[gpuQ4_0], "mvq_glu_q4_0"},
+		{&k.mvqGLU[gpuQ8_0], "mvq_glu_q8_0"},
+		{&k.mvqGLU[gpuF16], "mvq_glu_f16"},
+		{&k.mvqGLU[gpuQ4_K], "mvq_glu_q4_k"},
+		{&k.mvqGLU[gpuQ6_K], "mvq_glu_q6_k"},
 		{&k.mmq[gpuQ4_0], "mmq_q4_0"},
 		{&k.mmq[gpuQ8_0], "mmq_q8_0"},
 		{&k.mmq[gpuQ4_K], "mmq_q4_k"},

@@ -267,6 +267,43 @@ func TestTinyLlamaQ4_0Speed(t *testing.T) {
 	t.Logf("first %d greedy ids equal to the CPU's: %v; CPU decode %.1f tokens/s", checked, slices.Equal(res.ids[:checked], want.ids), float64(checked)/want.elapsed.Seconds())
 }
 
+// TestTinyLlamaDecodeGPUTime splits a decode step of the TinyLlama-shaped
+// Q4_0 model into GPU time (its graph replayed back to back, no host work)
+// and the rest (queuing the launches, copying the logits back, sampling),
+// for the performance notes. It runs only with LLAMAGO_CUDA_BIG=1 and
+// $LLAMAGO_CUDA_TINYLLAMA (the file TestWriteBenchModels makes).
+func TestTinyLlamaDecodeGPUTime(t *testing.T) {
+	needGPU(t)
+	path := os.Getenv("LLAMAGO_CUDA_TINYLLAMA")
+	if os.Getenv("LLAMAGO_CUDA_BIG") != "1" || path == "" {
+		t.Skip("set LLAMAGO_CUDA_BIG=1 and LLAMAGO_CUDA_TINYLLAMA to a TinyLlama-shaped file")
+	}
+	f, err := gguf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, pdl := range []bool{true, false} {
+		// One graph a step (no chunks), so that the last graph is a
+		// whole decode step.
+		t.Setenv("LLAMAGO_CUDA_CHUNK", "0")
+		gpu, err := cuda.New(cuda.Options{NoPDL: !pdl})
+		if err != nil {
+			t.Fatal(err)
+		}
+		prompt := []int32{1, 450, 2030, 17526, 13} // any ids
+		const steps = 16
+		res := greedy(t, loadRun(t, f, gpu, 64, false), prompt, steps)
+		perStep := res.elapsed / steps
+		gpuStep, err := cuda.TimeLastGraph(gpu, 200)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("decode step (PDL %v): %v in all, %v of it on the GPU (its graph replayed back to back), %v the rest", gpu.PDL(), perStep.Round(time.Microsecond), gpuStep.Round(time.Microsecond), (perStep - gpuStep).Round(time.Microsecond))
+		gpu.Close()
+	}
+}
+
 // TestTraceDiffStories260K traces the same tokens on both backends (F32 KV
 // caches, 128 positions: the prompt in one batch, then greedy steps) and
 // diffs every probe at every position, as "llamago trace" and "llamago

@@ -149,13 +149,23 @@ func (b *Backend) MatMul(dstM, xM backend.Mat, wW backend.Weight) {
 	in := x.ptr
 	if kind != actNone {
 		n := x.rows * x.cols
-		in = b.scratchFloats("MatMul", n)
 		want := actState{src: x.ptr, n: n, kind: kind}
-		// q, k and v (gate and up) share their input: round it once.
-		if !(b.actValid && b.act == want) && !b.fuseAct(x, in, kind) {
-			b.launchAct(x, in, kind)
+		if b.actValid && b.act == want {
+			// q, k and v (gate and up) share their input: round it once.
+			in = b.actBuf
+		} else {
+			in = b.scratchFloats("MatMul", 0, n)
+			if r := b.lastGLU(); r != nil && r.vals[0] == in {
+				// mvq_glu still reads its input from the first buffer
+				// while its blocks round their output (other blocks may
+				// not have finished): round into the second.
+				in = b.scratchFloats("MatMul", 1, n)
+			}
+			if !b.fuseAct(x, in, kind) {
+				b.launchAct(x, in, kind)
+			}
 		}
-		b.act, b.actValid = want, !b.eager
+		b.act, b.actBuf, b.actValid = want, in, !b.eager
 	}
 	b.args.reset().ptr(w.ptr).i64(w.rowBytes).i32(w.rows).i32(w.cols).ptr(in).ptr(dst.ptr).i32(x.rows)
 	if one && b.k.mvq[w.gpu] != 0 {
@@ -271,6 +281,13 @@ func (b *Backend) fuseAct(x *mat, out uint64, kind int) bool {
 		r.vals[4], r.vals[5] = out, uint64(kind)
 		return true
 	}
+	// The fused gate/up/SwiGLU launch rounds its output for the down
+	// product: F16 halves value by value, Q8 blocks in the last block to
+	// finish each (mvq_glu).
+	if r := b.lastGLU(); r != nil && x.rows == 1 && r.vals[gluD] == x.ptr && r.vals[gluRows] == uint64(x.cols) && r.vals[0] != out && gluRounds(kind, x.cols) {
+		r.vals[gluAct], r.vals[gluAct+1] = out, uint64(kind)
+		return true
+	}
 	// Decode attention's output (one row) rounds into ACT_Q8_0_INT in the
 	// blocks that computed it, a head's values being whole Q8_0 blocks.
 	if r := b.lastPending(b.k.attention); r != nil && kind == actQ8_0Int && x.rows == 1 && r.grid.y == 1 &&
@@ -324,6 +341,7 @@ func (b *Backend) Add(dstM, aM, bM backend.Mat) {
 	}
 	n := x.rows * x.cols
 	defer b.enter("Add")()
+	b.flushLong("Add")
 	b.args.reset().ptr(x.ptr).ptr(y.ptr).ptr(dst.ptr).i32(n)
 	b.launch("Add", b.k.add, grid1(n, elemThreads), dim3{elemThreads, 1, 1})
 }
@@ -336,8 +354,89 @@ func (b *Backend) SwiGLU(dstM, gateM, upM backend.Mat) {
 	}
 	n := g.rows * g.cols
 	defer b.enter("SwiGLU")()
+	if b.fuseSwiGLU(dst, g, u) {
+		b.actValid = false
+		return
+	}
 	b.args.reset().ptr(g.ptr).ptr(u.ptr).ptr(dst.ptr).i32(n).ptr(0).i32(actNone)
 	b.launch("SwiGLU", b.k.swiglu, grid1(n, swigluThreads), dim3{swigluThreads, 1, 1})
+}
+
+// Arguments of mvq_glu: (xq, cols, Wg, rbg, Wu, rbu, rows, G, U, D, act,
+// actKind, counters).
+const (
+	gluRows = 6
+	gluD    = 9
+	gluAct  = 10
+	// gluCounters is how many Q8 groups mvq_glu's counters cover,
+	// attnCounters how many KV heads the attention kernel's.
+	gluCounters  = 4096
+	attnCounters = 1024
+)
+
+// fuseSwiGLU turns the one-token gate/up product queued just before (one
+// mvq launch of exactly the two matrices, writing gate and up) into
+// mvq_glu, which also computes dst = silu(gate)·up in the warps that
+// computed gate and up: a launch less a decode layer. It reports whether
+// it did.
+func (b *Backend) fuseSwiGLU(dst, g, u *mat) bool {
+	if len(b.pending) == 0 || g.rows != 1 {
+		return false
+	}
+	r := &b.pending[len(b.pending)-1]
+	typ := -1
+	for t := range numGPUTypes {
+		if b.k.mvq[t] != 0 && r.fn == b.k.mvq[t] && b.k.mvqGLU[t] != 0 {
+			typ = t
+		}
+	}
+	if typ < 0 {
+		return false
+	}
+	// The sets of the product: (W, rowBytes, rows, Y) for gate, up, none.
+	a := r.vals[mvqArgs:]
+	n := uint64(g.cols)
+	if !(a[2] == n && a[3] == g.ptr && a[6] == n && a[7] == u.ptr && a[10] == 0) {
+		return false
+	}
+	// Each warp reads and writes its own row of gate, up and dst.
+	if !(dst.ptr == g.ptr || dst.ptr == u.ptr || (!overlaps(dst, g) && !overlaps(dst, u))) {
+		return false
+	}
+	counters := b.counterBuf("SwiGLU")
+	b.args.reset().ptr(r.vals[0]).put(r.vals[1]).ptr(a[0]).put(a[1]).ptr(a[4]).put(a[5]).i32(g.cols).
+		ptr(g.ptr).ptr(u.ptr).ptr(dst.ptr).ptr(0).i32(actNone).ptr(counters)
+	r.fn = b.k.mvqGLU[typ]
+	r.n = b.args.n
+	copy(r.vals[:], b.args.vals[:b.args.n])
+	r.grid = grid1(g.cols, mvRows)
+	return true
+}
+
+// lastGLU returns the last queued launch if it is an mvq_glu launch.
+func (b *Backend) lastGLU() *launchRec {
+	for t := range numGPUTypes {
+		if fn := b.k.mvqGLU[t]; fn != 0 {
+			if r := b.lastPending(fn); r != nil {
+				return r
+			}
+		}
+	}
+	return nil
+}
+
+// gluRounds reports whether mvq_glu can round its n outputs into kind:
+// F16 halves always, Q8 formats in whole blocks its counters cover.
+func gluRounds(kind, n int) bool {
+	switch kind {
+	case actF16Bits:
+		return true
+	case actQ8_0Int:
+		return n%qk == 0 && n/qk <= gluCounters
+	case actQ8_KInt:
+		return n%qkK == 0 && n/qkK <= gluCounters
+	}
+	return false
 }
 
 // RoPE implements backend.Backend.
@@ -542,7 +641,52 @@ func (b *Backend) Attention(dstM, qM backend.Mat, cM backend.KVCache, layer int,
 	b.args.reset().ptr(q.ptr).ptr(dst.ptr).ptr(c.k).ptr(c.v).ptr(slots).ptr(pos).
 		i32(p.Heads).i32(p.KVHeads).i32(p.HeadDim).i32(cfg.Layers).i32(cfg.Ctx).i32(layer).f32(p.Scale).flag(!cfg.F32).
 		optMat(scores).optMat(probs).i32(probeCols).ptr(0)
+	if !(scores == nil && probs == nil && b.fuseRoPE(c, layer, q, p, slots, pos)) {
+		b.args.ptr(0).ptr(0).i32(0).f32(0).f32(0).i32(0).ptr(0) // no rotation
+	}
 	b.launch("Attention", b.k.attention, dim3{uint32(p.Heads), uint32(q.rows), 1}, dim3{attnThreads, 1, 1})
+}
+
+// fuseRoPE moves the rope launch queued just before a one-row decode
+// attention into it when that launch rotates exactly q's heads and then k's
+// and stores k and v into this cache layer at the same slot and position:
+// the attention kernel then rotates q and k itself and stores them (see
+// its comment), a launch less a decode layer. It appends the rotation's
+// arguments to b.args (the attention's so far) and reports whether it
+// did.
+func (b *Backend) fuseRoPE(c *kvCache, layer int, q *mat, p backend.AttnParams, slots, pos uint64) bool {
+	r := b.lastPending(b.k.rope)
+	if r == nil || q.rows != 1 || r.grid.x != 1 || p.HeadDim > attnThreads || p.KVHeads > attnCounters {
+		return false
+	}
+	v := r.vals[:]
+	cfg := c.cfg
+	f16 := uint64(1)
+	if cfg.F32 {
+		f16 = 0
+	}
+	if !(v[0] == q.ptr && v[1] == pos && v[2] == uint64(p.Heads) && v[3] == uint64(p.HeadDim) &&
+		v[ropeX2] != 0 && v[ropeX2] == v[ropeV+1] && v[ropeX2+1] == uint64(p.KVHeads) &&
+		v[ropeKC] == c.k && v[ropeKC+1] == c.v && v[ropeKC+2] == slots && v[ropeKC+3] == uint64(cfg.KVDim) &&
+		v[ropeKC+4] == uint64(cfg.Layers) && v[ropeKC+5] == uint64(cfg.Ctx) && v[ropeKC+6] == uint64(layer) && v[ropeKC+7] == f16) {
+		return false
+	}
+	k, vRow, dims, thetaScale, freqScale, neox := v[ropeX2], v[ropeV], v[4], v[5], v[6], v[7]
+	b.args.ptr(k).ptr(vRow).put(dims).put(thetaScale).put(freqScale).put(neox).ptr(b.counterBuf("Attention") + gluCounters*4)
+	b.pending = b.pending[:len(b.pending)-1]
+	return true
+}
+
+// counterBuf returns the counters of the kernels whose blocks count
+// themselves done (gluCounters for mvq_glu, then attnCounters for
+// attention's fused rotation), zero between launches; allocated once.
+func (b *Backend) counterBuf(op string) uint64 {
+	if b.counters == 0 {
+		p, err := b.alloc((gluCounters + attnCounters) * 4)
+		b.must(op, err)
+		b.counters = p
+	}
+	return b.counters
 }
 
 // attentionTiles appends to tiles the (first row, row count) pairs of

@@ -42,15 +42,17 @@ func sourcesDigest(t *testing.T) string {
 // committed kernel sources. It needs no GPU and runs in CI.
 func TestPTXMatchesSources(t *testing.T) {
 	want := sourcesDigest(t)
-	got, ok := ptxSourcesDigest(embeddedPTX)
-	if !ok {
-		t.Fatalf("kernels/llamago.ptx has no %q line: make it with scripts/build-ptx.sh on a machine with nvcc", strings.TrimSpace(ptxDigestPrefix))
-	}
-	if got != want {
-		t.Fatalf("kernels/llamago.ptx was made from other sources (recorded %s, sources now %s): run scripts/build-ptx.sh on a machine with nvcc and commit the PTX", got, want)
-	}
-	if !strings.Contains(string(embeddedPTX), ".entry attention") {
-		t.Error("kernels/llamago.ptx has no attention kernel")
+	for name, ptx := range map[string][]byte{"llamago.ptx": embeddedPTX, "llamago_sm90.ptx": embeddedPTX90} {
+		got, ok := ptxSourcesDigest(ptx)
+		if !ok {
+			t.Fatalf("kernels/%s has no %q line: make it with scripts/build-ptx.sh on a machine with nvcc", name, strings.TrimSpace(ptxDigestPrefix))
+		}
+		if got != want {
+			t.Fatalf("kernels/%s was made from other sources (recorded %s, sources now %s): run scripts/build-ptx.sh on a machine with nvcc and commit the PTX", name, got, want)
+		}
+		if !strings.Contains(string(ptx), ".entry attention") {
+			t.Errorf("kernels/%s has no attention kernel", name)
+		}
 	}
 }
 

@@ -56,6 +56,33 @@ __device__ __forceinline__ float warp_sum(float v) {
     return v;
 }
 
+// ------------------------------------------------ programmatic dependent launch
+
+// On sm_90 and newer the Go side launches kernels with programmatic stream
+// serialization (cuLaunchKernelEx; it holds inside CUDA graphs too): a
+// kernel may be launched before the kernel before it has finished, so
+// that its launch and block scheduling overlap that kernel's end. Every
+// kernel therefore calls pdl_begin() before it touches anything: it waits
+// until the previous kernel has finished and its writes are visible.
+// Compiled for an older target, or launched without the attribute, it is
+// nothing.
+//
+// No kernel calls griddepcontrol.launch_dependents: the next kernel then
+// launches as each block of this one exits. On an H100 (TinyLlama-shaped
+// decode, tg128) that measured best: triggering at the start of every
+// kernel let the blocks of the next kernels sit waiting on the
+// multiprocessors and was slower than no PDL at all for Q8_0 (582 against
+// 679 tokens/s); triggering after the products' main loops was no better
+// than not triggering (Q4_0 930/924, Q8_0 702/716, Q4_K_M 829/842, F16
+// 610/600). Prefetching the one-token products' weight rows into L2
+// before the wait (the weights are no kernel's output) made decode slower
+// too (F16 496 tokens/s with the prefetch, 595 without).
+__device__ __forceinline__ void pdl_begin() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
 // Weight type codes, shared with the Go side (gpuType in cuda.go).
 enum {
     TYPE_F32 = 0,
@@ -222,6 +249,7 @@ __device__ __forceinline__ float weight_at<TYPE_Q6_K>(const uint8_t *row, int c,
 // shared memory.
 template <int TYPE, int NT, int UNROLL>
 __device__ void mm(const uint8_t *W, long long rowBytes, int wrows, int cols, const float *X, float *Y, int ntok) {
+    pdl_begin();
     __shared__ float part[MM_WARPS][NT];
     const int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP;
     const int r = blockIdx.x;
@@ -398,6 +426,7 @@ __device__ __forceinline__ float unit_dot<TYPE_F16>(const uint8_t *row, int u, c
 // (the Go side uses mm for F32/F16 rows that are not).
 template <int TYPE>
 __device__ void mv(const uint8_t *W, long long rowBytes, int wrows, int cols, const float *X, float *Y) {
+    pdl_begin();
     const int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP;
     const int r = blockIdx.x * MV_ROWS + warp;
     if (r >= wrows) return;
@@ -555,18 +584,21 @@ __device__ void mvq(const int8_t *xq, int cols, const uint8_t *W0, long long rb0
     const uint8_t *W = W0;
     long long rb = rb0;
     float *Y = Y0;
+    bool ok = true;
     if (r >= rows0) {
         r -= rows0;
         W = W1, rb = rb1, Y = Y1;
         if (r >= rows1) {
             r -= rows1;
             W = W2, rb = rb2, Y = Y2;
-            if (r >= rows2) return;
+            ok = r < rows2;
         }
     }
+    const uint8_t *row = W + (size_t)r * rb;
+    pdl_begin();
+    if (!ok) return;
     const float *xd = (const float *)(xq + q8_scales_at(cols));
     const int *xs = (const int *)(xd + cols / QK);
-    const uint8_t *row = W + (size_t)r * rb;
     const int units = cols / mvq_unit<TYPE>();
     float acc = 0.f;
 #pragma unroll 4
@@ -871,6 +903,7 @@ struct MmqFetchX {
 // ACT_Q8_K_INT (k-quants) layout for ntok×cols values.
 template <int TYPE>
 __device__ void mmq(const uint8_t *W, long long rowBytes, int wrows, int cols, const int8_t *X, float *Y, int ntok) {
+    pdl_begin();
     __shared__ __align__(16) MmqTiles t;
     constexpr bool KQ = TYPE == TYPE_Q4_K || TYPE == TYPE_Q6_K;
     const int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP;
@@ -1071,6 +1104,7 @@ __device__ __forceinline__ void mmh_issue(uint16_t (*tile)[MMH_PITCH], const uin
 // next step's tiles arrive by cp.async while the tensor cores work on the
 // current ones.
 extern "C" __global__ void __launch_bounds__(MMQ_THREADS) mmh_f16(const uint8_t *W, long long rowBytes, int wrows, int cols, const uint16_t *X, float *Y, int ntok) {
+    pdl_begin();
     __shared__ __align__(16) uint16_t tw[2][MMQ_BM][MMH_PITCH];
     __shared__ __align__(16) uint16_t tx[2][MMQ_BN][MMH_PITCH];
     const int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP;
@@ -1192,17 +1226,20 @@ enum { ACT_NONE = 0, ACT_F16 = 1, ACT_Q8_0 = 2, ACT_Q8_K = 3, ACT_Q8_0_INT = 4, 
 // value-by-value loops bit for bit; one thread per block made the
 // roundings of a decode step serial loops of 32 or 256 values.
 
-// warp_act_q8_0 replaces the 32 values at xb by their Q8_0 round trip: d =
-// amax/127 stored as F16, q = roundf(x/d) (half away from zero). Lane l
+// warp_act_q8_0 replaces the 32 values at xb by their Q8_0 round trip as
+// the CPU backend (and ggml's x86 quantizer) computes it: d = amax/127
+// stored as F16, q = x·(127/amax) rounded to nearest, halves to even (not
+// x·(1/d) with halves away from zero, ggml's scalar reference: the two
+// differ in a value's last bit now and then, which moves q by one). Lane l
 // takes value l.
 __device__ __forceinline__ void warp_act_q8_0(const float *xb, float *yb, int lane) {
     const float x = xb[lane];
     float amax = fabsf(x);
     for (int o = WARP / 2; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
     const float d = amax / 127.f;
-    const float id = d != 0.f ? 1.f / d : 0.f;
+    const float id = amax != 0.f ? 127.f / amax : 0.f;
     const float dh = round_f16(d);
-    yb[lane] = (float)(int)roundf(x * id) * dh;
+    yb[lane] = (float)__float2int_rn(x * id) * dh;
 }
 
 // warp_act_q8_k replaces the 256 values at xb by their Q8_K round trip:
@@ -1252,8 +1289,8 @@ __device__ __forceinline__ void warp_act_q8_0_int(const float *xb, int8_t *qb, f
     float amax = fabsf(x);
     for (int o = WARP / 2; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
     const float d = amax / 127.f;
-    const float id = d != 0.f ? 1.f / d : 0.f;
-    qb[lane] = (int8_t)(int)roundf(x * id);
+    const float id = amax != 0.f ? 127.f / amax : 0.f;
+    qb[lane] = (int8_t)__float2int_rn(x * id);
     if (lane == 0) *db = round_f16(d);
 }
 
@@ -1337,6 +1374,7 @@ __device__ void act_span(const float *x, void *y, int first, int n, int total, i
 // act_f16 rounds n values to F16, as the CPU converts activations for F16
 // weights.
 extern "C" __global__ void act_f16(const float *x, float *y, int n) {
+    pdl_begin();
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) y[i] = round_f16(x[i]);
 }
@@ -1346,6 +1384,7 @@ extern "C" __global__ void act_f16(const float *x, float *y, int n) {
 
 // act_q8_0 rounds nblocks blocks of 32 through Q8_0, a warp per block.
 extern "C" __global__ void act_q8_0(const float *x, float *y, int nblocks) {
+    pdl_begin();
     const int b = blockIdx.x * ACT_WARPS + threadIdx.x / WARP;
     if (b < nblocks) warp_act_q8_0(x + (size_t)b * QK, y + (size_t)b * QK, threadIdx.x % WARP);
 }
@@ -1353,6 +1392,7 @@ extern "C" __global__ void act_q8_0(const float *x, float *y, int nblocks) {
 // act_q8_0_int rounds nblocks blocks of 32 through Q8_0 into ACT_Q8_0_INT's
 // layout, a warp per block.
 extern "C" __global__ void act_q8_0_int(const float *x, int8_t *y, int nblocks) {
+    pdl_begin();
     const int b = blockIdx.x * ACT_WARPS + threadIdx.x / WARP;
     float *ds = (float *)(y + q8_scales_at(nblocks * QK));
     if (b < nblocks) warp_act_q8_0_int(x + (size_t)b * QK, y + (size_t)b * QK, ds + b, threadIdx.x % WARP);
@@ -1361,6 +1401,7 @@ extern "C" __global__ void act_q8_0_int(const float *x, int8_t *y, int nblocks) 
 // act_q8_k_int rounds nblocks blocks of 256 through Q8_K into
 // ACT_Q8_K_INT's layout, a warp per block.
 extern "C" __global__ void act_q8_k_int(const float *x, int8_t *y, int nblocks) {
+    pdl_begin();
     const int b = blockIdx.x * ACT_WARPS + threadIdx.x / WARP;
     const int total = nblocks * QK_K;
     float *ds = (float *)(y + q8_scales_at(total));
@@ -1370,12 +1411,14 @@ extern "C" __global__ void act_q8_k_int(const float *x, int8_t *y, int nblocks) 
 
 // act_f16_bits rounds n values to F16 halves (ACT_F16_BITS).
 extern "C" __global__ void act_f16_bits(const float *x, uint16_t *y, int n) {
+    pdl_begin();
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) y[i] = float_to_half(x[i]);
 }
 
 // act_q8_k rounds nblocks blocks of 256 through Q8_K, a warp per block.
 extern "C" __global__ void act_q8_k(const float *x, float *y, int nblocks) {
+    pdl_begin();
     const int b = blockIdx.x * ACT_WARPS + threadIdx.x / WARP;
     if (b < nblocks) warp_act_q8_k(x + (size_t)b * QK_K, y + (size_t)b * QK_K, threadIdx.x % WARP);
 }
@@ -1386,6 +1429,7 @@ extern "C" __global__ void act_q8_k(const float *x, float *y, int nblocks) {
 // one block per row.
 extern "C" __global__ void get_rows(const uint8_t *table, long long rowBytes, int cols, int type,
                                     const int *ids, float *dst) {
+    pdl_begin();
     const uint8_t *row = table + (size_t)ids[blockIdx.x] * rowBytes;
     float *out = dst + (size_t)blockIdx.x * cols;
     if (type == TYPE_F32 || type == TYPE_F16) {
@@ -1407,6 +1451,7 @@ extern "C" __global__ void get_rows(const uint8_t *table, long long rowBytes, in
 
 // copy_rows sets dst row i to src row rows[i]; one block per row.
 extern "C" __global__ void copy_rows(const float *src, float *dst, int cols, const int *rows) {
+    pdl_begin();
     const float *s = src + (size_t)rows[blockIdx.x] * cols;
     float *d = dst + (size_t)blockIdx.x * cols;
     for (int i = threadIdx.x; i < cols; i += blockDim.x) d[i] = s[i];
@@ -1424,6 +1469,7 @@ extern "C" __global__ void copy_rows(const float *src, float *dst, int cols, con
 // through the following product's format (actKind).
 extern "C" __global__ void __launch_bounds__(NORM_THREADS) rms_norm(const float *x, const float *addend, float *sum, const float *w, float *dst,
                                     int cols, float eps, void *act, int actKind) {
+    pdl_begin();
     __shared__ double part[NORM_THREADS / WARP];
     const size_t off = (size_t)blockIdx.x * cols;
     const float *xr = x + off;
@@ -1462,22 +1508,28 @@ extern "C" __global__ void __launch_bounds__(NORM_THREADS) rms_norm(const float 
 }
 
 extern "C" __global__ void add(const float *a, const float *b, float *dst, int n) {
+    pdl_begin();
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) dst[i] = a[i] + b[i];
 }
 
 #define SWIGLU_THREADS 256
 
+// silu_mul is SwiGLU's value silu(g)·u, the exponential in double as the
+// CPU; swiglu and the fused gate/up product (mvq_glu_…) share it, so that
+// both give the same bits.
+__device__ __forceinline__ float silu_mul(float g, float u) { return g / (1.f + (float)exp((double)(-g))) * u; }
+
 // swiglu: dst = silu(gate)·up with the exponential in double, as the CPU.
 // Blocks of SWIGLU_THREADS values; with act not null the block then
 // rounds its values into act (actKind's blocks divide SWIGLU_THREADS), the
 // input of the down projection, saving a launch and a pass.
 extern "C" __global__ void swiglu(const float *gate, const float *up, float *dst, int n, void *act, int actKind) {
+    pdl_begin();
     const int base = blockIdx.x * SWIGLU_THREADS;
     const int i = base + threadIdx.x;
     if (i < n) {
-        const float g = gate[i];
-        dst[i] = g / (1.f + (float)exp((double)(-g))) * up[i];
+        dst[i] = silu_mul(gate[i], up[i]);
     }
     if (act) {
         __syncthreads();
@@ -1485,6 +1537,101 @@ extern "C" __global__ void swiglu(const float *gate, const float *up, float *dst
         act_span(dst, act, base, m, n, actKind, threadIdx.x, SWIGLU_THREADS);
     }
 }
+
+// mvq_glu is the gate and up products of one token and SwiGLU in one
+// launch (decode's FFN): warp w of block b takes row i = MV_ROWS·b + w of
+// both matrices, summing each exactly as mvq does (lane l over units l,
+// l+32, …, then warp_sum), so G and U get mvq's bits, and D[i] =
+// silu_mul(G[i], U[i]) swiglu's. G is written unless D replaces it (the
+// model's in-place SwiGLU), U unless D replaces it.
+//
+// With act not null D is also rounded into act (actKind: ACT_Q8_0_INT,
+// ACT_Q8_K_INT or ACT_F16_BITS, the down product's input). F16 halves are
+// per value. A Q8 block's scale needs all its values (32 or 256 rows,
+// 8 or 64 blocks of this kernel): each block counts itself done in
+// counters[group] after its writes, and the group's last block rounds the
+// group (reading the values from L2) and sets the counter back to zero for
+// the next launch. The rounding is that of act_q8_0_int/act_q8_k_int on
+// the same values, so the result does not depend on which block is last.
+// act must not overlap xq: other blocks may still be reading xq while a
+// group's last block writes act (the Go side rounds into its second
+// scratch buffer).
+template <int TYPE>
+__device__ void mvq_glu(const int8_t *xq, int cols, const uint8_t *Wg, long long rbg, const uint8_t *Wu, long long rbu, int rows,
+                        float *G, float *U, float *D, void *act, int actKind, int *counters) {
+    __shared__ float vals[QK_K];
+    __shared__ int last;
+    const int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP;
+    const int r = blockIdx.x * MV_ROWS + warp;
+    const bool ok = r < rows;
+    const uint8_t *rowg = Wg + (size_t)r * rbg, *rowu = Wu + (size_t)r * rbu;
+    pdl_begin();
+    if (ok) {
+        const float *xd = (const float *)(xq + q8_scales_at(cols));
+        const int *xs = (const int *)(xd + cols / QK);
+        const int units = cols / mvq_unit<TYPE>();
+        float ag = 0.f, au = 0.f;
+        if (TYPE == TYPE_Q4_K || TYPE == TYPE_Q6_K) {
+            // One matrix after the other: the k-quants' units hold many
+            // registers (both at once took 132 for Q4_K).
+#pragma unroll 4
+            for (int b = lane; b < units; b += WARP) ag += block_dot_q<TYPE>(rowg, b, xq, xd, xs);
+#pragma unroll 4
+            for (int b = lane; b < units; b += WARP) au += block_dot_q<TYPE>(rowu, b, xq, xd, xs);
+        } else {
+#pragma unroll 4
+            for (int b = lane; b < units; b += WARP) {
+                ag += block_dot_q<TYPE>(rowg, b, xq, xd, xs);
+                au += block_dot_q<TYPE>(rowu, b, xq, xd, xs);
+            }
+        }
+            ag = warp_sum(ag);
+        au = warp_sum(au);
+        if (lane == 0) {
+            const float d = silu_mul(ag, au);
+            if (G != D) G[r] = ag;
+            if (U != D) U[r] = au;
+            D[r] = d;
+            if (act && actKind == ACT_F16_BITS) ((uint16_t *)act)[r] = float_to_half(d);
+        }
+    }
+    if (!act || actKind == ACT_F16_BITS) return;
+    // A block's MV_ROWS rows lie in one group (MV_ROWS divides 32).
+    const int group = actKind == ACT_Q8_K_INT ? QK_K : QK;
+    const int g = blockIdx.x * MV_ROWS / group;
+    __threadfence(); // this block's D values visible to the group's last block
+    __syncthreads();
+    if (threadIdx.x == 0) last = atomicAdd(&counters[g], 1) == group / MV_ROWS - 1;
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    for (int i = threadIdx.x; i < group; i += MV_THREADS) vals[i] = __ldcg(D + (size_t)g * group + i);
+    __syncthreads();
+    if (warp == 0) {
+        int8_t *q = (int8_t *)act;
+        float *ds = (float *)(q + q8_scales_at(rows));
+        if (actKind == ACT_Q8_0_INT) {
+            warp_act_q8_0_int(vals, q + (size_t)g * QK, ds + g, lane);
+        } else {
+            int *ss = (int *)(ds + rows / QK);
+            warp_act_q8_k_int(vals, q + (size_t)g * QK_K, ds + (size_t)g * 8, ss + (size_t)g * 8, lane);
+        }
+    }
+    if (threadIdx.x == 0) counters[g] = 0;
+}
+
+#define MVQ_GLU_ARGS                                                                                                   \
+    const int8_t *xq, int cols, const uint8_t *Wg, long long rbg, const uint8_t *Wu, long long rbu, int rows, float *G, \
+        float *U, float *D, void *act, int actKind, int *counters
+#define MVQ_GLU_KERNEL(name, TYPE)                                                                  \
+    extern "C" __global__ void mvq_glu_##name(MVQ_GLU_ARGS) {                                       \
+        mvq_glu<TYPE>(xq, cols, Wg, rbg, Wu, rbu, rows, G, U, D, act, actKind, counters); \
+    }
+MVQ_GLU_KERNEL(q4_0, TYPE_Q4_0)
+MVQ_GLU_KERNEL(q8_0, TYPE_Q8_0)
+MVQ_GLU_KERNEL(f16, TYPE_F16)
+MVQ_GLU_KERNEL(q4_k, TYPE_Q4_K)
+MVQ_GLU_KERNEL(q6_k, TYPE_Q6_K)
 
 // ---------------------------------------------------------------- KV cache
 
@@ -1514,11 +1661,33 @@ __device__ __forceinline__ void store_kv_row(const float *k, const float *v, voi
 extern "C" __global__ void store_kv(const float *k, const float *v, void *kc, void *vc,
                                     const int *slot, const int *pos, int kvDim, int layers, int ctx,
                                     int layer, int f16) {
+    pdl_begin();
     store_kv_row(k, v, kc, vc, slot, pos, kvDim, layers, ctx, layer, f16, blockIdx.x);
 }
 
 // ROPE_MAX_PAIRS: the most rotated pairs a head takes (dims/2).
 #define ROPE_MAX_PAIRS 256
+
+// rope_angle sets *c, *s to the cos and sin of pair i's angle at position
+// p: p·thetaScale^i·freqScale with the power accumulated in float one pair
+// at a time (theta *= thetaScale), as ggml's rope cache does; cos and sin
+// in double rounded to float. rope and the attention kernel's fused
+// rotation share it (and rope_pair), so that both give the same bits.
+__device__ __forceinline__ void rope_angle(float p, int i, float thetaScale, float freqScale, float *c, float *s) {
+    float theta = p;
+    for (int j = 0; j < i; j++) theta *= thetaScale;
+    const double t = (double)(freqScale * theta);
+    *c = (float)cos(t);
+    *s = (float)sin(t);
+}
+
+// rope_pair rotates the pair (x0, x1) by the angle of cos c, sin s, each
+// product rounded (no contraction left to the compiler, which could pick
+// differently in two kernels).
+__device__ __forceinline__ void rope_pair(float x0, float x1, float c, float s, float *y0, float *y1) {
+    *y0 = __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s));
+    *y1 = __fmaf_rn(x0, s, __fmul_rn(x1, c));
+}
 
 // rope rotates each head of row blockIdx.x by its position. Pair i's angle
 // is pos·base^(-2i/dims)·freqScale with the power accumulated in float one
@@ -1534,6 +1703,7 @@ extern "C" __global__ void rope(float *x, const int *pos, int heads, int headDim
                                 float thetaScale, float freqScale, int neox, float *x2, int heads2,
                                 const float *v, const float *kst, void *kc, void *vc, const int *slot,
                                 int kvDim, int layers, int ctx, int layer, int f16) {
+    pdl_begin();
     // Pair i's cos and sin are the same for every head of the row: take
     // them once (the serial power and the double sincos are the cost),
     // then rotate all heads.
@@ -1541,13 +1711,7 @@ extern "C" __global__ void rope(float *x, const int *pos, int heads, int headDim
     const int half = dims / 2;
     const int r = blockIdx.x;
     const float p = (float)pos[r];
-    for (int i = threadIdx.x; i < half; i += blockDim.x) {
-        float theta = p;
-        for (int j = 0; j < i; j++) theta *= thetaScale;
-        const double t = (double)(freqScale * theta);
-        cs[i] = (float)cos(t);
-        sn[i] = (float)sin(t);
-    }
+    for (int i = threadIdx.x; i < half; i += blockDim.x) rope_angle(p, i, thetaScale, freqScale, &cs[i], &sn[i]);
     __syncthreads();
     for (int k = threadIdx.x; k < (heads + heads2) * half; k += blockDim.x) {
         const int h = k / half, i = k % half;
@@ -1555,9 +1719,7 @@ extern "C" __global__ void rope(float *x, const int *pos, int heads, int headDim
         float *head = h < heads ? x + (size_t)r * heads * headDim + h * headDim
                                 : x2 + (size_t)r * heads2 * headDim + (h - heads) * headDim;
         const int i0 = neox ? i : 2 * i, i1 = neox ? i + half : 2 * i + 1;
-        const float x0 = head[i0], x1 = head[i1];
-        head[i0] = x0 * c - x1 * s;
-        head[i1] = x0 * s + x1 * c;
+        rope_pair(head[i0], head[i1], c, s, &head[i0], &head[i1]);
     }
     if (kc) {
         __syncthreads();
@@ -1615,11 +1777,28 @@ __device__ double block_sum(double v, double *red) {
 // rounded to F16 as ggml's F16 products do. scores and probs, when not
 // null, receive the scaled scores and the probabilities at
 // probeCols/heads values per head.
+//
+// With ropeDims > 0 (decode, one row) the kernel also does the rope
+// launch's work before it (q's and k's rotation, the cache store): each
+// block rotates its head of q (writing it back) and its KV head of k in
+// shared memory, and takes the new position's key and value from there
+// instead of the cache. The blocks of a KV head count themselves in
+// counters[kvh] once they have read k's raw row; the last one writes the
+// rotated head back to k and stores k and v at the new position of the
+// cache (which no block of this launch reads), then sets the counter back
+// to zero. Same float operations as rope and store_kv (rope_angle,
+// rope_pair; the cache's F16 rounding), so the same bits.
 extern "C" __global__ void attention(const float *q, float *dst, const void *kc, const void *vc,
                                      const int *slotArr, const int *posArr, int heads, int kvHeads,
                                      int headDim, int layers, int ctx, int layer, float scale, int f16,
-                                     float *scores, float *probs, int probeCols, int8_t *act) {
+                                     float *scores, float *probs, int probeCols, int8_t *act,
+                                     float *kRow, const float *vRow, int ropeDims, float thetaScale,
+                                     float freqScale, int neox, int *counters) {
+    pdl_begin();
     __shared__ float qs[ATTN_MAX_HEAD_DIM];
+    __shared__ float kh[ATTN_MAX_HEAD_DIM], vh[ATTN_MAX_HEAD_DIM]; // the new position's key and value (ropeDims > 0)
+    __shared__ float rc[ROPE_MAX_PAIRS], rsn[ROPE_MAX_PAIRS];
+    __shared__ int lastOfHead;
     __shared__ float p[ATTN_THREADS];
     __shared__ float comb[ATTN_THREADS];
     __shared__ float redf[ATTN_WARPS];
@@ -1632,9 +1811,69 @@ extern "C" __global__ void attention(const float *q, float *dst, const void *kc,
     const int n = posArr[r] + 1;
     const size_t base = kv_offset(slotArr[r], layer, 0, layers, ctx, kvDim) + (size_t)kvh * headDim;
     const float *qr = q + (size_t)r * heads * headDim + (size_t)h * headDim;
-    for (int i = tid; i < headDim; i += ATTN_THREADS) qs[i] = f16 ? round_f16(qr[i]) : qr[i];
-    __syncthreads();
+    const bool fused = ropeDims > 0;
+    if (fused) {
+        // headDim ≤ ATTN_THREADS: thread i takes value i of the heads.
+        const int half = ropeDims / 2;
+        for (int i = tid; i < half; i += ATTN_THREADS) rope_angle((float)posArr[r], i, thetaScale, freqScale, &rc[i], &rsn[i]);
+        __syncthreads();
+        float *kr = kRow + (size_t)kvh * headDim;
+        float qy = 0.f, ky = 0.f;
+        if (tid < headDim) {
+            qy = qr[tid], ky = kr[tid];
+            if (tid < ropeDims) {
+                // Value tid is element e of pair i, whose other value is at o.
+                const int i = neox ? tid % half : tid / 2;
+                const int e = neox ? tid / half : tid % 2;
+                const int o = neox ? (e ? tid - half : tid + half) : tid ^ 1;
+                const float qo = qr[o], ko = kr[o];
+                float y0, y1;
+                rope_pair(e ? qo : qy, e ? qy : qo, rc[i], rsn[i], &y0, &y1);
+                qy = e ? y1 : y0;
+                rope_pair(e ? ko : ky, e ? ky : ko, rc[i], rsn[i], &y0, &y1);
+                ky = e ? y1 : y0;
+            }
+            const float vy = vRow[(size_t)kvh * headDim + tid];
+            qs[tid] = f16 ? round_f16(qy) : qy;
+            kh[tid] = f16 ? round_f16(ky) : ky;
+            vh[tid] = f16 ? round_f16(vy) : vy;
+        }
+        // Every thread has read its values of q and k: write q's head back
+        // (this block's alone), count the reads of k's.
+        __syncthreads();
+        if (tid < headDim) ((float *)qr)[tid] = qy;
+        if (tid == 0) lastOfHead = atomicAdd(&counters[kvh], 1) == heads / kvHeads - 1;
+        __syncthreads();
+        if (lastOfHead && tid < headDim) {
+            kr[tid] = ky;
+            const size_t at = base + (size_t)(n - 1) * kvDim + tid;
+            if (f16) {
+                ((uint16_t *)kc)[at] = float_to_half(ky);
+                ((uint16_t *)vc)[at] = float_to_half(vh[tid]);
+            } else {
+                ((float *)kc)[at] = ky;
+                ((float *)vc)[at] = vh[tid];
+            }
+            if (tid == 0) counters[kvh] = 0;
+        }
+    } else {
+        for (int i = tid; i < headDim; i += ATTN_THREADS) qs[i] = f16 ? round_f16(qr[i]) : qr[i];
+        __syncthreads();
+    }
     const int span = probeCols / heads;
+    // The dot product of q with the key at position j: the new position's
+    // from shared memory when this launch rotated it, else the cache's.
+    auto score = [&](int j) {
+        float dot;
+        if (fused && j == n - 1) {
+            dot = 0.f;
+            for (int i = lane; i < headDim; i += WARP) dot += qs[i] * kh[i];
+            dot = warp_sum(dot);
+        } else {
+            dot = warp_dot(qs, kc, base + (size_t)j * kvDim, headDim, f16);
+        }
+        return __fmul_rn(dot, scale);
+    };
 
     // Pass 1: the largest score (and the scores probe). Up to
     // ATTN_KEEP positions the scores stay in shared memory for the next
@@ -1644,7 +1883,7 @@ extern "C" __global__ void attention(const float *q, float *dst, const void *kc,
     float mx = __int_as_float(0xff800000); // -infinity
 #pragma unroll 4
     for (int j = warp; j < n; j += ATTN_WARPS) {
-        const float s = __fmul_rn(warp_dot(qs, kc, base + (size_t)j * kvDim, headDim, f16), scale);
+        const float s = score(j);
         mx = fmaxf(mx, s);
         if (lane == 0) {
             if (keep) kept[j] = s;
@@ -1655,11 +1894,19 @@ extern "C" __global__ void attention(const float *q, float *dst, const void *kc,
 
     // Pass 2: the sum of exponentials, in double.
     double sum = 0;
-    for (int j = warp; j < n; j += ATTN_WARPS) {
-        const float s = keep ? kept[j] : __fmul_rn(warp_dot(qs, kc, base + (size_t)j * kvDim, headDim, f16), scale);
-        sum += (double)(float)exp((double)(s - mx));
+    if (keep) {
+        // One exponential a position, a thread each; kept holds the
+        // exponentials from here on (pass 3 needs them again).
+        for (int j = tid; j < n; j += ATTN_THREADS) {
+            const float e = (float)exp((double)(kept[j] - mx));
+            kept[j] = e;
+            sum += (double)e;
+        }
+        sum = block_sum(sum, redd);
+    } else {
+        for (int j = warp; j < n; j += ATTN_WARPS) sum += (double)(float)exp((double)(score(j) - mx));
+        sum = block_sum(lane == 0 ? sum : 0.0, redd);
     }
-    sum = block_sum(lane == 0 ? sum : 0.0, redd);
     const float inv = (float)(1.0 / sum);
 
     // Pass 3: probabilities of a chunk of ATTN_THREADS positions, then the
@@ -1669,19 +1916,29 @@ extern "C" __global__ void attention(const float *q, float *dst, const void *kc,
     float acc = 0.f;
     for (int c0 = 0; c0 < n; c0 += ATTN_THREADS) {
         const int m = n - c0 < ATTN_THREADS ? n - c0 : ATTN_THREADS;
-        for (int jj = warp; jj < m; jj += ATTN_WARPS) {
-            const int j = c0 + jj;
-            const float s = keep ? kept[j] : __fmul_rn(warp_dot(qs, kc, base + (size_t)j * kvDim, headDim, f16), scale);
-            const float pr = (float)exp((double)(s - mx)) * inv;
-            if (lane == 0) {
-                if (probs) probs[(size_t)r * probeCols + (size_t)h * span + j] = pr;
+        if (keep) {
+            for (int jj = tid; jj < m; jj += ATTN_THREADS) {
+                const float pr = kept[c0 + jj] * inv;
+                if (probs) probs[(size_t)r * probeCols + (size_t)h * span + c0 + jj] = pr;
                 p[jj] = f16 ? round_f16(pr) : pr;
+            }
+        } else {
+            for (int jj = warp; jj < m; jj += ATTN_WARPS) {
+                const int j = c0 + jj;
+                const float pr = (float)exp((double)(score(j) - mx)) * inv;
+                if (lane == 0) {
+                    if (probs) probs[(size_t)r * probeCols + (size_t)h * span + j] = pr;
+                    p[jj] = f16 ? round_f16(pr) : pr;
+                }
             }
         }
         __syncthreads();
         if (g < groups) {
 #pragma unroll 8
-            for (int jj = g; jj < m; jj += groups) acc += p[jj] * kv_at(vc, base + (size_t)(c0 + jj) * kvDim + d, f16);
+            for (int jj = g; jj < m; jj += groups) {
+                const float v = fused && c0 + jj == n - 1 ? vh[d] : kv_at(vc, base + (size_t)(c0 + jj) * kvDim + d, f16);
+                acc += p[jj] * v;
+            }
         }
         __syncthreads();
     }
@@ -1760,6 +2017,7 @@ template <int MAXD>
 __device__ void attention_tc(const float *q, float *dst, const uint16_t *kc, const uint16_t *vc, const int *slotArr,
                              const int *posArr, const int *tiles, int heads, int kvHeads, int D, int layers, int ctx,
                              int layer, float scale) {
+    pdl_begin();
     __shared__ __align__(16) uint16_t ks[FA_KEYS][MAXD + 8];
     __shared__ __align__(16) uint16_t vt[MAXD][FA_VPITCH];
     __shared__ int maxPos[FA_THREADS / WARP];

@@ -1,0 +1,39 @@
+package cuda
+
+import (
+	"errors"
+	"time"
+)
+
+// PendingLaunches is the number of launches queued in b, for the tests of
+// package cuda_test that check fusions happened.
+func PendingLaunches(b *Backend) int { return len(b.pending) }
+
+// TimeLastGraph replays the graph captured last n times back to back and
+// returns the GPU time of one replay: a decode step's GPU time without the
+// host's part, when that graph is a whole decode step.
+func TimeLastGraph(b *Backend, n int) (time.Duration, error) {
+	if len(b.graphCache) == 0 {
+		return 0, errors.New("no graph captured")
+	}
+	g := b.graphCache[len(b.graphCache)-1]
+	defer b.enter("TimeLastGraph")()
+	d := b.drv
+	if err := b.makeCurrent(); err != nil {
+		return 0, err
+	}
+	b.flush("TimeLastGraph")
+	if err := d.check("cuStreamSynchronize", d.cuStreamSynchronize(b.stream)); err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	for range n {
+		if err := d.check("cuGraphLaunch", d.cuGraphLaunch(g.exec, b.stream)); err != nil {
+			return 0, err
+		}
+	}
+	if err := d.check("cuStreamSynchronize", d.cuStreamSynchronize(b.stream)); err != nil {
+		return 0, err
+	}
+	return time.Since(start) / time.Duration(n), nil
+}
