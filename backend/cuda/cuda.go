@@ -56,6 +56,12 @@ type Options struct {
 	// comparison and debugging; $LLAMAGO_CUDA_EAGER=1 turns it on too).
 	// SyncEachOp implies it.
 	Eager bool
+	// CPUOrder computes every operation in the CPU backend's order with
+	// its float32 roundings, so that results equal the CPU backend's bit
+	// for bit (F32 and F16 weights, both caches; quantized products keep
+	// the normal kernels): slower, for checking ($LLAMAGO_CUDA_CPU_ORDER=1
+	// turns it on too). See cpuorder.go.
+	CPUOrder bool
 }
 
 // Backend is the CUDA backend. It is not safe for concurrent use: one
@@ -100,6 +106,8 @@ type Backend struct {
 	// that q, k and v (and gate and up) round their shared input once.
 	act      actState
 	actValid bool
+
+	exact *cpuOrder // CPU-order mode's kernels; nil when off (cpuorder.go)
 }
 
 // actState names a rounding of n activations at src into the scratch
@@ -161,6 +169,10 @@ func New(opts Options) (*Backend, error) {
 		return nil, err
 	}
 	if err := b.setup(ptx); err != nil {
+		b.release()
+		return nil, err
+	}
+	if err := b.loadCPUOrder(opts); err != nil {
 		b.release()
 		return nil, err
 	}
@@ -232,6 +244,7 @@ func (b *Backend) setup(ptx []byte) error {
 // release frees what New acquired so far.
 func (b *Backend) release() {
 	d := b.drv
+	b.unloadCPUOrder()
 	if b.mod != 0 {
 		d.cuModuleUnload(b.mod)
 	}

@@ -1,0 +1,301 @@
+package cuda
+
+import (
+	_ "embed"
+	"fmt"
+	"math"
+	"os"
+	"runtime"
+	"slices"
+	"unsafe"
+
+	"llamago/backend"
+	"llamago/backend/cpu"
+	"llamago/tensor"
+)
+
+// CPU-order mode (Options.CPUOrder, $LLAMAGO_CUDA_CPU_ORDER=1): the
+// operations whose float results depend on the order of their arithmetic
+// (MatMul with F32 and F16 weights, RMSNorm, SwiGLU, RoPE, Attention) run
+// kernels of their own, kernels/cpuorder/cpuorder.cu, that compute exactly
+// the CPU backend's float operations in the CPU backend's order, so that
+// every result equals the CPU's bit for bit. The other operations (GetRows,
+// CopyRows, Add, StoreKV) are exact on both backends already and keep the
+// normal kernels. Products of quantized weights keep the normal kernels
+// too (their integer block sums are exact, but the float sum over blocks is
+// not in the CPU's order): a model with quantized weights is close to the
+// CPU in this mode, not bit-identical.
+//
+// Why: F16 activations are rounded to F16 before each F16 product, so any
+// last-bit difference flips some F16 roundings, and the relative error
+// between two orders of summation settles, within a few layers, at about
+// F16's step (≈1e-3), whatever either backend does; only bit-identical
+// arithmetic takes it to zero (docs/CUDA.md, "CPU-order mode").
+
+// cpuOrderEnv turns the mode on; cpuOrderPTXEnv replaces its embedded PTX.
+const (
+	cpuOrderEnv    = "LLAMAGO_CUDA_CPU_ORDER"
+	cpuOrderPTXEnv = "LLAMAGO_CUDA_CPU_ORDER_PTX"
+)
+
+// cpuOrderPTX is kernels/cpuorder/cpuorder.cu compiled by
+// scripts/build-cpuorder-ptx.sh; its first line records the sources'
+// SHA-256 (TestCPUOrderPTXMatchesSources).
+//
+//go:embed kernels/cpuorder/cpuorder.ptx
+var cpuOrderPTX []byte
+
+// Launch geometry; the constants match the #defines of cpuorder.cu.
+const (
+	coVecRows        = 4   // VEC_ROWS
+	coTile           = 16  // TILE
+	coTileThreads    = 256 // TILE_THREADS
+	coRowThreads     = 256 // ROW_THREADS
+	coAttnThreads    = 256 // ATTN_THREADS
+	coAttnMaxHeadDim = 256 // ATTN_MAX_HEAD_DIM
+	coTiledStep      = 16  // tinyBLAS's KN: the several-token order needs cols % 16 == 0
+)
+
+// cpuOrder is the state of CPU-order mode: its module, kernels and buffers.
+type cpuOrder struct {
+	mod                    uintptr
+	mmVec, mmTiled         [2]uintptr // by gpuF32, gpuF16
+	rmsNorm, swiglu, rope  uintptr
+	attention              uintptr
+	runs                   []int // SetSequenceRuns
+	vecToks, angles, tiled intBuf
+	host                   []int32 // staging for the uploads
+	scratch                uint64  // attention's scores and group sums
+	scratchSize            uintptr
+}
+
+// cpuOrderWanted reports whether opts or the environment ask for the mode.
+func cpuOrderWanted(opts Options) bool {
+	return opts.CPUOrder || os.Getenv(cpuOrderEnv) == "1"
+}
+
+// loadCPUOrder loads the CPU-order module when the mode is asked for. The
+// caller holds the OS thread with the context current.
+func (b *Backend) loadCPUOrder(opts Options) error {
+	if !cpuOrderWanted(opts) {
+		return nil
+	}
+	ptx := cpuOrderPTX
+	if path := os.Getenv(cpuOrderPTXEnv); path != "" {
+		p, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("cuda: $%s: %w", cpuOrderPTXEnv, err)
+		}
+		ptx = p
+	}
+	if _, ok := ptxSourcesDigest(ptx); !ok {
+		return fmt.Errorf("cuda: CPU-order mode: the embedded kernels/cpuorder/cpuorder.ptx is a placeholder; build it with scripts/build-cpuorder-ptx.sh or name one in $%s", cpuOrderPTXEnv)
+	}
+	e := &cpuOrder{}
+	d := b.drv
+	image := append(slices.Clip(ptx), 0)
+	logBuf := make([]byte, jitErrorLogCap)
+	jopts := []int32{jitErrorLogBuffer, jitErrorLogBufferSize}
+	vals := []uintptr{uintptr(unsafe.Pointer(&logBuf[0])), uintptr(len(logBuf))}
+	if r := d.cuModuleLoadDataEx(&e.mod, unsafe.Pointer(&image[0]), uint32(len(jopts)), &jopts[0], &vals[0]); r != 0 {
+		err := d.check("cuModuleLoadDataEx(cpuorder)", r)
+		if log := goString(&logBuf[0]); log != "" {
+			return fmt.Errorf("%w: the JIT compiler said: %s", err, log)
+		}
+		return err
+	}
+	runtime.KeepAlive(image)
+	runtime.KeepAlive(logBuf)
+	fns := []struct {
+		dst  *uintptr
+		name string
+	}{
+		{&e.mmVec[gpuF32], "co_mm_vec_f32"},
+		{&e.mmVec[gpuF16], "co_mm_vec_f16"},
+		{&e.mmTiled[gpuF32], "co_mm_tiled_f32"},
+		{&e.mmTiled[gpuF16], "co_mm_tiled_f16"},
+		{&e.rmsNorm, "co_rms_norm"},
+		{&e.swiglu, "co_swiglu"},
+		{&e.rope, "co_rope"},
+		{&e.attention, "co_attention"},
+	}
+	for _, f := range fns {
+		name := append([]byte(f.name), 0)
+		if err := d.check("cuModuleGetFunction("+f.name+")", d.cuModuleGetFunction(f.dst, e.mod, &name[0])); err != nil {
+			d.cuModuleUnload(e.mod)
+			return fmt.Errorf("%w (is cpuorder.ptx older than the Go code? run scripts/build-cpuorder-ptx.sh)", err)
+		}
+	}
+	b.exact = e
+	return nil
+}
+
+// unloadCPUOrder unloads the module (its buffers are b.allocs, which
+// Close frees).
+func (b *Backend) unloadCPUOrder() {
+	if b.exact != nil && b.exact.mod != 0 {
+		b.drv.cuModuleUnload(b.exact.mod)
+		b.exact.mod = 0
+	}
+}
+
+// CPUOrder reports whether the backend runs in CPU-order mode.
+func (b *Backend) CPUOrder() bool { return b.exact != nil }
+
+// SetSequenceRuns implements the model's sequenceRunner, as the CPU
+// backend does: runs[i] consecutive rows of the products that follow
+// belong to one sequence. In CPU-order mode a product takes, for each
+// row, the order the CPU takes for it (see cpuOrderMatMul); otherwise the
+// runs change nothing.
+func (b *Backend) SetSequenceRuns(runs []int) {
+	if b.exact != nil {
+		b.exact.runs = append(b.exact.runs[:0], runs...)
+		if runs == nil {
+			b.exact.runs = nil
+		}
+	}
+}
+
+// cpuOrderMatMul computes dst = x·wᵀ in the CPU's order, for F32 and F16
+// weights (it reports false, computing nothing, for other types, which
+// take the normal kernels). The CPU (kernels.MatMulRows) takes, per
+// token, ggml_vec_dot's order when the token is multiplied alone (a
+// product of one row, or a sequence run of one row) or cols is not a
+// multiple of 16, else tinyBLAS's: co_mm_tiled computes every token in
+// the latter, then co_mm_vec (over the list of tokens that need it)
+// overwrites the others.
+func (b *Backend) cpuOrderMatMul(dst, x *mat, w *weight) bool {
+	e := b.exact
+	if w.gpu != gpuF32 && w.gpu != gpuF16 {
+		return false
+	}
+	defer b.enter("MatMul")()
+	ntok := x.rows
+	vec := e.host[:0]
+	tiledAny := false
+	if ntok >= 2 && w.cols%coTiledStep == 0 {
+		runs := e.runs
+		if len(runs) > 1 {
+			total := 0
+			for _, n := range runs {
+				total += n
+			}
+			if total != ntok {
+				backend.ShapeFail("MatMul", "sequence runs of %d rows for a product of %d rows", total, ntok)
+			}
+		} else {
+			runs = []int{ntok}
+		}
+		tok := 0
+		for _, n := range runs {
+			if n == 1 {
+				vec = append(vec, int32(tok))
+			} else {
+				tiledAny = true
+			}
+			tok += n
+		}
+	} else {
+		for t := range ntok {
+			vec = append(vec, int32(t))
+		}
+	}
+	e.host = vec
+	if tiledAny {
+		b.args.reset().ptr(w.ptr).i64(w.rowBytes).i32(w.rows).i32(w.cols).ptr(x.ptr).ptr(dst.ptr).i32(ntok)
+		b.launchKeep("MatMul", e.mmTiled[w.gpu], dim3{uint32((w.rows + coTile - 1) / coTile), uint32((ntok + coTile - 1) / coTile), 1}, dim3{coTileThreads, 1, 1})
+	}
+	if len(vec) > 0 {
+		var toks uint64
+		if len(vec) != ntok {
+			toks = b.upload("MatMul", &e.vecToks, vec)
+		}
+		b.args.reset().ptr(w.ptr).i64(w.rowBytes).i32(w.rows).i32(w.cols).ptr(x.ptr).ptr(dst.ptr).ptr(toks)
+		b.launchKeep("MatMul", e.mmVec[w.gpu], dim3{uint32((w.rows + coVecRows - 1) / coVecRows), uint32(len(vec)), 1}, dim3{coVecRows * 32, 1, 1})
+	}
+	return true
+}
+
+// cpuOrderRMSNorm is RMSNorm in the CPU's order.
+func (b *Backend) cpuOrderRMSNorm(dst, x *mat, w *weight, eps float32) {
+	defer b.enter("RMSNorm")()
+	b.args.reset().ptr(x.ptr).ptr(w.ptr).ptr(dst.ptr).i32(x.cols).f32(eps)
+	b.launch("RMSNorm", b.exact.rmsNorm, dim3{uint32(x.rows), 1, 1}, dim3{coRowThreads, 1, 1})
+}
+
+// cpuOrderSwiGLU is SwiGLU in the CPU's order (row by row: a row's values
+// past its last whole group of 16 take the scalar exponential).
+func (b *Backend) cpuOrderSwiGLU(dst, g, u *mat) {
+	n := g.rows * g.cols
+	if n == 0 {
+		return
+	}
+	defer b.enter("SwiGLU")()
+	b.args.reset().ptr(g.ptr).ptr(u.ptr).ptr(dst.ptr).i32(n).i32(g.cols)
+	b.launch("SwiGLU", b.exact.swiglu, grid1(n, coRowThreads), dim3{coRowThreads, 1, 1})
+}
+
+// cpuOrderRoPE is RoPE with the CPU's cosines and sines, computed here by
+// the CPU backend's own functions and sent with the launch.
+func (b *Backend) cpuOrderRoPE(x *mat, pos []int32, p backend.RoPEParams) {
+	e := b.exact
+	defer b.enter("RoPE")()
+	n := len(pos) * p.Dims
+	angles := make([]float32, n)
+	cpu.RoPEAngles(angles, pos, p)
+	e.host = slices.Grow(e.host[:0], n)[:n]
+	for i, v := range angles {
+		e.host[i] = int32(math.Float32bits(v))
+	}
+	tab := b.upload("RoPE", &e.angles, e.host)
+	b.args.reset().ptr(x.ptr).ptr(tab).i32(p.Heads).i32(p.HeadDim).i32(p.Dims).flag(p.NeoX)
+	b.launch("RoPE", e.rope, dim3{uint32(x.rows), 1, 1}, dim3{coRowThreads, 1, 1})
+}
+
+// cpuOrderAttention is Attention in the CPU's order. A row takes
+// tinyBLAS's orders (F16 cache keys, and the weighted sum of values in 16
+// lanes) when its slot has two or more rows in the batch, ggml_vec_dot's
+// otherwise, as the CPU backend's attnTask.
+func (b *Backend) cpuOrderAttention(dst, q *mat, c *kvCache, layer int, bt backend.Batch, p backend.AttnParams, scores, probs *mat, probeCols int, maxPos int32) {
+	e := b.exact
+	cfg := c.cfg
+	if p.HeadDim > coAttnMaxHeadDim {
+		backend.ShapeFail("Attention", "head size %d is over the %d the CPU-order kernel takes", p.HeadDim, coAttnMaxHeadDim)
+	}
+	defer b.enter("Attention")()
+	perSlot := make([]int32, cfg.Slots)
+	for _, s := range bt.Slot {
+		perSlot[s]++
+	}
+	e.host = e.host[:0]
+	for _, s := range bt.Slot {
+		tiled := int32(0)
+		if perSlot[s] >= 2 {
+			tiled = 1
+		}
+		e.host = append(e.host, tiled)
+	}
+	tiled := b.upload("Attention", &e.tiled, e.host)
+	slots, pos := b.upload("Attention", &b.slots, bt.Slot), b.upload("Attention", &b.pos, bt.Pos)
+	// Scratch per (row, head): the scores of positions 0..maxPos, then
+	// their groups' sums of 16.
+	n := int(maxPos) + 1
+	groupOff := (n + 3) &^ 3
+	stride := groupOff + ((n+15)/16+3)&^3
+	need := uintptr(q.rows) * uintptr(p.Heads) * uintptr(stride) * 4
+	if need > e.scratchSize {
+		b.must("Attention", b.free(e.scratch))
+		ptr, err := b.alloc(need)
+		b.must("Attention", err)
+		e.scratch, e.scratchSize = ptr, need
+	}
+	b.args.reset().ptr(q.ptr).ptr(dst.ptr).ptr(c.k).ptr(c.v).ptr(slots).ptr(pos).ptr(tiled).
+		i32(p.Heads).i32(p.KVHeads).i32(p.HeadDim).i32(cfg.Layers).i32(cfg.Ctx).i32(layer).f32(p.Scale).flag(!cfg.F32).
+		optMat(scores).optMat(probs).i32(probeCols).ptr(e.scratch).i64(stride).i32(groupOff)
+	b.launch("Attention", e.attention, dim3{uint32(p.Heads), uint32(q.rows), 1}, dim3{coAttnThreads, 1, 1})
+}
+
+// CPUOrderTypes lists the weight types whose products CPU-order mode
+// computes in the CPU's order, bit for bit; the others keep the normal
+// kernels in that mode.
+func CPUOrderTypes() []tensor.Type { return []tensor.Type{tensor.F32, tensor.F16} }

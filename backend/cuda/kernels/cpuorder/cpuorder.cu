@@ -1,0 +1,494 @@
+// CPU-order kernels: the CUDA backend's "CPU order" mode (cuda.Options
+// CPUOrder, LLAMAGO_CUDA_CPU_ORDER=1). Each kernel computes its operation
+// with exactly the float operations of the CPU backend (backend/cpu and
+// package kernels, themselves bit for bit llama.cpp's AVX-512 "zen4"
+// build), in the same order and with the same roundings, so that every
+// result equals the CPU backend's bit for bit. Speed is secondary: plain
+// CUDA cores, no tensor cores, no reassociation.
+//
+// Rules that keep the bits:
+//   - every float operation is written as an intrinsic that rounds once
+//     (__fadd_rn, __fmul_rn, __fdiv_rn, fmaf, the __d…_rn of double), so
+//     that the compiler cannot contract a product and a sum into one fused
+//     multiply-add where the CPU rounds twice, nor split one where the CPU
+//     fuses (scripts/build-cpuorder-ptx.sh also passes -fmad=false);
+//   - no flush of subnormals (no fast math);
+//   - a sum over "lanes" (the 16 float lanes of an AVX-512 register) is
+//     16 or 64 independent chains, each stepped in the CPU's element order,
+//     then added in the tree of _mm512_reduce_add_ps.
+//
+// Loaded as a module of its own, only in CPU-order mode; the normal
+// kernels are in ../llamago.cu.
+
+typedef unsigned char u8;
+typedef unsigned short u16;
+
+#define WARP 32
+#define FULL_MASK 0xffffffffu
+
+// Weight types (TYPE_… of llamago.cu; only the float ones here).
+#define TYPE_F32 0
+#define TYPE_F16 1
+
+__device__ __forceinline__ float half_to_float(u16 h) {
+    float f;
+    asm("{ .reg .b16 t; mov.b16 t, %1; cvt.f32.f16 %0, t; }" : "=f"(f) : "h"(h));
+    return f;
+}
+
+__device__ __forceinline__ u16 float_to_half(float f) {
+    u16 h;
+    asm("{ .reg .b16 t; cvt.rn.f16.f32 t, %1; mov.b16 %0, t; }" : "=h"(h) : "f"(f));
+    return h;
+}
+
+// round_f16 is the nearest F16 value, ties to even (the CPU's roundF16 and
+// Float32ToFP16).
+__device__ __forceinline__ float round_f16(float f) { return half_to_float(float_to_half(f)); }
+
+// reduce16 adds 16 lanes as _mm512_reduce_add_ps does (the CPU's reduce16):
+// v[i]+v[i+8], then +4, then (t[0]+t[2]) + (t[1]+t[3]).
+__device__ __forceinline__ float reduce16(const float *v) {
+    float t[8];
+#pragma unroll
+    for (int i = 0; i < 8; i++) t[i] = __fadd_rn(v[i], v[i + 8]);
+    float u[4];
+#pragma unroll
+    for (int i = 0; i < 4; i++) u[i] = __fadd_rn(t[i], t[i + 4]);
+    return __fadd_rn(__fadd_rn(u[0], u[2]), __fadd_rn(u[1], u[3]));
+}
+
+// reduce16_lanes is reduce16 over lanes 0..15 of a 16-lane segment of the
+// warp (width 16): the result is in the segment's lane 0. Every lane of the
+// warp must call it.
+__device__ __forceinline__ float reduce16_lanes(float v) {
+    v = __fadd_rn(v, __shfl_down_sync(FULL_MASK, v, 8, 16));
+    v = __fadd_rn(v, __shfl_down_sync(FULL_MASK, v, 4, 16));
+    v = __fadd_rn(v, __shfl_down_sync(FULL_MASK, v, 2, 16));
+    return __fadd_rn(v, __shfl_down_sync(FULL_MASK, v, 1, 16));
+}
+
+// ---------------------------------------------------------------- exponentials
+
+// vexpf is one lane of ggml_v_expf as the CPU's vexpf computes it
+// (backend/cpu/mathf.go): fused multiply-adds rounded once, the scaling by
+// 2^n rounded once (also into the subnormals), |n| > 192 sent to 0 or +Inf.
+__device__ __forceinline__ float vexpf(float x) {
+    const float shift = 0x1.8p23f;
+    const float z = fmaf(x, 0x1.715476p+0f, shift);
+    const float n = __fsub_rn(z, shift);
+    const float b = fmaf(-n, 0x1.7f7d1cp-20f, fmaf(-n, 0x1.62e4p-1f, x));
+    if (!(fabsf(n) <= 192.f) && n == n) return n <= 0.f ? 0.f : __int_as_float(0x7f800000);
+    const float u = __fmul_rn(b, b);
+    const float j = fmaf(fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)), u,
+                         fmaf(0x1.ffffecp-1f, b, 1.f));
+    if (j != j || n != n) return __int_as_float(0x7fc00000);
+    // j·2^n: exact in double (|n| ≤ 192), then one rounding to float.
+    const double scale = __longlong_as_double((long long)((int)n + 1023) << 52);
+    return __double2float_rn(__dmul_rn((double)j, scale));
+}
+
+// expf_taylor is the CPU's scalar expf (mathf.go): x = n·ln2 + r, e^r by
+// its Taylor series to r⁷ in double, 2^n through the exponent bits. Only
+// SwiGLU's values past a row's last whole group of 16 take it.
+__device__ __forceinline__ float expf_taylor(float x) {
+    if (x != x) return x;
+    if (x > 88.8f) return __int_as_float(0x7f800000);
+    if (x < -104.f) return 0.f;
+    const double log2e = 1.4426950408889634, ln2 = 0.6931471805599453;
+    const double xd = (double)x;
+    const double n = floor(__dadd_rn(__dmul_rn(xd, log2e), 0.5));
+    const double r = __dsub_rn(xd, __dmul_rn(n, ln2));
+    double p = __dadd_rn(1.0 / 720, __dmul_rn(r, 1.0 / 5040));
+    p = __dadd_rn(1.0 / 120, __dmul_rn(r, p));
+    p = __dadd_rn(1.0 / 24, __dmul_rn(r, p));
+    p = __dadd_rn(1.0 / 6, __dmul_rn(r, p));
+    p = __dadd_rn(1.0 / 2, __dmul_rn(r, p));
+    p = __dadd_rn(1.0, __dmul_rn(r, p));
+    p = __dadd_rn(1.0, __dmul_rn(r, p));
+    const long long bits = __double_as_longlong(p) + (long long)((unsigned long long)(long long)n << 52);
+    return __double2float_rn(__longlong_as_double(bits));
+}
+
+// ---------------------------------------------------------------- products
+
+// weight_at is element i of a weight row; act_at element i of an
+// activation row as the CPU multiplies it: rounded to F16 for F16
+// weights (the activations' vec-dot type), as is for F32.
+template <int TYPE> __device__ __forceinline__ float weight_at(const u8 *row, int i) {
+    if (TYPE == TYPE_F16) return half_to_float(((const u16 *)row)[i]);
+    return ((const float *)row)[i];
+}
+
+template <int TYPE> __device__ __forceinline__ float act_at(const float *x, int i) {
+    if (TYPE == TYPE_F16) return round_f16(x[i]);
+    return x[i];
+}
+
+#define VEC_ROWS 4 // weight rows (warps) per co_mm_vec block
+
+// co_mm_vec computes Y[t][r] = W[r]·X[t] in ggml_vec_dot_f32/_f16's order
+// (the CPU's one-token order, kernels.dotF32/dotF16): 64 chains, element
+// i of each group of 64 into chain i%64 by FMA; chain c is lane c%16 of
+// accumulator c/16; the accumulators added as (a0+a2)+(a1+a3) lane by
+// lane, the 16 lanes by reduce16; the elements past the last whole group
+// added one by one (F32: in float, fused for the last cols%8; F16: in
+// double). A warp per (row, token): lane l steps chains l and l+32. The
+// tokens are toks[blockIdx.y] (toks not null) or blockIdx.y.
+template <int TYPE>
+__device__ void mm_vec(const u8 *W, long long rowBytes, int wrows, int cols, const float *X, float *Y, const int *toks) {
+    const int lane = threadIdx.x % WARP;
+    const int r = blockIdx.x * VEC_ROWS + threadIdx.x / WARP;
+    if (r >= wrows) return; // whole warps
+    const int t = toks ? toks[blockIdx.y] : blockIdx.y;
+    const u8 *w = W + (size_t)r * rowBytes;
+    const float *x = X + (size_t)t * cols;
+    const int np = cols & ~63;
+    float a = 0.f, b = 0.f; // chains lane and lane+32
+    for (int i = 0; i < np; i += 64) {
+        a = fmaf(weight_at<TYPE>(w, i + lane), act_at<TYPE>(x, i + lane), a);
+        b = fmaf(weight_at<TYPE>(w, i + 32 + lane), act_at<TYPE>(x, i + 32 + lane), b);
+    }
+    // Lane l < 16 holds a0[l], a2[l]; lane l+16 holds a1[l], a3[l].
+    float v = __fadd_rn(a, b);
+    v = __fadd_rn(v, __shfl_down_sync(FULL_MASK, v, 16));
+    v = reduce16_lanes(v);
+    if (lane != 0) return;
+    if (TYPE == TYPE_F16) {
+        double s = (double)v;
+        for (int i = np; i < cols; i++) s = __dadd_rn(s, (double)__fmul_rn(weight_at<TYPE>(w, i), act_at<TYPE>(x, i)));
+        v = __double2float_rn(s);
+    } else {
+        int i = np;
+        for (; i < (cols & ~7); i++) v = __fadd_rn(v, __fmul_rn(weight_at<TYPE>(w, i), act_at<TYPE>(x, i)));
+        for (; i < cols; i++) v = fmaf(weight_at<TYPE>(w, i), act_at<TYPE>(x, i), v);
+    }
+    Y[(size_t)t * wrows + r] = v;
+}
+
+extern "C" __global__ void __launch_bounds__(VEC_ROWS * WARP)
+    co_mm_vec_f32(const u8 *W, long long rowBytes, int wrows, int cols, const float *X, float *Y, const int *toks) {
+    mm_vec<TYPE_F32>(W, rowBytes, wrows, cols, X, Y, toks);
+}
+
+extern "C" __global__ void __launch_bounds__(VEC_ROWS * WARP)
+    co_mm_vec_f16(const u8 *W, long long rowBytes, int wrows, int cols, const float *X, float *Y, const int *toks) {
+    mm_vec<TYPE_F16>(W, rowBytes, wrows, cols, X, Y, toks);
+}
+
+#define TILE 16    // weight rows and tokens per co_mm_tiled block
+#define TILE_K 64  // values of a row per shared-memory step
+#define TILE_THREADS 256
+
+// co_mm_tiled computes Y[t][r] = W[r]·X[t] in llamafile tinyBLAS's order
+// (the CPU's several-token order, kernels.dotF32Tiled/dotF16Tiled; cols
+// a multiple of 16): one 16-lane accumulator per output, element i into
+// lane i%16 by FMA, then reduce16. A block computes 16 rows × 16 tokens;
+// thread (lane l, group g) steps lane l of the 4×4 outputs of group g, and
+// the 16 lanes of an output are one 16-thread segment of a warp.
+template <int TYPE>
+__device__ void mm_tiled(const u8 *W, long long rowBytes, int wrows, int cols, const float *X, float *Y, int ntok) {
+    __shared__ float ws[TILE][TILE_K + 1];
+    __shared__ float xs[TILE][TILE_K + 1];
+    const int tid = threadIdx.x;
+    const int l = tid % 16, g = tid / 16;
+    const int gr = g / 4, gt = g % 4;
+    const int row0 = blockIdx.x * TILE, tok0 = blockIdx.y * TILE;
+    float acc[4][4];
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) acc[i][j] = 0.f;
+    for (int k0 = 0; k0 < cols; k0 += TILE_K) {
+        const int kc = min(TILE_K, cols - k0); // a multiple of 16
+        for (int e = tid; e < TILE * TILE_K; e += TILE_THREADS) {
+            const int rr = e / TILE_K, cc = e % TILE_K;
+            const int r = row0 + rr, t = tok0 + rr;
+            ws[rr][cc] = (r < wrows && cc < kc) ? weight_at<TYPE>(W + (size_t)r * rowBytes, k0 + cc) : 0.f;
+            xs[rr][cc] = (t < ntok && cc < kc) ? act_at<TYPE>(X + (size_t)t * cols, k0 + cc) : 0.f;
+        }
+        __syncthreads();
+        for (int kk = 0; kk < kc; kk += 16) {
+            float wv[4], xv[4];
+#pragma unroll
+            for (int i = 0; i < 4; i++) wv[i] = ws[gr * 4 + i][kk + l];
+#pragma unroll
+            for (int j = 0; j < 4; j++) xv[j] = xs[gt * 4 + j][kk + l];
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+#pragma unroll
+                for (int j = 0; j < 4; j++) acc[i][j] = fmaf(wv[i], xv[j], acc[i][j]);
+        }
+        __syncthreads();
+    }
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const float v = reduce16_lanes(acc[i][j]);
+            const int r = row0 + gr * 4 + i, t = tok0 + gt * 4 + j;
+            if (l == 0 && r < wrows && t < ntok) Y[(size_t)t * wrows + r] = v;
+        }
+}
+
+extern "C" __global__ void __launch_bounds__(TILE_THREADS)
+    co_mm_tiled_f32(const u8 *W, long long rowBytes, int wrows, int cols, const float *X, float *Y, int ntok) {
+    mm_tiled<TYPE_F32>(W, rowBytes, wrows, cols, X, Y, ntok);
+}
+
+extern "C" __global__ void __launch_bounds__(TILE_THREADS)
+    co_mm_tiled_f16(const u8 *W, long long rowBytes, int wrows, int cols, const float *X, float *Y, int ntok) {
+    mm_tiled<TYPE_F16>(W, rowBytes, wrows, cols, X, Y, ntok);
+}
+
+// ---------------------------------------------------------------- row-wise
+
+#define ROW_THREADS 256
+#define NORM_CHUNK 4096 // squares staged in shared memory at a time
+
+// co_rms_norm is the CPU's rmsNormRow, a block per row: the squares
+// (rounded to float) summed in double in element order by one thread,
+// mean and scale as the CPU rounds them, then (x·scale)·w.
+extern "C" __global__ void __launch_bounds__(ROW_THREADS)
+    co_rms_norm(const float *x, const float *w, float *dst, int cols, float eps) {
+    __shared__ float sq[NORM_CHUNK];
+    __shared__ float scale;
+    const float *xr = x + (size_t)blockIdx.x * cols;
+    float *dr = dst + (size_t)blockIdx.x * cols;
+    // The squares are computed by all threads, a chunk at a time; their
+    // sum is serial, as the CPU's.
+    double s = 0;
+    for (int c0 = 0; c0 < cols; c0 += NORM_CHUNK) {
+        const int m = min(NORM_CHUNK, cols - c0);
+        for (int i = threadIdx.x; i < m; i += ROW_THREADS) sq[i] = __fmul_rn(xr[c0 + i], xr[c0 + i]);
+        __syncthreads();
+        if (threadIdx.x == 0)
+            for (int i = 0; i < m; i++) s = __dadd_rn(s, (double)sq[i]);
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) {
+        const float mean = __double2float_rn(__ddiv_rn(s, (double)cols));
+        scale = __fdiv_rn(1.f, __double2float_rn(__dsqrt_rn((double)__fadd_rn(mean, eps))));
+    }
+    __syncthreads();
+    const float k = scale;
+    for (int i = threadIdx.x; i < cols; i += ROW_THREADS) dr[i] = __fmul_rn(__fmul_rn(xr[i], k), w[i]);
+}
+
+// co_swiglu is the CPU's swigluGo row by row: ggml's vector SiLU for the
+// values of a row's whole groups of 16, x/(1+expf(-x)) for the rest, times
+// up. A thread per value; in place is fine.
+extern "C" __global__ void co_swiglu(const float *gate, const float *up, float *dst, int n, int cols) {
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    const float x = gate[i], u = up[i];
+    float s;
+    if (i % cols < (cols & ~15)) {
+        s = __fdiv_rn(x, __fadd_rn(1.f, vexpf(__fsub_rn(0.f, x))));
+    } else {
+        s = __fdiv_rn(x, __fadd_rn(1.f, expf_taylor(-x)));
+    }
+    dst[i] = __fmul_rn(s, u);
+}
+
+// co_rope rotates row blockIdx.x of x by the cosines and sines of tab's row
+// (dims values: cos, sin per pair, computed on the host by the CPU
+// backend's own functions, cpu.RoPEAngles): (x0, x1) → (fma(x0, c, -(x1·s)),
+// fma(x0, s, x1·c)), as the CPU's ropeGo. A thread per (head, pair).
+extern "C" __global__ void __launch_bounds__(ROW_THREADS)
+    co_rope(float *x, const float *tab, int heads, int headDim, int dims, int neox) {
+    const int half = dims / 2;
+    float *xr = x + (size_t)blockIdx.x * heads * headDim;
+    const float *cs = tab + (size_t)blockIdx.x * dims;
+    for (int e = threadIdx.x; e < heads * half; e += ROW_THREADS) {
+        const int h = e / half, i = e % half;
+        const float c = cs[2 * i], s = cs[2 * i + 1];
+        const int i0 = neox ? i : 2 * i, i1 = neox ? i + half : 2 * i + 1;
+        float *head = xr + (size_t)h * headDim;
+        const float x0 = head[i0], x1 = head[i1];
+        head[i0] = fmaf(x0, c, -__fmul_rn(x1, s));
+        head[i1] = fmaf(x0, s, __fmul_rn(x1, c));
+    }
+}
+
+// ---------------------------------------------------------------- attention
+
+#define ATTN_THREADS 256
+#define ATTN_MAX_HEAD_DIM 256
+
+// dot_vec_f32 is the CPU attention's dotVecF32 (ggml_vec_dot_f32): 64
+// chains over the whole groups of 64, reduced, then the leftover products
+// added one by one in float (not fused).
+__device__ float dot_vec_f32(const float *q, const float *k, int hd) {
+    const int np = hd & ~63;
+    float v[16];
+#pragma unroll
+    for (int l = 0; l < 16; l++) {
+        float a0 = 0.f, a1 = 0.f, a2 = 0.f, a3 = 0.f;
+        for (int i = 0; i < np; i += 64) {
+            a0 = fmaf(q[i + l], k[i + l], a0);
+            a1 = fmaf(q[i + 16 + l], k[i + 16 + l], a1);
+            a2 = fmaf(q[i + 32 + l], k[i + 32 + l], a2);
+            a3 = fmaf(q[i + 48 + l], k[i + 48 + l], a3);
+        }
+        v[l] = __fadd_rn(__fadd_rn(a0, a2), __fadd_rn(a1, a3));
+    }
+    float sum = np > 0 ? reduce16(v) : 0.f;
+    for (int i = np; i < hd; i++) sum = __fadd_rn(sum, __fmul_rn(q[i], k[i]));
+    return sum;
+}
+
+// dot_vec_f16 is dotVecF16 (ggml_vec_dot_f16): dot_vec_f32's chains on the
+// widened keys, the leftovers added in double.
+__device__ float dot_vec_f16(const float *q, const u16 *k, int hd) {
+    const int np = hd & ~63;
+    float v[16];
+#pragma unroll
+    for (int l = 0; l < 16; l++) {
+        float a0 = 0.f, a1 = 0.f, a2 = 0.f, a3 = 0.f;
+        for (int i = 0; i < np; i += 64) {
+            a0 = fmaf(q[i + l], half_to_float(k[i + l]), a0);
+            a1 = fmaf(q[i + 16 + l], half_to_float(k[i + 16 + l]), a1);
+            a2 = fmaf(q[i + 32 + l], half_to_float(k[i + 32 + l]), a2);
+            a3 = fmaf(q[i + 48 + l], half_to_float(k[i + 48 + l]), a3);
+        }
+        v[l] = __fadd_rn(__fadd_rn(a0, a2), __fadd_rn(a1, a3));
+    }
+    double sum = (double)reduce16(v);
+    for (int i = np; i < hd; i++) sum = __dadd_rn(sum, (double)__fmul_rn(q[i], half_to_float(k[i])));
+    return __double2float_rn(sum);
+}
+
+// dot_tiled_f16 is dotTiledF16 (tinyBLAS on F16 rows, hd a multiple of
+// 16): 16 chains, element i into chain i%16, then reduce16.
+__device__ float dot_tiled_f16(const float *q, const u16 *k, int hd) {
+    float v[16];
+#pragma unroll
+    for (int l = 0; l < 16; l++) {
+        float a = 0.f;
+        for (int i = 0; i < hd; i += 16) a = fmaf(q[i + l], half_to_float(k[i + l]), a);
+        v[l] = a;
+    }
+    return reduce16(v);
+}
+
+// co_attention is the CPU backend's attention for query head blockIdx.x of
+// row blockIdx.y (attnTask.heads): scores in the CPU's dot order (F32
+// cache: dotVecF32; F16 cache: the query rounded to F16, then tinyBLAS's
+// order where the row's slot has two or more rows in the batch, tiled[r],
+// else ggml_vec_dot_f16's), times the scale; the softmax as ggml's (the
+// maximum, ggml's vector exponential in groups of 16 whose sums are added
+// in double, the reciprocal of the sum rounded to float); the
+// probabilities rounded to F16 for an F16 cache; the weighted sum of the
+// values in 16 (tiled) or 64 lane chains reduced as the CPU's reduceLanes.
+// scratch holds each (row, head)'s scores, then at offset groupOff its
+// groups' sums; stride floats apart.
+extern "C" __global__ void __launch_bounds__(ATTN_THREADS)
+    co_attention(const float *q, float *dst, const void *kc, const void *vc, const int *slots, const int *pos,
+                 const int *tiledRows, int heads, int kvHeads, int hd, int layers, int ctx, int layer, float scale,
+                 int f16, float *scores, float *probs, int probeCols, float *scratch, long long stride, int groupOff) {
+    __shared__ float qs[ATTN_MAX_HEAD_DIM];
+    __shared__ float red[ATTN_THREADS / WARP];
+    __shared__ float shared_k;
+    const int h = blockIdx.x, r = blockIdx.y, tid = threadIdx.x;
+    const int kvDim = kvHeads * hd;
+    const int n = pos[r] + 1;
+    const int kvh = h / (heads / kvHeads);
+    const bool tiled = tiledRows[r] != 0;
+    const size_t base = ((size_t)(slots[r] * layers + layer) * ctx) * kvDim + (size_t)kvh * hd;
+    float *s = scratch + ((size_t)r * heads + h) * stride;
+    float *gsum = s + groupOff;
+
+    for (int d = tid; d < hd; d += ATTN_THREADS) {
+        const float v = q[(size_t)r * heads * hd + (size_t)h * hd + d];
+        qs[d] = f16 ? round_f16(v) : v;
+    }
+    __syncthreads();
+
+    // Scores.
+    for (int j = tid; j < n; j += ATTN_THREADS) {
+        float dot;
+        if (!f16) {
+            dot = dot_vec_f32(qs, (const float *)kc + base + (size_t)j * kvDim, hd);
+        } else {
+            const u16 *k = (const u16 *)kc + base + (size_t)j * kvDim;
+            dot = (tiled && hd % 16 == 0) ? dot_tiled_f16(qs, k, hd) : dot_vec_f16(qs, k, hd);
+        }
+        const float v = __fmul_rn(dot, scale);
+        s[j] = v;
+        if (scores) scores[(size_t)r * probeCols + (size_t)h * (probeCols / heads) + j] = v;
+    }
+    __syncthreads();
+
+    // The maximum (exact in any order).
+    float m = __int_as_float(0xff800000);
+    for (int j = tid; j < n; j += ATTN_THREADS) m = fmaxf(m, s[j]);
+    for (int o = 16; o > 0; o /= 2) m = fmaxf(m, __shfl_xor_sync(FULL_MASK, m, o));
+    if (tid % WARP == 0) red[tid / WARP] = m;
+    __syncthreads();
+    m = red[0];
+    for (int i = 1; i < ATTN_THREADS / WARP; i++) m = fmaxf(m, red[i]);
+
+    // Exponentials by groups of 16, each group's sum by reduce16.
+    const int groups = (n + 15) / 16;
+    for (int g = tid; g < groups; g += ATTN_THREADS) {
+        float v[16];
+#pragma unroll
+        for (int i = 0; i < 16; i++) {
+            const int j = g * 16 + i;
+            v[i] = 0.f;
+            if (j < n) {
+                v[i] = vexpf(__fsub_rn(s[j], m));
+                s[j] = v[i];
+            }
+        }
+        gsum[g] = reduce16(v);
+    }
+    __syncthreads();
+    if (tid == 0) {
+        double sum = 0;
+        for (int g = 0; g < groups; g++) sum = __dadd_rn(sum, (double)gsum[g]);
+        shared_k = __double2float_rn(__ddiv_rn(1.0, sum));
+    }
+    __syncthreads();
+    const float k = shared_k;
+    for (int j = tid; j < n; j += ATTN_THREADS) {
+        const float p = __fmul_rn(s[j], k);
+        if (probs) probs[(size_t)r * probeCols + (size_t)h * (probeCols / heads) + j] = p;
+        s[j] = f16 ? round_f16(p) : p;
+    }
+    __syncthreads();
+
+    // The weighted sum of the values: a thread per value of the head.
+    for (int d = tid; d < hd; d += ATTN_THREADS) {
+        float v[16];
+        if (tiled) {
+#pragma unroll
+            for (int l = 0; l < 16; l++) {
+                float a = 0.f;
+                for (int j = l; j < n; j += 16) {
+                    const size_t off = base + (size_t)j * kvDim + d;
+                    const float val = f16 ? half_to_float(((const u16 *)vc)[off]) : ((const float *)vc)[off];
+                    a = fmaf(s[j], val, a);
+                }
+                v[l] = a;
+            }
+        } else {
+#pragma unroll
+            for (int l = 0; l < 16; l++) {
+                float a[4];
+#pragma unroll
+                for (int c = 0; c < 4; c++) {
+                    a[c] = 0.f;
+                    for (int j = 16 * c + l; j < n; j += 64) {
+                        const size_t off = base + (size_t)j * kvDim + d;
+                        const float val = f16 ? half_to_float(((const u16 *)vc)[off]) : ((const float *)vc)[off];
+                        a[c] = fmaf(s[j], val, a[c]);
+                    }
+                }
+                v[l] = __fadd_rn(__fadd_rn(a[0], a[2]), __fadd_rn(a[1], a[3]));
+            }
+        }
+        dst[(size_t)r * heads * hd + (size_t)h * hd + d] = reduce16(v);
+    }
+}
