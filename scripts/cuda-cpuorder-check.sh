@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Checks the CUDA backend's CPU-order mode on a machine with an NVIDIA GPU
+# in one go: builds the CPU-order PTX with nvcc (scripts/build-cpuorder-ptx.sh)
+# and tests with it, prints ptxas's register report, runs the GPU tests of
+# the mode (every operation and whole models against the CPU backend, bit
+# for bit; with LLAMAGO_CUDA_BIG=1 the TinyLlama-shaped F16 model), then
+# "llamago trace"/"llamago diff" of CUDA (CPU order, and default for
+# comparison) against the CPU on that model.
+#
+# The machine needs no Go: build the binaries elsewhere into $DEV with
+#
+#   CGO_ENABLED=0 go build -ldflags=-s -o $DEV/llamago ./cmd/llamago
+#   CGO_ENABLED=0 go test -c -ldflags=-s -o $DEV/cuda.test ./backend/cuda
+#
+# (gzip them if you like), copy the shared assets under $DEV/shared
+# (models/stories260K/stories260K.gguf,
+# tokenizers/llama-spm/ggml-vocab-llama-spm.gguf) and the sources this
+# script builds (scripts/build-cpuorder-ptx.sh, backend/cuda/kernels/cpuorder)
+# under $DEV/src. Results go to $OUT: the PTX, the test log, the diffs.
+set -uo pipefail
+DEV=$(cd "${DEV:?set DEV}" && pwd)
+OUT=${OUT:-$(mktemp -d)}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+work=$(mktemp -d)
+for f in "$DEV"/*.gz; do [ -e "$f" ] && gunzip -f "$f"; done
+chmod +x "$DEV/llamago" "$DEV/cuda.test"
+echo "== GPU"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+
+echo "== PTX"
+ptx=
+if bash "$DEV/src/scripts/build-cpuorder-ptx.sh" "$OUT/cpuorder.ptx"; then
+	ptx=$OUT/cpuorder.ptx
+	(cd "$DEV/src" && nvcc -cubin -arch=sm_90 -O3 -std=c++17 -fmad=false -Xptxas -v -o "$work/co.cubin" backend/cuda/kernels/cpuorder/cpuorder.cu) >"$OUT/ptxas.txt" 2>&1
+	grep -E 'Compiling entry|registers|spill' "$OUT/ptxas.txt" | paste - - - | sed -E 's/ptxas info *: //g' | cut -c1-160
+else
+	echo "build-cpuorder-ptx.sh failed"; exit 1
+fi
+export LLAMAGO_CUDA=1 LLAMAGO_CUDA_CPU_ORDER_PTX=$ptx LLAMAGO_SHARED=$DEV/shared LLAMAGO_CUDA_OUT=$work
+export LLAMAGO_CUDA_SYNTH_DIR=$work/synth
+mkdir -p "$LLAMAGO_CUDA_SYNTH_DIR"
+
+echo "== go tests (LLAMAGO_CUDA=1 LLAMAGO_CUDA_BIG=${LLAMAGO_CUDA_BIG:-})"
+run=${TESTS:-'CPUOrder(MatMul|Rowwise|Attention|Stories260K|Synthetic|TinyLlama)|TestStories260KGreedyMatchesCPU|TestElementwiseMatchCPU|TestMatMulAndGetRowsMatchCPU'}
+start=$(date +%s)
+(cd "$work" && timeout 230 "$DEV/cuda.test" -test.v -test.count=1 -test.timeout=220s -test.run "$run") >"$OUT/test.log" 2>&1
+test_rc=$?
+grep -E '^(--- |\s+\S+_test.go:|PASS|FAIL|ok|panic)' "$OUT/test.log" | cut -c1-600
+echo "tests: rc $test_rc in $(($(date +%s) - start)) s"
+
+model=$(ls "$LLAMAGO_CUDA_SYNTH_DIR"/*-f16.gguf 2>/dev/null | head -1)
+if [ -n "$model" ]; then
+	prompt="Once upon a time there was a little girl"
+	echo "== llamago trace/diff, TinyLlama-shaped F16 ($(basename "$model")), F32 cache, 8 greedy tokens"
+	start=$(date +%s)
+	timeout 90 "$DEV/llamago" trace --backend cpu --kv-f32 -m "$model" --no-chat -p "$prompt" -n 8 --dump "$work/cli-cpu.safetensors" >/dev/null
+	LLAMAGO_CUDA_CPU_ORDER=1 timeout 90 "$DEV/llamago" trace --backend cuda --kv-f32 -m "$model" --no-chat -p "$prompt" -n 8 --dump "$work/cli-exact.safetensors" >/dev/null
+	timeout 90 "$DEV/llamago" trace --backend cuda --kv-f32 -m "$model" --no-chat -p "$prompt" -n 8 --dump "$work/cli-default.safetensors" >/dev/null
+	echo "-- CPU-order mode vs cpu:"
+	"$DEV/llamago" diff "$work/cli-exact.safetensors" "$work/cli-cpu.safetensors" >"$OUT/diff-exact.txt" 2>&1; echo "exit $?"
+	tail -3 "$OUT/diff-exact.txt"
+	echo "-- CPU-order mode vs cpu, rows with any nonzero error (-agree 1e-38):"
+	"$DEV/llamago" diff -agree 1e-38 "$work/cli-exact.safetensors" "$work/cli-cpu.safetensors" 2>&1 | tail -3
+	echo "-- default kernels vs cpu:"
+	"$DEV/llamago" diff "$work/cli-default.safetensors" "$work/cli-cpu.safetensors" >"$OUT/diff-default.txt" 2>&1; echo "exit $?"
+	tail -3 "$OUT/diff-default.txt"
+	echo "-- llamago run --backend cuda (CPU order) vs cpu, 128 greedy tokens, F16 cache:"
+	LLAMAGO_CUDA_CPU_ORDER=1 "$DEV/llamago" run --backend cuda -m "$model" --no-chat -p "$prompt" -n 128 --temp 0 --json >"$work/run-exact.json" 2>"$work/run-exact.err" || head -c 400 "$work/run-exact.err"
+	"$DEV/llamago" run --backend cpu -m "$model" --no-chat -p "$prompt" -n 128 --temp 0 --json >"$work/run-cpu.json" 2>"$work/run-cpu.err" || head -c 400 "$work/run-cpu.err"
+	cp "$work/run-exact.json" "$work/run-cpu.json" "$OUT/" 2>/dev/null
+	if cmp -s <(grep -o '"generated_ids":\[[^]]*\]' "$work/run-exact.json") <(grep -o '"generated_ids":\[[^]]*\]' "$work/run-cpu.json"); then echo "run: token ids equal"; else echo "run: token ids DIFFER (or not found)"; fi
+	echo "cli: $(($(date +%s) - start)) s"
+else
+	echo "no TinyLlama-shaped F16 file (LLAMAGO_CUDA_BIG unset?)"
+fi
+exit $test_rc
