@@ -49,29 +49,40 @@ test_rc=$?
 grep -E '^(--- |\s+\S+_test.go:|PASS|FAIL|ok|panic)' "$OUT/test.log" | cut -c1-600
 echo "tests: rc $test_rc in $(($(date +%s) - start)) s"
 
-model=$(ls "$LLAMAGO_CUDA_SYNTH_DIR"/*-f16.gguf 2>/dev/null | head -1)
-if [ -n "$model" ]; then
-	prompt="Once upon a time there was a little girl"
-	echo "== llamago trace/diff, TinyLlama-shaped F16 ($(basename "$model")), F32 cache, 8 greedy tokens"
+prompt="Once upon a time there was a little girl"
+for typ in f16 q8_0; do
+	model=$(ls "$LLAMAGO_CUDA_SYNTH_DIR"/*-$typ.gguf 2>/dev/null | head -1)
+	if [ -z "$model" ]; then
+		echo "no TinyLlama-shaped $typ file (LLAMAGO_CUDA_BIG unset?)"
+		continue
+	fi
+	echo "== llamago trace/diff, TinyLlama-shaped $typ ($(basename "$model")), F32 cache, 8 greedy tokens"
 	start=$(date +%s)
 	timeout 90 "$DEV/llamago" trace --backend cpu --kv-f32 -m "$model" --no-chat -p "$prompt" -n 8 --dump "$work/cli-cpu.safetensors" >/dev/null
 	LLAMAGO_CUDA_CPU_ORDER=1 timeout 90 "$DEV/llamago" trace --backend cuda --kv-f32 -m "$model" --no-chat -p "$prompt" -n 8 --dump "$work/cli-exact.safetensors" >/dev/null
 	timeout 90 "$DEV/llamago" trace --backend cuda --kv-f32 -m "$model" --no-chat -p "$prompt" -n 8 --dump "$work/cli-default.safetensors" >/dev/null
 	echo "-- CPU-order mode vs cpu:"
-	"$DEV/llamago" diff "$work/cli-exact.safetensors" "$work/cli-cpu.safetensors" >"$OUT/diff-exact.txt" 2>&1; echo "exit $?"
-	tail -3 "$OUT/diff-exact.txt"
+	"$DEV/llamago" diff "$work/cli-exact.safetensors" "$work/cli-cpu.safetensors" >"$OUT/diff-exact-$typ.txt" 2>&1; echo "exit $?"
+	tail -2 "$OUT/diff-exact-$typ.txt"
 	echo "-- CPU-order mode vs cpu, rows with any nonzero error (-agree 1e-38):"
-	"$DEV/llamago" diff -agree 1e-38 "$work/cli-exact.safetensors" "$work/cli-cpu.safetensors" 2>&1 | tail -3
+	"$DEV/llamago" diff -agree 1e-38 "$work/cli-exact.safetensors" "$work/cli-cpu.safetensors" 2>&1 | tail -2
 	echo "-- default kernels vs cpu:"
-	"$DEV/llamago" diff "$work/cli-default.safetensors" "$work/cli-cpu.safetensors" >"$OUT/diff-default.txt" 2>&1; echo "exit $?"
-	tail -3 "$OUT/diff-default.txt"
+	"$DEV/llamago" diff "$work/cli-default.safetensors" "$work/cli-cpu.safetensors" >"$OUT/diff-default-$typ.txt" 2>&1; echo "exit $?"
+	tail -2 "$OUT/diff-default-$typ.txt"
 	echo "-- llamago run --backend cuda (CPU order) vs cpu, 128 greedy tokens, F16 cache:"
-	LLAMAGO_CUDA_CPU_ORDER=1 "$DEV/llamago" run --backend cuda -m "$model" --no-chat -p "$prompt" -n 128 --temp 0 --json >"$work/run-exact.json" 2>"$work/run-exact.err" || head -c 400 "$work/run-exact.err"
-	"$DEV/llamago" run --backend cpu -m "$model" --no-chat -p "$prompt" -n 128 --temp 0 --json >"$work/run-cpu.json" 2>"$work/run-cpu.err" || head -c 400 "$work/run-cpu.err"
-	cp "$work/run-exact.json" "$work/run-cpu.json" "$OUT/" 2>/dev/null
-	if cmp -s <(grep -o '"generated_ids":\[[^]]*\]' "$work/run-exact.json") <(grep -o '"generated_ids":\[[^]]*\]' "$work/run-cpu.json"); then echo "run: token ids equal"; else echo "run: token ids DIFFER (or not found)"; fi
-	echo "cli: $(($(date +%s) - start)) s"
-else
-	echo "no TinyLlama-shaped F16 file (LLAMAGO_CUDA_BIG unset?)"
+	LLAMAGO_CUDA_CPU_ORDER=1 timeout 90 "$DEV/llamago" run --backend cuda -m "$model" --no-chat -p "$prompt" -n 128 --temp 0 --json >"$work/run-exact.json" 2>"$work/run-exact.err" || head -c 400 "$work/run-exact.err"
+	timeout 90 "$DEV/llamago" run --backend cpu -m "$model" --no-chat -p "$prompt" -n 128 --temp 0 --json >"$work/run-cpu.json" 2>"$work/run-cpu.err" || head -c 400 "$work/run-cpu.err"
+	ids() { grep -o '"generated_ids":\[[^]]*\]' "$1"; }
+	if [ -n "$(ids "$work/run-cpu.json")" ] && [ "$(ids "$work/run-exact.json")" = "$(ids "$work/run-cpu.json")" ]; then echo "run: token ids equal"; else echo "run: token ids DIFFER (or not found)"; fi
+	echo "cli $typ: $(($(date +%s) - start)) s"
+done
+
+model=$(ls "$LLAMAGO_CUDA_SYNTH_DIR"/*-f16.gguf 2>/dev/null | head -1)
+if [ -n "$model" ]; then
+	echo "== llamago bench, TinyLlama-shaped F16: CPU-order mode, then the default kernels"
+	{
+		LLAMAGO_CUDA_CPU_ORDER=1 timeout 120 "$DEV/llamago" bench --backend cuda -m "$model" -p 512 -n 32 -r 2
+		timeout 120 "$DEV/llamago" bench --backend cuda -m "$model" -p 512 -n 32 -r 2
+	} 2>&1 | tee "$OUT/bench.txt" | grep -E '^\|' | grep -v -- '---'
 fi
 exit $test_rc

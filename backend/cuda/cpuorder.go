@@ -16,15 +16,14 @@ import (
 
 // CPU-order mode (Options.CPUOrder, $LLAMAGO_CUDA_CPU_ORDER=1): the
 // operations whose float results depend on the order of their arithmetic
-// (MatMul with F32 and F16 weights, RMSNorm, SwiGLU, RoPE, Attention) run
-// kernels of their own, kernels/cpuorder/cpuorder.cu, that compute exactly
-// the CPU backend's float operations in the CPU backend's order, so that
-// every result equals the CPU's bit for bit. The other operations (GetRows,
+// (MatMul with F32, F16, Q4_0 and Q8_0 weights, RMSNorm, SwiGLU, RoPE,
+// Attention) run kernels of their own, kernels/cpuorder/cpuorder.cu, that
+// compute exactly the CPU backend's float operations in the CPU backend's
+// order, so that every result equals the CPU's bit for bit. The other operations (GetRows,
 // CopyRows, Add, StoreKV) are exact on both backends already and keep the
-// normal kernels. Products of quantized weights keep the normal kernels
-// too (their integer block sums are exact, but the float sum over blocks is
-// not in the CPU's order): a model with quantized weights is close to the
-// CPU in this mode, not bit-identical.
+// normal kernels. Products of the k-quants (Q4_K, Q6_K) keep the normal
+// kernels too: a model with such weights (Q4_K_M files, the Q6_K output
+// of Q4_0 files) is close to the CPU in this mode, not bit-identical.
 //
 // Why: F16 activations are rounded to F16 before each F16 product, so any
 // last-bit difference flips some F16 roundings, and the relative error
@@ -54,12 +53,16 @@ const (
 	coAttnThreads    = 256 // ATTN_THREADS
 	coAttnMaxHeadDim = 256 // ATTN_MAX_HEAD_DIM
 	coTiledStep      = 16  // tinyBLAS's KN: the several-token order needs cols % 16 == 0
+	// coAttnScratchMax bounds the attention scratch sized by the cache's
+	// context rather than the batch's positions.
+	coAttnScratchMax = 256 << 20
 )
 
 // cpuOrder is the state of CPU-order mode: its module, kernels and buffers.
 type cpuOrder struct {
 	mod                    uintptr
 	mmVec, mmTiled         [2]uintptr // by gpuF32, gpuF16
+	mmQ4_0, mmQ8_0, actQ8  uintptr
 	rmsNorm, swiglu, rope  uintptr
 	attention              uintptr
 	runs                   []int // SetSequenceRuns
@@ -67,6 +70,8 @@ type cpuOrder struct {
 	host                   []int32 // staging for the uploads
 	scratch                uint64  // attention's scores and group sums
 	scratchSize            uintptr
+	act                    uint64 // activations quantized to Q8_0: values, then scales
+	actSize                uintptr
 }
 
 // cpuOrderWanted reports whether opts or the environment ask for the mode.
@@ -114,6 +119,9 @@ func (b *Backend) loadCPUOrder(opts Options) error {
 		{&e.mmVec[gpuF16], "co_mm_vec_f16"},
 		{&e.mmTiled[gpuF32], "co_mm_tiled_f32"},
 		{&e.mmTiled[gpuF16], "co_mm_tiled_f16"},
+		{&e.mmQ4_0, "co_mm_q4_0"},
+		{&e.mmQ8_0, "co_mm_q8_0"},
+		{&e.actQ8, "co_act_q8_0"},
 		{&e.rmsNorm, "co_rms_norm"},
 		{&e.swiglu, "co_swiglu"},
 		{&e.rope, "co_rope"},
@@ -156,18 +164,27 @@ func (b *Backend) SetSequenceRuns(runs []int) {
 	}
 }
 
-// cpuOrderMatMul computes dst = x·wᵀ in the CPU's order, for F32 and F16
-// weights (it reports false, computing nothing, for other types, which
-// take the normal kernels). The CPU (kernels.MatMulRows) takes, per
-// token, ggml_vec_dot's order when the token is multiplied alone (a
-// product of one row, or a sequence run of one row) or cols is not a
-// multiple of 16, else tinyBLAS's: co_mm_tiled computes every token in
-// the latter, then co_mm_vec (over the list of tokens that need it)
-// overwrites the others.
+// cpuOrderMatMul computes dst = x·wᵀ in the CPU's order, for F32, F16,
+// Q4_0 and Q8_0 weights (it reports false, computing nothing, for other
+// types, which take the normal kernels). For the float types the CPU
+// (kernels.MatMulRows) takes, per token, ggml_vec_dot's order when the
+// token is multiplied alone (a product of one row, or a sequence run of
+// one row) or cols is not a multiple of 16, else tinyBLAS's: co_mm_tiled
+// computes every token in the latter, then co_mm_vec (over the list of
+// tokens that need it) overwrites the others. Q4_0 and Q8_0 have one
+// order whatever the token count (cpuOrderMatMulQ).
 func (b *Backend) cpuOrderMatMul(dst, x *mat, w *weight) bool {
 	e := b.exact
-	if w.gpu != gpuF32 && w.gpu != gpuF16 {
+	switch w.gpu {
+	case gpuF32, gpuF16:
+	case gpuQ4_0, gpuQ8_0:
+		b.cpuOrderMatMulQ(dst, x, w)
+		return true
+	default:
 		return false
+	}
+	if x.rows > maxGridY {
+		backend.ShapeFail("MatMul", "%d rows exceed the %d a CPU-order launch takes", x.rows, maxGridY)
 	}
 	defer b.enter("MatMul")()
 	ntok := x.rows
@@ -214,6 +231,36 @@ func (b *Backend) cpuOrderMatMul(dst, x *mat, w *weight) bool {
 		b.launchKeep("MatMul", e.mmVec[w.gpu], dim3{uint32((w.rows + coVecRows - 1) / coVecRows), uint32(len(vec)), 1}, dim3{coVecRows * 32, 1, 1})
 	}
 	return true
+}
+
+// cpuOrderMatMulQ computes dst = x·wᵀ for Q4_0 and Q8_0 weights in the
+// CPU's order: x quantized to Q8_0 as the CPU quantizes it (co_act_q8_0),
+// then co_mm_q4_0/co_mm_q8_0.
+func (b *Backend) cpuOrderMatMulQ(dst, x *mat, w *weight) {
+	e := b.exact
+	if x.rows > maxGridY {
+		backend.ShapeFail("MatMul", "%d rows exceed the %d a CPU-order launch takes", x.rows, maxGridY)
+	}
+	defer b.enter("MatMul")()
+	n := x.rows * x.cols
+	blocks := n / qk
+	scalesAt := (n + 15) &^ 15
+	need := uintptr(scalesAt + 4*blocks)
+	if need > e.actSize {
+		b.must("MatMul", b.free(e.act))
+		p, err := b.alloc(need)
+		b.must("MatMul", err)
+		e.act, e.actSize = p, need
+	}
+	q, d := e.act, e.act+uint64(scalesAt)
+	b.args.reset().ptr(x.ptr).ptr(q).ptr(d).i32(blocks)
+	b.launchKeep("MatMul", e.actQ8, grid1(blocks, coVecRows), dim3{coVecRows * 32, 1, 1})
+	fn := e.mmQ4_0
+	if w.gpu == gpuQ8_0 {
+		fn = e.mmQ8_0
+	}
+	b.args.reset().ptr(w.ptr).i64(w.rowBytes).i32(w.rows).i32(w.cols).ptr(q).ptr(d).ptr(dst.ptr)
+	b.launchKeep("MatMul", fn, dim3{uint32((w.rows + coVecRows - 1) / coVecRows), uint32(x.rows), 1}, dim3{coVecRows * 32, 1, 1})
 }
 
 // cpuOrderRMSNorm is RMSNorm in the CPU's order.
@@ -277,12 +324,20 @@ func (b *Backend) cpuOrderAttention(dst, q *mat, c *kvCache, layer int, bt backe
 	}
 	tiled := b.upload("Attention", &e.tiled, e.host)
 	slots, pos := b.upload("Attention", &b.slots, bt.Slot), b.upload("Attention", &b.pos, bt.Pos)
-	// Scratch per (row, head): the scores of positions 0..maxPos, then
-	// their groups' sums of 16.
-	n := int(maxPos) + 1
-	groupOff := (n + 3) &^ 3
-	stride := groupOff + ((n+15)/16+3)&^3
-	need := uintptr(q.rows) * uintptr(p.Heads) * uintptr(stride) * 4
+	// Scratch per (row, head): the scores of positions 0..n-1, then their
+	// groups' sums of 16. n is the cache's context where that stays small
+	// (always for decode), so that the launch's arguments do not change
+	// from one decode step to the next and the steps replay as graphs;
+	// else the batch's last position.
+	stride := func(n int) (int, int) {
+		groupOff := (n + 3) &^ 3
+		return groupOff + ((n+15)/16+3)&^3, groupOff
+	}
+	st, groupOff := stride(cfg.Ctx)
+	if uintptr(q.rows)*uintptr(p.Heads)*uintptr(st)*4 > coAttnScratchMax {
+		st, groupOff = stride(int(maxPos) + 1)
+	}
+	need := uintptr(q.rows) * uintptr(p.Heads) * uintptr(st) * 4
 	if need > e.scratchSize {
 		b.must("Attention", b.free(e.scratch))
 		ptr, err := b.alloc(need)
@@ -291,11 +346,13 @@ func (b *Backend) cpuOrderAttention(dst, q *mat, c *kvCache, layer int, bt backe
 	}
 	b.args.reset().ptr(q.ptr).ptr(dst.ptr).ptr(c.k).ptr(c.v).ptr(slots).ptr(pos).ptr(tiled).
 		i32(p.Heads).i32(p.KVHeads).i32(p.HeadDim).i32(cfg.Layers).i32(cfg.Ctx).i32(layer).f32(p.Scale).flag(!cfg.F32).
-		optMat(scores).optMat(probs).i32(probeCols).ptr(e.scratch).i64(stride).i32(groupOff)
+		optMat(scores).optMat(probs).i32(probeCols).ptr(e.scratch).i64(st).i32(groupOff)
 	b.launch("Attention", e.attention, dim3{uint32(p.Heads), uint32(q.rows), 1}, dim3{coAttnThreads, 1, 1})
 }
 
 // CPUOrderTypes lists the weight types whose products CPU-order mode
 // computes in the CPU's order, bit for bit; the others keep the normal
 // kernels in that mode.
-func CPUOrderTypes() []tensor.Type { return []tensor.Type{tensor.F32, tensor.F16} }
+func CPUOrderTypes() []tensor.Type {
+	return []tensor.Type{tensor.F32, tensor.F16, tensor.Q4_0, tensor.Q8_0}
+}

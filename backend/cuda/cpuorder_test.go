@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"llamago/backend"
@@ -83,17 +84,21 @@ func (p pair) exact(t *testing.T, what string, g, c backend.Mat) {
 	sameBits(t, what, gv, cv)
 }
 
-// TestCPUOrderMatMul: products of F32 and F16 weights at 1, 5 and 19
-// tokens, with row lengths that are and are not multiples of 16 (tinyBLAS's
-// order or not for several tokens) and of 64 (ggml_vec_dot's leftovers),
-// and with sequence runs that put single tokens (ggml_vec_dot's order)
-// among runs of several.
+// TestCPUOrderMatMul: products of F32, F16, Q4_0 and Q8_0 weights at 1, 5
+// and 19 tokens, with row lengths that are and are not multiples of 16
+// (for the float types tinyBLAS's order or not for several tokens) and of
+// 64 (ggml_vec_dot's leftovers), and with sequence runs that put single
+// tokens (ggml_vec_dot's order) among runs of several; GetRows too.
 func TestCPUOrderMatMul(t *testing.T) {
 	p := newExactPair(t)
 	r := rand.New(rand.NewPCG(11, 12))
 	runsFor := map[int][][]int{1: {nil}, 5: {nil, {1, 4}, {2, 3}}, 19: {nil, {1, 17, 1}, {19}}}
 	for _, typ := range cuda.CPUOrderTypes() {
-		for _, cols := range []int{172, 208, 256} {
+		colsList := []int{172, 208, 256}
+		if typ.BlockSize() == 32 {
+			colsList = []int{96, 256, 1088} // 1088: more than 32 blocks
+		}
+		for _, cols := range colsList {
 			const wrows = 133
 			w := backend.WeightSpec{Name: "w." + typ.String(), Type: typ, Rows: wrows, Cols: cols, Data: quantized(t, r, typ, wrows, cols)}
 			wg, wc := p.weights(t, w)
@@ -109,6 +114,12 @@ func TestCPUOrderMatMul(t *testing.T) {
 						p.gpu.MatMul(yg, xg, wg)
 						p.cpu.MatMul(yc, xc, wc)
 						p.exact(t, "MatMul", yg, yc)
+
+						ids := []int32{0, wrows - 1, 7, 7}[:min(4, ntok)]
+						eg, ec := p.poisoned(len(ids), cols)
+						p.gpu.GetRows(eg, wg, ids)
+						p.cpu.GetRows(ec, wc, ids)
+						p.exact(t, "GetRows", eg, ec)
 					})
 				}
 			}
@@ -311,13 +322,13 @@ func TestCPUOrderStories260KBitExact(t *testing.T) {
 	}
 }
 
-// TestCPUOrderSyntheticBitExact: small synthetic models with F16 and F32
-// weights (package synth), both caches.
+// TestCPUOrderSyntheticBitExact: small synthetic models with F16, F32 and
+// Q8_0 weights (package synth), both caches.
 func TestCPUOrderSyntheticBitExact(t *testing.T) {
 	needCPUOrder(t)
 	vocab := testenv.Path(t, testenv.LlamaSPMVocab)
 	dir := t.TempDir()
-	for _, name := range []string{"f16", "f32"} {
+	for _, name := range []string{"f16", "f32", "q8_0"} {
 		target, err := quantize.ParseTarget(name)
 		if err != nil {
 			t.Fatal(err)
@@ -335,20 +346,20 @@ func TestCPUOrderSyntheticBitExact(t *testing.T) {
 	}
 }
 
-// tinyLlamaF16 returns the TinyLlama-shaped synthetic F16 file: the one
-// $LLAMAGO_CUDA_TINYLLAMA_F16 names, or one written (package synth's
-// cache in $LLAMAGO_CUDA_SYNTH_DIR, else a temporary folder). It skips
-// unless LLAMAGO_CUDA_BIG=1.
-func tinyLlamaF16(t *testing.T) string {
+// tinyLlama returns the TinyLlama-shaped synthetic file of type name
+// ("f16", "q8_0"): the one $LLAMAGO_CUDA_TINYLLAMA_<NAME> names, or one
+// written (package synth's cache in $LLAMAGO_CUDA_SYNTH_DIR, else a
+// temporary folder). It skips unless LLAMAGO_CUDA_BIG=1.
+func tinyLlama(t *testing.T, name string) string {
 	t.Helper()
 	if os.Getenv("LLAMAGO_CUDA_BIG") != "1" {
 		t.Skip("set LLAMAGO_CUDA_BIG=1 to write and run a TinyLlama-shaped model")
 	}
-	if path := os.Getenv("LLAMAGO_CUDA_TINYLLAMA_F16"); path != "" {
+	if path := os.Getenv("LLAMAGO_CUDA_TINYLLAMA_" + strings.ToUpper(name)); path != "" {
 		return path
 	}
 	vocab := testenv.Path(t, testenv.LlamaSPMVocab)
-	target, err := quantize.ParseTarget("f16")
+	target, err := quantize.ParseTarget(name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -365,25 +376,37 @@ func tinyLlamaF16(t *testing.T) string {
 
 const tinyPrompt = "Once upon a time there was a little girl"
 
-// TestCPUOrderTinyLlamaF16BitExact: the TinyLlama-shaped synthetic F16
-// model (22 layers, GQA 32/4, 2048 wide), a short prompt and 128 greedy
-// tokens with the F16 cache: logits bit-identical at every step.
-func TestCPUOrderTinyLlamaF16BitExact(t *testing.T) {
+// TestCPUOrderTinyLlamaBitExact: the TinyLlama-shaped synthetic model (22
+// layers, GQA 32/4, 2048 wide) in F16 and Q8_0, a short prompt and 128
+// greedy tokens with the F16 cache: logits bit-identical at every step.
+func TestCPUOrderTinyLlamaBitExact(t *testing.T) {
 	needCPUOrder(t)
-	path := tinyLlamaF16(t)
-	greedyExact(t, path, promptIDs(t, path, tinyPrompt), 128, false)
+	for _, name := range []string{"f16", "q8_0"} {
+		t.Run(name, func(t *testing.T) {
+			path := tinyLlama(t, name)
+			greedyExact(t, path, promptIDs(t, path, tinyPrompt), 128, false)
+		})
+	}
 }
 
-// TestCPUOrderTinyLlamaF16TraceDiff traces the TinyLlama-shaped F16 model
-// on the CPU and on the CPU-order GPU backend (every probe, F32 cache, the
-// prompt and 8 greedy tokens) and requires every probe row to agree with
-// relative error 0.
-func TestCPUOrderTinyLlamaF16TraceDiff(t *testing.T) {
+// TestCPUOrderTinyLlamaTraceDiff traces the TinyLlama-shaped model (F16,
+// Q8_0) on the CPU and on the CPU-order GPU backend (every probe, F32
+// cache, the prompt and 8 greedy tokens) and requires every probe row to
+// agree with relative error 0.
+func TestCPUOrderTinyLlamaTraceDiff(t *testing.T) {
 	gpu := needCPUOrder(t)
-	path := tinyLlamaF16(t)
+	for _, name := range []string{"f16", "q8_0"} {
+		t.Run(name, func(t *testing.T) {
+			traceDiffExact(t, gpu, tinyLlama(t, name), name)
+		})
+	}
+}
+
+func traceDiffExact(t *testing.T, gpu *cuda.Backend, path, name string) {
 	dir := outDir(t)
 	opts := trace.Options{ModelPath: path, Prompt: tinyPrompt, Chat: trace.ChatOff, KVF32: true, Generate: 8}
-	cpuDump, gpuDump := filepath.Join(dir, "exact-trace-cpu.safetensors"), filepath.Join(dir, "exact-trace-cuda.safetensors")
+	cpuDump := filepath.Join(dir, "exact-trace-cpu-"+name+".safetensors")
+	gpuDump := filepath.Join(dir, "exact-trace-cuda-"+name+".safetensors")
 	o := opts
 	o.DumpPath = cpuDump
 	if _, err := trace.Run(context.Background(), o); err != nil {
@@ -417,8 +440,8 @@ func TestCPUOrderTinyLlamaF16TraceDiff(t *testing.T) {
 		}
 	}
 	counts := rep.Counts()
-	t.Logf("diff cuda (CPU order) vs cpu, TinyLlama-shaped F16, F32 KV: %d probe rows: %d agree, %d warn, %d diverge; %d rows with a nonzero error, largest %.3g (%s at %d); %s",
-		len(rep.Rows), counts[probe.Agree], counts[probe.Warn], counts[probe.Diverge], nonzero, worst, worstRow.Probe, worstRow.Pos, rep.Verdict())
+	t.Logf("diff cuda (CPU order) vs cpu, TinyLlama-shaped %s, F32 KV: %d probe rows: %d agree, %d warn, %d diverge; %d rows with a nonzero error, largest %.3g (%s at %d); %s",
+		name, len(rep.Rows), counts[probe.Agree], counts[probe.Warn], counts[probe.Diverge], nonzero, worst, worstRow.Probe, worstRow.Pos, rep.Verdict())
 	if len(rep.Rows) == 0 || nonzero > 0 {
 		t.Errorf("%d of %d probe rows differ (largest relative error %.3g at %s, position %d); want all exactly equal", nonzero, len(rep.Rows), worst, worstRow.Probe, worstRow.Pos)
 	}

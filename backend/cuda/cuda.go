@@ -58,9 +58,9 @@ type Options struct {
 	Eager bool
 	// CPUOrder computes every operation in the CPU backend's order with
 	// its float32 roundings, so that results equal the CPU backend's bit
-	// for bit (F32 and F16 weights, both caches; quantized products keep
-	// the normal kernels): slower, for checking ($LLAMAGO_CUDA_CPU_ORDER=1
-	// turns it on too). See cpuorder.go.
+	// for bit (F32, F16, Q4_0 and Q8_0 weights, both caches; k-quant
+	// products keep the normal kernels): slower, for checking
+	// ($LLAMAGO_CUDA_CPU_ORDER=1 turns it on too). See cpuorder.go.
 	CPUOrder bool
 }
 

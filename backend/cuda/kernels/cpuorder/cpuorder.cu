@@ -241,6 +241,107 @@ extern "C" __global__ void __launch_bounds__(TILE_THREADS)
     mm_tiled<TYPE_F16>(W, rowBytes, wrows, cols, X, Y, ntok);
 }
 
+// ---------------------------------------------------------------- Q8_0, Q4_0
+
+#define QK 32 // values per Q8_0 / Q4_0 block
+#define Q8_0_BYTES 34
+#define Q4_0_BYTES 18
+#define TYPE_Q4_0 2
+#define TYPE_Q8_0 3
+
+// co_act_q8_0 quantizes nblocks blocks of 32 activations to Q8_0 as the
+// CPU's quantizeQ8_0 (ggml's x86 quantize_row_q8_0): d = amax/127, the
+// multiplier 127/amax (not 1/d), q = nearest(x·127/amax) with halves to
+// even; d kept as its F16 value. A warp per block, lane j for value j;
+// q[b·32+j] the values, d[b] the scales.
+extern "C" __global__ void co_act_q8_0(const float *x, signed char *q, float *d, int nblocks) {
+    const int b = blockIdx.x * (blockDim.x / WARP) + threadIdx.x / WARP;
+    if (b >= nblocks) return; // whole warps
+    const int lane = threadIdx.x % WARP;
+    const float v = x[(size_t)b * QK + lane];
+    float amax = fabsf(v);
+    for (int o = WARP / 2; o > 0; o /= 2) amax = fmaxf(amax, __shfl_xor_sync(FULL_MASK, amax, o));
+    const float id = amax != 0.f ? __fdiv_rn(127.f, amax) : 0.f;
+    q[(size_t)b * QK + lane] = (signed char)__float2int_rn(__fmul_rn(v, id));
+    if (lane == 0) d[b] = round_f16(__fdiv_rn(amax, 127.f));
+}
+
+// mm_q computes Y[t][r] = W[r]·X[t] for Q4_0 and Q8_0 weights in the
+// CPU's order (kernels.dotQ4_0, dotQ8_0; the same for every token count):
+// each block's integer sums are exact; Q4_0 adds sumi·(dw·dx) to one float
+// accumulator by FMA, block after block; Q8_0 keeps eight accumulators,
+// lane l taking the sum of values 4l..4l+3 of each block times dw·dx by
+// FMA, added at the end as ggml's hsum_float_8. A warp per (row, token
+// blockIdx.y): lane b computes the sums of block b of each 32, then the
+// chain steps through the 32 blocks in order, their sums broadcast.
+template <int TYPE>
+__device__ void mm_q(const u8 *W, long long rowBytes, int wrows, int cols, const signed char *xq, const float *xd, float *Y) {
+    const int lane = threadIdx.x % WARP;
+    const int r = blockIdx.x * VEC_ROWS + threadIdx.x / WARP;
+    if (r >= wrows) return; // whole warps
+    const int t = blockIdx.y;
+    const int nb = cols / QK;
+    const u8 *w = W + (size_t)r * rowBytes;
+    const signed char *x = xq + (size_t)t * cols;
+    const float *dx = xd + (size_t)t * nb;
+    const int lanes = TYPE == TYPE_Q8_0 ? 8 : 1;
+    float acc[8];
+#pragma unroll
+    for (int l = 0; l < 8; l++) acc[l] = 0.f;
+    for (int c0 = 0; c0 < nb; c0 += WARP) {
+        const int b = c0 + lane;
+        int s[8];
+#pragma unroll
+        for (int l = 0; l < 8; l++) s[l] = 0;
+        float d = 0.f;
+        if (b < nb) {
+            const signed char *xb = x + (size_t)b * QK;
+            if (TYPE == TYPE_Q8_0) {
+                const u8 *blk = w + (size_t)b * Q8_0_BYTES;
+                const float dw = half_to_float((u16)(blk[0] | (blk[1] << 8)));
+                d = __fmul_rn(dw, dx[b]);
+#pragma unroll
+                for (int j = 0; j < QK; j++) s[j / 4] += (int)(signed char)blk[2 + j] * (int)xb[j];
+            } else {
+                const u8 *blk = w + (size_t)b * Q4_0_BYTES;
+                const float dw = half_to_float((u16)(blk[0] | (blk[1] << 8)));
+                d = __fmul_rn(dw, dx[b]);
+#pragma unroll
+                for (int j = 0; j < 16; j++) {
+                    const int qv = blk[2 + j];
+                    s[0] += ((qv & 15) - 8) * (int)xb[j] + ((qv >> 4) - 8) * (int)xb[j + 16];
+                }
+            }
+        }
+        const int m = min(WARP, nb - c0);
+        for (int k = 0; k < m; k++) {
+            const float dk = __shfl_sync(FULL_MASK, d, k);
+#pragma unroll
+            for (int l = 0; l < lanes; l++) {
+                const float sk = (float)__shfl_sync(FULL_MASK, s[l], k);
+                acc[l] = fmaf(dk, sk, acc[l]);
+            }
+        }
+    }
+    if (lane != 0) return;
+    float v = acc[0];
+    if (TYPE == TYPE_Q8_0) {
+        v = __fadd_rn(__fadd_rn(__fadd_rn(acc[0], acc[4]), __fadd_rn(acc[2], acc[6])),
+                      __fadd_rn(__fadd_rn(acc[1], acc[5]), __fadd_rn(acc[3], acc[7])));
+    }
+    Y[(size_t)t * wrows + r] = v;
+}
+
+extern "C" __global__ void __launch_bounds__(VEC_ROWS * WARP)
+    co_mm_q4_0(const u8 *W, long long rowBytes, int wrows, int cols, const signed char *xq, const float *xd, float *Y) {
+    mm_q<TYPE_Q4_0>(W, rowBytes, wrows, cols, xq, xd, Y);
+}
+
+extern "C" __global__ void __launch_bounds__(VEC_ROWS * WARP)
+    co_mm_q8_0(const u8 *W, long long rowBytes, int wrows, int cols, const signed char *xq, const float *xd, float *Y) {
+    mm_q<TYPE_Q8_0>(W, rowBytes, wrows, cols, xq, xd, Y);
+}
+
 // ---------------------------------------------------------------- row-wise
 
 #define ROW_THREADS 256
