@@ -164,6 +164,31 @@ func (b *Backend) SetSequenceRuns(runs []int) {
 	}
 }
 
+// uploadOwn is upload for the mode's own index buffers, whose queued
+// flag flush does not clear (flush knows only the backend's buffers): a
+// buffer that no queued launch reads takes its new contents without
+// sending the queue first, so that a decode step stays one queue and
+// repeats as a graph. (The copy goes to the stream after every launch
+// already sent, which is all that may still read the old contents.)
+func (b *Backend) uploadOwn(op string, buf *intBuf, v []int32) uint64 {
+	if buf.queued && !b.pendingReads(buf.dev) {
+		buf.queued = false
+	}
+	return b.upload(op, buf, v)
+}
+
+// pendingReads reports whether a queued launch takes the device address
+// p as an argument.
+func (b *Backend) pendingReads(p uint64) bool {
+	for i := range b.pending {
+		r := &b.pending[i]
+		if slices.Contains(r.vals[:r.n], p) {
+			return true
+		}
+	}
+	return false
+}
+
 // cpuOrderMatMul computes dst = x·wᵀ in the CPU's order, for F32, F16,
 // Q4_0 and Q8_0 weights (it reports false, computing nothing, for other
 // types, which take the normal kernels). For the float types the CPU
@@ -225,7 +250,7 @@ func (b *Backend) cpuOrderMatMul(dst, x *mat, w *weight) bool {
 	if len(vec) > 0 {
 		var toks uint64
 		if len(vec) != ntok {
-			toks = b.upload("MatMul", &e.vecToks, vec)
+			toks = b.uploadOwn("MatMul", &e.vecToks, vec)
 		}
 		b.args.reset().ptr(w.ptr).i64(w.rowBytes).i32(w.rows).i32(w.cols).ptr(x.ptr).ptr(dst.ptr).ptr(toks)
 		b.launchKeep("MatMul", e.mmVec[w.gpu], dim3{uint32((w.rows + coVecRows - 1) / coVecRows), uint32(len(vec)), 1}, dim3{coVecRows * 32, 1, 1})
@@ -294,7 +319,7 @@ func (b *Backend) cpuOrderRoPE(x *mat, pos []int32, p backend.RoPEParams) {
 	for i, v := range angles {
 		e.host[i] = int32(math.Float32bits(v))
 	}
-	tab := b.upload("RoPE", &e.angles, e.host)
+	tab := b.uploadOwn("RoPE", &e.angles, e.host)
 	b.args.reset().ptr(x.ptr).ptr(tab).i32(p.Heads).i32(p.HeadDim).i32(p.Dims).flag(p.NeoX)
 	b.launch("RoPE", e.rope, dim3{uint32(x.rows), 1, 1}, dim3{coRowThreads, 1, 1})
 }
@@ -322,7 +347,7 @@ func (b *Backend) cpuOrderAttention(dst, q *mat, c *kvCache, layer int, bt backe
 		}
 		e.host = append(e.host, tiled)
 	}
-	tiled := b.upload("Attention", &e.tiled, e.host)
+	tiled := b.uploadOwn("Attention", &e.tiled, e.host)
 	slots, pos := b.upload("Attention", &b.slots, bt.Slot), b.upload("Attention", &b.pos, bt.Pos)
 	// Scratch per (row, head): the scores of positions 0..n-1, then their
 	// groups' sums of 16. n is the cache's context where that stays small

@@ -282,6 +282,9 @@ func greedyExact(t *testing.T, path string, prompt []int32, steps int, kvF32 boo
 	if differ > 0 {
 		t.Errorf("logits differ from the CPU's bits at %d of %d steps (first step %d; largest relative error %.3g)", differ, steps, first, worst)
 	}
+	if steps >= 4 && replayed == 0 {
+		t.Errorf("no decode step ran as a graph")
+	}
 }
 
 func bitsOf(v []float32) []uint32 {
@@ -387,6 +390,14 @@ func TestCPUOrderTinyLlamaBitExact(t *testing.T) {
 			greedyExact(t, path, promptIDs(t, path, tinyPrompt), 128, false)
 		})
 	}
+	// A prompt of 512 tokens: prefill-sized products and attention.
+	t.Run("f16 prompt 512", func(t *testing.T) {
+		prompt := make([]int32, 512)
+		for i := range prompt {
+			prompt[i] = int32(1000 + 37*i)
+		}
+		greedyExact(t, tinyLlama(t, "f16"), prompt, 4, false)
+	})
 }
 
 // TestCPUOrderTinyLlamaTraceDiff traces the TinyLlama-shaped model (F16,
