@@ -3,9 +3,16 @@
 # in one go: builds the CPU-order PTX with nvcc (scripts/build-cpuorder-ptx.sh)
 # and tests with it, prints ptxas's register report, runs the GPU tests of
 # the mode (every operation and whole models against the CPU backend, bit
-# for bit; with LLAMAGO_CUDA_BIG=1 the TinyLlama-shaped F16 model), then
-# "llamago trace"/"llamago diff" of CUDA (CPU order, and default for
-# comparison) against the CPU on that model.
+# for bit; with LLAMAGO_CUDA_BIG=1 the TinyLlama-shaped F16, Q8_0, Q4_0 and
+# Q4_K_M models), then "llamago trace"/"llamago diff" of CUDA (CPU order,
+# and default for comparison) against the CPU on those models and
+# "llamago run" 128 greedy tokens on both backends.
+#
+# Variables: TESTS, the -test.run patterns (several separated by ';', one
+# cuda.test run each); CLI_TYPES, the TinyLlama-shaped files of the CLI
+# part (default "f16 q8_0 q4_0 q4_k_m"; each must have been written by the
+# tests); BENCH_TYPE, the file "llamago bench" runs in both modes
+# (default f16; "none" skips it).
 #
 # The machine needs no Go: build the binaries elsewhere into $DEV with
 #
@@ -42,15 +49,23 @@ export LLAMAGO_CUDA_SYNTH_DIR=$work/synth
 mkdir -p "$LLAMAGO_CUDA_SYNTH_DIR"
 
 echo "== go tests (LLAMAGO_CUDA=1 LLAMAGO_CUDA_BIG=${LLAMAGO_CUDA_BIG:-})"
-run=${TESTS:-'CPUOrder(MatMul|Rowwise|Attention|Stories260K|Synthetic|TinyLlama)|TestStories260KGreedyMatchesCPU|TestElementwiseMatchCPU|TestMatMulAndGetRowsMatchCPU'}
-start=$(date +%s)
-(cd "$work" && timeout 230 "$DEV/cuda.test" -test.v -test.count=1 -test.timeout=220s -test.run "$run") >"$OUT/test.log" 2>&1
-test_rc=$?
-grep -E '^(--- |\s+\S+_test.go:|PASS|FAIL|ok|panic)' "$OUT/test.log" | cut -c1-600
-echo "tests: rc $test_rc in $(($(date +%s) - start)) s"
+runs=${TESTS:-'CPUOrder(MatMul|Rowwise|Attention|Stories260K|Synthetic|TinyLlama)|TestStories260KGreedyMatchesCPU|TestElementwiseMatchCPU|TestMatMulAndGetRowsMatchCPU'}
+test_rc=0
+: >"$OUT/test.log"
+IFS=';' read -ra patterns <<<"$runs"
+for run in "${patterns[@]}"; do
+	start=$(date +%s)
+	(cd "$work" && timeout 230 "$DEV/cuda.test" -test.v -test.count=1 -test.timeout=220s -test.run "$run") >"$work/test.log" 2>&1
+	rc=$?
+	cat "$work/test.log" >>"$OUT/test.log"
+	[ $rc -ne 0 ] && test_rc=$rc
+	echo "-- -test.run '$run'"
+	grep -E '^(--- |\s+\S+_test.go:|PASS|FAIL|ok|panic)' "$work/test.log" | grep -vE '^\s+--- PASS' | cut -c1-600
+	echo "tests: rc $rc in $(($(date +%s) - start)) s"
+done
 
 prompt="Once upon a time there was a little girl"
-for typ in f16 q8_0; do
+for typ in ${CLI_TYPES:-f16 q8_0 q4_0 q4_k_m}; do
 	model=$(ls "$LLAMAGO_CUDA_SYNTH_DIR"/*-$typ.gguf 2>/dev/null | head -1)
 	if [ -z "$model" ]; then
 		echo "no TinyLlama-shaped $typ file (LLAMAGO_CUDA_BIG unset?)"
@@ -77,9 +92,10 @@ for typ in f16 q8_0; do
 	echo "cli $typ: $(($(date +%s) - start)) s"
 done
 
-model=$(ls "$LLAMAGO_CUDA_SYNTH_DIR"/*-f16.gguf 2>/dev/null | head -1)
-if [ -n "$model" ]; then
-	echo "== llamago bench, TinyLlama-shaped F16: CPU-order mode, then the default kernels"
+bench=${BENCH_TYPE:-f16}
+model=$(ls "$LLAMAGO_CUDA_SYNTH_DIR"/*-"$bench".gguf 2>/dev/null | head -1)
+if [ "$bench" != none ] && [ -n "$model" ]; then
+	echo "== llamago bench, TinyLlama-shaped $bench: CPU-order mode, then the default kernels"
 	{
 		LLAMAGO_CUDA_CPU_ORDER=1 timeout 120 "$DEV/llamago" bench --backend cuda -m "$model" -p 512 -n 32 -r 2
 		timeout 120 "$DEV/llamago" bench --backend cuda -m "$model" -p 512 -n 32 -r 2

@@ -21,9 +21,10 @@ import (
 // compute exactly the CPU backend's float operations in the CPU backend's
 // order, so that every result equals the CPU's bit for bit. The other operations (GetRows,
 // CopyRows, Add, StoreKV) are exact on both backends already and keep the
-// normal kernels. Products of the k-quants (Q4_K, Q6_K) keep the normal
-// kernels too: a model with such weights (Q4_K_M files, the Q6_K output
-// of Q4_0 files) is close to the CPU in this mode, not bit-identical.
+// normal kernels. The k-quants Q4_K and Q6_K take the CPU's orders too
+// (Q8_K activations; Q4_K in ggml's repacked gemv or gemm order by token,
+// Q6_K in ggml_vec_dot_q6_K_q8_K's AVX2 order); other types are refused
+// by LoadWeight in any mode.
 //
 // Why: F16 activations are rounded to F16 before each F16 product, so any
 // last-bit difference flips some F16 roundings, and the relative error
@@ -63,14 +64,16 @@ type cpuOrder struct {
 	mod                    uintptr
 	mmVec, mmTiled         [2]uintptr // by gpuF32, gpuF16
 	mmQ4_0, mmQ8_0, actQ8  uintptr
+	mmQ4_K, mmQ6_K, actQ8K uintptr
 	rmsNorm, swiglu, rope  uintptr
 	attention              uintptr
 	runs                   []int // SetSequenceRuns
 	vecToks, angles, tiled intBuf
+	gemmToks               intBuf  // Q4_K: 1 for the tokens in the gemm order
 	host                   []int32 // staging for the uploads
 	scratch                uint64  // attention's scores and group sums
 	scratchSize            uintptr
-	act                    uint64 // activations quantized to Q8_0: values, then scales
+	act                    uint64 // activations quantized to Q8_0 or Q8_K: values, scales, (Q8_K) group sums
 	actSize                uintptr
 }
 
@@ -122,6 +125,9 @@ func (b *Backend) loadCPUOrder(opts Options) error {
 		{&e.mmQ4_0, "co_mm_q4_0"},
 		{&e.mmQ8_0, "co_mm_q8_0"},
 		{&e.actQ8, "co_act_q8_0"},
+		{&e.mmQ4_K, "co_mm_q4_k"},
+		{&e.mmQ6_K, "co_mm_q6_k"},
+		{&e.actQ8K, "co_act_q8_k"},
 		{&e.rmsNorm, "co_rms_norm"},
 		{&e.swiglu, "co_swiglu"},
 		{&e.rope, "co_rope"},
@@ -190,8 +196,8 @@ func (b *Backend) pendingReads(p uint64) bool {
 }
 
 // cpuOrderMatMul computes dst = x·wᵀ in the CPU's order, for F32, F16,
-// Q4_0 and Q8_0 weights (it reports false, computing nothing, for other
-// types, which take the normal kernels). For the float types the CPU
+// Q4_0, Q8_0, Q4_K and Q6_K weights (it reports false, computing nothing,
+// for other types, which take the normal kernels). For the float types the CPU
 // (kernels.MatMulRows) takes, per token, ggml_vec_dot's order when the
 // token is multiplied alone (a product of one row, or a sequence run of
 // one row) or cols is not a multiple of 16, else tinyBLAS's: co_mm_tiled
@@ -204,6 +210,9 @@ func (b *Backend) cpuOrderMatMul(dst, x *mat, w *weight) bool {
 	case gpuF32, gpuF16:
 	case gpuQ4_0, gpuQ8_0:
 		b.cpuOrderMatMulQ(dst, x, w)
+		return true
+	case gpuQ4_K, gpuQ6_K:
+		b.cpuOrderMatMulK(dst, x, w)
 		return true
 	default:
 		return false
@@ -270,13 +279,7 @@ func (b *Backend) cpuOrderMatMulQ(dst, x *mat, w *weight) {
 	n := x.rows * x.cols
 	blocks := n / qk
 	scalesAt := (n + 15) &^ 15
-	need := uintptr(scalesAt + 4*blocks)
-	if need > e.actSize {
-		b.must("MatMul", b.free(e.act))
-		p, err := b.alloc(need)
-		b.must("MatMul", err)
-		e.act, e.actSize = p, need
-	}
+	b.cpuOrderActScratch(uintptr(scalesAt + 4*blocks))
 	q, d := e.act, e.act+uint64(scalesAt)
 	b.args.reset().ptr(x.ptr).ptr(q).ptr(d).i32(blocks)
 	b.launchKeep("MatMul", e.actQ8, grid1(blocks, coVecRows), dim3{coVecRows * 32, 1, 1})
@@ -286,6 +289,103 @@ func (b *Backend) cpuOrderMatMulQ(dst, x *mat, w *weight) {
 	}
 	b.args.reset().ptr(w.ptr).i64(w.rowBytes).i32(w.rows).i32(w.cols).ptr(q).ptr(d).ptr(dst.ptr)
 	b.launchKeep("MatMul", fn, dim3{uint32((w.rows + coVecRows - 1) / coVecRows), uint32(x.rows), 1}, dim3{coVecRows * 32, 1, 1})
+}
+
+// cpuOrderActScratch makes the quantized-activation scratch at least need
+// bytes long (it only grows, keeping its address between products of the
+// same size, so that decode steps repeat as graphs).
+func (b *Backend) cpuOrderActScratch(need uintptr) {
+	e := b.exact
+	if need > e.actSize {
+		b.must("MatMul", b.free(e.act))
+		p, err := b.alloc(need)
+		b.must("MatMul", err)
+		e.act, e.actSize = p, need
+	}
+}
+
+// cpuOrderMatMulK computes dst = x·wᵀ for Q4_K and Q6_K weights in the
+// CPU's order: x quantized to Q8_K as the CPU quantizes it (co_act_q8_k:
+// int8 values, a float scale per 256 values, the sums of 16), then
+// co_mm_q4_k or co_mm_q6_k. Q6_K has one order whatever the token count
+// (kernels.dotQ6_K). Q4_K's depends on it (kernels.MatMulRows, with a
+// batch kernel): a product of n tokens — each sequence run its own
+// product, as the CPU backend multiplies the runs separately — gives its
+// first n - n%4 tokens ggml's gemm order when n >= 4 (dotQ4_KBatch) and
+// the others the gemv order (dotQ4_K); q4KGemmTokens lists which.
+func (b *Backend) cpuOrderMatMulK(dst, x *mat, w *weight) {
+	e := b.exact
+	if x.rows > maxGridY {
+		backend.ShapeFail("MatMul", "%d rows exceed the %d a CPU-order launch takes", x.rows, maxGridY)
+	}
+	var gemm []int32
+	if w.gpu == gpuQ4_K {
+		if gemm = q4KGemmTokens(e.host[:0], x.rows, e.runs); gemm != nil {
+			e.host = gemm
+		}
+	}
+	defer b.enter("MatMul")()
+	n := x.rows * x.cols
+	blocks := n / qkK
+	scalesAt := (n + 15) &^ 15
+	sumsAt := scalesAt + 4*blocks
+	b.cpuOrderActScratch(uintptr(sumsAt + 4*(n/16)))
+	q, d, sums := e.act, e.act+uint64(scalesAt), e.act+uint64(sumsAt)
+	b.args.reset().ptr(x.ptr).ptr(q).ptr(d).ptr(sums).i32(blocks)
+	b.launchKeep("MatMul", e.actQ8K, grid1(blocks, coVecRows), dim3{coVecRows * 32, 1, 1})
+	g := dim3{uint32((w.rows + coVecRows - 1) / coVecRows), uint32(x.rows), 1}
+	b.args.reset().ptr(w.ptr).i64(w.rowBytes).i32(w.rows).i32(w.cols).ptr(q).ptr(d).ptr(sums).ptr(dst.ptr)
+	fn := e.mmQ6_K
+	if w.gpu == gpuQ4_K {
+		fn = e.mmQ4_K
+		var toks uint64
+		if gemm != nil {
+			toks = b.uploadOwn("MatMul", &e.gemmToks, gemm)
+		}
+		b.args.ptr(toks)
+	}
+	b.launchKeep("MatMul", fn, g, dim3{coVecRows * 32, 1, 1})
+}
+
+// q4KGemmTokens returns, appended to buf, one flag per token of a Q4_K
+// product of ntok tokens: 1 where kernels.MatMulRows takes the batch
+// kernel's (gemm) order, 0 where Dot's (gemv). runs (SetSequenceRuns;
+// more than one entry: runs of consecutive tokens multiplied separately,
+// as the CPU backend's runsFor) each take their first n - n%4 tokens in
+// the gemm order when n >= 4. It returns nil when every token takes the
+// gemv order, and panics with a ShapeError when the runs do not add up to
+// ntok.
+func q4KGemmTokens(buf []int32, ntok int, runs []int) []int32 {
+	if len(runs) <= 1 {
+		runs = []int{ntok}
+	} else {
+		total := 0
+		for _, n := range runs {
+			total += n
+		}
+		if total != ntok {
+			backend.ShapeFail("MatMul", "sequence runs of %d rows for a product of %d rows", total, ntok)
+		}
+	}
+	anyGemm := false
+	for _, n := range runs {
+		batch := 0
+		if n >= 4 {
+			batch = n &^ 3
+			anyGemm = true
+		}
+		for i := range n {
+			flag := int32(0)
+			if i < batch {
+				flag = 1
+			}
+			buf = append(buf, flag)
+		}
+	}
+	if !anyGemm {
+		return nil
+	}
+	return buf
 }
 
 // cpuOrderRMSNorm is RMSNorm in the CPU's order.
@@ -379,5 +479,5 @@ func (b *Backend) cpuOrderAttention(dst, q *mat, c *kvCache, layer int, bt backe
 // computes in the CPU's order, bit for bit; the others keep the normal
 // kernels in that mode.
 func CPUOrderTypes() []tensor.Type {
-	return []tensor.Type{tensor.F32, tensor.F16, tensor.Q4_0, tensor.Q8_0}
+	return []tensor.Type{tensor.F32, tensor.F16, tensor.Q4_0, tensor.Q8_0, tensor.Q4_K, tensor.Q6_K}
 }

@@ -84,19 +84,24 @@ func (p pair) exact(t *testing.T, what string, g, c backend.Mat) {
 	sameBits(t, what, gv, cv)
 }
 
-// TestCPUOrderMatMul: products of F32, F16, Q4_0 and Q8_0 weights at 1, 5
-// and 19 tokens, with row lengths that are and are not multiples of 16
-// (for the float types tinyBLAS's order or not for several tokens) and of
-// 64 (ggml_vec_dot's leftovers), and with sequence runs that put single
-// tokens (ggml_vec_dot's order) among runs of several; GetRows too.
+// TestCPUOrderMatMul: products of F32, F16, Q4_0, Q8_0, Q4_K and Q6_K
+// weights at 1, 5 and 19 tokens, with row lengths that are and are not
+// multiples of 16 (for the float types tinyBLAS's order or not for several
+// tokens) and of 64 (ggml_vec_dot's leftovers), and with sequence runs
+// that put single tokens (ggml_vec_dot's order; Q4_K's gemv) among runs of
+// several (Q4_K: 4 and 16 tokens in the gemm order, the rest in the
+// gemv's); GetRows too.
 func TestCPUOrderMatMul(t *testing.T) {
 	p := newExactPair(t)
 	r := rand.New(rand.NewPCG(11, 12))
 	runsFor := map[int][][]int{1: {nil}, 5: {nil, {1, 4}, {2, 3}}, 19: {nil, {1, 17, 1}, {19}}}
 	for _, typ := range cuda.CPUOrderTypes() {
 		colsList := []int{172, 208, 256}
-		if typ.BlockSize() == 32 {
+		switch typ.BlockSize() {
+		case 32:
 			colsList = []int{96, 256, 1088} // 1088: more than 32 blocks
+		case 256:
+			colsList = []int{256, 768, 2304}
 		}
 		for _, cols := range colsList {
 			const wrows = 133
@@ -325,13 +330,13 @@ func TestCPUOrderStories260KBitExact(t *testing.T) {
 	}
 }
 
-// TestCPUOrderSyntheticBitExact: small synthetic models with F16, F32 and
-// Q8_0 weights (package synth), both caches.
+// TestCPUOrderSyntheticBitExact: small synthetic models with F16, F32,
+// Q8_0, Q4_0, Q4_K, Q6_K and Q4_K_M weights (package synth), both caches.
 func TestCPUOrderSyntheticBitExact(t *testing.T) {
 	needCPUOrder(t)
 	vocab := testenv.Path(t, testenv.LlamaSPMVocab)
 	dir := t.TempDir()
-	for _, name := range []string{"f16", "f32", "q8_0"} {
+	for _, name := range []string{"f16", "f32", "q8_0", "q4_0", "q4_k", "q6_k", "q4_k_m"} {
 		target, err := quantize.ParseTarget(name)
 		if err != nil {
 			t.Fatal(err)
@@ -350,7 +355,7 @@ func TestCPUOrderSyntheticBitExact(t *testing.T) {
 }
 
 // tinyLlama returns the TinyLlama-shaped synthetic file of type name
-// ("f16", "q8_0"): the one $LLAMAGO_CUDA_TINYLLAMA_<NAME> names, or one
+// (a quantize target: "f16", "q4_k_m"…): the one $LLAMAGO_CUDA_TINYLLAMA_<NAME> names, or one
 // written (package synth's cache in $LLAMAGO_CUDA_SYNTH_DIR, else a
 // temporary folder). It skips unless LLAMAGO_CUDA_BIG=1.
 func tinyLlama(t *testing.T, name string) string {
@@ -379,12 +384,18 @@ func tinyLlama(t *testing.T, name string) string {
 
 const tinyPrompt = "Once upon a time there was a little girl"
 
+// tinyLlamaTypes are the TinyLlama-shaped files the CPU-order tests run:
+// F16, Q8_0, Q4_0 (its output.weight is Q6_K) and Q4_K_M (Q4_K, with
+// Q6_K for some attn_v and ffn_down and the output).
+var tinyLlamaTypes = []string{"f16", "q8_0", "q4_0", "q4_k_m"}
+
 // TestCPUOrderTinyLlamaBitExact: the TinyLlama-shaped synthetic model (22
-// layers, GQA 32/4, 2048 wide) in F16 and Q8_0, a short prompt and 128
-// greedy tokens with the F16 cache: logits bit-identical at every step.
+// layers, GQA 32/4, 2048 wide) in each of tinyLlamaTypes, a short prompt
+// and 128 greedy tokens with the F16 cache: logits bit-identical at every
+// step.
 func TestCPUOrderTinyLlamaBitExact(t *testing.T) {
 	needCPUOrder(t)
-	for _, name := range []string{"f16", "q8_0"} {
+	for _, name := range tinyLlamaTypes {
 		t.Run(name, func(t *testing.T) {
 			path := tinyLlama(t, name)
 			greedyExact(t, path, promptIDs(t, path, tinyPrompt), 128, false)
@@ -398,15 +409,25 @@ func TestCPUOrderTinyLlamaBitExact(t *testing.T) {
 		}
 		greedyExact(t, tinyLlama(t, "f16"), prompt, 4, false)
 	})
+	// Q4_K_M with a prompt of 67 tokens: batches whose Q4_K products take
+	// ggml's gemm order for groups of four tokens and the gemv order for
+	// the 3 tokens left over.
+	t.Run("q4_k_m prompt 67", func(t *testing.T) {
+		prompt := make([]int32, 67)
+		for i := range prompt {
+			prompt[i] = int32(1000 + 37*i)
+		}
+		greedyExact(t, tinyLlama(t, "q4_k_m"), prompt, 4, false)
+	})
 }
 
-// TestCPUOrderTinyLlamaTraceDiff traces the TinyLlama-shaped model (F16,
-// Q8_0) on the CPU and on the CPU-order GPU backend (every probe, F32
+// TestCPUOrderTinyLlamaTraceDiff traces the TinyLlama-shaped model (each
+// of tinyLlamaTypes) on the CPU and on the CPU-order GPU backend (every probe, F32
 // cache, the prompt and 8 greedy tokens) and requires every probe row to
 // agree with relative error 0.
 func TestCPUOrderTinyLlamaTraceDiff(t *testing.T) {
 	gpu := needCPUOrder(t)
-	for _, name := range []string{"f16", "q8_0"} {
+	for _, name := range tinyLlamaTypes {
 		t.Run(name, func(t *testing.T) {
 			traceDiffExact(t, gpu, tinyLlama(t, name), name)
 		})
