@@ -44,7 +44,7 @@ func TestCPUOrderPTXMatchesSources(t *testing.T) {
 	if got != want {
 		t.Fatalf("kernels/cpuorder/cpuorder.ptx was made from other sources (recorded %s, sources now %s): run scripts/build-cpuorder-ptx.sh on a machine with nvcc and commit the PTX", got, want)
 	}
-	for _, name := range []string{"co_mm_vec_f32", "co_mm_vec_f16", "co_mm_tiled_f32", "co_mm_tiled_f16", "co_rms_norm", "co_swiglu", "co_rope", "co_attention"} {
+	for _, name := range []string{"co_mm_vec_f32", "co_mm_vec_f16", "co_mm_tiled_f32", "co_mm_tiled_f16", "co_mm_q4_0", "co_mm_q8_0", "co_act_q8_0", "co_mm_q4_k", "co_mm_q6_k", "co_act_q8_k", "co_rms_norm", "co_swiglu", "co_rope", "co_attention"} {
 		if !strings.Contains(string(cpuOrderPTX), ".entry "+name+"(") {
 			t.Errorf("kernels/cpuorder/cpuorder.ptx has no kernel %s", name)
 		}

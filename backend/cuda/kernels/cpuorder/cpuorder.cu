@@ -342,6 +342,226 @@ extern "C" __global__ void __launch_bounds__(VEC_ROWS * WARP)
     mm_q<TYPE_Q8_0>(W, rowBytes, wrows, cols, xq, xd, Y);
 }
 
+// ---------------------------------------------------------------- Q4_K, Q6_K
+
+#define QK_K 256 // values per k-quant super-block (and Q8_K block)
+#define Q4_K_BYTES 144
+#define Q6_K_BYTES 210
+
+// co_act_q8_k quantizes nblocks blocks of 256 activations to Q8_K as the
+// CPU's quantizeQ8_K (ggml's quantize_row_q8_K_ref): the signed value of
+// largest magnitude (the first one on ties; NaNs never win) sets iscale =
+// -127/max, q = min(127, nearest(iscale·x)) with halves to even, d =
+// 1/iscale in float; an all-zero block gets d = 0 and q = 0. A warp per
+// block, lane l taking values l, l+32, …, l+224: q[b·256+i] the values,
+// d[b] the scale, bs[b·16+g] the sums of q over the groups of 16 (the
+// CPU's bsums, exact).
+extern "C" __global__ void co_act_q8_k(const float *x, signed char *q, float *d, int *bs, int nblocks) {
+    const int b = blockIdx.x * (blockDim.x / WARP) + threadIdx.x / WARP;
+    if (b >= nblocks) return; // whole warps
+    const int lane = threadIdx.x % WARP;
+    const float *xb = x + (size_t)b * QK_K;
+    float v[QK_K / WARP];
+    float best = 0.f;
+    int at = -1;
+#pragma unroll
+    for (int k = 0; k < QK_K / WARP; k++) {
+        v[k] = xb[lane + WARP * k];
+        const float a = fabsf(v[k]);
+        if (a > best) { // this lane's indices ascend with k: the first on ties
+            best = a;
+            at = lane + WARP * k;
+        }
+    }
+    for (int o = WARP / 2; o > 0; o /= 2) {
+        const float ob = __shfl_xor_sync(FULL_MASK, best, o);
+        const int oat = __shfl_xor_sync(FULL_MASK, at, o);
+        if (ob > best || (ob == best && oat >= 0 && (at < 0 || oat < at))) {
+            best = ob;
+            at = oat;
+        }
+    }
+    float iscale = 0.f, dv = 0.f;
+    if (at >= 0) {
+        iscale = __fdiv_rn(-127.f, xb[at]);
+        dv = __fdiv_rn(1.f, iscale);
+    }
+#pragma unroll
+    for (int k = 0; k < QK_K / WARP; k++) {
+        int qv = at >= 0 ? __float2int_rn(__fmul_rn(iscale, v[k])) : 0;
+        qv = qv < 127 ? qv : 127;
+        q[(size_t)b * QK_K + lane + WARP * k] = (signed char)qv;
+        // Values 32k..32k+15 are group 2k (lanes 0..15), the rest 2k+1.
+        int s = qv;
+        for (int o = 8; o > 0; o /= 2) s += __shfl_xor_sync(FULL_MASK, s, o);
+        if (lane == 0) bs[(size_t)b * (QK_K / 16) + 2 * k] = s;
+        if (lane == 16) bs[(size_t)b * (QK_K / 16) + 2 * k + 1] = s;
+    }
+    if (lane == 0) d[b] = dv;
+}
+
+// int_to_float is the nearest float to v, ties to even (cvt.rn.f32.s32),
+// as Go's float32(int32) and VCVTDQ2PS convert.
+__device__ __forceinline__ float int_to_float(int v) { return (float)v; }
+
+// k_scales_mins unpacks the 12 bytes of 6-bit scales and mins of a Q4_K
+// block (the CPU's kScalesMins): entries 0..3 keep their 6 bits in bytes
+// 0..3 (scales) and 4..7 (mins); entries 4..7 take their low 4 bits from
+// bytes 8..11 and their high 2 bits from the top of bytes 0..7.
+__device__ __forceinline__ void k_scales_mins(const u8 *p, int *sc, int *mn) {
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        sc[j] = p[j] & 63;
+        mn[j] = p[j + 4] & 63;
+        sc[j + 4] = (p[j + 8] & 15) | ((p[j] >> 6) << 4);
+        mn[j + 4] = (p[j + 8] >> 4) | ((p[j + 4] >> 6) << 4);
+    }
+}
+
+// mm_q4_k computes Y[t][r] = W[r]·X[t] for Q4_K weights in the CPU's
+// orders (kernels.dotQ4_K, ggml's repacked gemv, and dotQ4_KBatch, its
+// gemm): per super-block the integer sums of the scaled quants (isum) and
+// of the mins times the sub-blocks' activation sums (imin) are exact; the
+// gemv order fuses float(isum)·(dw·dx) into one accumulator and
+// float(imin)·(dmin·dx) into another once per super-block, the gemm order
+// once per two sub-blocks (64 values); the result is the first minus the
+// second. Token t takes the gemm order when batch is not null and
+// batch[t] != 0. A warp per (row, token blockIdx.y): per super-block lane
+// l takes quant bytes 4(l%8)..+3 of the 32 that sub-blocks 2j and 2j+1
+// (j = l/8) share, and the 8 lanes of j add their sums (exact).
+__device__ void mm_q4_k(const u8 *W, long long rowBytes, int wrows, int cols, const signed char *xq, const float *xd,
+                        const int *xbs, float *Y, const int *batch) {
+    const int lane = threadIdx.x % WARP;
+    const int r = blockIdx.x * VEC_ROWS + threadIdx.x / WARP;
+    if (r >= wrows) return; // whole warps
+    const int t = blockIdx.y;
+    const bool gemm = batch != nullptr && batch[t] != 0;
+    const int nb = cols / QK_K;
+    const u8 *w = W + (size_t)r * rowBytes;
+    const signed char *x = xq + (size_t)t * cols;
+    const float *dx = xd + (size_t)t * nb;
+    const int *bsx = xbs + (size_t)t * (cols / 16);
+    const int j = lane / 8, o = 4 * (lane % 8);
+    float acc = 0.f, accMin = 0.f;
+    for (int s = 0; s < nb; s++) {
+        const u8 *blk = w + (size_t)s * Q4_K_BYTES;
+        int sc[8], mn[8];
+        k_scales_mins(blk + 4, sc, mn);
+        const u8 *qs = blk + 16 + 32 * j + o;
+        const signed char *xs = x + (size_t)s * QK_K + 64 * j + o;
+        int slo = 0, shi = 0;
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            slo += (qs[i] & 15) * (int)xs[i];
+            shi += (qs[i] >> 4) * (int)xs[i + 32];
+        }
+        int part = sc[2 * j] * slo + sc[2 * j + 1] * shi;
+        for (int m = 4; m > 0; m /= 2) part += __shfl_xor_sync(FULL_MASK, part, m);
+        int isum[4], imin[4];
+        const int *g = bsx + (size_t)s * (QK_K / 16);
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            isum[k] = __shfl_sync(FULL_MASK, part, 8 * k);
+            imin[k] = mn[2 * k] * (g[4 * k] + g[4 * k + 1]) + mn[2 * k + 1] * (g[4 * k + 2] + g[4 * k + 3]);
+        }
+        const float dw = half_to_float((u16)(blk[0] | (blk[1] << 8)));
+        const float dmw = half_to_float((u16)(blk[2] | (blk[3] << 8)));
+        const float d = __fmul_rn(dw, dx[s]);
+        const float dmin = __fmul_rn(dmw, dx[s]);
+        if (gemm) {
+#pragma unroll
+            for (int k = 0; k < 4; k++) {
+                acc = fmaf(int_to_float(isum[k]), d, acc);
+                accMin = fmaf(int_to_float(imin[k]), dmin, accMin);
+            }
+        } else {
+            const int is = isum[0] + isum[1] + isum[2] + isum[3];
+            const int im = imin[0] + imin[1] + imin[2] + imin[3];
+            acc = fmaf(int_to_float(is), d, acc);
+            accMin = fmaf(int_to_float(im), dmin, accMin);
+        }
+    }
+    if (lane == 0) Y[(size_t)t * wrows + r] = __fsub_rn(acc, accMin);
+}
+
+extern "C" __global__ void __launch_bounds__(VEC_ROWS * WARP)
+    co_mm_q4_k(const u8 *W, long long rowBytes, int wrows, int cols, const signed char *xq, const float *xd, const int *xbs,
+               float *Y, const int *batch) {
+    mm_q4_k(W, rowBytes, wrows, cols, xq, xd, xbs, Y, batch);
+}
+
+// mm_q6_k computes Y[t][r] = W[r]·X[t] for Q6_K weights in the CPU's
+// order (kernels.dotQ6_K, ggml_vec_dot_q6_K_q8_K's AVX2 branch; the same
+// for every token count): per super-block eight int32 lanes, lane k
+// taking the products of bytes 4k..4k+3 of each 32 values times the
+// scale of their group of 16, the quants unsigned (0..63), then losing
+// 32·(scale_2k·bsum_2k + scale_2k+1·bsum_2k+1); each lane converted to
+// float and fused, times dx·dw, into float lane k; at the end the eight
+// float lanes added as hsum_float_8. A warp per (row, token
+// blockIdx.y): thread 4c+m takes bytes 8m..8m+7 of chunk c (values
+// 32c..32c+31), that is its part of lanes 2m and 2m+1, and the threads
+// of equal m add their parts (exact).
+__device__ void mm_q6_k(const u8 *W, long long rowBytes, int wrows, int cols, const signed char *xq, const float *xd,
+                        const int *xbs, float *Y) {
+    const int lane = threadIdx.x % WARP;
+    const int r = blockIdx.x * VEC_ROWS + threadIdx.x / WARP;
+    if (r >= wrows) return; // whole warps
+    const int t = blockIdx.y;
+    const int nb = cols / QK_K;
+    const u8 *w = W + (size_t)r * rowBytes;
+    const signed char *x = xq + (size_t)t * cols;
+    const float *dx = xd + (size_t)t * nb;
+    const int *bsx = xbs + (size_t)t * (cols / 16);
+    const int c = lane / 4, m = lane % 4;
+    const int half = c / 4, kk = c % 4;
+    float acc[8];
+#pragma unroll
+    for (int k = 0; k < 8; k++) acc[k] = 0.f;
+    for (int s = 0; s < nb; s++) {
+        const u8 *blk = w + (size_t)s * Q6_K_BYTES;
+        const u8 *ql = blk + 64 * half + 32 * (kk & 1);
+        const u8 *qh = blk + 128 + 32 * half;
+        const signed char *xs = x + (size_t)s * QK_K + 32 * c;
+        const int scale = (int)(signed char)blk[192 + 2 * c + (m >= 2 ? 1 : 0)];
+        int p[2] = {0, 0};
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            const int l = 8 * m + i;
+            const int lo = kk < 2 ? (ql[l] & 15) : (ql[l] >> 4);
+            const int hi = (qh[l] >> (2 * kk)) & 3;
+            p[i / 4] += (lo | (hi << 4)) * (int)xs[l];
+        }
+        int lanes2[2] = {scale * p[0], scale * p[1]};
+#pragma unroll
+        for (int h = 0; h < 2; h++)
+            for (int o = 4; o < WARP; o *= 2) lanes2[h] += __shfl_xor_sync(FULL_MASK, lanes2[h], o);
+        // Thread m (and every thread of equal m) now holds lanes 2m, 2m+1.
+        const int *g = bsx + (size_t)s * (QK_K / 16);
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            const int k = 2 * m + h;
+            const int s0 = (int)(signed char)blk[192 + 2 * k], s1 = (int)(signed char)blk[192 + 2 * k + 1];
+            lanes2[h] -= 32 * (s0 * g[2 * k] + s1 * g[2 * k + 1]);
+        }
+        const float dw = half_to_float((u16)(blk[208] | (blk[209] << 8)));
+        const float d = __fmul_rn(dx[s], dw);
+#pragma unroll
+        for (int k = 0; k < 8; k++) {
+            const int lk = __shfl_sync(FULL_MASK, lanes2[k % 2], k / 2);
+            acc[k] = fmaf(d, int_to_float(lk), acc[k]);
+        }
+    }
+    if (lane == 0)
+        Y[(size_t)t * wrows + r] = __fadd_rn(__fadd_rn(__fadd_rn(acc[0], acc[4]), __fadd_rn(acc[2], acc[6])),
+                                             __fadd_rn(__fadd_rn(acc[1], acc[5]), __fadd_rn(acc[3], acc[7])));
+}
+
+extern "C" __global__ void __launch_bounds__(VEC_ROWS * WARP)
+    co_mm_q6_k(const u8 *W, long long rowBytes, int wrows, int cols, const signed char *xq, const float *xd, const int *xbs,
+               float *Y) {
+    mm_q6_k(W, rowBytes, wrows, cols, xq, xd, xbs, Y);
+}
+
 // ---------------------------------------------------------------- row-wise
 
 #define ROW_THREADS 256
