@@ -320,15 +320,9 @@ type ropeTask struct {
 
 func (t *ropeTask) Run(worker, lo, hi int) {
 	p := t.p
-	half := p.Dims / 2
 	cache := t.cache[worker][:p.Dims]
 	for r := lo; r < hi; r++ {
-		theta := float32(t.pos[r])
-		for i := 0; i < half; i++ {
-			a := p.FreqScale * theta
-			cache[2*i], cache[2*i+1] = cosf(a), sinf(a)
-			theta *= t.thetaScale
-		}
+		ropeRowAngles(cache, t.pos[r], p.FreqScale, t.thetaScale)
 		t.loops.rope(t.x.row(r), cache, p.Heads, p.HeadDim, p.Dims, p.NeoX)
 	}
 }

@@ -65,6 +65,12 @@ type Options struct {
 	// NoPDL turns programmatic dependent launch off (see Backend.PDL;
 	// $LLAMAGO_CUDA_PDL=0 turns it off too), for comparison.
 	NoPDL bool
+	// CPUOrder computes every operation in the CPU backend's order with
+	// its float32 roundings, so that results equal the CPU backend's bit
+	// for bit (F32, F16, Q4_0, Q8_0, Q4_K and Q6_K weights, both caches):
+	// slower, for checking
+	// ($LLAMAGO_CUDA_CPU_ORDER=1 turns it on too). See cpuorder.go.
+	CPUOrder bool
 }
 
 // Backend is the CUDA backend. It is not safe for concurrent use: one
@@ -129,6 +135,7 @@ type Backend struct {
 	// fused rotation's KV heads in attention (counterBuf), zero between
 	// launches, allocated with the first fusion that needs them.
 	counters uint64
+	exact    *cpuOrder // CPU-order mode's kernels; nil when off (cpuorder.go)
 }
 
 // actState names a rounding of n activations at src into the scratch
@@ -208,6 +215,10 @@ func New(opts Options) (*Backend, error) {
 		b.release()
 		return nil, err
 	}
+	if err := b.loadCPUOrder(opts); err != nil {
+		b.release()
+		return nil, err
+	}
 	return b, nil
 }
 
@@ -276,6 +287,7 @@ func (b *Backend) setup(ptx []byte) error {
 // release frees what New acquired so far.
 func (b *Backend) release() {
 	d := b.drv
+	b.unloadCPUOrder()
 	if b.mod != 0 {
 		d.cuModuleUnload(b.mod)
 	}

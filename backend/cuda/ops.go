@@ -83,6 +83,10 @@ func (b *Backend) RMSNorm(dstM, xM backend.Mat, wW backend.Weight, eps float32) 
 	if x.rows == 0 {
 		return
 	}
+	if b.exact != nil {
+		b.cpuOrderRMSNorm(dst, x, w, eps)
+		return
+	}
 	defer b.enter("RMSNorm")()
 	// The residual add just queued (x = x + y) merges into the norm: one
 	// pass over the row instead of two, and a launch less.
@@ -114,6 +118,9 @@ func (b *Backend) MatMul(dstM, xM backend.Mat, wW backend.Weight) {
 		backend.ShapeFail("MatMul", "%d rows exceed the %d a launch takes", x.rows, maxBatchForGrid)
 	}
 	if x.rows == 0 || w.rows == 0 {
+		return
+	}
+	if b.exact != nil && b.cpuOrderMatMul(dst, x, w) {
 		return
 	}
 	defer b.enter("MatMul")()
@@ -352,6 +359,10 @@ func (b *Backend) SwiGLU(dstM, gateM, upM backend.Mat) {
 	if !(g.rows == u.rows && g.cols == u.cols && dst.rows == g.rows && dst.cols == g.cols) {
 		backend.ShapeFail("SwiGLU", "gate %s up %s into %s", backend.Shape(gateM), backend.Shape(upM), backend.Shape(dstM))
 	}
+	if b.exact != nil {
+		b.cpuOrderSwiGLU(dst, g, u)
+		return
+	}
 	n := g.rows * g.cols
 	defer b.enter("SwiGLU")()
 	if b.fuseSwiGLU(dst, g, u) {
@@ -446,6 +457,10 @@ func (b *Backend) RoPE(xM backend.Mat, pos []int32, p backend.RoPEParams) {
 		backend.ShapeFail("RoPE", "%s with %d positions, %d heads of %d (%d rotated)", backend.Shape(xM), len(pos), p.Heads, p.HeadDim, p.Dims)
 	}
 	if x.rows == 0 {
+		return
+	}
+	if b.exact != nil {
+		b.cpuOrderRoPE(x, pos, p)
 		return
 	}
 	defer b.enter("RoPE")()
@@ -620,6 +635,10 @@ func (b *Backend) Attention(dstM, qM backend.Mat, cM backend.KVCache, layer int,
 		probs = asMat(probsM)
 	}
 	if q.rows == 0 {
+		return
+	}
+	if b.exact != nil {
+		b.cpuOrderAttention(dst, q, c, layer, bt, p, scores, probs, probeCols, maxPos)
 		return
 	}
 	defer b.enter("Attention")()
