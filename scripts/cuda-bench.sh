@@ -65,16 +65,39 @@ if [ -n "$others" ]; then
 fi
 
 stamp "== checks (scripts/cuda-check.sh)"
-LLAMAGO_CUDA_BIG=1 LLAMAGO_CUDA_TINYLLAMA=$SYN/tinyllama-q4_0.gguf DEV=$DEV OUT=$OUT timeout 330 bash scripts/cuda-check.sh
+# CPU-order tests later, on the synthetic files (below).
+SKIP=CPUOrder LLAMAGO_CUDA_BIG=1 LLAMAGO_CUDA_TINYLLAMA=$SYN/tinyllama-q4_0.gguf DEV=$DEV OUT=$OUT timeout 330 bash scripts/cuda-check.sh
 check_rc=$?
 
-stamp "== waiting for the synthetic files and llama.cpp"
+stamp "== waiting for the synthetic files"
 [ -n "${synth_pid:-}" ] && wait "$synth_pid"
 cat "$OUT/synth.log"
+ls -lL "$SYN"/tinyllama-*.gguf
+
+# While llama.cpp still builds.
+stamp "== CPU-order tests (-test.run CPUOrder) on the synthetic files"
+# $LLAMAGO_CUDA_TINYLLAMA_<TYPE> hands the tests the files written above
+# instead of letting them write their own (a type missing here is written
+# into the same cache, $SYN, which costs minutes).
+tiny_env=()
+for t in f16 q8_0 q4_0 q4_k_m; do
+	[ -e "$SYN/tinyllama-$t.gguf" ] && tiny_env+=("LLAMAGO_CUDA_TINYLLAMA_$(echo "$t" | tr a-z A-Z)=$SYN/tinyllama-$t.gguf")
+done
+ptx=$PWD/backend/cuda/kernels/llamago.ptx
+[ -f "$OUT/llamago.ptx" ] && ptx=$OUT/llamago.ptx
+cc=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1)
+[ "${cc%%.*}" -ge 9 ] 2>/dev/null && ptx=${ptx%.ptx}_sm90.ptx
+(cd backend/cuda && env "${tiny_env[@]}" LLAMAGO_CUDA=1 LLAMAGO_CUDA_BIG=1 LLAMAGO_CUDA_PTX="$ptx" LLAMAGO_SHARED="$DEV/shared" \
+	LLAMAGO_CUDA_SYNTH_DIR=$SYN LLAMAGO_CUDA_OUT="$(mktemp -d)" timeout 300 "$DEV/cuda.test" -test.run CPUOrder -test.v -test.count=1 -test.timeout=290s) >"$OUT/test-cpuorder.log" 2>&1
+cpuorder_rc=$?
+grep -E '^\s*--- (PASS|FAIL|SKIP)|^(PASS|FAIL|ok|panic)|diff cuda' "$OUT/test-cpuorder.log" | cut -c1-300
+echo "CPU-order tests exit status $cpuorder_rc"
+[ "$check_rc" -eq 0 ] && check_rc=$cpuorder_rc
+
+stamp "== waiting for llama.cpp"
 wait "$lcpp_pid"
 cat /tmp/lcpp.status
 tail -3 /tmp/lcpp-build.log 2>/dev/null
-ls -lL "$SYN"/tinyllama-*.gguf
 
 stamp "== benchmarks: pp512, tg128, $REPS repetitions, same card"
 export LLAMAGO_CUDA_PTX=$OUT/llamago_sm90.ptx
@@ -93,6 +116,6 @@ for t in $(echo "$TYPES" | tr ',' ' '); do
 	LLAMAGO_CUDA_PDL=0 timeout 120 "$DEV/llamago" bench --backend cuda -m "$m" -p 0 -n 128 -r "$REPS" 2>&1 | tail -1 | tee -a "$OUT/bench.log"
 done
 stamp "== CUDA against the CPU on the TinyLlama-shaped files (scripts/cuda-diff.sh)"
-DEV=$DEV SYN=$SYN OUT=$OUT timeout 300 bash scripts/cuda-diff.sh
+CPU_ORDER_ENV=LLAMAGO_CUDA_CPU_ORDER=1 DEV=$DEV SYN=$SYN OUT=$OUT timeout 400 bash scripts/cuda-diff.sh
 stamp "done (checks exit status $check_rc)"
 exit $check_rc

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # CUDA against the CPU backend on the TinyLlama-shaped synthetic files, as
 # issue 7 asks: "llamago trace" on both backends (same prompt, same token
-# ids, F32 cache, 10 prompt tokens then 8 greedy ones), "llamago diff" of the
-# two dumps, and the greedy ids of "llamago run --temp 0" over 128 tokens.
+# ids, F32 cache: 10 prompt tokens and the CPU's first 8 greedy ones in one
+# batch), "llamago diff" of the two dumps, and the greedy ids of
+# "llamago run --temp 0" over 128 tokens on each backend.
 #
 # Tolerances: F16 and F32 files are held to diff's defaults (agree under a
 # relative error of 1e-3, warn under 1e-2). Quantized files are held to
@@ -52,15 +53,20 @@ for t in $(echo "$TYPES" | tr ',' ' '); do
 	f16 | f32 | bf16) tol=() ;;
 	*) tol=(--agree 5e-2 --warn 1e-1) ;;
 	esac
-	"$DEV/llamago" trace --backend cpu --kv-f32 -m "$m" --no-chat -p "$prompt" -n 8 --dump "$work/cpu-$t.st" >/dev/null 2>"$work/err" || { head -c 300 "$work/err"; rc=1; continue; }
 	"$DEV/llamago" run --json --backend cpu -m "$m" --no-chat -p "$prompt" -n 128 --temp 0 -c 256 >"$work/run-cpu-$t.json" 2>>"$OUT/run.err"
+	# Both backends are traced on the same ids: the prompt and the CPU's
+	# first 8 greedy tokens, evaluated as one batch (teacher forcing), so
+	# that the diff compares like with like even where greedy ids part.
+	tids=$(python3 -c 'import json,sys; r = json.loads(open(sys.argv[1]).readline()); print(",".join(map(str, r["prompt_ids"] + r["generated_ids"][:8])))' "$work/run-cpu-$t.json" 2>/dev/null)
+	[ -n "$tids" ] || { echo "== $t: llamago run on the CPU failed"; tail -3 "$OUT/run.err"; rc=1; continue; }
+	"$DEV/llamago" trace --backend cpu --kv-f32 -m "$m" --ids "$tids" --dump "$work/cpu-$t.st" >/dev/null 2>"$work/err" || { head -c 300 "$work/err"; rc=1; continue; }
 	modes=(default)
 	[ -n "${CPU_ORDER_ENV:-}" ] && modes+=(cpu-order)
 	for mode in "${modes[@]}"; do
 		envs=()
 		[ "$mode" = cpu-order ] && envs=("$CPU_ORDER_ENV")
 		echo "== $t, CUDA ($mode) against CPU (diff ${tol[*]:-with the default thresholds})"
-		if env "${envs[@]}" "$DEV/llamago" trace --backend cuda --kv-f32 -m "$m" --no-chat -p "$prompt" -n 8 --dump "$work/cuda-$t-$mode.st" >/dev/null 2>"$work/err"; then
+		if env "${envs[@]}" "$DEV/llamago" trace --backend cuda --kv-f32 -m "$m" --ids "$tids" --dump "$work/cuda-$t-$mode.st" >/dev/null 2>"$work/err"; then
 			"$DEV/llamago" diff "${tol[@]}" --html "$OUT/diff-$t-$mode.html" "$work/cuda-$t-$mode.st" "$work/cpu-$t.st" >"$OUT/diff-$t-$mode.txt" 2>&1
 			drc=$?
 			tail -2 "$OUT/diff-$t-$mode.txt"
@@ -68,6 +74,23 @@ for t in $(echo "$TYPES" | tr ',' ' '); do
 				awk '$1 != "summary:" && $2 ~ /^[0-9]+$/ && NF >= 7 {n++; r = $(NF-3); if (r + 0 < 1e-3) a++; if (r + 0 == 0) z++; if (w == "" || r + 0 > m + 0) {m = r; w = $1 " at position " $2}}
 					END {printf "largest relative error %s (%s); under 1e-3: %d of %d rows; bit-identical: %d\n", m, w, a, n, z}'
 			[ $drc -eq 0 ] || rc=1
+		else
+			head -c 300 "$work/err"
+			echo
+			rc=1
+		fi
+		# Decode steps too: the prompt, then 8 tokens each backend picks
+		# greedily one at a time; where they pick differently, only the
+		# positions before the first different id have the same inputs.
+		if env "${envs[@]}" "$DEV/llamago" trace --backend cuda --kv-f32 -m "$m" --no-chat -p "$prompt" -n 8 --dump "$work/cuda-dec-$t-$mode.st" >/dev/null 2>"$work/err"; then
+			[ -e "$work/cpu-dec-$t.st" ] || "$DEV/llamago" trace --backend cpu --kv-f32 -m "$m" --no-chat -p "$prompt" -n 8 --dump "$work/cpu-dec-$t.st" >/dev/null 2>&1
+			pos=()
+			if ! "$DEV/llamago" diff "${tol[@]}" "$work/cuda-dec-$t-$mode.st" "$work/cpu-dec-$t.st" >"$work/dec.txt" 2>&1; then
+				at=$(grep -o 'token ids differ at index [0-9]*' "$work/dec.txt" | grep -o '[0-9]*$')
+				[ -n "$at" ] && pos=(--force --pos "0-$((at - 1))")
+			fi
+			"$DEV/llamago" diff "${tol[@]}" "${pos[@]}" "$work/cuda-dec-$t-$mode.st" "$work/cpu-dec-$t.st" >"$OUT/diff-decode-$t-$mode.txt" 2>&1 || rc=1
+			echo "decode steps (prompt + 8 greedy, ${pos[*]:-all positions}): $(tail -2 "$OUT/diff-decode-$t-$mode.txt" | tr '\n' ' ')"
 		else
 			head -c 300 "$work/err"
 			echo

@@ -141,6 +141,11 @@ func (b *Backend) loadCPUOrder(opts Options) error {
 		}
 	}
 	b.exact = e
+	// No programmatic dependent launch in this mode: a dependent launch may
+	// start before the kernel before it has finished, and only the default
+	// module's kernels wait for it themselves (pdl_begin in llamago.cu); the
+	// CPU-order kernels do not, so they could read inputs not yet written.
+	b.pdl = false
 	return nil
 }
 

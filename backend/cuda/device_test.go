@@ -387,15 +387,26 @@ func TestFusedRoPEAttentionMatchesEager(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer eager.Close()
-	const heads, kvHeads, headDim, ctx = 8, 2, 64, 32
-	kvDim := kvHeads * headDim
+	const headDim = 64
+	// The last two cases have TinyLlama's heads (32 over 4 KV heads: 8
+	// blocks count themselves per KV head before its k is written back
+	// and stored) and 127 positions before the two steps, so that every
+	// warp of a block takes several keys (128 and 129 positions).
 	for _, tc := range []struct {
-		f32, neox bool
-		dims      int
-	}{{false, false, 64}, {true, false, 64}, {false, true, 32}, {true, true, 64}} {
-		t.Run(fmt.Sprintf("F32 cache %v NeoX %v dims %d", tc.f32, tc.neox, tc.dims), func(t *testing.T) {
+		f32, neox      bool
+		dims           int
+		heads, kvHeads int
+		prefill        int
+	}{
+		{false, false, 64, 8, 2, 5}, {true, false, 64, 8, 2, 5}, {false, true, 32, 8, 2, 5}, {true, true, 64, 8, 2, 5},
+		{false, false, 64, 32, 4, 127}, {true, false, 64, 32, 4, 127},
+	} {
+		heads, kvHeads, prefillRows := tc.heads, tc.kvHeads, tc.prefill
+		kvDim := kvHeads * headDim
+		ctx := prefillRows + 8
+		t.Run(fmt.Sprintf("F32 cache %v NeoX %v dims %d heads %d/%d after %d", tc.f32, tc.neox, tc.dims, heads, kvHeads, prefillRows), func(t *testing.T) {
 			r := rand.New(rand.NewPCG(9, uint64(tc.dims)))
-			prefill := randFloats(r, 5*kvDim*2, 1)
+			prefill := randFloats(r, prefillRows*kvDim*2, 1)
 			steps := [][]float32{randFloats(r, (heads+2*kvHeads)*headDim, 1), randFloats(r, (heads+2*kvHeads)*headDim, 1)}
 			rp := backend.RoPEParams{HeadDim: headDim, Dims: tc.dims, FreqBase: 10000, FreqScale: 1, NeoX: tc.neox}
 			qp, kp := rp, rp
@@ -404,17 +415,21 @@ func TestFusedRoPEAttentionMatchesEager(t *testing.T) {
 			// run returns q, k and the output of both decode steps.
 			run := func(b *cuda.Backend, checkFused bool) [][]float32 {
 				c := b.NewKVCache(backend.KVConfig{Slots: 1, Layers: 1, Ctx: ctx, KVDim: kvDim, F32: tc.f32})
-				pk, pv := b.NewMat(5, kvDim), b.NewMat(5, kvDim)
-				b.Write(pk, prefill[:5*kvDim])
-				b.Write(pv, prefill[5*kvDim:])
-				b.StoreKV(c, 0, backend.Batch{Slot: []int32{0, 0, 0, 0, 0}, Pos: []int32{0, 1, 2, 3, 4}}, pk, pv)
+				pk, pv := b.NewMat(prefillRows, kvDim), b.NewMat(prefillRows, kvDim)
+				b.Write(pk, prefill[:prefillRows*kvDim])
+				b.Write(pv, prefill[prefillRows*kvDim:])
+				pb := backend.Batch{Slot: make([]int32, prefillRows), Pos: make([]int32, prefillRows)}
+				for i := range pb.Pos {
+					pb.Pos[i] = int32(i)
+				}
+				b.StoreKV(c, 0, pb, pk, pv)
 				var out [][]float32
 				for i, in := range steps {
 					q, k, v, o := b.NewMat(1, heads*headDim), b.NewMat(1, kvDim), b.NewMat(1, kvDim), b.NewMat(1, heads*headDim)
 					b.Write(q, in[:heads*headDim])
 					b.Write(k, in[heads*headDim:heads*headDim+kvDim])
 					b.Write(v, in[heads*headDim+kvDim:])
-					bt := backend.Batch{Slot: []int32{0}, Pos: []int32{int32(5 + i)}}
+					bt := backend.Batch{Slot: []int32{0}, Pos: []int32{int32(prefillRows + i)}}
 					b.RoPE(q, bt.Pos, qp)
 					b.RoPE(k, bt.Pos, kp)
 					b.StoreKV(c, 0, bt, k, v)
