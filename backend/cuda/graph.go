@@ -32,10 +32,16 @@ const (
 	// (a probe reading after every operation) run as plain launches.
 	minGraphLaunches = 16
 	// maxGraphs bounds the cache (decode's chunks, and a few batch sizes).
-	maxGraphs = 16
+	maxGraphs = 32
 	// maxRecent is how many queues sent one by one are kept to recognize
-	// a repeat (a decode step is a few chunks: see chunkLaunches).
-	maxRecent = 8
+	// a repeat. A decode step is several chunks (see chunkLaunches), and a
+	// chunk repeats only a whole step later: every chunk of a step must
+	// still be in the list then, or none is ever captured. A TinyLlama
+	// decode step in CPU-order mode (more launches a layer) is 12 to 16
+	// chunks (1548 and 2064 queues over 129 steps of the F16 and Q8_0
+	// files), which a list of 8 never caught; models with more layers
+	// than TinyLlama's 22 have more chunks in the default mode too.
+	maxRecent = 32
 	// chunkLaunches is the default length of the queue at which the next
 	// residual add sends it to the GPU before queuing itself
 	// ($LLAMAGO_CUDA_CHUNK overrides it; 0 sends whole forward passes).
