@@ -531,3 +531,121 @@ func BenchmarkSampleTopPOnly(b *testing.B) {
 	benchmarkSample(b, Params{Temperature: 0.8, TopP: 0.95, RepeatPenalty: 1})
 }
 func BenchmarkSampleNoTruncation(b *testing.B) { benchmarkSample(b, noTruncation(1)) }
+
+func TestGreedy(t *testing.T) {
+	tests := []struct {
+		name string
+		p    Params
+		want bool
+	}{
+		{"temperature 0", Params{TopP: 1, RepeatPenalty: 1}, true},
+		{"negative temperature", Params{Temperature: -1, TopP: 1}, true},
+		{"penalties off by repeat_last_n 0", Params{TopP: 1, RepeatPenalty: 1.3}, true},
+		{"defaults", DefaultParams(), false},
+		{"repeat penalty", Params{TopP: 1, RepeatPenalty: 1.1, RepeatLastN: 64}, false},
+		{"frequency penalty", Params{TopP: 1, RepeatPenalty: 1, RepeatLastN: 64, FrequencyPenalty: 0.5}, false},
+		{"presence penalty", Params{TopP: 1, RepeatPenalty: 1, RepeatLastN: 64, PresencePenalty: 0.5}, false},
+	}
+	for _, tt := range tests {
+		if got := mustNew(t, tt.p, 8).Greedy(); got != tt.want {
+			t.Errorf("%s: Greedy() = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestFindBestIsGreedySample checks FindBest(l).Token(), what a backend's
+// argmax reports, against greedy sampling through the candidates scan (a
+// greedy sampler with penalties configured but no history takes that
+// path, not FindBest) and against the rule written out by hand.
+func TestFindBestIsGreedySample(t *testing.T) {
+	nan, inf := float32(math.NaN()), float32(math.Inf(1))
+	negZero := float32(math.Copysign(0, -1))
+	tests := []struct {
+		name    string
+		logits  []float32
+		want    Best
+		wantErr string // empty: want.ID is the token
+	}{
+		{"single", []float32{0}, Best{ID: 0, Bad: -1}, ""},
+		{"max last", []float32{-5, -4, -3}, Best{ID: 2, Bad: -1}, ""},
+		{"ties go to the lowest id", []float32{1, 7, 3, 7, 7}, Best{ID: 1, Bad: -1}, ""},
+		{"negative zero and zero tie", []float32{negZero, 0}, Best{ID: 0, Bad: -1}, ""},
+		{"zero and negative zero tie", []float32{-1, 0, negZero}, Best{ID: 1, Bad: -1}, ""},
+		{"masked tokens", []float32{-inf, -inf, -100, -inf}, Best{ID: 2, Bad: -1}, ""},
+		{"largest finite", []float32{-inf, math.MaxFloat32, -math.MaxFloat32}, Best{ID: 1, Bad: -1}, ""},
+		{"every logit -Inf", []float32{-inf, -inf, -inf}, Best{ID: -1, Bad: -1}, "every logit is -Inf"},
+		{"NaN", []float32{0, 1, nan, 2}, Best{ID: 3, Bad: 2, BadLogit: nan}, "logit 2 is NaN"},
+		{"+Inf", []float32{inf, 1, 2, 3}, Best{ID: 3, Bad: 0, BadLogit: inf}, "logit 0 is +Inf"},
+		{"first bad wins", []float32{1, inf, nan, inf}, Best{ID: 0, Bad: 1, BadLogit: inf}, "logit 1 is +Inf"},
+		{"NaN before +Inf", []float32{nan, inf}, Best{ID: -1, Bad: 0, BadLogit: nan}, "logit 0 is NaN"},
+		{"NaN among -Inf", []float32{-inf, nan, -inf}, Best{ID: -1, Bad: 1, BadLogit: nan}, "logit 1 is NaN"},
+	}
+	same := func(a, b Best) bool {
+		return a.ID == b.ID && a.Bad == b.Bad && math.Float32bits(a.BadLogit) == math.Float32bits(b.BadLogit)
+	}
+	for _, tt := range tests {
+		got := FindBest(tt.logits)
+		if !same(got, tt.want) {
+			t.Errorf("%s: FindBest = %+v, want %+v", tt.name, got, tt.want)
+		}
+		id, err := got.Token()
+		scan := mustNew(t, Params{TopP: 1, RepeatPenalty: 1.5, RepeatLastN: 4}, len(tt.logits))
+		scanID, scanErr := scan.Sample(tt.logits)
+		plain := mustNew(t, Params{TopP: 1, RepeatPenalty: 1}, len(tt.logits))
+		bestID, bestErr := plain.SampleBest(got)
+		for _, e := range []error{err, scanErr, bestErr} {
+			if tt.wantErr == "" && e != nil || tt.wantErr != "" && (e == nil || !strings.Contains(e.Error(), tt.wantErr)) {
+				t.Errorf("%s: error %v, want %q", tt.name, e, tt.wantErr)
+			}
+		}
+		if tt.wantErr != "" {
+			if err.Error() != scanErr.Error() {
+				t.Errorf("%s: Token's error %q differs from Sample's %q", tt.name, err, scanErr)
+			}
+			if tt.want.Bad < 0 && !errors.Is(err, ErrNoCandidate) {
+				t.Errorf("%s: %v is not ErrNoCandidate", tt.name, err)
+			}
+			continue
+		}
+		if id != tt.want.ID || scanID != tt.want.ID || bestID != tt.want.ID {
+			t.Errorf("%s: Token %d, candidates scan %d, SampleBest %d; want %d", tt.name, id, scanID, bestID, tt.want.ID)
+		}
+	}
+}
+
+func TestFindBestRandomRows(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 7))
+	scan := mustNew(t, Params{TopP: 1, RepeatPenalty: 1.5, RepeatLastN: 4}, llamaVocab)
+	for range 50 {
+		l := randomLogits(r, llamaVocab)
+		// Coarse values make ties for the maximum likely.
+		for i := range l {
+			l[i] = float32(math.Round(float64(l[i])))
+		}
+		want, err := scan.Sample(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := FindBest(l).Token(); err != nil || got != want || got != argmax(l) {
+			t.Fatalf("FindBest token %d (%v), candidates scan %d, argmax %d", got, err, want, argmax(l))
+		}
+	}
+}
+
+func TestSampleBestRefuses(t *testing.T) {
+	tests := []struct {
+		name string
+		p    Params
+		b    Best
+	}{
+		{"not greedy", DefaultParams(), Best{ID: 1, Bad: -1}},
+		{"penalties", Params{TopP: 1, RepeatPenalty: 1.1, RepeatLastN: 8}, Best{ID: 1, Bad: -1}},
+		{"id past the vocabulary", Params{TopP: 1, RepeatPenalty: 1}, Best{ID: 8, Bad: -1}},
+		{"bad index past the vocabulary", Params{TopP: 1, RepeatPenalty: 1}, Best{ID: 1, Bad: 9}},
+	}
+	for _, tt := range tests {
+		if id, err := mustNew(t, tt.p, 8).SampleBest(tt.b); err == nil {
+			t.Errorf("%s: SampleBest = %d, want an error", tt.name, id)
+		}
+	}
+}
