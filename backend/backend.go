@@ -16,6 +16,7 @@ package backend
 import (
 	"fmt"
 
+	"llamago/sample"
 	"llamago/tensor"
 )
 
@@ -142,6 +143,17 @@ type Backend interface {
 	// softmax) and the probabilities of each head over its n positions,
 	// head after head, positions past b.Pos[r] zero.
 	Attention(dst, q Mat, c KVCache, layer int, b Batch, p AttnParams, scores, probs Mat)
+}
+
+// ArgMaxer is a backend that finds greedy sampling's pick in each row of
+// a logits matrix where the logits are, so that a few bytes a row come
+// back instead of the row (NVocab floats). It is optional: the model reads
+// the logits and applies sample.FindBest itself on other backends.
+type ArgMaxer interface {
+	// ArgMax sets dst[r] to sample.FindBest of m's row r, bit for bit
+	// (the NaN or +Inf logit included); len(dst) must be m.Rows(). Like
+	// Read, it waits for the operations before it.
+	ArgMax(m Mat, dst []sample.Best)
 }
 
 // ShapeError reports operands whose shapes do not fit an operation.

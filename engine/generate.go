@@ -102,9 +102,25 @@ func (s *Session) Generate(ctx context.Context, prompt []int32, opts GenerateOpt
 		return nil
 	}
 
+	// Greedy sampling without penalties needs only the best logit's
+	// index: EvalBest lets a backend that can find it where the logits
+	// are (backend.ArgMaxer, the GPU) copy back that instead of the
+	// logits. Probes read the logits anyway.
+	greedy := opts.Sampler.Greedy() && s.Probes == nil
+	var (
+		logits []float32
+		best   sample.Best
+	)
+	eval := func(ids []int32) (err error) {
+		if greedy {
+			best, err = s.EvalBest(ctx, ids)
+		} else {
+			logits, err = s.Eval(ctx, ids)
+		}
+		return err
+	}
 	start := time.Now()
-	logits, err := s.Eval(ctx, prompt)
-	if err != nil {
+	if err := eval(prompt); err != nil {
 		return nil, err
 	}
 	res.Prefill = time.Since(start)
@@ -114,7 +130,13 @@ func (s *Session) Generate(ctx context.Context, prompt []int32, opts GenerateOpt
 			res.StopReason = StopLength
 			break
 		}
-		id, err := opts.Sampler.Sample(logits)
+		var id int32
+		var err error
+		if greedy {
+			id, err = opts.Sampler.SampleBest(best)
+		} else {
+			id, err = opts.Sampler.Sample(logits)
+		}
 		if err != nil {
 			return res, fmt.Errorf("engine: sampling at position %d: %w", s.Len(), err)
 		}
@@ -138,7 +160,7 @@ func (s *Session) Generate(ctx context.Context, prompt []int32, opts GenerateOpt
 			res.StopReason = StopLength
 			break
 		}
-		if logits, err = s.Eval(ctx, []int32{id}); err != nil {
+		if err := eval([]int32{id}); err != nil {
 			return res, err
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"llamago/backend"
 	"llamago/model"
 	"llamago/probe"
+	"llamago/sample"
 )
 
 // ErrContextFull is wrapped by errors about sequences that would run past
@@ -27,6 +28,7 @@ type Session struct {
 
 	// Reused batch buffers, so that decoding allocates nothing.
 	ids, pos, slots, outputs []int32
+	best                     [1]sample.Best // EvalBest's result
 	// Probes, when set, observe every forward pass of the session.
 	Probes *probe.Set
 }
@@ -71,16 +73,45 @@ func (s *Session) Truncate(n int) {
 // batches of at most the state's batch size, and returns the logits after
 // the last one (owned by the state, overwritten by the next call).
 func (s *Session) Eval(ctx context.Context, ids []int32) ([]float32, error) {
+	var logits []float32
+	err := s.eval(ctx, ids, func(in model.Input) error {
+		out, err := s.m.Forward(s.st, in, s.Probes)
+		logits = out
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return logits, nil
+}
+
+// EvalBest is Eval returning, instead of the last token's logits,
+// sample.FindBest of them: all that greedy sampling without penalties
+// needs. On a backend that finds it where the logits are
+// (backend.ArgMaxer) only that crosses to the host, unless probes are set.
+func (s *Session) EvalBest(ctx context.Context, ids []int32) (sample.Best, error) {
+	err := s.eval(ctx, ids, func(in model.Input) error {
+		return s.m.ForwardBest(s.st, in, s.Probes, s.best[:])
+	})
+	if err != nil {
+		return sample.Best{}, err
+	}
+	return s.best[0], nil
+}
+
+// eval appends ids to the session in batches of at most the state's batch
+// size, running all but the last through Forward (no outputs) and the
+// last, whose last row is the one output, through last.
+func (s *Session) eval(ctx context.Context, ids []int32, last func(model.Input) error) error {
 	if len(ids) == 0 {
-		return nil, errors.New("engine: no tokens to evaluate")
+		return errors.New("engine: no tokens to evaluate")
 	}
 	if len(s.tokens)+len(ids) > s.st.Ctx() {
-		return nil, fmt.Errorf("engine: %d tokens after %d would exceed the context of %d: %w", len(ids), len(s.tokens), s.st.Ctx(), ErrContextFull)
+		return fmt.Errorf("engine: %d tokens after %d would exceed the context of %d: %w", len(ids), len(s.tokens), s.st.Ctx(), ErrContextFull)
 	}
-	var logits []float32
 	for start := 0; start < len(ids); start += s.st.MaxBatch() {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return err
 		}
 		end := min(start+s.st.MaxBatch(), len(ids))
 		chunk := ids[start:end]
@@ -90,19 +121,23 @@ func (s *Session) Eval(ctx context.Context, ids []int32) ([]float32, error) {
 			s.pos = append(s.pos, int32(len(s.tokens)+i))
 			s.slots = append(s.slots, s.slot)
 		}
-		if end == len(ids) {
-			s.outputs = append(s.outputs, int32(len(chunk)-1))
-		}
-		out, err := s.m.Forward(s.st, model.Input{
+		in := model.Input{
 			Tokens:  s.ids,
 			Batch:   backend.Batch{Slot: s.slots, Pos: s.pos},
 			Outputs: s.outputs,
-		}, s.Probes)
+		}
+		var err error
+		if end == len(ids) {
+			s.outputs = append(s.outputs, int32(len(chunk)-1))
+			in.Outputs = s.outputs
+			err = last(in)
+		} else {
+			_, err = s.m.Forward(s.st, in, s.Probes)
+		}
 		if err != nil {
-			return nil, fmt.Errorf("engine: at position %d: %w", len(s.tokens), err)
+			return fmt.Errorf("engine: at position %d: %w", len(s.tokens), err)
 		}
 		s.tokens = append(s.tokens, chunk...)
-		logits = out
 	}
-	return logits, nil
+	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"llamago/backend"
 	"llamago/gguf"
 	"llamago/probe"
+	"llamago/sample"
 )
 
 // Model is a llama-family model bound to a backend. It is read-only after
@@ -247,26 +248,72 @@ type Input struct {
 // and returns the logits of the output rows, NVocab values each, in a
 // buffer owned by s that the next Forward overwrites. probes may be nil.
 func (m *Model) Forward(s *State, in Input, probes *probe.Set) (logits []float32, err error) {
+	var out []float32
+	err = m.run(s, in, probes, func() {
+		out = s.logitBuf[:len(in.Outputs)*m.Config.NVocab]
+		if len(in.Outputs) > 0 {
+			m.be.Read(s.outputViews(m.be, len(in.Outputs)).logits, out)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ForwardBest is Forward followed by sample.FindBest of each output row's
+// logits, into dst (one per output row): what greedy sampling without
+// penalties needs. On a backend.ArgMaxer without probes the logits stay in
+// the backend, which finds the picks there and copies back only them;
+// otherwise (probes read the logits anyway) the logits are read as
+// Forward does and searched here. The results are the same either way.
+func (m *Model) ForwardBest(s *State, in Input, probes *probe.Set, dst []sample.Best) error {
+	if len(dst) != len(in.Outputs) {
+		return fmt.Errorf("model: %d results for %d output rows", len(dst), len(in.Outputs))
+	}
+	am, ok := m.be.(backend.ArgMaxer)
+	if !ok || probes != nil {
+		logits, err := m.Forward(s, in, probes)
+		if err != nil {
+			return err
+		}
+		nv := m.Config.NVocab
+		for i := range dst {
+			dst[i] = sample.FindBest(logits[i*nv : (i+1)*nv])
+		}
+		return nil
+	}
+	return m.run(s, in, nil, func() {
+		if len(in.Outputs) > 0 {
+			am.ArgMax(s.outputViews(m.be, len(in.Outputs)).logits, dst)
+		}
+	})
+}
+
+// run checks in, runs the forward pass and then finish, which takes the
+// results from the backend; an operation's *backend.ShapeError in either
+// becomes the error.
+func (m *Model) run(s *State, in Input, probes *probe.Set, finish func()) (err error) {
 	c := m.Config
 	n := len(in.Tokens)
 	if n == 0 {
-		return nil, errors.New("model: empty batch")
+		return errors.New("model: empty batch")
 	}
 	if n > s.maxBatch || in.Batch.Len() != n || len(in.Batch.Slot) != n || len(in.Outputs) > n {
-		return nil, fmt.Errorf("model: batch of %d tokens with %d positions, %d slots and %d outputs (state takes %d)", n, in.Batch.Len(), len(in.Batch.Slot), len(in.Outputs), s.maxBatch)
+		return fmt.Errorf("model: batch of %d tokens with %d positions, %d slots and %d outputs (state takes %d)", n, in.Batch.Len(), len(in.Batch.Slot), len(in.Outputs), s.maxBatch)
 	}
 	kv := s.Cache.Config()
 	for r, id := range in.Tokens {
 		if id < 0 || int(id) >= c.NVocab {
-			return nil, fmt.Errorf("model: token id %d at batch row %d is outside the vocabulary of %d", id, r, c.NVocab)
+			return fmt.Errorf("model: token id %d at batch row %d is outside the vocabulary of %d", id, r, c.NVocab)
 		}
 		if p, sl := in.Batch.Pos[r], in.Batch.Slot[r]; p < 0 || int(p) >= kv.Ctx || sl < 0 || int(sl) >= kv.Slots {
-			return nil, fmt.Errorf("model: batch row %d: position %d of slot %d is outside the context of %d positions and %d slots", r, p, sl, kv.Ctx, kv.Slots)
+			return fmt.Errorf("model: batch row %d: position %d of slot %d is outside the context of %d positions and %d slots", r, p, sl, kv.Ctx, kv.Slots)
 		}
 	}
 	for _, o := range in.Outputs {
 		if o < 0 || int(o) >= n {
-			return nil, fmt.Errorf("model: output row %d outside the batch of %d", o, n)
+			return fmt.Errorf("model: output row %d outside the batch of %d", o, n)
 		}
 	}
 	defer func() {
@@ -280,13 +327,10 @@ func (m *Model) Forward(s *State, in Input, probes *probe.Set) (logits []float32
 	}()
 	m.forward(s, in, probes)
 	if err := probes.Err(); err != nil {
-		return nil, err
+		return err
 	}
-	out := s.logitBuf[:len(in.Outputs)*c.NVocab]
-	if len(in.Outputs) > 0 {
-		m.be.Read(s.outputViews(m.be, len(in.Outputs)).logits, out)
-	}
-	return out, nil
+	finish()
+	return nil
 }
 
 func (m *Model) forward(s *State, in Input, ps *probe.Set) {
