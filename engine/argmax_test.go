@@ -58,7 +58,7 @@ func (f *argMaxCPU) ArgMax(m backend.Mat, dst []sample.Best) {
 type countSink struct{ n int }
 
 func (c *countSink) Emit(string, int, []int, []float32) error { c.n++; return nil }
-func (c *countSink) Close() error                              { return nil }
+func (c *countSink) Close() error                             { return nil }
 
 // TestGreedyGenerateThroughArgMax checks that Generate takes the argmax
 // path exactly when sampling is greedy without penalties and no probes are
