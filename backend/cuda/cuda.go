@@ -102,6 +102,14 @@ type Backend struct {
 	scratch     [2]uint64
 	scratchSize [2]uintptr
 
+	// argMax holds the argmax kernel's results, 3 int32 a row for up to
+	// argMaxRows rows; it grows once and then keeps its address, so that
+	// a decode step ending with ArgMax still repeats as a CUDA graph.
+	// argMaxHost is their host copy.
+	argMax     uint64
+	argMaxRows int
+	argMaxHost []int32
+
 	args kargs
 
 	// Launch queue and graphs (graph.go).

@@ -77,6 +77,7 @@ type kernelSet struct {
 	rmsNorm, add, swiglu, rope    uintptr
 	storeKV, attention            uintptr
 	attentionTC64, attentionTC128 uintptr // prefill, F16 cache, tensor cores: heads of ≤ 64, ≤ 128 values
+	argmax                        uintptr // greedy sampling's pick per row of logits
 }
 
 // load finds every kernel in the module by its extern "C" name.
@@ -128,6 +129,7 @@ func (k *kernelSet) load(d *driver, mod uintptr) error {
 		{&k.attention, "attention"},
 		{&k.attentionTC64, "attention_tc64"},
 		{&k.attentionTC128, "attention_tc128"},
+		{&k.argmax, "argmax"},
 	}
 	for _, f := range fns {
 		name := append([]byte(f.name), 0)

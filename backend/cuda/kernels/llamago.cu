@@ -2182,3 +2182,87 @@ extern "C" __global__ void __launch_bounds__(FA_THREADS, 3) attention_tc64(ATTN_
 extern "C" __global__ void __launch_bounds__(FA_THREADS) attention_tc128(ATTN_TC_ARGS) {
     attention_tc<128>(q, dst, kc, vc, slotArr, posArr, tiles, heads, kvHeads, D, layers, ctx, layer, scale);
 }
+
+// ---------------------------------------------------------------- greedy sampling
+
+#define ARGMAX_THREADS 1024
+
+// argmax_before reports whether candidate (v, i) comes before (w, j) in
+// greedy sampling's order: the larger logit, on equal logits the lower
+// index (llama.cpp's and the Go sampler's tie rule; -0 equals +0). Index
+// -1, no candidate, carries -infinity and comes after every real one.
+__device__ __forceinline__ bool argmax_before(float v, int i, float w, int j) {
+    return v > w || (v == w && (unsigned)i < (unsigned)j);
+}
+
+// argmax finds greedy sampling's pick in each row of logits, as Go's
+// sample.FindBest does, so that only 12 bytes a row go back to the host
+// instead of the row: out[3r] = the lowest index of the row's largest
+// logit that is neither NaN nor +Inf (-1 when none is above -Inf),
+// out[3r+1] = the lowest index of a NaN or +Inf logit (-1 when none),
+// out[3r+2] = that logit's bits (0 when none). One block per row. The
+// order (value, then index) is total on the candidates, so the result does
+// not depend on how the reduction pairs them: each thread scans its
+// strided values in increasing index order keeping the first of equal
+// maxima, then warps and the block reduce (value, index) pairs and the
+// minimum bad index.
+extern "C" __global__ void __launch_bounds__(ARGMAX_THREADS) argmax(const float *x, int cols, int *out) {
+    pdl_begin();
+    __shared__ float wval[ARGMAX_THREADS / WARP];
+    __shared__ int widx[ARGMAX_THREADS / WARP];
+    __shared__ unsigned wbad[ARGMAX_THREADS / WARP];
+    const float neg_inf = __int_as_float(0xff800000), pos_inf = __int_as_float(0x7f800000);
+    const float *row = x + (size_t)blockIdx.x * cols;
+    float best = neg_inf;
+    int idx = -1;
+    unsigned bad = 0xffffffffu; // as unsigned, "none" is above every index
+    for (int i = threadIdx.x; i < cols; i += blockDim.x) {
+        const float v = row[i];
+        if (!(v < pos_inf)) { // NaN or +Inf: the sampler's error, never a pick
+            if (bad == 0xffffffffu) bad = (unsigned)i;
+            continue;
+        }
+        if (v > best) { // strictly: this thread's earlier equal value stays
+            best = v;
+            idx = i;
+        }
+    }
+    for (int o = WARP / 2; o > 0; o >>= 1) {
+        const float v = __shfl_xor_sync(0xffffffffu, best, o);
+        const int i = __shfl_xor_sync(0xffffffffu, idx, o);
+        const unsigned b = __shfl_xor_sync(0xffffffffu, bad, o);
+        if (argmax_before(v, i, best, idx)) {
+            best = v;
+            idx = i;
+        }
+        bad = b < bad ? b : bad;
+    }
+    const int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP;
+    const int nwarps = (blockDim.x + WARP - 1) / WARP;
+    if (lane == 0) {
+        wval[warp] = best;
+        widx[warp] = idx;
+        wbad[warp] = bad;
+    }
+    __syncthreads();
+    if (warp != 0) return;
+    best = lane < nwarps ? wval[lane] : neg_inf;
+    idx = lane < nwarps ? widx[lane] : -1;
+    bad = lane < nwarps ? wbad[lane] : 0xffffffffu;
+    for (int o = WARP / 2; o > 0; o >>= 1) {
+        const float v = __shfl_xor_sync(0xffffffffu, best, o);
+        const int i = __shfl_xor_sync(0xffffffffu, idx, o);
+        const unsigned b = __shfl_xor_sync(0xffffffffu, bad, o);
+        if (argmax_before(v, i, best, idx)) {
+            best = v;
+            idx = i;
+        }
+        bad = b < bad ? b : bad;
+    }
+    if (lane == 0) {
+        int *o = out + 3 * (size_t)blockIdx.x;
+        o[0] = idx;
+        o[1] = (int)bad; // 0xffffffff is -1
+        o[2] = bad == 0xffffffffu ? 0 : __float_as_int(row[bad]);
+    }
+}
