@@ -87,6 +87,32 @@ func TestDecodeStepAllocatesNothing(t *testing.T) {
 			if allocs != 0 {
 				t.Errorf("one decode step (Sample, Accept, Eval of one token) allocates %v times; want 0", allocs)
 			}
+			if !sampler.Greedy() {
+				return
+			}
+			// Generate's greedy path: EvalBest and SampleBest.
+			best, err := sess.EvalBest(ctx, next)
+			if err != nil {
+				t.Fatal(err)
+			}
+			greedyStep := func() {
+				id, err := sampler.SampleBest(best)
+				if err != nil {
+					stepErr = err
+					return
+				}
+				next[0] = id
+				if best, err = sess.EvalBest(ctx, next); err != nil {
+					stepErr = err
+				}
+			}
+			allocs = testing.AllocsPerRun(20, greedyStep)
+			if stepErr != nil {
+				t.Fatal(stepErr)
+			}
+			if allocs != 0 {
+				t.Errorf("one greedy decode step (SampleBest, EvalBest of one token) allocates %v times; want 0", allocs)
+			}
 		})
 	}
 }
