@@ -16,7 +16,6 @@ package backend
 import (
 	"fmt"
 
-	"llamago/sample"
 	"llamago/tensor"
 )
 
@@ -148,12 +147,12 @@ type Backend interface {
 // ArgMaxer is a backend that finds greedy sampling's pick in each row of
 // a logits matrix where the logits are, so that a few bytes a row come
 // back instead of the row (NVocab floats). It is optional: the model reads
-// the logits and applies sample.FindBest itself on other backends.
+// the logits and applies FindPick itself on other backends.
 type ArgMaxer interface {
-	// ArgMax sets dst[r] to sample.FindBest of m's row r, bit for bit
+	// ArgMax sets dst[r] to FindPick of m's row r, bit for bit
 	// (the NaN or +Inf logit included); len(dst) must be m.Rows(). Like
 	// Read, it waits for the operations before it.
-	ArgMax(m Mat, dst []sample.Best)
+	ArgMax(m Mat, dst []Pick)
 }
 
 // ShapeError reports operands whose shapes do not fit an operation.

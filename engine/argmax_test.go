@@ -17,7 +17,7 @@ import (
 
 // argMaxCPU is the CPU backend with a backend.ArgMaxer of its own, as a
 // GPU backend has: it finds the greedy pick with its own loop (not
-// sample.FindBest) and counts its calls and the logits rows read whole,
+// backend.FindPick) and counts its calls and the logits rows read whole,
 // so that the tests see which path the engine took.
 type argMaxCPU struct {
 	*cpu.Backend
@@ -33,14 +33,14 @@ func (f *argMaxCPU) Read(m backend.Mat, dst []float32) {
 	f.Backend.Read(m, dst)
 }
 
-func (f *argMaxCPU) ArgMax(m backend.Mat, dst []sample.Best) {
+func (f *argMaxCPU) ArgMax(m backend.Mat, dst []backend.Pick) {
 	f.argMaxCalls++
 	row := make([]float32, m.Cols())
 	all := make([]float32, m.Rows()*m.Cols())
 	f.Backend.Read(m, all)
 	for r := range dst {
 		copy(row, all[r*m.Cols():])
-		b := sample.Best{ID: -1, Bad: -1}
+		b := backend.Pick{ID: -1, Bad: -1}
 		for i, v := range row {
 			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 1) {
 				if b.Bad < 0 {
@@ -190,7 +190,7 @@ func TestGreedyGenerateThroughArgMax(t *testing.T) {
 	}
 }
 
-// TestEvalBestMatchesEval checks EvalBest against FindBest of Eval's logits,
+// TestEvalBestMatchesEval checks EvalBest against FindPick of Eval's logits,
 // on the CPU backend and on the ArgMaxer, for prompts of several chunks.
 func TestEvalBestMatchesEval(t *testing.T) {
 	l, err := engine.Load(testenv.Path(t, testenv.Stories260KGGUF), engine.LoadOptions{Threads: 1})
@@ -210,7 +210,7 @@ func TestEvalBestMatchesEval(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var got []sample.Best
+		var got []backend.Pick
 		for _, m := range []*model.Model{l.Model, fm} {
 			st, err := m.NewState(model.StateOptions{MaxBatch: 3, Ctx: 64})
 			if err != nil {
@@ -230,9 +230,9 @@ func TestEvalBestMatchesEval(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := sample.FindBest(logits)
+		want := backend.FindPick(logits)
 		if want.ID < 0 || got[0] != want || got[1] != want {
-			t.Errorf("%q: EvalBest on the CPU %+v, on the ArgMaxer %+v; FindBest of Eval's logits %+v", text, got[0], got[1], want)
+			t.Errorf("%q: EvalBest on the CPU %+v, on the ArgMaxer %+v; FindPick of Eval's logits %+v", text, got[0], got[1], want)
 		}
 	}
 }

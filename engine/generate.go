@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"llamago/backend"
 	"llamago/sample"
 	"llamago/tokenizer"
 )
@@ -109,7 +110,7 @@ func (s *Session) Generate(ctx context.Context, prompt []int32, opts GenerateOpt
 	greedy := opts.Sampler.Greedy() && s.Probes == nil
 	var (
 		logits []float32
-		best   sample.Best
+		best   backend.Pick
 	)
 	eval := func(ids []int32) (err error) {
 		if greedy {

@@ -11,7 +11,6 @@ import (
 	"llamago/backend"
 	"llamago/model"
 	"llamago/probe"
-	"llamago/sample"
 )
 
 // ErrContextFull is wrapped by errors about sequences that would run past
@@ -28,7 +27,7 @@ type Session struct {
 
 	// Reused batch buffers, so that decoding allocates nothing.
 	ids, pos, slots, outputs []int32
-	best                     [1]sample.Best // EvalBest's result
+	best                     [1]backend.Pick // EvalBest's result
 	// Probes, when set, observe every forward pass of the session.
 	Probes *probe.Set
 }
@@ -86,15 +85,15 @@ func (s *Session) Eval(ctx context.Context, ids []int32) ([]float32, error) {
 }
 
 // EvalBest is Eval returning, instead of the last token's logits,
-// sample.FindBest of them: all that greedy sampling without penalties
+// backend.FindPick of them: all that greedy sampling without penalties
 // needs. On a backend that finds it where the logits are
 // (backend.ArgMaxer) only that crosses to the host, unless probes are set.
-func (s *Session) EvalBest(ctx context.Context, ids []int32) (sample.Best, error) {
+func (s *Session) EvalBest(ctx context.Context, ids []int32) (backend.Pick, error) {
 	err := s.eval(ctx, ids, func(in model.Input) error {
 		return s.m.ForwardBest(s.st, in, s.Probes, s.best[:])
 	})
 	if err != nil {
-		return sample.Best{}, err
+		return backend.Pick{}, err
 	}
 	return s.best[0], nil
 }

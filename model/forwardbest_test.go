@@ -10,23 +10,22 @@ import (
 	"llamago/internal/testenv"
 	"llamago/model"
 	"llamago/probe"
-	"llamago/sample"
 )
 
 // argMaxer is the CPU backend with a backend.ArgMaxer whose rows it finds
-// with a plain loop of its own (not sample.FindBest), counting its calls.
+// with a plain loop of its own (not backend.FindPick), counting its calls.
 type argMaxer struct {
 	*cpu.Backend
 	calls int
 }
 
-func (a *argMaxer) ArgMax(m backend.Mat, dst []sample.Best) {
+func (a *argMaxer) ArgMax(m backend.Mat, dst []backend.Pick) {
 	a.calls++
 	all := make([]float32, m.Rows()*m.Cols())
 	a.Read(m, all)
 	for r := range dst {
 		row := all[r*m.Cols() : (r+1)*m.Cols()]
-		b := sample.Best{ID: -1, Bad: -1}
+		b := backend.Pick{ID: -1, Bad: -1}
 		for i, v := range row {
 			switch {
 			case math.IsNaN(float64(v)) || math.IsInf(float64(v), 1):
@@ -47,7 +46,7 @@ type nullSink struct{}
 func (nullSink) Emit(string, int, []int, []float32) error { return nil }
 func (nullSink) Close() error                             { return nil }
 
-// TestForwardBest checks ForwardBest against sample.FindBest of Forward's
+// TestForwardBest checks ForwardBest against backend.FindPick of Forward's
 // logits for several output rows, on the CPU backend (which reads the
 // logits) and on an ArgMaxer (asked only without probes), and its refusal
 // of a result slice of the wrong length.
@@ -82,9 +81,9 @@ func TestForwardBest(t *testing.T) {
 		t.Fatal(err)
 	}
 	nv := ref.Config.NVocab
-	var want []sample.Best
+	var want []backend.Pick
 	for i := range in().Outputs {
-		want = append(want, sample.FindBest(logits[i*nv:(i+1)*nv]))
+		want = append(want, backend.FindPick(logits[i*nv:(i+1)*nv]))
 	}
 	distinct := map[int32]bool{}
 	for _, w := range want {
@@ -118,7 +117,7 @@ func TestForwardBest(t *testing.T) {
 				t.Fatal(err)
 			}
 			am.calls = 0
-			got := make([]sample.Best, len(want))
+			got := make([]backend.Pick, len(want))
 			if err := m.ForwardBest(st, in(), tc.probes, got); err != nil {
 				t.Fatal(err)
 			}

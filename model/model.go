@@ -8,7 +8,6 @@ import (
 	"llamago/backend"
 	"llamago/gguf"
 	"llamago/probe"
-	"llamago/sample"
 )
 
 // Model is a llama-family model bound to a backend. It is read-only after
@@ -261,13 +260,13 @@ func (m *Model) Forward(s *State, in Input, probes *probe.Set) (logits []float32
 	return out, nil
 }
 
-// ForwardBest is Forward followed by sample.FindBest of each output row's
+// ForwardBest is Forward followed by backend.FindPick of each output row's
 // logits, into dst (one per output row): what greedy sampling without
 // penalties needs. On a backend.ArgMaxer without probes the logits stay in
 // the backend, which finds the picks there and copies back only them;
 // otherwise (probes read the logits anyway) the logits are read as
 // Forward does and searched here. The results are the same either way.
-func (m *Model) ForwardBest(s *State, in Input, probes *probe.Set, dst []sample.Best) error {
+func (m *Model) ForwardBest(s *State, in Input, probes *probe.Set, dst []backend.Pick) error {
 	if len(dst) != len(in.Outputs) {
 		return fmt.Errorf("model: %d results for %d output rows", len(dst), len(in.Outputs))
 	}
@@ -279,7 +278,7 @@ func (m *Model) ForwardBest(s *State, in Input, probes *probe.Set, dst []sample.
 		}
 		nv := m.Config.NVocab
 		for i := range dst {
-			dst[i] = sample.FindBest(logits[i*nv : (i+1)*nv])
+			dst[i] = backend.FindPick(logits[i*nv : (i+1)*nv])
 		}
 		return nil
 	}

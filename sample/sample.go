@@ -15,6 +15,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+
+	"llamago/backend"
 )
 
 // Params configures a Sampler. DefaultParams gives llama.cpp's defaults;
@@ -181,69 +183,34 @@ func (s *Sampler) Accept(id int32) {
 var ErrNoCandidate = errors.New("sample: every logit is -Inf")
 
 // Greedy reports whether the sampler picks the highest logit with no
-// penalty to apply: then Sample(logits) is FindBest(logits).Token(), which a
-// backend can compute where the logits are (backend.ArgMaxer), and
+// penalty to apply: then Sample(logits) is PickToken(backend.FindPick(logits)),
+// which a backend can compute where the logits are (backend.ArgMaxer), and
 // SampleBest takes its result.
 func (s *Sampler) Greedy() bool { return s.greedy && !s.penalize }
 
-// Best is greedy sampling's finding on one row of logits, without
-// penalties: everything Sample needs to return its token or its error. A
-// backend that holds the logits can compute it there and copy back these
-// few bytes instead of the row (backend.ArgMaxer); FindBest is the rule.
-type Best struct {
-	// ID is the lowest index of the largest logit that is neither NaN nor
-	// +Inf; -1 when no such logit is above -Inf.
-	ID int32
-	// Bad is the lowest index of a NaN or +Inf logit, -1 when there is
-	// none; BadLogit is that logit (0 when there is none).
-	Bad      int32
-	BadLogit float32
-}
-
-// FindBest scans logits as greedy Sample does: the first NaN or +Inf is
-// an error, ties go to the lowest index (like llama.cpp's greedy sampler),
-// -Inf (a masked token) never wins.
-func FindBest(logits []float32) Best {
-	posInf := float32(math.Inf(1))
-	b := Best{ID: -1, Bad: -1}
-	best := float32(math.Inf(-1))
-	for i, l := range logits {
-		if !(l < posInf) { // NaN or +Inf
-			if b.Bad < 0 {
-				b.Bad, b.BadLogit = int32(i), l
-			}
-			continue
-		}
-		if l > best { // strictly greater: the first of equal logits stays
-			b.ID, best = int32(i), l
-		}
+// PickToken is the token greedy Sample returns for the logits p was found
+// in (backend.FindPick, or a backend's ArgMax), or the error it returns:
+// the first NaN or +Inf logit, or ErrNoCandidate when every logit is -Inf.
+func PickToken(p backend.Pick) (int32, error) {
+	if p.Bad >= 0 {
+		return 0, fmt.Errorf("sample: logit %d is %v", p.Bad, p.BadLogit)
 	}
-	return b
-}
-
-// Token is the token greedy Sample returns for the logits b was found in,
-// or the error it returns: the first NaN or +Inf logit, or ErrNoCandidate
-// when every logit is -Inf.
-func (b Best) Token() (int32, error) {
-	if b.Bad >= 0 {
-		return 0, fmt.Errorf("sample: logit %d is %v", b.Bad, b.BadLogit)
-	}
-	if b.ID < 0 {
+	if p.ID < 0 {
 		return 0, ErrNoCandidate
 	}
-	return b.ID, nil
+	return p.ID, nil
 }
 
-// SampleBest is Sample for a sampler that is Greedy, given FindBest of the
-// logits instead of the logits themselves.
-func (s *Sampler) SampleBest(b Best) (int32, error) {
+// SampleBest is Sample for a sampler that is Greedy, given
+// backend.FindPick of the logits instead of the logits themselves.
+func (s *Sampler) SampleBest(b backend.Pick) (int32, error) {
 	if !s.Greedy() {
 		return 0, errors.New("sample: SampleBest needs a greedy sampler without penalties")
 	}
 	if b.ID >= int32(s.nVocab) || b.Bad >= int32(s.nVocab) {
 		return 0, fmt.Errorf("sample: greedy pick %d (bad logit at %d) outside the vocabulary of %d", b.ID, b.Bad, s.nVocab)
 	}
-	return b.Token()
+	return PickToken(b)
 }
 
 // Sample picks the next token from logits (one per vocabulary entry, not
@@ -254,7 +221,7 @@ func (s *Sampler) Sample(logits []float32) (int32, error) {
 		if len(logits) != s.nVocab {
 			return 0, fmt.Errorf("sample: %d logits for a vocabulary of %d", len(logits), s.nVocab)
 		}
-		return FindBest(logits).Token()
+		return PickToken(backend.FindPick(logits))
 	}
 	cands, err := s.candidates(logits)
 	if err != nil {

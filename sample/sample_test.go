@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"llamago/backend"
 )
 
 func mustNew(t testing.TB, p Params, nVocab int) *Sampler {
@@ -553,42 +555,42 @@ func TestGreedy(t *testing.T) {
 	}
 }
 
-// TestFindBestIsGreedySample checks FindBest(l).Token(), what a backend's
+// TestFindPickIsGreedySample checks PickToken(backend.FindPick(l)), what a backend's
 // argmax reports, against greedy sampling through the candidates scan (a
 // greedy sampler with penalties configured but no history takes that
-// path, not FindBest) and against the rule written out by hand.
-func TestFindBestIsGreedySample(t *testing.T) {
+// path, not FindPick) and against the rule written out by hand.
+func TestFindPickIsGreedySample(t *testing.T) {
 	nan, inf := float32(math.NaN()), float32(math.Inf(1))
 	negZero := float32(math.Copysign(0, -1))
 	tests := []struct {
 		name    string
 		logits  []float32
-		want    Best
+		want    backend.Pick
 		wantErr string // empty: want.ID is the token
 	}{
-		{"single", []float32{0}, Best{ID: 0, Bad: -1}, ""},
-		{"max last", []float32{-5, -4, -3}, Best{ID: 2, Bad: -1}, ""},
-		{"ties go to the lowest id", []float32{1, 7, 3, 7, 7}, Best{ID: 1, Bad: -1}, ""},
-		{"negative zero and zero tie", []float32{negZero, 0}, Best{ID: 0, Bad: -1}, ""},
-		{"zero and negative zero tie", []float32{-1, 0, negZero}, Best{ID: 1, Bad: -1}, ""},
-		{"masked tokens", []float32{-inf, -inf, -100, -inf}, Best{ID: 2, Bad: -1}, ""},
-		{"largest finite", []float32{-inf, math.MaxFloat32, -math.MaxFloat32}, Best{ID: 1, Bad: -1}, ""},
-		{"every logit -Inf", []float32{-inf, -inf, -inf}, Best{ID: -1, Bad: -1}, "every logit is -Inf"},
-		{"NaN", []float32{0, 1, nan, 2}, Best{ID: 3, Bad: 2, BadLogit: nan}, "logit 2 is NaN"},
-		{"+Inf", []float32{inf, 1, 2, 3}, Best{ID: 3, Bad: 0, BadLogit: inf}, "logit 0 is +Inf"},
-		{"first bad wins", []float32{1, inf, nan, inf}, Best{ID: 0, Bad: 1, BadLogit: inf}, "logit 1 is +Inf"},
-		{"NaN before +Inf", []float32{nan, inf}, Best{ID: -1, Bad: 0, BadLogit: nan}, "logit 0 is NaN"},
-		{"NaN among -Inf", []float32{-inf, nan, -inf}, Best{ID: -1, Bad: 1, BadLogit: nan}, "logit 1 is NaN"},
+		{"single", []float32{0}, backend.Pick{ID: 0, Bad: -1}, ""},
+		{"max last", []float32{-5, -4, -3}, backend.Pick{ID: 2, Bad: -1}, ""},
+		{"ties go to the lowest id", []float32{1, 7, 3, 7, 7}, backend.Pick{ID: 1, Bad: -1}, ""},
+		{"negative zero and zero tie", []float32{negZero, 0}, backend.Pick{ID: 0, Bad: -1}, ""},
+		{"zero and negative zero tie", []float32{-1, 0, negZero}, backend.Pick{ID: 1, Bad: -1}, ""},
+		{"masked tokens", []float32{-inf, -inf, -100, -inf}, backend.Pick{ID: 2, Bad: -1}, ""},
+		{"largest finite", []float32{-inf, math.MaxFloat32, -math.MaxFloat32}, backend.Pick{ID: 1, Bad: -1}, ""},
+		{"every logit -Inf", []float32{-inf, -inf, -inf}, backend.Pick{ID: -1, Bad: -1}, "every logit is -Inf"},
+		{"NaN", []float32{0, 1, nan, 2}, backend.Pick{ID: 3, Bad: 2, BadLogit: nan}, "logit 2 is NaN"},
+		{"+Inf", []float32{inf, 1, 2, 3}, backend.Pick{ID: 3, Bad: 0, BadLogit: inf}, "logit 0 is +Inf"},
+		{"first bad wins", []float32{1, inf, nan, inf}, backend.Pick{ID: 0, Bad: 1, BadLogit: inf}, "logit 1 is +Inf"},
+		{"NaN before +Inf", []float32{nan, inf}, backend.Pick{ID: -1, Bad: 0, BadLogit: nan}, "logit 0 is NaN"},
+		{"NaN among -Inf", []float32{-inf, nan, -inf}, backend.Pick{ID: -1, Bad: 1, BadLogit: nan}, "logit 1 is NaN"},
 	}
-	same := func(a, b Best) bool {
+	same := func(a, b backend.Pick) bool {
 		return a.ID == b.ID && a.Bad == b.Bad && math.Float32bits(a.BadLogit) == math.Float32bits(b.BadLogit)
 	}
 	for _, tt := range tests {
-		got := FindBest(tt.logits)
+		got := backend.FindPick(tt.logits)
 		if !same(got, tt.want) {
-			t.Errorf("%s: FindBest = %+v, want %+v", tt.name, got, tt.want)
+			t.Errorf("%s: FindPick = %+v, want %+v", tt.name, got, tt.want)
 		}
-		id, err := got.Token()
+		id, err := PickToken(got)
 		scan := mustNew(t, Params{TopP: 1, RepeatPenalty: 1.5, RepeatLastN: 4}, len(tt.logits))
 		scanID, scanErr := scan.Sample(tt.logits)
 		plain := mustNew(t, Params{TopP: 1, RepeatPenalty: 1}, len(tt.logits))
@@ -613,7 +615,7 @@ func TestFindBestIsGreedySample(t *testing.T) {
 	}
 }
 
-func TestFindBestRandomRows(t *testing.T) {
+func TestFindPickRandomRows(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 7))
 	scan := mustNew(t, Params{TopP: 1, RepeatPenalty: 1.5, RepeatLastN: 4}, llamaVocab)
 	for range 50 {
@@ -626,8 +628,8 @@ func TestFindBestRandomRows(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got, err := FindBest(l).Token(); err != nil || got != want || got != argmax(l) {
-			t.Fatalf("FindBest token %d (%v), candidates scan %d, argmax %d", got, err, want, argmax(l))
+		if got, err := PickToken(backend.FindPick(l)); err != nil || got != want || got != argmax(l) {
+			t.Fatalf("FindPick token %d (%v), candidates scan %d, argmax %d", got, err, want, argmax(l))
 		}
 	}
 }
@@ -636,12 +638,12 @@ func TestSampleBestRefuses(t *testing.T) {
 	tests := []struct {
 		name string
 		p    Params
-		b    Best
+		b    backend.Pick
 	}{
-		{"not greedy", DefaultParams(), Best{ID: 1, Bad: -1}},
-		{"penalties", Params{TopP: 1, RepeatPenalty: 1.1, RepeatLastN: 8}, Best{ID: 1, Bad: -1}},
-		{"id past the vocabulary", Params{TopP: 1, RepeatPenalty: 1}, Best{ID: 8, Bad: -1}},
-		{"bad index past the vocabulary", Params{TopP: 1, RepeatPenalty: 1}, Best{ID: 1, Bad: 9}},
+		{"not greedy", DefaultParams(), backend.Pick{ID: 1, Bad: -1}},
+		{"penalties", Params{TopP: 1, RepeatPenalty: 1.1, RepeatLastN: 8}, backend.Pick{ID: 1, Bad: -1}},
+		{"id past the vocabulary", Params{TopP: 1, RepeatPenalty: 1}, backend.Pick{ID: 8, Bad: -1}},
+		{"bad index past the vocabulary", Params{TopP: 1, RepeatPenalty: 1}, backend.Pick{ID: 1, Bad: 9}},
 	}
 	for _, tt := range tests {
 		if id, err := mustNew(t, tt.p, 8).SampleBest(tt.b); err == nil {

@@ -5,7 +5,6 @@ import (
 	"unsafe"
 
 	"llamago/backend"
-	"llamago/sample"
 )
 
 // argmaxThreads is ARGMAX_THREADS of kernels/llamago.cu: a block of 1024
@@ -17,11 +16,11 @@ const argmaxThreads = 1024
 const argMaxInts = 3
 
 // ArgMax implements backend.ArgMaxer: the argmax kernel finds
-// sample.FindBest of each row of m on the GPU, queued after the launches
+// backend.FindPick of each row of m on the GPU, queued after the launches
 // that compute m like any other (so a decode step stays one queue, replayed
 // as a CUDA graph), into a buffer that keeps its address; then the host
 // waits and copies back 12 bytes a row instead of the row.
-func (b *Backend) ArgMax(m backend.Mat, dst []sample.Best) {
+func (b *Backend) ArgMax(m backend.Mat, dst []backend.Pick) {
 	src := asMat(m)
 	if !(len(dst) == src.rows) {
 		backend.ShapeFail("ArgMax", "%d results for %s", len(dst), backend.Shape(m))
@@ -45,7 +44,7 @@ func (b *Backend) ArgMax(m backend.Mat, dst []sample.Best) {
 	b.must("ArgMax", d.check("cuMemcpyDtoH", d.cuMemcpyDtoH(unsafe.Pointer(&host[0]), out, uintptr(len(host))*4)))
 	for r := range dst {
 		v := host[argMaxInts*r:]
-		dst[r] = sample.Best{ID: v[0], Bad: v[1], BadLogit: math.Float32frombits(uint32(v[2]))}
+		dst[r] = backend.Pick{ID: v[0], Bad: v[1], BadLogit: math.Float32frombits(uint32(v[2]))}
 	}
 }
 

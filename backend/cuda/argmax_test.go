@@ -94,36 +94,36 @@ var argMaxKinds = []string{"random", "coarse ties", "max at several places", "ma
 	"all equal", "zeros of both signs", "NaN", "+Inf", "NaN and +Inf", "NaN last", "all -Inf", "-Inf but one",
 	"-Inf and NaN", "masked half"}
 
-func sameBest(a, b sample.Best) bool {
+func sameBest(a, b backend.Pick) bool {
 	return a.ID == b.ID && a.Bad == b.Bad && math.Float32bits(a.BadLogit) == math.Float32bits(b.BadLogit)
 }
 
-// TestArgMaxKernelMatchesFindBest checks the argmax kernel against
-// sample.FindBest (the Go sampler's greedy rule) on rows of every kind
+// TestArgMaxKernelMatchesFindPick checks the argmax kernel against
+// backend.FindPick (the Go sampler's greedy rule) on rows of every kind
 // (ties, NaN, +Inf, all -Inf, …) and lengths around the block's 1024
 // threads and the 32,000-token vocabulary, all kinds of one length as the
 // rows of one matrix (one launch), and on a view of its first rows.
-func TestArgMaxKernelMatchesFindBest(t *testing.T) {
+func TestArgMaxKernelMatchesFindPick(t *testing.T) {
 	gpu := needGPU(t)
 	r := rand.New(rand.NewPCG(3, 5))
 	rows, bad, none := 0, 0, 0
 	for _, n := range []int{1, 2, 31, 33, 1000, 1023, 1024, 1025, 4097, 32000, 32003} {
 		var data []float32
-		var want []sample.Best
+		var want []backend.Pick
 		for _, kind := range argMaxKinds {
 			for range 3 {
 				row := argMaxRow(r, kind, n)
 				data = append(data, row...)
-				want = append(want, sample.FindBest(row))
+				want = append(want, backend.FindPick(row))
 			}
 		}
 		m := gpu.NewMat(len(want), n)
 		gpu.Write(m, data)
-		got := make([]sample.Best, len(want))
+		got := make([]backend.Pick, len(want))
 		gpu.ArgMax(m, got)
 		for i := range want {
 			if !sameBest(got[i], want[i]) {
-				t.Errorf("length %d, row %d (%s): GPU %+v, sample.FindBest %+v", n, i, argMaxKinds[i/3], got[i], want[i])
+				t.Errorf("length %d, row %d (%s): GPU %+v, backend.FindPick %+v", n, i, argMaxKinds[i/3], got[i], want[i])
 			}
 			if want[i].Bad >= 0 {
 				bad++
@@ -139,11 +139,11 @@ func TestArgMaxKernelMatchesFindBest(t *testing.T) {
 			t.Errorf("length %d, view of 2 rows: GPU %+v, want %+v", n, got[:2], want[:2])
 		}
 	}
-	t.Logf("argmax kernel vs sample.FindBest: %d rows of %d kinds and 11 lengths (1 … 32003) compared, %d with a NaN or +Inf, %d with no candidate; every mismatch is reported above", rows, len(argMaxKinds), bad, none)
+	t.Logf("argmax kernel vs backend.FindPick: %d rows of %d kinds and 11 lengths (1 … 32003) compared, %d with a NaN or +Inf, %d with no candidate; every mismatch is reported above", rows, len(argMaxKinds), bad, none)
 }
 
 // TestGreedyArgMaxMatchesLogitsPath decodes greedily twice on fresh GPU
-// backends — reading the logits every step and taking sample.FindBest on
+// backends — reading the logits every step and taking backend.FindPick on
 // the host, then through the argmax kernel (engine.Session.EvalBest, as
 // Generate does for greedy sampling) — and checks equal ids, that the
 // argmax path's decode steps still replay as CUDA graphs (at least as many
@@ -208,7 +208,7 @@ func greedyArgMaxCase(t *testing.T, path, prompt string, steps int) {
 		}
 		defer gpu.Close()
 		r := loadRun(t, f, gpu, ctx, false)
-		next := func(in []int32) sample.Best {
+		next := func(in []int32) backend.Pick {
 			if useArgMax {
 				b, err := r.sess.EvalBest(bg, in)
 				if err != nil {
@@ -220,13 +220,13 @@ func greedyArgMaxCase(t *testing.T, path, prompt string, steps int) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			return sample.FindBest(logits)
+			return backend.FindPick(logits)
 		}
 		var o outcome
 		b := next(ids)
 		start := time.Now()
 		for range steps {
-			id, err := b.Token()
+			id, err := sample.PickToken(b)
 			if err != nil {
 				t.Fatal(err)
 			}
