@@ -1963,6 +1963,146 @@ extern "C" __global__ void attention(const float *q, float *dst, const void *kc,
     }
 }
 
+// ------------------------------------------------ split-K decode attention (flash decoding)
+
+// SPLIT_MAX_CHUNK: the most positions one attention_split block takes
+// (the host's chunk argument is at most this); SPLIT_MAX_CHUNKS: the most
+// chunks attention_combine merges for one head.
+#define SPLIT_MAX_CHUNK 1024
+#define SPLIT_MAX_CHUNKS 1024
+
+// attention_split is pass one of split-K ("flash decoding") attention,
+// for decode rows at long contexts, where one block per (row, head) leaves
+// most multiprocessors idle: block (h, r, c) takes positions
+// c·chunk .. min(n, (c+1)·chunk)-1 of row r's slot, n = pos[r]+1, and
+// writes, at part (r·heads + h)·gridDim.z + c, its scores' maximum pm,
+// the sum of exponentials relative to that maximum ps (in double), and the
+// values weighted by those exponentials, unnormalized, pv (headDim
+// values). Blocks whose chunk starts at or past n have nothing to do and
+// write nothing (attention_combine reads only the chunks below n). Same
+// float operations per position as attention: the same warp_dot and
+// scale rounding, exponentials in double rounded to float, and with an
+// F16 cache the query and the weights rounded to F16 (here the weights
+// relative to the chunk's maximum, not yet divided by the sum: the split
+// changes the order of the sums and so the last bits, not the method).
+//
+// This kernel never writes the cache: the new position's key and value
+// must already be there (the rope/store launches run before it on the
+// stream; the host never fuses the rotation into the split path).
+extern "C" __global__ void attention_split(const float *q, const void *kc, const void *vc, const int *slotArr,
+                                           const int *posArr, int heads, int kvHeads, int headDim, int layers,
+                                           int ctx, int layer, float scale, int f16, int chunk, float *pv,
+                                           float *pm, double *ps) {
+    pdl_begin();
+    __shared__ float qs[ATTN_MAX_HEAD_DIM];
+    __shared__ float w[SPLIT_MAX_CHUNK]; // scores, then weights, of the chunk's positions
+    __shared__ float comb[ATTN_THREADS];
+    __shared__ float redf[ATTN_WARPS];
+    __shared__ double redd[ATTN_WARPS];
+    const int h = blockIdx.x, r = blockIdx.y, c = blockIdx.z, tid = threadIdx.x;
+    const int warp = tid / WARP, lane = tid % WARP;
+    const int n = posArr[r] + 1;
+    const int j0 = c * chunk;
+    // The same for every thread of the block, before any barrier.
+    if (j0 >= n) return;
+    const int m = n - j0 < chunk ? n - j0 : chunk;
+    const int kvDim = kvHeads * headDim;
+    const int kvh = h / (heads / kvHeads);
+    const size_t base = kv_offset(slotArr[r], layer, 0, layers, ctx, kvDim) + (size_t)kvh * headDim;
+    const float *qr = q + (size_t)r * heads * headDim + (size_t)h * headDim;
+    for (int i = tid; i < headDim; i += ATTN_THREADS) qs[i] = f16 ? round_f16(qr[i]) : qr[i];
+    __syncthreads();
+
+    // Scores of the chunk, a warp a position, and their maximum.
+    float mx = __int_as_float(0xff800000); // -infinity
+#pragma unroll 4
+    for (int jj = warp; jj < m; jj += ATTN_WARPS) {
+        const float s = __fmul_rn(warp_dot(qs, kc, base + (size_t)(j0 + jj) * kvDim, headDim, f16), scale);
+        mx = fmaxf(mx, s);
+        if (lane == 0) w[jj] = s;
+    }
+    mx = block_max(mx, redf); // its barriers also publish w[]
+
+    // Exponentials relative to the chunk's maximum, a thread a position;
+    // their sum in double.
+    double sum = 0;
+    for (int jj = tid; jj < m; jj += ATTN_THREADS) {
+        const float e = (float)exp((double)(w[jj] - mx));
+        sum += (double)e;
+        w[jj] = f16 ? round_f16(e) : e;
+    }
+    sum = block_sum(sum, redd); // its barriers also publish w[]
+
+    // Weighted values: ATTN_THREADS/headDim groups of threads, each over
+    // every groups-th position for one dimension; the groups' sums added
+    // at the end.
+    const int groups = ATTN_THREADS / headDim;
+    const int g = tid / headDim, d = tid % headDim;
+    float acc = 0.f;
+    if (g < groups) {
+#pragma unroll 8
+        for (int jj = g; jj < m; jj += groups) acc += w[jj] * kv_at(vc, base + (size_t)(j0 + jj) * kvDim + d, f16);
+    }
+    comb[tid] = acc;
+    __syncthreads();
+    const size_t part = ((size_t)r * heads + h) * gridDim.z + c;
+    if (tid < headDim) {
+        float o = 0.f;
+        for (int k = 0; k < groups; k++) o += comb[k * headDim + tid];
+        pv[part * headDim + tid] = o;
+    }
+    if (tid == 0) {
+        pm[part] = mx;
+        ps[part] = sum;
+    }
+}
+
+// attention_combine is pass two of split-K attention: block (h, r) merges
+// the used chunks of (row r, head h), those starting below n = pos[r]+1,
+// out of chunks per head in the scratch (attention_split's gridDim.z).
+// With M the largest chunk maximum, chunk c's weight is
+// exp(m_c - M) / Σ_c' s_c'·exp(m_c' - M), in double rounded to float, and
+// the output is Σ_c weight_c · pv_c, chunks in order. With act not null
+// (one row, headDim a multiple of 32) it also rounds the head's output
+// into ACT_Q8_0_INT for the o projection, as attention does.
+extern "C" __global__ void attention_combine(float *dst, const int *posArr, int heads, int headDim, int chunks,
+                                             int chunk, const float *pv, const float *pm, const double *ps,
+                                             int8_t *act) {
+    pdl_begin();
+    __shared__ float wc[SPLIT_MAX_CHUNKS];
+    const int h = blockIdx.x, r = blockIdx.y, tid = threadIdx.x;
+    const int n = posArr[r] + 1;
+    int used = (n + chunk - 1) / chunk;
+    used = used < chunks ? used : chunks; // the host sizes chunks for the largest position; a guard all the same
+    const size_t part0 = ((size_t)r * heads + h) * chunks;
+    // Every thread finds the maximum and the sum itself (a few chunks):
+    // no barrier needed for them, and all get the same bits.
+    float big = __int_as_float(0xff800000);
+    for (int c = 0; c < used; c++) big = fmaxf(big, pm[part0 + c]);
+    double total = 0;
+    for (int c = 0; c < used; c++) total += ps[part0 + c] * exp((double)(pm[part0 + c] - big));
+    const double inv = 1.0 / total;
+    for (int c = tid; c < used; c += blockDim.x) wc[c] = (float)(exp((double)(pm[part0 + c] - big)) * inv);
+    __syncthreads();
+    float *out = dst + (size_t)r * heads * headDim + (size_t)h * headDim;
+    for (int d = tid; d < headDim; d += blockDim.x) {
+        float o = 0.f;
+        for (int c = 0; c < used; c++) o += wc[c] * pv[(part0 + c) * headDim + d];
+        out[d] = o;
+    }
+    if (act) {
+        // The head's values are whole Q8_0 blocks of the row, a warp each;
+        // the barrier makes the block's writes of out visible.
+        __syncthreads();
+        float *ds = (float *)(act + q8_scales_at(heads * headDim));
+        const int warps = blockDim.x / WARP, warp = tid / WARP, lane = tid % WARP;
+        for (int b = warp; b < headDim / QK; b += warps) {
+            const int gb = h * headDim / QK + b;
+            warp_act_q8_0_int(out + b * QK, act + (size_t)gb * QK, ds + gb, lane);
+        }
+    }
+}
+
 // ------------------------------------------------ prefill attention on the tensor cores
 
 // attention_tc is attention for many query rows (prefill) with an F16
