@@ -78,9 +78,9 @@ type kernelSet struct {
 	storeKV, attention            uintptr
 	attentionTC64, attentionTC128 uintptr // prefill, F16 cache, tensor cores: heads of ≤ 64, ≤ 128 values
 	argmax                        uintptr // greedy sampling's pick per row of logits
-	// split-K decode attention at long contexts: per-chunk partials, then
-	// their merge (see Backend.Attention)
-	attentionSplit, attentionCombine uintptr
+	// split-K decode attention at long contexts: per-chunk scores and
+	// sums, per-chunk weighted values, their merge (see splitAttention)
+	attentionSplit, attentionSplitV, attentionCombine uintptr
 }
 
 // load finds every kernel in the module by its extern "C" name.
@@ -134,6 +134,7 @@ func (k *kernelSet) load(d *driver, mod uintptr) error {
 		{&k.attentionTC128, "attention_tc128"},
 		{&k.argmax, "argmax"},
 		{&k.attentionSplit, "attention_split"},
+		{&k.attentionSplitV, "attention_split_v"},
 		{&k.attentionCombine, "attention_combine"},
 	}
 	for _, f := range fns {

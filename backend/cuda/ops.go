@@ -681,9 +681,11 @@ func (b *Backend) Attention(dstM, qM backend.Mat, cM backend.KVCache, layer int,
 // every position: at long contexts attention then takes tens of µs and
 // grows with the position. From splitMinPositions positions on, the rows'
 // positions are cut into chunks of splitChunk: attention_split computes
-// each (row, head, chunk)'s maximum score, sum of exponentials and
-// weighted values into a scratch buffer, attention_combine merges a
-// head's chunks. With a 512-thread block a chunk of 256 positions gives
+// each (row, head, chunk)'s scores, their maximum and sum of
+// exponentials into a scratch buffer, attention_split_v each chunk's
+// probabilities (normalized by every chunk's maxima and sums, as the
+// one-block kernel computes them) and weighted values, attention_combine
+// adds a head's chunks (see the kernels' comment). With a 512-thread block a chunk of 256 positions gives
 // each warp 16 keys (enough loads in flight to hide their latency) and, at
 // position 1000, 4 chunks × 32 heads = 128 blocks, about one per
 // multiprocessor of an H100; at 4000, 512 blocks (4 fit on a
@@ -697,7 +699,7 @@ const (
 )
 
 // attnCombineAct is the index of attention_combine's act argument.
-const attnCombineAct = 9
+const attnCombineAct = 7
 
 // splitChunks returns how many chunks per (row, head) split-K attention
 // launches for rows whose largest position is maxPos in a cache of ctx
@@ -726,8 +728,8 @@ func splitChunks(maxPos, ctx int) int {
 }
 
 // splitAttention queues split-K attention of q's rows (see splitChunks):
-// attention_split over (heads, rows, chunks) blocks, then
-// attention_combine over (heads, rows). The rope launch queued before, if
+// attention_split and attention_split_v over (heads, rows, chunks)
+// blocks, then attention_combine over (heads, rows). The rope launch queued before, if
 // any, is not fused into it: it rotates and stores the new key and value
 // in the cache before attention_split starts (launches on one stream run
 // in order, and with programmatic dependent launch every kernel waits in
@@ -739,26 +741,44 @@ func splitChunks(maxPos, ctx int) int {
 // attention.
 func (b *Backend) splitAttention(dst, q *mat, c *kvCache, layer int, p backend.AttnParams, slots, pos uint64, chunks int) {
 	cfg := c.cfg
-	parts := q.rows * p.Heads * chunks
-	valsBytes := uintptr(parts*p.HeadDim) * 4
-	maxAt := valsBytes
-	sumAt := (maxAt + uintptr(parts)*4 + 7) &^ 7
-	need := sumAt + uintptr(parts)*8
-	if need > b.splitSize {
+	lay := newSplitLayout(q.rows*p.Heads*chunks, p.HeadDim)
+	if lay.size > b.splitSize {
 		b.must("Attention", b.free(b.split))
 		b.split, b.splitSize = 0, 0
-		ptr, err := b.alloc(need)
+		ptr, err := b.alloc(lay.size)
 		b.must("Attention", err)
-		b.split, b.splitSize = ptr, need
+		b.split, b.splitSize = ptr, lay.size
 	}
-	pv, pm, ps := b.split, b.split+uint64(maxAt), b.split+uint64(sumAt)
-	b.args.reset().ptr(q.ptr).ptr(c.k).ptr(c.v).ptr(slots).ptr(pos).
+	sc, pv, pm, ps := b.split+uint64(lay.scores), b.split+uint64(lay.vals), b.split+uint64(lay.maxima), b.split+uint64(lay.sums)
+	grid := dim3{uint32(p.Heads), uint32(q.rows), uint32(chunks)}
+	b.args.reset().ptr(q.ptr).ptr(c.k).ptr(slots).ptr(pos).
 		i32(p.Heads).i32(p.KVHeads).i32(p.HeadDim).i32(cfg.Layers).i32(cfg.Ctx).i32(layer).f32(p.Scale).flag(!cfg.F32).
-		i32(splitChunk).ptr(pv).ptr(pm).ptr(ps)
-	b.launch("Attention", b.k.attentionSplit, dim3{uint32(p.Heads), uint32(q.rows), uint32(chunks)}, dim3{attnThreads, 1, 1})
-	b.args.reset().ptr(dst.ptr).ptr(pos).i32(p.Heads).i32(p.HeadDim).i32(chunks).i32(splitChunk).
-		ptr(pv).ptr(pm).ptr(ps).ptr(0)
+		i32(splitChunk).ptr(sc).ptr(pm).ptr(ps)
+	b.launch("Attention", b.k.attentionSplit, grid, dim3{attnThreads, 1, 1})
+	b.args.reset().ptr(c.v).ptr(slots).ptr(pos).
+		i32(p.Heads).i32(p.KVHeads).i32(p.HeadDim).i32(cfg.Layers).i32(cfg.Ctx).i32(layer).flag(!cfg.F32).
+		i32(splitChunk).ptr(sc).ptr(pm).ptr(ps).ptr(pv)
+	b.launch("Attention", b.k.attentionSplitV, grid, dim3{attnThreads, 1, 1})
+	b.args.reset().ptr(dst.ptr).ptr(pos).i32(p.Heads).i32(p.HeadDim).i32(chunks).i32(splitChunk).ptr(pv).ptr(0)
 	b.launch("Attention", b.k.attentionCombine, dim3{uint32(p.Heads), uint32(q.rows), 1}, dim3{splitCombineThreads, 1, 1})
+}
+
+// splitLayout places split-K attention's scratch for parts (row, head,
+// chunk) triples: byte offsets of the chunks' scores (splitChunk floats
+// each), their shares of the output (headDim floats), their maxima
+// (floats) and their sums of exponentials (doubles, 8-byte aligned), and
+// the bytes in all.
+type splitLayout struct {
+	scores, vals, maxima, sums, size uintptr
+}
+
+func newSplitLayout(parts, headDim int) splitLayout {
+	var l splitLayout
+	l.vals = l.scores + uintptr(parts*splitChunk)*4
+	l.maxima = l.vals + uintptr(parts*headDim)*4
+	l.sums = (l.maxima + uintptr(parts)*4 + 7) &^ 7
+	l.size = l.sums + uintptr(parts)*8
+	return l
 }
 
 // splitCombineThreads is attention_combine's block: a thread per value of

@@ -35,13 +35,13 @@ func TestSplitChunks(t *testing.T) {
 	}
 }
 
-// TestSplitIndexMath simulates, in Go, the index math of attention_split
-// and attention_combine as the kernels do it (one goroutine-free loop per
-// block): every position 0..n-1 of every (row, head) lands in exactly one
-// chunk that the combine then reads, every partial the combine reads was
-// written, writes stay inside the scratch splitAttention allocates, and
-// the rescaled merge of the partials equals a plain softmax-weighted sum
-// (in float64, so that only the method is checked).
+// TestSplitIndexMath simulates, in Go, the index math of attention_split,
+// attention_split_v and attention_combine as the kernels do it (a loop
+// per block): every position 0..n-1 of every (row, head) lands in
+// exactly one chunk, every scratch value a later launch reads was written
+// by an earlier one, every index stays inside its region of the scratch
+// newSplitLayout places, and the result equals a plain softmax-weighted
+// sum (in float64, so that only the method is checked).
 func TestSplitIndexMath(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	for _, tc := range []struct {
@@ -64,80 +64,112 @@ func TestSplitIndexMath(t *testing.T) {
 			if chunks == 0 {
 				t.Fatalf("no split at position %d", maxPos)
 			}
-			if chunks*splitChunk < maxPos+1 {
-				t.Fatalf("%d chunks of %d do not cover position %d", chunks, splitChunk, maxPos)
-			}
 			rows := len(tc.pos)
 			parts := rows * tc.heads * chunks
-			pv := make([]float64, parts*tc.headDim)
-			pm := make([]float64, parts)
-			ps := make([]float64, parts)
-			written := make([]bool, parts)
-			// The scores and values of (row, head): random, per position.
-			score := func(row, h, j int) float64 { return math.Sin(float64(row*7919+h*104729+j) * 0.37) }
+			lay := newSplitLayout(parts, tc.headDim)
+			if !(lay.scores <= lay.vals && lay.vals <= lay.maxima && lay.maxima <= lay.sums && lay.sums%8 == 0 && lay.sums <= lay.size) {
+				t.Fatalf("layout %+v", lay)
+			}
+			// Float indices of each region, nil meaning not yet written.
+			region := func(at, end uintptr) []*float64 { return make([]*float64, (end-at)/4) }
+			sc := region(lay.scores, lay.vals)
+			pv := region(lay.vals, lay.maxima)
+			pm := region(lay.maxima, lay.maxima+uintptr(parts)*4)
+			ps := make([]*float64, (lay.size-lay.sums)/8)
+			if lay.maxima+uintptr(parts)*4 > lay.sums {
+				t.Fatal("maxima overlap the sums")
+			}
+			set := func(a []*float64, i int, v float64) {
+				t.Helper()
+				if i < 0 || i >= len(a) {
+					t.Fatalf("write at %d of %d", i, len(a))
+				}
+				if a[i] != nil {
+					t.Fatalf("write at %d twice", i)
+				}
+				a[i] = &v
+			}
+			get := func(a []*float64, i int) float64 {
+				t.Helper()
+				if i < 0 || i >= len(a) || a[i] == nil {
+					t.Fatalf("read at %d of %d, never written", i, len(a))
+				}
+				return *a[i]
+			}
+			score := func(row, h, j int) float64 { return 3 * math.Sin(float64(row*7919+h*104729+j)*0.37) }
 			value := func(row, h, j, d int) float64 { return math.Cos(float64(row*31+h*17+j*3+d) * 0.11) }
-			seen := make(map[[3]int]int)
-			for row := range rows {
-				n := tc.pos[row] + 1
-				for h := range tc.heads {
-					for c := range chunks { // blockIdx.z
-						j0 := c * splitChunk
-						if j0 >= n {
-							continue
-						}
-						m := min(n-j0, splitChunk)
-						if m > 1024 { // SPLIT_MAX_CHUNK
-							t.Fatalf("chunk of %d positions", m)
-						}
-						part := (row*tc.heads+h)*chunks + c
-						if part < 0 || part >= parts || written[part] {
-							t.Fatalf("part %d out of %d, written before %v", part, parts, part < parts && part >= 0 && written[part])
-						}
-						written[part] = true
-						mx := math.Inf(-1)
-						for jj := range m {
-							seen[[3]int{row, h, j0 + jj}]++
-							mx = math.Max(mx, score(row, h, j0+jj))
-						}
-						for jj := range m {
-							e := math.Exp(score(row, h, j0+jj) - mx)
-							ps[part] += e
-							for d := range tc.headDim {
-								pv[part*tc.headDim+d] += e * value(row, h, j0+jj, d)
+			seen := map[[3]int]int{}
+			// blocks calls f for every (row, head, chunk) block that has work.
+			blocks := func(f func(row, h, c, j0, m, part int)) {
+				for row := range rows {
+					n := tc.pos[row] + 1
+					for h := range tc.heads {
+						for c := range chunks {
+							j0 := c * splitChunk
+							if j0 >= n {
+								continue
 							}
+							f(row, h, c, j0, min(n-j0, splitChunk), (row*tc.heads+h)*chunks+c)
 						}
-						pm[part] = mx
 					}
 				}
 			}
-			for row := range rows {
+			// totals is split_totals: M and 1/S of (row, head).
+			totals := func(part0, used int) (float64, float64) {
+				big := math.Inf(-1)
+				for c := range used {
+					big = math.Max(big, get(pm, part0+c))
+				}
+				total := 0.0
+				for c := range used {
+					total += get(ps, part0+c) * math.Exp(get(pm, part0+c)-big)
+				}
+				return big, 1 / total
+			}
+			blocks(func(row, h, c, j0, m, part int) { // attention_split
+				mx := math.Inf(-1)
+				for jj := range m {
+					seen[[3]int{row, h, j0 + jj}]++
+					mx = math.Max(mx, score(row, h, j0+jj))
+				}
+				sum := 0.0
+				for jj := range m {
+					set(sc, part*splitChunk+jj, score(row, h, j0+jj))
+					sum += math.Exp(score(row, h, j0+jj) - mx)
+				}
+				set(pm, part, mx)
+				set(ps, part, sum)
+			})
+			blocks(func(row, h, c, j0, m, part int) { // attention_split_v
 				n := tc.pos[row] + 1
+				used := (n + splitChunk - 1) / splitChunk
+				if used > chunks || c >= used {
+					t.Fatalf("row %d: chunk %d of %d used, %d launched", row, c, used, chunks)
+				}
+				big, inv := totals((row*tc.heads+h)*chunks, used)
+				for d := range tc.headDim {
+					acc := 0.0
+					for jj := range m {
+						acc += math.Exp(get(sc, part*splitChunk+jj)-big) * inv * value(row, h, j0+jj, d)
+					}
+					set(pv, part*tc.headDim+d, acc)
+				}
+			})
+			for row := range rows { // attention_combine, against a plain softmax
+				n := tc.pos[row] + 1
+				used := min((n+splitChunk-1)/splitChunk, chunks)
 				for h := range tc.heads {
 					for j := range n {
 						if seen[[3]int{row, h, j}] != 1 {
 							t.Fatalf("row %d head %d position %d taken %d times", row, h, j, seen[[3]int{row, h, j}])
 						}
 					}
-					// The combine.
-					used := min((n+splitChunk-1)/splitChunk, chunks)
 					part0 := (row*tc.heads + h) * chunks
-					big := math.Inf(-1)
-					for c := range used {
-						if !written[part0+c] {
-							t.Fatalf("row %d head %d: chunk %d read, never written", row, h, c)
-						}
-						big = math.Max(big, pm[part0+c])
-					}
-					total := 0.0
-					for c := range used {
-						total += ps[part0+c] * math.Exp(pm[part0+c]-big)
-					}
 					for _, d := range []int{0, tc.headDim - 1, r.IntN(tc.headDim)} {
 						got := 0.0
 						for c := range used {
-							got += math.Exp(pm[part0+c]-big) / total * pv[(part0+c)*tc.headDim+d]
+							got += get(pv, (part0+c)*tc.headDim+d)
 						}
-						// A plain softmax over all positions.
 						mx := math.Inf(-1)
 						for j := range n {
 							mx = math.Max(mx, score(row, h, j))
@@ -150,17 +182,10 @@ func TestSplitIndexMath(t *testing.T) {
 						}
 						want /= sum
 						if math.Abs(got-want) > 1e-12 {
-							t.Fatalf("row %d head %d dim %d: merged %.15g, softmax %.15g", row, h, d, got, want)
+							t.Fatalf("row %d head %d dim %d: split %.15g, softmax %.15g", row, h, d, got, want)
 						}
 					}
 				}
-			}
-			// The scratch layout of splitAttention: values, maxima, then
-			// 8-aligned sums, all inside the allocation.
-			valsBytes := parts * tc.headDim * 4
-			sumAt := (valsBytes + parts*4 + 7) &^ 7
-			if sumAt < valsBytes+parts*4 || sumAt%8 != 0 {
-				t.Fatalf("sums at byte %d overlap the maxima or are misaligned", sumAt)
 			}
 		})
 	}

@@ -1965,38 +1965,44 @@ extern "C" __global__ void attention(const float *q, float *dst, const void *kc,
 
 // ------------------------------------------------ split-K decode attention (flash decoding)
 
-// SPLIT_MAX_CHUNK: the most positions one attention_split block takes
-// (the host's chunk argument is at most this); SPLIT_MAX_CHUNKS: the most
-// chunks attention_combine merges for one head.
+// SPLIT_MAX_CHUNK: the most positions one split block takes (the host's
+// chunk argument is at most this); SPLIT_MAX_CHUNKS: the most chunks a
+// (row, head) is cut into.
 #define SPLIT_MAX_CHUNK 1024
 #define SPLIT_MAX_CHUNKS 1024
 
-// attention_split is pass one of split-K ("flash decoding") attention,
-// for decode rows at long contexts, where one block per (row, head) leaves
-// most multiprocessors idle: block (h, r, c) takes positions
-// c·chunk .. min(n, (c+1)·chunk)-1 of row r's slot, n = pos[r]+1, and
-// writes, at part (r·heads + h)·gridDim.z + c, its scores' maximum pm,
-// the sum of exponentials relative to that maximum ps (in double), and the
-// values weighted by those exponentials, unnormalized, pv (headDim
-// values). Blocks whose chunk starts at or past n have nothing to do and
-// write nothing (attention_combine reads only the chunks below n). Same
-// float operations per position as attention: the same warp_dot and
-// scale rounding, exponentials in double rounded to float, and with an
-// F16 cache the query and the weights rounded to F16 (here the weights
-// relative to the chunk's maximum, not yet divided by the sum: the split
-// changes the order of the sums and so the last bits, not the method).
+// Split-K ("flash decoding") attention, for decode rows at long contexts,
+// where one block per (row, head) leaves most multiprocessors idle: the
+// positions 0..n-1 of row r (n = pos[r]+1) are cut into chunks of chunk
+// positions, and three launches share the work:
 //
-// This kernel never writes the cache: the new position's key and value
-// must already be there (the rope/store launches run before it on the
-// stream; the host never fuses the rotation into the split path).
-extern "C" __global__ void attention_split(const float *q, const void *kc, const void *vc, const int *slotArr,
-                                           const int *posArr, int heads, int kvHeads, int headDim, int layers,
-                                           int ctx, int layer, float scale, int f16, int chunk, float *pv,
-                                           float *pm, double *ps) {
+//   attention_split   block (h, r, c): chunk c's scores (kept in the
+//                     scratch), their maximum and the sum of exponentials
+//                     relative to that maximum (in double);
+//   attention_split_v block (h, r, c): the largest score M and the sum S of
+//                     every chunk of (r, h) (the rescaling
+//                     Σ_c s_c·exp(m_c − M)), then chunk c's probabilities
+//                     exp(score − M)/S as attention computes them and its
+//                     share of the weighted values;
+//   attention_combine block (h, r): the chunks' shares added, in order.
+//
+// So the probabilities are those of the one-block kernel (the same
+// maximum, the same float operations; only the double sum S adds in
+// another order, which can move 1/S by its last bit), and with an F16
+// cache they round to F16 before they weight the values just as there;
+// what changes is the order of the output's float sums. Part
+// (r·heads + h)·chunks + c (chunks = gridDim.z) holds chunk c's results.
+// Chunks starting at or past n do nothing and are read by nobody.
+//
+// None of these kernels writes the cache: the new position's key and
+// value must already be there (the rope/store launch runs before them on
+// the stream; the host never fuses the rotation into the split path).
+extern "C" __global__ void attention_split(const float *q, const void *kc, const int *slotArr, const int *posArr,
+                                           int heads, int kvHeads, int headDim, int layers, int ctx, int layer,
+                                           float scale, int f16, int chunk, float *sc, float *pm, double *ps) {
     pdl_begin();
     __shared__ float qs[ATTN_MAX_HEAD_DIM];
-    __shared__ float w[SPLIT_MAX_CHUNK]; // scores, then weights, of the chunk's positions
-    __shared__ float comb[ATTN_THREADS];
+    __shared__ float w[SPLIT_MAX_CHUNK]; // the chunk's scores
     __shared__ float redf[ATTN_WARPS];
     __shared__ double redd[ATTN_WARPS];
     const int h = blockIdx.x, r = blockIdx.y, c = blockIdx.z, tid = threadIdx.x;
@@ -2023,16 +2029,59 @@ extern "C" __global__ void attention_split(const float *q, const void *kc, const
     }
     mx = block_max(mx, redf); // its barriers also publish w[]
 
-    // Exponentials relative to the chunk's maximum, a thread a position;
-    // their sum in double.
+    // The scores for attention_split_v, the sum of exponentials relative
+    // to the chunk's maximum: a thread a position.
+    const size_t part = ((size_t)r * heads + h) * gridDim.z + c;
     double sum = 0;
     for (int jj = tid; jj < m; jj += ATTN_THREADS) {
-        const float e = (float)exp((double)(w[jj] - mx));
-        sum += (double)e;
-        w[jj] = f16 ? round_f16(e) : e;
+        sc[part * chunk + jj] = w[jj];
+        sum += (double)(float)exp((double)(w[jj] - mx));
     }
-    sum = block_sum(sum, redd); // its barriers also publish w[]
+    sum = block_sum(sum, redd);
+    if (tid == 0) {
+        pm[part] = mx;
+        ps[part] = sum;
+    }
+}
 
+// split_totals sets *big to the largest of the used chunks' maxima and
+// returns 1/S as attention rounds it (S the sum of exponentials relative
+// to *big, chunks in order). Every thread computes it alone: the same
+// bits everywhere, no barrier.
+__device__ __forceinline__ float split_totals(const float *pm, const double *ps, size_t part0, int used, float *big) {
+    float b = __int_as_float(0xff800000);
+    for (int c = 0; c < used; c++) b = fmaxf(b, pm[part0 + c]);
+    double total = 0;
+    for (int c = 0; c < used; c++) total += ps[part0 + c] * exp((double)(pm[part0 + c] - b));
+    *big = b;
+    return (float)(1.0 / total);
+}
+
+// attention_split_v: see attention_split.
+extern "C" __global__ void attention_split_v(const void *vc, const int *slotArr, const int *posArr, int heads,
+                                             int kvHeads, int headDim, int layers, int ctx, int layer, int f16,
+                                             int chunk, const float *sc, const float *pm, const double *ps,
+                                             float *pv) {
+    pdl_begin();
+    __shared__ float p[SPLIT_MAX_CHUNK]; // the chunk's probabilities
+    __shared__ float comb[ATTN_THREADS];
+    const int h = blockIdx.x, r = blockIdx.y, c = blockIdx.z, tid = threadIdx.x;
+    const int n = posArr[r] + 1;
+    const int j0 = c * chunk;
+    if (j0 >= n) return; // the same for every thread of the block
+    const int m = n - j0 < chunk ? n - j0 : chunk;
+    const int used = (n + chunk - 1) / chunk; // ≤ gridDim.z, as c < gridDim.z and j0 < n
+    const int kvDim = kvHeads * headDim;
+    const int kvh = h / (heads / kvHeads);
+    const size_t base = kv_offset(slotArr[r], layer, 0, layers, ctx, kvDim) + (size_t)kvh * headDim;
+    const size_t part0 = ((size_t)r * heads + h) * gridDim.z, part = part0 + c;
+    float big;
+    const float inv = split_totals(pm, ps, part0, used, &big);
+    for (int jj = tid; jj < m; jj += ATTN_THREADS) {
+        const float pr = (float)exp((double)(sc[part * chunk + jj] - big)) * inv;
+        p[jj] = f16 ? round_f16(pr) : pr;
+    }
+    __syncthreads();
     // Weighted values: ATTN_THREADS/headDim groups of threads, each over
     // every groups-th position for one dimension; the groups' sums added
     // at the end.
@@ -2041,53 +2090,33 @@ extern "C" __global__ void attention_split(const float *q, const void *kc, const
     float acc = 0.f;
     if (g < groups) {
 #pragma unroll 8
-        for (int jj = g; jj < m; jj += groups) acc += w[jj] * kv_at(vc, base + (size_t)(j0 + jj) * kvDim + d, f16);
+        for (int jj = g; jj < m; jj += groups) acc += p[jj] * kv_at(vc, base + (size_t)(j0 + jj) * kvDim + d, f16);
     }
     comb[tid] = acc;
     __syncthreads();
-    const size_t part = ((size_t)r * heads + h) * gridDim.z + c;
     if (tid < headDim) {
         float o = 0.f;
         for (int k = 0; k < groups; k++) o += comb[k * headDim + tid];
         pv[part * headDim + tid] = o;
     }
-    if (tid == 0) {
-        pm[part] = mx;
-        ps[part] = sum;
-    }
 }
 
-// attention_combine is pass two of split-K attention: block (h, r) merges
-// the used chunks of (row r, head h), those starting below n = pos[r]+1,
-// out of chunks per head in the scratch (attention_split's gridDim.z).
-// With M the largest chunk maximum, chunk c's weight is
-// exp(m_c - M) / Σ_c' s_c'·exp(m_c' - M), in double rounded to float, and
-// the output is Σ_c weight_c · pv_c, chunks in order. With act not null
+// attention_combine: see attention_split. Block (h, r) adds the shares of
+// the used chunks of (r, h) out of chunks per head. With act not null
 // (one row, headDim a multiple of 32) it also rounds the head's output
 // into ACT_Q8_0_INT for the o projection, as attention does.
 extern "C" __global__ void attention_combine(float *dst, const int *posArr, int heads, int headDim, int chunks,
-                                             int chunk, const float *pv, const float *pm, const double *ps,
-                                             int8_t *act) {
+                                             int chunk, const float *pv, int8_t *act) {
     pdl_begin();
-    __shared__ float wc[SPLIT_MAX_CHUNKS];
     const int h = blockIdx.x, r = blockIdx.y, tid = threadIdx.x;
     const int n = posArr[r] + 1;
     int used = (n + chunk - 1) / chunk;
     used = used < chunks ? used : chunks; // the host sizes chunks for the largest position; a guard all the same
     const size_t part0 = ((size_t)r * heads + h) * chunks;
-    // Every thread finds the maximum and the sum itself (a few chunks):
-    // no barrier needed for them, and all get the same bits.
-    float big = __int_as_float(0xff800000);
-    for (int c = 0; c < used; c++) big = fmaxf(big, pm[part0 + c]);
-    double total = 0;
-    for (int c = 0; c < used; c++) total += ps[part0 + c] * exp((double)(pm[part0 + c] - big));
-    const double inv = 1.0 / total;
-    for (int c = tid; c < used; c += blockDim.x) wc[c] = (float)(exp((double)(pm[part0 + c] - big)) * inv);
-    __syncthreads();
     float *out = dst + (size_t)r * heads * headDim + (size_t)h * headDim;
     for (int d = tid; d < headDim; d += blockDim.x) {
         float o = 0.f;
-        for (int c = 0; c < used; c++) o += wc[c] * pv[(part0 + c) * headDim + d];
+        for (int c = 0; c < used; c++) o += pv[(part0 + c) * headDim + d];
         out[d] = o;
     }
     if (act) {
