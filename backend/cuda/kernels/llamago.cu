@@ -2070,7 +2070,8 @@ extern "C" __global__ void attention_split_v(const void *vc, const int *slotArr,
     const int j0 = c * chunk;
     if (j0 >= n) return; // the same for every thread of the block
     const int m = n - j0 < chunk ? n - j0 : chunk;
-    const int used = (n + chunk - 1) / chunk; // ≤ gridDim.z, as c < gridDim.z and j0 < n
+    int used = (n + chunk - 1) / chunk;
+    used = used < (int)gridDim.z ? used : (int)gridDim.z; // the host sizes the grid for the largest position; a guard all the same
     const int kvDim = kvHeads * headDim;
     const int kvh = h / (heads / kvHeads);
     const size_t base = kv_offset(slotArr[r], layer, 0, layers, ctx, kvDim) + (size_t)kvh * headDim;
