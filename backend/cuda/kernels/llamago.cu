@@ -2044,19 +2044,6 @@ extern "C" __global__ void attention_split(const float *q, const void *kc, const
     }
 }
 
-// split_totals sets *big to the largest of the used chunks' maxima and
-// returns 1/S as attention rounds it (S the sum of exponentials relative
-// to *big, chunks in order). Every thread computes it alone: the same
-// bits everywhere, no barrier.
-__device__ __forceinline__ float split_totals(const float *pm, const double *ps, size_t part0, int used, float *big) {
-    float b = __int_as_float(0xff800000);
-    for (int c = 0; c < used; c++) b = fmaxf(b, pm[part0 + c]);
-    double total = 0;
-    for (int c = 0; c < used; c++) total += ps[part0 + c] * exp((double)(pm[part0 + c] - b));
-    *big = b;
-    return (float)(1.0 / total);
-}
-
 // attention_split_v: see attention_split.
 extern "C" __global__ void attention_split_v(const void *vc, const int *slotArr, const int *posArr, int heads,
                                              int kvHeads, int headDim, int layers, int ctx, int layer, int f16,
@@ -2065,7 +2052,10 @@ extern "C" __global__ void attention_split_v(const void *vc, const int *slotArr,
     pdl_begin();
     __shared__ float p[SPLIT_MAX_CHUNK]; // the chunk's probabilities
     __shared__ float comb[ATTN_THREADS];
+    __shared__ double fc[SPLIT_MAX_CHUNKS]; // the chunks' factors s_c·exp(m_c − M)
+    __shared__ float totals[2];             // M, 1/S
     const int h = blockIdx.x, r = blockIdx.y, c = blockIdx.z, tid = threadIdx.x;
+    const int warp = tid / WARP, lane = tid % WARP;
     const int n = posArr[r] + 1;
     const int j0 = c * chunk;
     if (j0 >= n) return; // the same for every thread of the block
@@ -2076,8 +2066,24 @@ extern "C" __global__ void attention_split_v(const void *vc, const int *slotArr,
     const int kvh = h / (heads / kvHeads);
     const size_t base = kv_offset(slotArr[r], layer, 0, layers, ctx, kvDim) + (size_t)kvh * headDim;
     const size_t part0 = ((size_t)r * heads + h) * gridDim.z, part = part0 + c;
-    float big;
-    const float inv = split_totals(pm, ps, part0, used, &big);
+    // The head's largest score M and 1/S as attention rounds it (S the
+    // sum of exponentials relative to M, Σ_c s_c·exp(m_c − M), chunks in
+    // order): warp 0's lanes take the chunks' factors, its lane 0 adds
+    // them. Every block of the head computes the same bits.
+    if (warp == 0) {
+        float b = __int_as_float(0xff800000);
+        for (int k = 0; k < used; k++) b = fmaxf(b, pm[part0 + k]);
+        for (int k = lane; k < used; k += WARP) fc[k] = ps[part0 + k] * exp((double)(pm[part0 + k] - b));
+        __syncwarp();
+        if (lane == 0) {
+            double total = 0;
+            for (int k = 0; k < used; k++) total += fc[k];
+            totals[0] = b;
+            totals[1] = (float)(1.0 / total);
+        }
+    }
+    __syncthreads();
+    const float big = totals[0], inv = totals[1];
     for (int jj = tid; jj < m; jj += ATTN_THREADS) {
         const float pr = (float)exp((double)(sc[part * chunk + jj] - big)) * inv;
         p[jj] = f16 ? round_f16(pr) : pr;
