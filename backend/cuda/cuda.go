@@ -71,6 +71,10 @@ type Options struct {
 	// slower, for checking
 	// ($LLAMAGO_CUDA_CPU_ORDER=1 turns it on too). See cpuorder.go.
 	CPUOrder bool
+	// NoSplitK turns split-K decode attention off (every decode row then
+	// runs on the one-block-per-head kernel; $LLAMAGO_CUDA_SPLITK=0 turns
+	// it off too), for comparison and to isolate a fault.
+	NoSplitK bool
 }
 
 // Backend is the CUDA backend. It is not safe for concurrent use: one
@@ -143,7 +147,15 @@ type Backend struct {
 	// fused rotation's KV heads in attention (counterBuf), zero between
 	// launches, allocated with the first fusion that needs them.
 	counters uint64
-	exact    *cpuOrder // CPU-order mode's kernels; nil when off (cpuorder.go)
+	// splitK: decode attention at long contexts runs split-K (see
+	// Backend.Attention); $LLAMAGO_CUDA_SPLITK=0 or Options.NoSplitK turn
+	// it off. split is its scratch of per-chunk partials, grown (never
+	// shrunk) to splitSize bytes, so that its address stays the same from
+	// step to step and decode steps still repeat as CUDA graphs.
+	splitK    bool
+	split     uint64
+	splitSize uintptr
+	exact     *cpuOrder // CPU-order mode's kernels; nil when off (cpuorder.go)
 }
 
 // actState names a rounding of n activations at src into the scratch
@@ -191,6 +203,7 @@ func New(opts Options) (*Backend, error) {
 	b := &Backend{drv: drv, allocs: map[uint64]uintptr{}, sync: opts.SyncEachOp || os.Getenv("LLAMAGO_CUDA_SYNC") == "1"}
 	b.eager = b.sync || opts.Eager || os.Getenv("LLAMAGO_CUDA_EAGER") == "1"
 	b.graphs = !b.eager
+	b.splitK = !opts.NoSplitK && os.Getenv("LLAMAGO_CUDA_SPLITK") != "0"
 	b.chunk = chunkLaunches
 	if v := os.Getenv("LLAMAGO_CUDA_CHUNK"); v != "" {
 		n, err := strconv.Atoi(v)

@@ -78,6 +78,9 @@ type kernelSet struct {
 	storeKV, attention            uintptr
 	attentionTC64, attentionTC128 uintptr // prefill, F16 cache, tensor cores: heads of ≤ 64, ≤ 128 values
 	argmax                        uintptr // greedy sampling's pick per row of logits
+	// split-K decode attention at long contexts: per-chunk scores and
+	// sums, per-chunk weighted values, their merge (see splitAttention)
+	attentionSplit, attentionSplitV, attentionCombine uintptr
 }
 
 // load finds every kernel in the module by its extern "C" name.
@@ -130,6 +133,9 @@ func (k *kernelSet) load(d *driver, mod uintptr) error {
 		{&k.attentionTC64, "attention_tc64"},
 		{&k.attentionTC128, "attention_tc128"},
 		{&k.argmax, "argmax"},
+		{&k.attentionSplit, "attention_split"},
+		{&k.attentionSplitV, "attention_split_v"},
+		{&k.attentionCombine, "attention_combine"},
 	}
 	for _, f := range fns {
 		name := append([]byte(f.name), 0)

@@ -302,6 +302,12 @@ func (b *Backend) fuseAct(x *mat, out uint64, kind int) bool {
 		r.vals[attnAct] = out
 		return true
 	}
+	// The same for split-K attention's merge (attention_combine).
+	if r := b.lastPending(b.k.attentionCombine); r != nil && b.k.attentionCombine != 0 && kind == actQ8_0Int && x.rows == 1 && r.grid.y == 1 &&
+		r.vals[0] == x.ptr && r.vals[3]%qk == 0 && uint64(x.cols) == r.vals[2]*r.vals[3] {
+		r.vals[attnCombineAct] = out
+		return true
+	}
 	return false
 }
 
@@ -657,6 +663,10 @@ func (b *Backend) Attention(dstM, qM backend.Mat, cM backend.KVCache, layer int,
 		b.launch("Attention", fn, dim3{uint32(p.Heads), uint32(len(b.tileHost) / 2), 1}, dim3{faThreads, 1, 1})
 		return
 	}
+	if chunks := splitChunks(int(maxPos), cfg.Ctx); b.splitK && chunks > 0 && scores == nil && probs == nil && q.rows <= splitMaxRows {
+		b.splitAttention(dst, q, c, layer, p, slots, pos, chunks)
+		return
+	}
 	b.args.reset().ptr(q.ptr).ptr(dst.ptr).ptr(c.k).ptr(c.v).ptr(slots).ptr(pos).
 		i32(p.Heads).i32(p.KVHeads).i32(p.HeadDim).i32(cfg.Layers).i32(cfg.Ctx).i32(layer).f32(p.Scale).flag(!cfg.F32).
 		optMat(scores).optMat(probs).i32(probeCols).ptr(0)
@@ -665,6 +675,115 @@ func (b *Backend) Attention(dstM, qM backend.Mat, cM backend.KVCache, layer int,
 	}
 	b.launch("Attention", b.k.attention, dim3{uint32(p.Heads), uint32(q.rows), 1}, dim3{attnThreads, 1, 1})
 }
+
+// Split-K decode attention ("flash decoding"). One block per (row, head)
+// is 32 blocks for TinyLlama on a GPU of 132 multiprocessors, each walking
+// every position: at long contexts attention then takes tens of µs and
+// grows with the position. From splitMinPositions positions on, the rows'
+// positions are cut into chunks of splitChunk: attention_split computes
+// each (row, head, chunk)'s scores, their maximum and sum of
+// exponentials into a scratch buffer, attention_split_v each chunk's
+// probabilities (normalized by every chunk's maxima and sums, as the
+// one-block kernel computes them) and weighted values, attention_combine
+// adds a head's chunks (see the kernels' comment). With a 512-thread block a chunk of 256 positions gives
+// each warp 16 keys (enough loads in flight to hide their latency) and, at
+// position 1000, 4 chunks × 32 heads = 128 blocks, about one per
+// multiprocessor of an H100; at 4000, 512 blocks (4 fit on a
+// multiprocessor). Below splitMinPositions a single chunk would do the
+// whole row and the merge would be a launch for nothing.
+const (
+	splitChunk        = 256 // positions per attention_split block (≤ SPLIT_MAX_CHUNK)
+	splitMinPositions = 512 // the fewest positions (largest position + 1) that split
+	splitMaxChunks    = 1024
+	splitMaxRows      = 64 // rows of one launch that split (bounds the scratch)
+)
+
+// attnCombineAct is the index of attention_combine's act argument.
+const attnCombineAct = 7
+
+// splitChunks returns how many chunks per (row, head) split-K attention
+// launches for rows whose largest position is maxPos in a cache of ctx
+// positions, or 0 when the rows should not split. The count is the chunks
+// that maxPos needs rounded up to a power of two (and capped by the
+// chunks of the whole context): chunks past a row's position return at
+// once, and the launch stays the same over many positions, so that a
+// decode step repeats as the same CUDA graph from token to token (a new
+// graph each time the count doubles).
+func splitChunks(maxPos, ctx int) int {
+	n := maxPos + 1
+	if n < splitMinPositions || n > ctx {
+		return 0
+	}
+	need := (n + splitChunk - 1) / splitChunk
+	all := (ctx + splitChunk - 1) / splitChunk
+	chunks := 1
+	for chunks < need {
+		chunks *= 2
+	}
+	chunks = min(chunks, all)
+	if chunks > splitMaxChunks {
+		return 0
+	}
+	return chunks
+}
+
+// splitAttention queues split-K attention of q's rows (see splitChunks):
+// attention_split and attention_split_v over (heads, rows, chunks)
+// blocks, then attention_combine over (heads, rows). The rope launch queued before, if
+// any, is not fused into it: it rotates and stores the new key and value
+// in the cache before attention_split starts (launches on one stream run
+// in order, and with programmatic dependent launch every kernel waits in
+// pdl_begin for the one before it to finish), so every chunk reads the
+// new position from the cache like any other. A fused rotation would need
+// every chunk block of a KV head to have read k's raw row before one of
+// them writes it back, and the chunks of a head are many blocks: not
+// worth its counters at contexts where a launch costs little next to the
+// attention.
+func (b *Backend) splitAttention(dst, q *mat, c *kvCache, layer int, p backend.AttnParams, slots, pos uint64, chunks int) {
+	cfg := c.cfg
+	lay := newSplitLayout(q.rows*p.Heads*chunks, p.HeadDim)
+	if lay.size > b.splitSize {
+		b.must("Attention", b.free(b.split))
+		b.split, b.splitSize = 0, 0
+		ptr, err := b.alloc(lay.size)
+		b.must("Attention", err)
+		b.split, b.splitSize = ptr, lay.size
+	}
+	sc, pv, pm, ps := b.split+uint64(lay.scores), b.split+uint64(lay.vals), b.split+uint64(lay.maxima), b.split+uint64(lay.sums)
+	grid := dim3{uint32(p.Heads), uint32(q.rows), uint32(chunks)}
+	b.args.reset().ptr(q.ptr).ptr(c.k).ptr(slots).ptr(pos).
+		i32(p.Heads).i32(p.KVHeads).i32(p.HeadDim).i32(cfg.Layers).i32(cfg.Ctx).i32(layer).f32(p.Scale).flag(!cfg.F32).
+		i32(splitChunk).ptr(sc).ptr(pm).ptr(ps)
+	b.launch("Attention", b.k.attentionSplit, grid, dim3{attnThreads, 1, 1})
+	b.args.reset().ptr(c.v).ptr(slots).ptr(pos).
+		i32(p.Heads).i32(p.KVHeads).i32(p.HeadDim).i32(cfg.Layers).i32(cfg.Ctx).i32(layer).flag(!cfg.F32).
+		i32(splitChunk).ptr(sc).ptr(pm).ptr(ps).ptr(pv)
+	b.launch("Attention", b.k.attentionSplitV, grid, dim3{attnThreads, 1, 1})
+	b.args.reset().ptr(dst.ptr).ptr(pos).i32(p.Heads).i32(p.HeadDim).i32(chunks).i32(splitChunk).ptr(pv).ptr(0)
+	b.launch("Attention", b.k.attentionCombine, dim3{uint32(p.Heads), uint32(q.rows), 1}, dim3{splitCombineThreads, 1, 1})
+}
+
+// splitLayout places split-K attention's scratch for parts (row, head,
+// chunk) triples: byte offsets of the chunks' scores (splitChunk floats
+// each), their shares of the output (headDim floats), their maxima
+// (floats) and their sums of exponentials (doubles, 8-byte aligned), and
+// the bytes in all.
+type splitLayout struct {
+	scores, vals, maxima, sums, size uintptr
+}
+
+func newSplitLayout(parts, headDim int) splitLayout {
+	var l splitLayout
+	l.vals = l.scores + uintptr(parts*splitChunk)*4
+	l.maxima = l.vals + uintptr(parts*headDim)*4
+	l.sums = (l.maxima + uintptr(parts)*4 + 7) &^ 7
+	l.size = l.sums + uintptr(parts)*8
+	return l
+}
+
+// splitCombineThreads is attention_combine's block: a thread per value of
+// a head of up to 256 (ATTN_MAX_HEAD_DIM), 8 warps for the Q8_0 rounding.
+const splitCombineThreads = 256
 
 // fuseRoPE moves the rope launch queued just before a one-row decode
 // attention into it when that launch rotates exactly q's heads and then k's

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"llamago/backend"
+	"llamago/backend/cuda"
 	"llamago/tensor"
 )
 
@@ -109,31 +110,24 @@ func TestOpTimings(t *testing.T) {
 		}
 	}
 
-	// Attention of one decode row at position 1000 (TinyLlama's heads).
+	// Attention of one decode row at positions 1000 and 4000 (TinyLlama's
+	// heads), split-K and, on a backend with it off, the one-block kernel.
+	unsplit, err := cuda.New(cuda.Options{NoSplitK: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unsplit.Close()
+	for _, at := range []int32{1000, 4000} {
+		for _, bk := range []struct {
+			name string
+			b    *cuda.Backend
+		}{{"split-K", b}, {"one block per head", unsplit}} {
+			t.Logf("Attention, 32 heads over 4 KV heads of 64, F16 cache, position %d, %s: %.1f µs", at, bk.name, decodeAttentionMicros(bk.b, r, at))
+		}
+	}
 	cfg := backend.KVConfig{Slots: 1, Layers: 1, Ctx: 2048, KVDim: 256}
 	c := b.NewKVCache(cfg)
-	const n = 1001
-	var fill backend.Batch
-	for i := range n {
-		fill.Slot, fill.Pos = append(fill.Slot, 0), append(fill.Pos, int32(i))
-	}
-	k, v := b.NewMat(n, 256), b.NewMat(n, 256)
-	b.Write(k, randFloats(r, n*256, 1))
-	b.Write(v, randFloats(r, n*256, 1))
-	b.StoreKV(c, 0, fill, k, v)
-	q, out := b.NewMat(1, 2048), b.NewMat(1, 2048)
-	b.Write(q, randFloats(r, 2048, 1))
-	step := backend.Batch{Slot: []int32{0}, Pos: []int32{n - 1}}
 	ap := backend.AttnParams{Heads: 32, KVHeads: 4, HeadDim: 64, Scale: 0.125}
-	b.Attention(out, q, c, 0, step, ap, nil, nil)
-	sync()
-	const atts = 200
-	start = time.Now()
-	for range atts {
-		b.Attention(out, q, c, 0, step, ap, nil, nil)
-	}
-	sync()
-	t.Logf("Attention, 32 heads over 4 KV heads of 64, F16 cache, position %d: %.1f µs", n-1, float64(time.Since(start).Microseconds())/atts)
 
 	// Prefill attention: 512 query rows at positions 0..511 (pp512).
 	const rows = 512
@@ -152,4 +146,35 @@ func TestOpTimings(t *testing.T) {
 	}
 	sync()
 	t.Logf("Attention, prefill of %d rows (positions 0..%d): %.1f µs", rows, rows-1, float64(time.Since(start).Microseconds())/pres)
+}
+
+// decodeAttentionMicros returns the time of one decode row's attention at
+// position at, 32 heads over 4 KV heads of 64 with an F16 cache of 4096
+// positions, averaged over back-to-back launches.
+func decodeAttentionMicros(b *cuda.Backend, r *rand.Rand, at int32) float64 {
+	sync := func() { b.Read(b.View(b.NewMat(1, 1), 1), make([]float32, 1)) }
+	cfg := backend.KVConfig{Slots: 1, Layers: 1, Ctx: 4096, KVDim: 256}
+	c := b.NewKVCache(cfg)
+	n := int(at) + 1
+	var fill backend.Batch
+	for i := range n {
+		fill.Slot, fill.Pos = append(fill.Slot, 0), append(fill.Pos, int32(i))
+	}
+	k, v := b.NewMat(n, 256), b.NewMat(n, 256)
+	b.Write(k, randFloats(r, n*256, 1))
+	b.Write(v, randFloats(r, n*256, 1))
+	b.StoreKV(c, 0, fill, k, v)
+	q, out := b.NewMat(1, 2048), b.NewMat(1, 2048)
+	b.Write(q, randFloats(r, 2048, 1))
+	step := backend.Batch{Slot: []int32{0}, Pos: []int32{at}}
+	ap := backend.AttnParams{Heads: 32, KVHeads: 4, HeadDim: 64, Scale: 0.125}
+	b.Attention(out, q, c, 0, step, ap, nil, nil)
+	sync()
+	const atts = 200
+	start := time.Now()
+	for range atts {
+		b.Attention(out, q, c, 0, step, ap, nil, nil)
+	}
+	sync()
+	return float64(time.Since(start).Microseconds()) / atts
 }

@@ -1963,6 +1963,182 @@ extern "C" __global__ void attention(const float *q, float *dst, const void *kc,
     }
 }
 
+// ------------------------------------------------ split-K decode attention (flash decoding)
+
+// SPLIT_MAX_CHUNK: the most positions one split block takes (the host's
+// chunk argument is at most this); SPLIT_MAX_CHUNKS: the most chunks a
+// (row, head) is cut into.
+#define SPLIT_MAX_CHUNK 1024
+#define SPLIT_MAX_CHUNKS 1024
+
+// Split-K ("flash decoding") attention, for decode rows at long contexts,
+// where one block per (row, head) leaves most multiprocessors idle: the
+// positions 0..n-1 of row r (n = pos[r]+1) are cut into chunks of chunk
+// positions, and three launches share the work:
+//
+//   attention_split   block (h, r, c): chunk c's scores (kept in the
+//                     scratch), their maximum and the sum of exponentials
+//                     relative to that maximum (in double);
+//   attention_split_v block (h, r, c): the largest score M and the sum S of
+//                     every chunk of (r, h) (the rescaling
+//                     Σ_c s_c·exp(m_c − M)), then chunk c's probabilities
+//                     exp(score − M)/S as attention computes them and its
+//                     share of the weighted values;
+//   attention_combine block (h, r): the chunks' shares added, in order.
+//
+// So the probabilities are those of the one-block kernel (the same
+// maximum, the same float operations; only the double sum S adds in
+// another order, which can move 1/S by its last bit), and with an F16
+// cache they round to F16 before they weight the values just as there;
+// what changes is the order of the output's float sums. Part
+// (r·heads + h)·chunks + c (chunks = gridDim.z) holds chunk c's results.
+// Chunks starting at or past n do nothing and are read by nobody.
+//
+// None of these kernels writes the cache: the new position's key and
+// value must already be there (the rope/store launch runs before them on
+// the stream; the host never fuses the rotation into the split path).
+extern "C" __global__ void attention_split(const float *q, const void *kc, const int *slotArr, const int *posArr,
+                                           int heads, int kvHeads, int headDim, int layers, int ctx, int layer,
+                                           float scale, int f16, int chunk, float *sc, float *pm, double *ps) {
+    pdl_begin();
+    __shared__ float qs[ATTN_MAX_HEAD_DIM];
+    __shared__ float w[SPLIT_MAX_CHUNK]; // the chunk's scores
+    __shared__ float redf[ATTN_WARPS];
+    __shared__ double redd[ATTN_WARPS];
+    const int h = blockIdx.x, r = blockIdx.y, c = blockIdx.z, tid = threadIdx.x;
+    const int warp = tid / WARP, lane = tid % WARP;
+    const int n = posArr[r] + 1;
+    const int j0 = c * chunk;
+    // The same for every thread of the block, before any barrier.
+    if (j0 >= n) return;
+    const int m = n - j0 < chunk ? n - j0 : chunk;
+    const int kvDim = kvHeads * headDim;
+    const int kvh = h / (heads / kvHeads);
+    const size_t base = kv_offset(slotArr[r], layer, 0, layers, ctx, kvDim) + (size_t)kvh * headDim;
+    const float *qr = q + (size_t)r * heads * headDim + (size_t)h * headDim;
+    for (int i = tid; i < headDim; i += ATTN_THREADS) qs[i] = f16 ? round_f16(qr[i]) : qr[i];
+    __syncthreads();
+
+    // Scores of the chunk, a warp a position, and their maximum.
+    float mx = __int_as_float(0xff800000); // -infinity
+#pragma unroll 4
+    for (int jj = warp; jj < m; jj += ATTN_WARPS) {
+        const float s = __fmul_rn(warp_dot(qs, kc, base + (size_t)(j0 + jj) * kvDim, headDim, f16), scale);
+        mx = fmaxf(mx, s);
+        if (lane == 0) w[jj] = s;
+    }
+    mx = block_max(mx, redf); // its barriers also publish w[]
+
+    // The scores for attention_split_v, the sum of exponentials relative
+    // to the chunk's maximum: a thread a position.
+    const size_t part = ((size_t)r * heads + h) * gridDim.z + c;
+    double sum = 0;
+    for (int jj = tid; jj < m; jj += ATTN_THREADS) {
+        sc[part * chunk + jj] = w[jj];
+        sum += (double)(float)exp((double)(w[jj] - mx));
+    }
+    sum = block_sum(sum, redd);
+    if (tid == 0) {
+        pm[part] = mx;
+        ps[part] = sum;
+    }
+}
+
+// attention_split_v: see attention_split.
+extern "C" __global__ void attention_split_v(const void *vc, const int *slotArr, const int *posArr, int heads,
+                                             int kvHeads, int headDim, int layers, int ctx, int layer, int f16,
+                                             int chunk, const float *sc, const float *pm, const double *ps,
+                                             float *pv) {
+    pdl_begin();
+    __shared__ float p[SPLIT_MAX_CHUNK]; // the chunk's probabilities
+    __shared__ float comb[ATTN_THREADS];
+    __shared__ double fc[SPLIT_MAX_CHUNKS]; // the chunks' factors s_c·exp(m_c − M)
+    __shared__ float totals[2];             // M, 1/S
+    const int h = blockIdx.x, r = blockIdx.y, c = blockIdx.z, tid = threadIdx.x;
+    const int warp = tid / WARP, lane = tid % WARP;
+    const int n = posArr[r] + 1;
+    const int j0 = c * chunk;
+    if (j0 >= n) return; // the same for every thread of the block
+    const int m = n - j0 < chunk ? n - j0 : chunk;
+    int used = (n + chunk - 1) / chunk;
+    used = used < (int)gridDim.z ? used : (int)gridDim.z; // the host sizes the grid for the largest position; a guard all the same
+    const int kvDim = kvHeads * headDim;
+    const int kvh = h / (heads / kvHeads);
+    const size_t base = kv_offset(slotArr[r], layer, 0, layers, ctx, kvDim) + (size_t)kvh * headDim;
+    const size_t part0 = ((size_t)r * heads + h) * gridDim.z, part = part0 + c;
+    // The head's largest score M and 1/S as attention rounds it (S the
+    // sum of exponentials relative to M, Σ_c s_c·exp(m_c − M), chunks in
+    // order): warp 0's lanes take the chunks' factors, its lane 0 adds
+    // them. Every block of the head computes the same bits.
+    if (warp == 0) {
+        float b = __int_as_float(0xff800000);
+        for (int k = 0; k < used; k++) b = fmaxf(b, pm[part0 + k]);
+        for (int k = lane; k < used; k += WARP) fc[k] = ps[part0 + k] * exp((double)(pm[part0 + k] - b));
+        __syncwarp();
+        if (lane == 0) {
+            double total = 0;
+            for (int k = 0; k < used; k++) total += fc[k];
+            totals[0] = b;
+            totals[1] = (float)(1.0 / total);
+        }
+    }
+    __syncthreads();
+    const float big = totals[0], inv = totals[1];
+    for (int jj = tid; jj < m; jj += ATTN_THREADS) {
+        const float pr = (float)exp((double)(sc[part * chunk + jj] - big)) * inv;
+        p[jj] = f16 ? round_f16(pr) : pr;
+    }
+    __syncthreads();
+    // Weighted values: ATTN_THREADS/headDim groups of threads, each over
+    // every groups-th position for one dimension; the groups' sums added
+    // at the end.
+    const int groups = ATTN_THREADS / headDim;
+    const int g = tid / headDim, d = tid % headDim;
+    float acc = 0.f;
+    if (g < groups) {
+#pragma unroll 8
+        for (int jj = g; jj < m; jj += groups) acc += p[jj] * kv_at(vc, base + (size_t)(j0 + jj) * kvDim + d, f16);
+    }
+    comb[tid] = acc;
+    __syncthreads();
+    if (tid < headDim) {
+        float o = 0.f;
+        for (int k = 0; k < groups; k++) o += comb[k * headDim + tid];
+        pv[part * headDim + tid] = o;
+    }
+}
+
+// attention_combine: see attention_split. Block (h, r) adds the shares of
+// the used chunks of (r, h) out of chunks per head. With act not null
+// (one row, headDim a multiple of 32) it also rounds the head's output
+// into ACT_Q8_0_INT for the o projection, as attention does.
+extern "C" __global__ void attention_combine(float *dst, const int *posArr, int heads, int headDim, int chunks,
+                                             int chunk, const float *pv, int8_t *act) {
+    pdl_begin();
+    const int h = blockIdx.x, r = blockIdx.y, tid = threadIdx.x;
+    const int n = posArr[r] + 1;
+    int used = (n + chunk - 1) / chunk;
+    used = used < chunks ? used : chunks; // the host sizes chunks for the largest position; a guard all the same
+    const size_t part0 = ((size_t)r * heads + h) * chunks;
+    float *out = dst + (size_t)r * heads * headDim + (size_t)h * headDim;
+    for (int d = tid; d < headDim; d += blockDim.x) {
+        float o = 0.f;
+        for (int c = 0; c < used; c++) o += pv[(part0 + c) * headDim + d];
+        out[d] = o;
+    }
+    if (act) {
+        // The head's values are whole Q8_0 blocks of the row, a warp each;
+        // the barrier makes the block's writes of out visible.
+        __syncthreads();
+        float *ds = (float *)(act + q8_scales_at(heads * headDim));
+        const int warps = blockDim.x / WARP, warp = tid / WARP, lane = tid % WARP;
+        for (int b = warp; b < headDim / QK; b += warps) {
+            const int gb = h * headDim / QK + b;
+            warp_act_q8_0_int(out + b * QK, act + (size_t)gb * QK, ds + gb, lane);
+        }
+    }
+}
+
 // ------------------------------------------------ prefill attention on the tensor cores
 
 // attention_tc is attention for many query rows (prefill) with an F16
