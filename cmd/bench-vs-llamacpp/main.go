@@ -12,6 +12,12 @@
 //	                  [--llamacpp-variant default|icelake] [--shape tinyllama|small]
 //	                  [--models FILE,...] [--bandwidth GB/s] [--prepare]
 //
+// Each repetition runs both engines, one right after the other, and gives
+// a ratio of its own; a second table gives the median and range of those
+// per-repetition ratios, which on a shared machine say more than the
+// ratio of the means. -p 0 (or -n 0) skips a test, so that decoding alone
+// can be repeated many times in a minute (-p 0 -n 32 -r 9).
+//
 // The synthetic files are made by package internal/synth and cached
 // (TinyLlama-shaped ones take minutes and 0.6–4.4 GB each the first time).
 // One process can load only one llama.cpp CPU build, so compare the
@@ -68,8 +74,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	types := fs.String("types", "q4_0,q8_0,q4_k_m,f16", "comma-separated quantization `types` of the synthetic files")
 	models := fs.String("models", "", "comma-separated GGUF `files` to compare instead of synthetic ones")
-	prompt := fs.Int("p", 128, "prompt length of the pp test")
-	gen := fs.Int("n", 64, "generated tokens of the tg test")
+	prompt := fs.Int("p", 128, "prompt length of the pp test; 0 skips it")
+	gen := fs.Int("n", 64, "generated tokens of the tg test; 0 skips it")
 	reps := fs.Int("r", 3, "repetitions of each test per engine")
 	threads := fs.Int("t", 2, "threads of both engines")
 	variant := fs.String("llamacpp-variant", "default", "llama.cpp CPU build: default (ggml picks) or icelake (AVX-512), or another libggml-cpu-`NAME`.so")
@@ -96,8 +102,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bench-vs-llamacpp: unknown shape %q (tinyllama, small)\n", *shapeName)
 		return 2
 	}
-	if o.prompt < 1 || o.gen < 1 || o.reps < 1 || o.threads < 1 || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "bench-vs-llamacpp: -p, -n, -r and -t must be positive, and there are no positional arguments")
+	if o.prompt < 0 || o.gen < 0 || o.prompt+o.gen == 0 || o.reps < 1 || o.threads < 1 || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "bench-vs-llamacpp: -r and -t must be positive, -p and -n not negative and not both 0, and there are no positional arguments")
 		return 2
 	}
 	if o.vocab == "" {
@@ -232,12 +238,18 @@ func compareFile(ctx context.Context, o options, lib *llamacpp.Lib, path string,
 		return bench.ComparisonRow{}, err
 	}
 	nCtx := max(pp.Tokens(), tg.Tokens())
+	// Decode-only runs (-p 0) keep the contexts of the default command
+	// (batches of 128), so that their decode speeds compare with its.
+	batch := pp.Prompt
+	if batch == 0 {
+		batch = 128
+	}
 	loaded, err := engine.Load(path, engine.LoadOptions{Threads: o.threads})
 	if err != nil {
 		return bench.ComparisonRow{}, err
 	}
 	defer loaded.Close()
-	ours, err := bench.NewLlamago(loaded, "cpu", pp.Prompt, nCtx)
+	ours, err := bench.NewLlamago(loaded, "cpu", batch, nCtx)
 	if err != nil {
 		return bench.ComparisonRow{}, err
 	}
@@ -246,7 +258,7 @@ func compareFile(ctx context.Context, o options, lib *llamacpp.Lib, path string,
 		return bench.ComparisonRow{}, err
 	}
 	defer m.Close()
-	ref, err := bench.NewLlamaCpp(m, "llama.cpp", pp.Prompt, nCtx, o.threads)
+	ref, err := bench.NewLlamaCpp(m, "llama.cpp", batch, nCtx, o.threads)
 	if err != nil {
 		return bench.ComparisonRow{}, err
 	}
@@ -254,6 +266,9 @@ func compareFile(ctx context.Context, o options, lib *llamacpp.Lib, path string,
 
 	row := bench.ComparisonRow{Type: info.Type, DecodeBytes: info.DecodeBytes}
 	for _, t := range []bench.Test{pp, tg} {
+		if t.Tokens() == 0 {
+			continue // skipped with -p 0 or -n 0
+		}
 		engines := []bench.Engine{ref, ours}
 		for _, e := range engines {
 			if err := bench.Warmup(ctx, e, info, t, rand.New(rand.NewPCG(o.seed, 0))); err != nil {
@@ -272,9 +287,10 @@ func compareFile(ctx context.Context, o options, lib *llamacpp.Lib, path string,
 				samples[i] = append(samples[i], tps)
 			}
 		}
-		pair := bench.Pair{Ref: bench.Summarize(samples[0]), Ours: bench.Summarize(samples[1])}
-		fmt.Fprintf(stderr, "%s %s: llama.cpp %.2f ± %.2f, llamago %.2f ± %.2f tokens/s, ratio %.2f\n",
-			info.Type, t.Name(), pair.Ref.Mean, pair.Ref.Stddev, pair.Ours.Mean, pair.Ours.Stddev, pair.Ratio())
+		pair := bench.NewPair(samples[0], samples[1])
+		med, lo, hi, _ := pair.RatioSpread()
+		fmt.Fprintf(stderr, "%s %s: llama.cpp %.2f ± %.2f, llamago %.2f ± %.2f tokens/s, ratio %.2f (per repetition: median %.2f, %.2f–%.2f)\n",
+			info.Type, t.Name(), pair.Ref.Mean, pair.Ref.Stddev, pair.Ours.Mean, pair.Ours.Stddev, pair.Ratio(), med, lo, hi)
 		if t.Prompt > 0 {
 			row.PP = pair
 		} else {
