@@ -913,3 +913,4 @@ q4ks_zloop:
 q4ks_done:
 	VZEROUPPER
 	RET
+
