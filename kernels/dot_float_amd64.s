@@ -201,3 +201,4 @@ bf16v_done:
 	VZEROUPPER
 	RET
 
+
