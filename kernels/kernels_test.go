@@ -378,10 +378,12 @@ func TestNoAllocations(t *testing.T) {
 		ws := append(append([]byte{}, w...), w...)
 		dst := make([]float32, 4)
 		xs := append(append([]byte{}, xq...), xq...)
-		if a := testing.AllocsPerRun(20, func() {
-			MatMulRows(wt, ws, rb, 0, 2, xs, len(xq), 2, n, dst, 2)
-		}); a != 0 {
-			t.Errorf("%s: MatMulRows allocates %v times", wt, a)
+		for _, nTok := range []int{1, 2} { // one token: the span kernels
+			if a := testing.AllocsPerRun(20, func() {
+				MatMulRows(wt, ws, rb, 0, 2, xs, len(xq), nTok, n, dst, 2)
+			}); a != 0 {
+				t.Errorf("%s: MatMulRows of %d tokens allocates %v times", wt, nTok, a)
+			}
 		}
 		x := activationRows(rng, n)["normal"]
 		if a := testing.AllocsPerRun(20, func() { QuantizeRow(vt, x, xq) }); a != 0 {
