@@ -10,13 +10,21 @@
 //
 //	bench-vs-llamacpp [--types q4_0,q8_0,q4_k_m,f16] [-p 128] [-n 64] [-r 3] [-t 2]
 //	                  [--llamacpp-variant default|icelake] [--shape tinyllama|small]
-//	                  [--models FILE,...] [--bandwidth GB/s] [--prepare]
+//	                  [--models FILE,...] [--bandwidth GB/s] [--prepare] [--huge-pages=false]
 //
 // Each repetition runs both engines, one right after the other, and gives
 // a ratio of its own; a second table gives the median and range of those
 // per-repetition ratios, which on a shared machine say more than the
 // ratio of the means. -p 0 (or -n 0) skips a test, so that decoding alone
 // can be repeated many times in a minute (-p 0 -n 32 -r 9).
+//
+// Both engines read the weights (llama.cpp those it does not repack) from
+// memory maps of the file, whose page size depends on how the page cache
+// holds it: a file just written, as the synthetic ones are, is cached in
+// 4 KiB pages, the same file read from disk in 2 MiB ones. Unless
+// --huge-pages=false, each file is first brought to the second state
+// (package internal/hugecache), so that the comparison does not depend on
+// how recently the file was written.
 //
 // The synthetic files are made by package internal/synth and cached
 // (TinyLlama-shaped ones take minutes and 0.6–4.4 GB each the first time).
@@ -40,6 +48,7 @@ import (
 	"llamago/bench"
 	"llamago/bench/membw"
 	"llamago/engine"
+	"llamago/internal/hugecache"
 	"llamago/internal/synth"
 	"llamago/internal/testenv"
 	"llamago/kernels"
@@ -67,6 +76,7 @@ type options struct {
 	seed      uint64
 	cacheDir  string
 	vocab     string
+	hugePages bool
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -85,12 +95,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cacheDir := fs.String("cache", "", "folder of cached synthetic files (default: synth's cache folder)")
 	vocab := fs.String("vocab", "", "vocabulary GGUF of the synthetic files (default: the shared llama-spm vocabulary)")
 	prepare := fs.Bool("prepare", false, "only make the synthetic files (cached), then exit")
+	hugePages := fs.Bool("huge-pages", true, "before loading a file, have the page cache hold it in 2 MiB pages, reading it again once if it is cached in 4 KiB ones (as a file just written is)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	o := options{
 		prompt: *prompt, gen: *gen, reps: *reps, threads: *threads, variant: *variant,
-		bandwidth: *bandwidth, seed: *seed, cacheDir: *cacheDir, vocab: *vocab,
+		bandwidth: *bandwidth, seed: *seed, cacheDir: *cacheDir, vocab: *vocab, hugePages: *hugePages,
 		types: splitList(*types), models: splitList(*models),
 	}
 	switch *shapeName {
@@ -236,6 +247,14 @@ func compareFile(ctx context.Context, o options, lib *llamacpp.Lib, path string,
 	info, err := bench.DescribeFile(path)
 	if err != nil {
 		return bench.ComparisonRow{}, err
+	}
+	if o.hugePages {
+		r, err := hugecache.Recache(path)
+		if err != nil {
+			return bench.ComparisonRow{}, err
+		}
+		fmt.Fprintf(stderr, "%s: %.0f of %.0f MiB cached in huge pages before, %.0f after (read again: %v, unsupported: %v)\n",
+			info.Type, float64(r.Before)/(1<<20), float64(r.Size)/(1<<20), float64(r.After)/(1<<20), r.Reread, r.Unsupported)
 	}
 	nCtx := max(pp.Tokens(), tg.Tokens())
 	// Decode-only runs (-p 0) keep the contexts of the default command
