@@ -201,4 +201,3 @@ bf16v_done:
 	VZEROUPPER
 	RET
 
-

@@ -285,9 +285,11 @@ func (s *Set) Dot(wt tensor.Type, w, xq []byte, n int) float32 {
 // With several tokens and a tile kernel for wt, it works in tiles of a
 // few rows × a few tokens (see tiles.go): each weight block and each
 // activation block is loaded and prepared once per tile rather than once
-// per (row, token) pair. Otherwise, where the set has an eight- or
-// four-row kernel for wt, it takes the rows eight or four at a time, so
-// that each activation block is prepared once for several rows. Every
+// per (row, token) pair. With one token and a span kernel for wt, it
+// hands the whole row range to one call of it (decode: the kernel streams
+// the rows with its own prefetching). Otherwise, where the set has an
+// eight- or four-row kernel for wt, it takes the rows eight or four at a
+// time, so that each activation block is prepared once for several rows. Every
 // path performs, for each (row, token), the float operations of one
 // one-row kernel in the same order, so the results do not depend on how
 // a backend splits the rows among workers.
