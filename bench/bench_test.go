@@ -56,7 +56,7 @@ func TestMainJSONOnStories(t *testing.T) {
 func TestMainMarkdownOnStories(t *testing.T) {
 	path := testenv.Path(t, testenv.Stories260KGGUF)
 	var out, errOut bytes.Buffer
-	if code := Main(context.Background(), []string{"-m", path, "-p", "0", "-n", "4", "-r", "1", "-t", "1"}, &out, &errOut); code != 0 {
+	if code := Main(context.Background(), []string{"-m", path, "-p", "0", "-n", "4", "-r", "1", "-t", "1", "--huge-pages"}, &out, &errOut); code != 0 {
 		t.Fatalf("exit %d, stderr: %s", code, errOut.String())
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")

@@ -12,6 +12,7 @@ import (
 	"llamago/backend/oracle"
 	"llamago/chat"
 	"llamago/gguf"
+	"llamago/internal/hugecache"
 	"llamago/model"
 	"llamago/tokenizer"
 )
@@ -22,6 +23,13 @@ type LoadOptions struct {
 	Backend string
 	// Threads for the CPU backend; < 1 means the number of physical cores.
 	Threads int
+	// HugePages first has the page cache hold the file in 2 MiB pages,
+	// reading it again once if it is cached in 4 KiB ones, as a file just
+	// written (downloaded, converted) is: the CPU backend reads the
+	// weights in place through the file's memory map, and decoding
+	// streams them faster through huge pages (package internal/hugecache;
+	// docs/PERFORMANCE.md).
+	HugePages bool
 }
 
 // Loaded is a model file opened for generation: its memory map, the model
@@ -39,6 +47,11 @@ type Loaded struct {
 
 // Load opens a GGUF file and prepares it for generation.
 func Load(path string, opts LoadOptions) (l *Loaded, err error) {
+	if opts.HugePages {
+		if _, err := hugecache.Recache(path); err != nil {
+			return nil, err
+		}
+	}
 	f, err := gguf.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)

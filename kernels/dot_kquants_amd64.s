@@ -753,3 +753,164 @@ q2kb_done:
 	VMOVSS    X0, ret+32(FP)
 	VZEROUPPER
 	RET
+
+// ------------------------------------------------- Q4_K span (one token)
+
+// KSCALES_AT is KSCALES_MINS for the row whose 12 bytes of scales and
+// mins are the dwords M4, M8, M12, into SC (the scales in both halves)
+// and MN (the mins); Y6 is scratch.
+#define KSCALES_AT(M4, M8, M12, SC, MN) \
+	MOVL M4, R9            \
+	MOVL M8, R10           \
+	MOVL M12, R11          \
+	MOVL R9, R12           \
+	ANDL $0x3f3f3f3f, R12  \
+	MOVL R11, R13          \
+	ANDL $0x0f0f0f0f, R13  \
+	MOVL R9, AX            \
+	SHRL $6, AX            \
+	ANDL $0x03030303, AX   \
+	SHLL $4, AX            \
+	ORL  AX, R13           \
+	SHLQ $32, R13          \
+	ORQ  R13, R12          \
+	MOVL R10, AX           \
+	ANDL $0x3f3f3f3f, AX   \
+	SHRL $4, R11           \
+	ANDL $0x0f0f0f0f, R11  \
+	SHRL $6, R10           \
+	ANDL $0x03030303, R10  \
+	SHLL $4, R10           \
+	ORL  R10, R11          \
+	SHLQ $32, R11          \
+	ORQ  R11, AX           \
+	VMOVQ     R12, X6      \
+	VPINSRQ   $1, AX, X6, X6 \
+	VPMOVZXBW X6, Y6       \
+	VPERMQ    $0x44, Y6, SC \
+	VEXTRACTI128 $1, Y6, MN
+
+// Q4K_PART2 is Q4K_PART_VNNI for the 32 bytes of nibbles at MW, with
+// the scales in SC, into SUM.
+#define Q4K_PART2(j, MW, SC, SUM) \
+	VMOVDQU    MW, Y2                 \
+	VPSRLW     $4, Y2, Y3             \
+	VPAND      Y13, Y2, Y2            \
+	VPAND      Y13, Y3, Y3            \
+	VPMADDUBSW (4+64*j)(DI), Y2, Y2   \
+	VPMADDUBSW (36+64*j)(DI), Y3, Y3  \
+	VPSHUFB    q4kScale<>+(64*j)(SB), SC, Y4    \
+	VPSHUFB    q4kScale<>+(64*j+32)(SB), SC, Y5 \
+	VPDPWSSD   Y4, Y2, SUM            \
+	VPDPWSSD   Y5, Y3, SUM
+
+// func spanQ4_KVNNI(w *byte, rowBytes int, pairs int, x *byte, nb int, tab *float32, out *float32)
+//
+// dotQ4_KVNNI for the 2·pairs consecutive rows at w (row r at
+// w + r·rowBytes) into out[r], with the same bits, in one call: for one
+// token MatMulRows hands it a worker's whole range of rows. The rows go
+// two at a time: rows A and B of a pair pass through each super-block
+// together, which gives the core two independent chains of work, shares
+// the activation's sub-block sums, and reduces both rows' four integer
+// sums ([A, A mins, B, B mins]) with three horizontal adds, one
+// conversion and one fused multiply-add on four lanes; each lane does
+// exactly the one-row kernel's float operations.
+//
+// Two rows read side by side defeat the hardware prefetchers (about a
+// third of the speed of one row after the other, from memory), so every
+// super-block prefetches, into L1, its share (288 bytes) of the pair two
+// pairs ahead, one linear stream: AX = SI + 144·(super-blocks done) +
+// 4·rowBytes.
+TEXT ·spanQ4_KVNNI(SB), NOSPLIT, $0-56
+	MOVQ pairs+16(FP), R14
+	TESTQ R14, R14
+	JLE  q4ks_done
+	MOVQ nb+32(FP), CX
+	TESTQ CX, CX
+	JLE  q4ks_zero
+	MOVQ w+0(FP), SI
+	MOVQ rowBytes+8(FP), BX
+	MOVQ out+48(FP), DX
+	MOVQ tab+40(FP), R8
+	BCAST32($0x0f0f0f0f, X13, Y13)
+q4ks_pair:
+	MOVQ x+24(FP), DI
+	MOVQ nb+32(FP), CX
+	VXORPS X0, X0, X0
+q4ks_block:
+	MOVQ nb+32(FP), AX
+	SUBQ CX, AX
+	IMULQ $144, AX
+	ADDQ SI, AX
+	LEAQ (AX)(BX*4), AX
+	PREFETCHT0 (AX)
+	PREFETCHT0 64(AX)
+	PREFETCHT0 128(AX)
+	PREFETCHT0 192(AX)
+	PREFETCHT0 256(AX)
+	KSCALES_AT(4(SI), 8(SI), 12(SI), Y10, X7)
+	KSCALES_AT(4(SI)(BX*1), 8(SI)(BX*1), 12(SI)(BX*1), Y14, X15)
+	VMOVDQU  260(DI), X9
+	VPHADDW  276(DI), X9, X9
+	VPMADDWD X9, X7, X7
+	VPMADDWD X9, X15, X15
+	VPXOR Y11, Y11, Y11
+	VPXOR Y12, Y12, Y12
+	VPXOR Y1, Y1, Y1
+	VPXOR Y8, Y8, Y8
+	Q4K_PART2(0, 16(SI), Y10, Y11)
+	Q4K_PART2(0, 16(SI)(BX*1), Y14, Y1)
+	Q4K_PART2(1, 48(SI), Y10, Y12)
+	Q4K_PART2(1, 48(SI)(BX*1), Y14, Y8)
+	Q4K_PART2(2, 80(SI), Y10, Y11)
+	Q4K_PART2(2, 80(SI)(BX*1), Y14, Y1)
+	Q4K_PART2(3, 112(SI), Y10, Y12)
+	Q4K_PART2(3, 112(SI)(BX*1), Y14, Y8)
+	VPADDD       Y12, Y11, Y11
+	VEXTRACTI128 $1, Y11, X2
+	VPADDD       X2, X11, X11
+	VPADDD       Y8, Y1, Y1
+	VEXTRACTI128 $1, Y1, X3
+	VPADDD       X3, X1, X1
+	VPHADDD      X7, X11, X11
+	VPHADDD      X15, X1, X1
+	VPHADDD      X1, X11, X11
+	VCVTDQ2PS    X11, X11
+	MOVWLZX      (SI), AX
+	VMOVSS       (R8)(AX*4), X4
+	MOVWLZX      2(SI), AX
+	VINSERTPS    $0x10, (R8)(AX*4), X4, X4
+	MOVWLZX      (SI)(BX*1), AX
+	VINSERTPS    $0x20, (R8)(AX*4), X4, X4
+	MOVWLZX      2(SI)(BX*1), AX
+	VINSERTPS    $0x30, (R8)(AX*4), X4, X4
+	VBROADCASTSS (DI), X5
+	VMULPS       X5, X4, X4
+	VFMADD231PS  X4, X11, X0
+	ADDQ $144, SI
+	ADDQ $292, DI
+	DECQ CX
+	JNZ  q4ks_block
+	VMOVSHDUP X0, X1
+	VSUBPS    X1, X0, X0
+	VSHUFPS   $0x88, X0, X0, X0
+	VMOVQ     X0, (DX)
+	ADDQ $8, DX
+	MOVQ nb+32(FP), AX
+	IMULQ $144, AX
+	SUBQ AX, SI
+	LEAQ (SI)(BX*2), SI
+	DECQ R14
+	JNZ  q4ks_pair
+	JMP  q4ks_done
+q4ks_zero:
+	MOVQ out+48(FP), DX
+q4ks_zloop:
+	MOVQ $0, (DX)
+	ADDQ $8, DX
+	DECQ R14
+	JNZ  q4ks_zloop
+q4ks_done:
+	VZEROUPPER
+	RET
+

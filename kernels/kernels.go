@@ -59,6 +59,13 @@ type rowDot4 func(w []byte, rowBytes int, xq []byte, n int, out []float32)
 // rowDot8.
 type rowDot8Span func(w []byte, rowBytes int, groups int, xq []byte, n int, out []float32)
 
+// rowSpan computes, for one token, the len(out) weight rows starting at
+// w[0] (row r at w[r*rowBytes]) into out, each with the set's RowDot bits:
+// for one token MatMulRows hands a worker's whole range of rows to it in
+// one call, so that the kernel can work on several rows side by side and
+// prefetch ahead across the row boundaries.
+type rowSpan func(w []byte, rowBytes int, xq []byte, n int, out []float32)
+
 // A Set is one complete choice of dot-product kernels, one per supported
 // weight type, and optionally four-row and tile kernels that MatMulRows
 // uses for the types that have one. Sets are built once and never change.
@@ -68,6 +75,7 @@ type Set struct {
 	dot4  [maxType]rowDot4
 	dot8  [maxType]rowDot8                       // eight rows at a time; MatMulRows prefers it to dot4
 	span8 [maxType]rowDot8Span                   // for one token; only where dot8 is set
+	span  [maxType]rowSpan                       // for one token, before dot8 and dot4
 	tile  [maxType]tileKernel                    // for two tokens or more
 	quant [maxType]func(x []float32, dst []byte) // by activation type; nil: portable
 	// batch[wt], where set, is the one-row kernel in the order of ggml's
@@ -154,13 +162,14 @@ func Available() []*Set { return append([]*Set(nil), available...) }
 // types it speeds up. A type given a new RowDot but no four-row or tile
 // kernel loses base's ones, which would not give the new kernel's bits.
 func derive(name string, base *Set, dots map[tensor.Type]RowDot, dots4 map[tensor.Type]rowDot4, tiles map[tensor.Type]tileKernel) *Set {
-	s := &Set{name: name, dot: base.dot, dot4: base.dot4, dot8: base.dot8, span8: base.span8, tile: base.tile, quant: base.quant, batch: base.batch, rows8: base.rows8}
+	s := &Set{name: name, dot: base.dot, dot4: base.dot4, dot8: base.dot8, span8: base.span8, span: base.span, tile: base.tile, quant: base.quant, batch: base.batch, rows8: base.rows8}
 	for t, f := range dots {
 		s.dot[t] = f
 		s.dot4[t] = nil
 		s.dot8[t] = nil
 		s.rows8[t] = nil
 		s.span8[t] = nil
+		s.span[t] = nil
 		// The tile order (tileKernel.order) is ggml's, not the RowDot's.
 		s.tile[t] = tileKernel{order: base.tile[t].order, orderStep: base.tile[t].orderStep}
 	}
@@ -276,9 +285,11 @@ func (s *Set) Dot(wt tensor.Type, w, xq []byte, n int) float32 {
 // With several tokens and a tile kernel for wt, it works in tiles of a
 // few rows × a few tokens (see tiles.go): each weight block and each
 // activation block is loaded and prepared once per tile rather than once
-// per (row, token) pair. Otherwise, where the set has an eight- or
-// four-row kernel for wt, it takes the rows eight or four at a time, so
-// that each activation block is prepared once for several rows. Every
+// per (row, token) pair. With one token and a span kernel for wt, it
+// hands the whole row range to one call of it (decode: the kernel streams
+// the rows with its own prefetching). Otherwise, where the set has an
+// eight- or four-row kernel for wt, it takes the rows eight or four at a
+// time, so that each activation block is prepared once for several rows. Every
 // path performs, for each (row, token), the float operations of one
 // one-row kernel in the same order, so the results do not depend on how
 // a backend splits the rows among workers.
@@ -364,6 +375,12 @@ func (p *rowProduct) rows(rowLo, rowHi, tokLo, tokHi int) {
 	var dot8 rowDot8
 	var span8 rowDot8Span
 	if p.multiRow {
+		if span := p.s.span[p.wt]; span != nil && tokHi-tokLo == 1 && p.rowBytes >= 0 && rowLo < rowHi {
+			w := p.w[rowLo*p.rowBytes : (rowHi-1)*p.rowBytes+p.wLen]
+			x := p.xq[tokLo*p.xqRowBytes : tokLo*p.xqRowBytes+p.xLen]
+			span(w, p.rowBytes, x, p.n, p.dst[tokLo*p.dstStride+rowLo:tokLo*p.dstStride+rowHi])
+			return
+		}
 		dot4, dot8, span8 = p.s.dot4[p.wt], p.s.dot8[p.wt], p.s.span8[p.wt]
 		// rows8 only beside a batch's tiles: eight rows read side by side
 		// stream from memory more slowly than one row after the other,

@@ -320,40 +320,44 @@ func TestDotSpecialValues(t *testing.T) {
 
 func TestMatMulRows(t *testing.T) {
 	rng := rand.New(rand.NewPCG(13, 14))
-	const rows, nTok, pad, dstStride = 7, 3, 5, 9
-	for _, wt := range weightTypes {
-		vt := VecDotType(wt)
-		n := 2 * max(wt.BlockSize(), 32)
-		wRowBytes := RowBytes(wt, n) + pad // rows need not be packed
-		w := make([]byte, rows*wRowBytes)
-		for r := 0; r < rows; r++ {
-			copy(w[r*wRowBytes:], randomWeightRow(rng, wt, n, 0.1))
-		}
-		xRowBytes := RowBytes(vt, n) + 3
-		xq := make([]byte, nTok*xRowBytes)
-		for tok := 0; tok < nTok; tok++ {
-			x := activationRows(rng, n)["normal"]
-			QuantizeRow(vt, x, xq[tok*xRowBytes:])
-		}
-		const sentinel = -12345
-		dst := make([]float32, nTok*dstStride)
-		for i := range dst {
-			dst[i] = sentinel
-		}
-		const lo, hi = 2, 6
-		MatMulRows(wt, w, wRowBytes, lo, hi, xq, xRowBytes, nTok, n, dst, dstStride)
-		for tok := 0; tok < nTok; tok++ {
-			for r := 0; r < dstStride; r++ {
-				got := dst[tok*dstStride+r]
-				if r < lo || r >= hi {
-					if got != sentinel {
-						t.Errorf("%s: dst[%d][%d] = %g written outside rows [%d,%d)", wt, tok, r, got, lo, hi)
+	const rows, pad, dstStride = 8, 5, 9
+	// One token takes the one-token paths (span kernels), three the
+	// others; five rows give span kernels an odd row left over.
+	for _, c := range []struct{ nTok, lo, hi int }{{1, 2, 7}, {3, 2, 6}} {
+		nTok, lo, hi := c.nTok, c.lo, c.hi
+		for _, wt := range weightTypes {
+			vt := VecDotType(wt)
+			n := 2 * max(wt.BlockSize(), 32)
+			wRowBytes := RowBytes(wt, n) + pad // rows need not be packed
+			w := make([]byte, rows*wRowBytes)
+			for r := 0; r < rows; r++ {
+				copy(w[r*wRowBytes:], randomWeightRow(rng, wt, n, 0.1))
+			}
+			xRowBytes := RowBytes(vt, n) + 3
+			xq := make([]byte, nTok*xRowBytes)
+			for tok := 0; tok < nTok; tok++ {
+				x := activationRows(rng, n)["normal"]
+				QuantizeRow(vt, x, xq[tok*xRowBytes:])
+			}
+			const sentinel = -12345
+			dst := make([]float32, nTok*dstStride)
+			for i := range dst {
+				dst[i] = sentinel
+			}
+			MatMulRows(wt, w, wRowBytes, lo, hi, xq, xRowBytes, nTok, n, dst, dstStride)
+			for tok := 0; tok < nTok; tok++ {
+				for r := 0; r < dstStride; r++ {
+					got := dst[tok*dstStride+r]
+					if r < lo || r >= hi {
+						if got != sentinel {
+							t.Errorf("%s: dst[%d][%d] = %g written outside rows [%d,%d)", wt, tok, r, got, lo, hi)
+						}
+						continue
 					}
-					continue
-				}
-				want := matMulWant(Selected(), wt, w[r*wRowBytes:r*wRowBytes+RowBytes(wt, n)], xq[tok*xRowBytes:tok*xRowBytes+RowBytes(vt, n)], n, tok, nTok)
-				if math.Float32bits(got) != math.Float32bits(want) {
-					t.Errorf("%s: dst[%d][%d] = %g, Dot (in MatMulRows' order) gives %g", wt, tok, r, got, want)
+					want := matMulWant(Selected(), wt, w[r*wRowBytes:r*wRowBytes+RowBytes(wt, n)], xq[tok*xRowBytes:tok*xRowBytes+RowBytes(vt, n)], n, tok, nTok)
+					if math.Float32bits(got) != math.Float32bits(want) {
+						t.Errorf("%s: dst[%d][%d] = %g, Dot (in MatMulRows' order) gives %g", wt, tok, r, got, want)
+					}
 				}
 			}
 		}
@@ -374,10 +378,12 @@ func TestNoAllocations(t *testing.T) {
 		ws := append(append([]byte{}, w...), w...)
 		dst := make([]float32, 4)
 		xs := append(append([]byte{}, xq...), xq...)
-		if a := testing.AllocsPerRun(20, func() {
-			MatMulRows(wt, ws, rb, 0, 2, xs, len(xq), 2, n, dst, 2)
-		}); a != 0 {
-			t.Errorf("%s: MatMulRows allocates %v times", wt, a)
+		for _, nTok := range []int{1, 2} { // one token: the span kernels
+			if a := testing.AllocsPerRun(20, func() {
+				MatMulRows(wt, ws, rb, 0, 2, xs, len(xq), nTok, n, dst, 2)
+			}); a != 0 {
+				t.Errorf("%s: MatMulRows of %d tokens allocates %v times", wt, nTok, a)
+			}
 		}
 		x := activationRows(rng, n)["normal"]
 		if a := testing.AllocsPerRun(20, func() { QuantizeRow(vt, x, xq) }); a != 0 {

@@ -14,14 +14,17 @@ import (
 
 // BenchmarkMatMulRowsMapped times one-token products over a 96 MB matrix
 // read from a file's memory map, as the engine reads its weights, and
-// from a heap copy of the same bytes. The heap is backed by transparent
-// huge pages where the kernel allows them, a file map by 4 KiB pages: the
-// gap between the two is what page walks cost a decode step, which
-// BenchmarkMatMulRowsDRAM (heap only) does not show.
+// from a heap copy of the same bytes, for the types a decode step of the
+// models llamago is measured on reads (Q4_K and Q6_K: Q4_K_M). Which pages
+// each gets depends on the kernel: on Linux 6.18 with transparent huge
+// pages in "madvise" mode the heap has 4 KiB pages (Go does not advise
+// them) and the file, written in one piece, is cached and mapped in 2 MiB
+// ones (smaps: FilePmdMapped), so the gap between the two is what 4 KiB
+// pages cost a decode step (docs/PERFORMANCE.md, "Pages").
 func BenchmarkMatMulRowsMapped(b *testing.B) {
 	const n, total = 2048, 96 << 20
 	rng := rand.New(rand.NewPCG(41, 42))
-	for _, wt := range []tensor.Type{tensor.Q4_0, tensor.Q8_0} {
+	for _, wt := range []tensor.Type{tensor.Q4_0, tensor.Q8_0, tensor.Q4_K, tensor.Q6_K, tensor.F16} {
 		b.Run(wt.String(), func(b *testing.B) {
 			rowBytes := RowBytes(wt, n)
 			rows := total / rowBytes

@@ -29,7 +29,8 @@ import (
 //	            VPDPBUSD, which multiplies and sums four byte pairs into a
 //	            32-bit lane in one instruction; Q4_K 8×4 tiles and
 //	            eight-row kernels with one lane per weight row
-//	            (tiles_q4_k_vnni_amd64.s), and a one-row Q4_K kernel and
+//	            (tiles_q4_k_vnni_amd64.s), a one-row Q4_K kernel and its
+//	            one-token span over a worker's rows (two rows at a time), and
 //	            Q5_K and Q6_K 2×4 tiles with VPDPWSSD (int16 pairs times
 //	            scales, added in one instruction)
 //
@@ -130,6 +131,7 @@ func archSets() []*Set {
 	vnni.dot8[tensor.Q4_0] = dot8Q4_0VNNIRows
 	vnni.rows8[tensor.Q4_K] = rows8Q4_KVNNI
 	vnni.span8[tensor.Q4_0] = dot8SpanQ4_0VNNIRows
+	vnni.span[tensor.Q4_K] = spanQ4_KVNNIRows
 	return []*Set{vnni, avx512, avx2}
 }
 

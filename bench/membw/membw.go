@@ -26,14 +26,16 @@ type Buffer struct {
 	words []uint64
 }
 
-// NewBuffer allocates size bytes (rounded down to whole 8-byte words) and
-// fills them with a pattern: pages that were never written may all map to
-// the kernel's shared zero page and would read from cache.
+// NewBuffer allocates size bytes (rounded down to whole 8-byte words),
+// in huge pages where the kernel gives them, and fills them with a
+// pattern: pages that were never written may all map to the kernel's
+// shared zero page and would read from cache.
 func NewBuffer(size int64) (*Buffer, error) {
 	if size < 8 {
 		return nil, fmt.Errorf("membw: buffer of %d bytes is too small", size)
 	}
 	w := make([]uint64, size/8)
+	adviseHugePages(unsafe.Slice((*byte)(unsafe.Pointer(&w[0])), len(w)*8))
 	x := uint64(0x9e3779b97f4a7c15)
 	for i := range w {
 		// xorshift: cheap, and not all zeros, so F16 weights are mostly

@@ -10,7 +10,21 @@
 //
 //	bench-vs-llamacpp [--types q4_0,q8_0,q4_k_m,f16] [-p 128] [-n 64] [-r 3] [-t 2]
 //	                  [--llamacpp-variant default|icelake] [--shape tinyllama|small]
-//	                  [--models FILE,...] [--bandwidth GB/s] [--prepare]
+//	                  [--models FILE,...] [--bandwidth GB/s] [--prepare] [--huge-pages=false]
+//
+// Each repetition runs both engines, one right after the other, and gives
+// a ratio of its own; a second table gives the median and range of those
+// per-repetition ratios, which on a shared machine say more than the
+// ratio of the means. -p 0 (or -n 0) skips a test, so that decoding alone
+// can be repeated many times in a minute (-p 0 -n 32 -r 9).
+//
+// Both engines read the weights (llama.cpp those it does not repack) from
+// memory maps of the file, whose page size depends on how the page cache
+// holds it: a file just written, as the synthetic ones are, is cached in
+// 4 KiB pages, the same file read from disk in 2 MiB ones. Unless
+// --huge-pages=false, each file is first brought to the second state
+// (package internal/hugecache), so that the comparison does not depend on
+// how recently the file was written.
 //
 // The synthetic files are made by package internal/synth and cached
 // (TinyLlama-shaped ones take minutes and 0.6–4.4 GB each the first time).
@@ -34,6 +48,7 @@ import (
 	"llamago/bench"
 	"llamago/bench/membw"
 	"llamago/engine"
+	"llamago/internal/hugecache"
 	"llamago/internal/synth"
 	"llamago/internal/testenv"
 	"llamago/kernels"
@@ -61,6 +76,7 @@ type options struct {
 	seed      uint64
 	cacheDir  string
 	vocab     string
+	hugePages bool
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -68,8 +84,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	types := fs.String("types", "q4_0,q8_0,q4_k_m,f16", "comma-separated quantization `types` of the synthetic files")
 	models := fs.String("models", "", "comma-separated GGUF `files` to compare instead of synthetic ones")
-	prompt := fs.Int("p", 128, "prompt length of the pp test")
-	gen := fs.Int("n", 64, "generated tokens of the tg test")
+	prompt := fs.Int("p", 128, "prompt length of the pp test; 0 skips it")
+	gen := fs.Int("n", 64, "generated tokens of the tg test; 0 skips it")
 	reps := fs.Int("r", 3, "repetitions of each test per engine")
 	threads := fs.Int("t", 2, "threads of both engines")
 	variant := fs.String("llamacpp-variant", "default", "llama.cpp CPU build: default (ggml picks) or icelake (AVX-512), or another libggml-cpu-`NAME`.so")
@@ -79,12 +95,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cacheDir := fs.String("cache", "", "folder of cached synthetic files (default: synth's cache folder)")
 	vocab := fs.String("vocab", "", "vocabulary GGUF of the synthetic files (default: the shared llama-spm vocabulary)")
 	prepare := fs.Bool("prepare", false, "only make the synthetic files (cached), then exit")
+	hugePages := fs.Bool("huge-pages", true, "before loading a file, have the page cache hold it in 2 MiB pages, reading it again once if it is cached in 4 KiB ones (as a file just written is)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	o := options{
 		prompt: *prompt, gen: *gen, reps: *reps, threads: *threads, variant: *variant,
-		bandwidth: *bandwidth, seed: *seed, cacheDir: *cacheDir, vocab: *vocab,
+		bandwidth: *bandwidth, seed: *seed, cacheDir: *cacheDir, vocab: *vocab, hugePages: *hugePages,
 		types: splitList(*types), models: splitList(*models),
 	}
 	switch *shapeName {
@@ -96,8 +113,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bench-vs-llamacpp: unknown shape %q (tinyllama, small)\n", *shapeName)
 		return 2
 	}
-	if o.prompt < 1 || o.gen < 1 || o.reps < 1 || o.threads < 1 || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "bench-vs-llamacpp: -p, -n, -r and -t must be positive, and there are no positional arguments")
+	if o.prompt < 0 || o.gen < 0 || o.prompt+o.gen == 0 || o.reps < 1 || o.threads < 1 || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "bench-vs-llamacpp: -r and -t must be positive, -p and -n not negative and not both 0, and there are no positional arguments")
 		return 2
 	}
 	if o.vocab == "" {
@@ -231,13 +248,27 @@ func compareFile(ctx context.Context, o options, lib *llamacpp.Lib, path string,
 	if err != nil {
 		return bench.ComparisonRow{}, err
 	}
+	if o.hugePages {
+		r, err := hugecache.Recache(path)
+		if err != nil {
+			return bench.ComparisonRow{}, err
+		}
+		fmt.Fprintf(stderr, "%s: %.0f of %.0f MiB cached in huge pages before, %.0f after (read again: %v, unsupported: %v)\n",
+			info.Type, float64(r.Before)/(1<<20), float64(r.Size)/(1<<20), float64(r.After)/(1<<20), r.Reread, r.Unsupported)
+	}
 	nCtx := max(pp.Tokens(), tg.Tokens())
+	// Decode-only runs (-p 0) keep the contexts of the default command
+	// (batches of 128), so that their decode speeds compare with its.
+	batch := pp.Prompt
+	if batch == 0 {
+		batch = 128
+	}
 	loaded, err := engine.Load(path, engine.LoadOptions{Threads: o.threads})
 	if err != nil {
 		return bench.ComparisonRow{}, err
 	}
 	defer loaded.Close()
-	ours, err := bench.NewLlamago(loaded, "cpu", pp.Prompt, nCtx)
+	ours, err := bench.NewLlamago(loaded, "cpu", batch, nCtx)
 	if err != nil {
 		return bench.ComparisonRow{}, err
 	}
@@ -246,7 +277,7 @@ func compareFile(ctx context.Context, o options, lib *llamacpp.Lib, path string,
 		return bench.ComparisonRow{}, err
 	}
 	defer m.Close()
-	ref, err := bench.NewLlamaCpp(m, "llama.cpp", pp.Prompt, nCtx, o.threads)
+	ref, err := bench.NewLlamaCpp(m, "llama.cpp", batch, nCtx, o.threads)
 	if err != nil {
 		return bench.ComparisonRow{}, err
 	}
@@ -254,6 +285,9 @@ func compareFile(ctx context.Context, o options, lib *llamacpp.Lib, path string,
 
 	row := bench.ComparisonRow{Type: info.Type, DecodeBytes: info.DecodeBytes}
 	for _, t := range []bench.Test{pp, tg} {
+		if t.Tokens() == 0 {
+			continue // skipped with -p 0 or -n 0
+		}
 		engines := []bench.Engine{ref, ours}
 		for _, e := range engines {
 			if err := bench.Warmup(ctx, e, info, t, rand.New(rand.NewPCG(o.seed, 0))); err != nil {
@@ -272,9 +306,10 @@ func compareFile(ctx context.Context, o options, lib *llamacpp.Lib, path string,
 				samples[i] = append(samples[i], tps)
 			}
 		}
-		pair := bench.Pair{Ref: bench.Summarize(samples[0]), Ours: bench.Summarize(samples[1])}
-		fmt.Fprintf(stderr, "%s %s: llama.cpp %.2f ± %.2f, llamago %.2f ± %.2f tokens/s, ratio %.2f\n",
-			info.Type, t.Name(), pair.Ref.Mean, pair.Ref.Stddev, pair.Ours.Mean, pair.Ours.Stddev, pair.Ratio())
+		pair := bench.NewPair(samples[0], samples[1])
+		med, lo, hi, _ := pair.RatioSpread()
+		fmt.Fprintf(stderr, "%s %s: llama.cpp %.2f ± %.2f, llamago %.2f ± %.2f tokens/s, ratio %.2f (per repetition: median %.2f, %.2f–%.2f)\n",
+			info.Type, t.Name(), pair.Ref.Mean, pair.Ref.Stddev, pair.Ours.Mean, pair.Ours.Stddev, pair.Ratio(), med, lo, hi)
 		if t.Prompt > 0 {
 			row.PP = pair
 		} else {

@@ -28,6 +28,7 @@ type genFlags struct {
 	modelPath  string
 	ctxSize    int
 	threads    int
+	hugePages  bool
 	backend    string
 	maxTokens  int
 	temp       float64
@@ -49,6 +50,7 @@ func (g *genFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.modelPath, "m", "", "model `file` (GGUF)")
 	fs.IntVar(&g.ctxSize, "c", 0, "context size in tokens (0: the model's, at most 4096)")
 	fs.IntVar(&g.threads, "t", 0, "threads (0: the number of physical cores)")
+	fs.BoolVar(&g.hugePages, "huge-pages", false, "first have the page cache hold the model file in 2 MiB pages (faster decoding; reads a file just written once more)")
 	fs.StringVar(&g.backend, "backend", "cpu", "backend: cpu, oracle or cuda")
 	fs.IntVar(&g.maxTokens, "n", 128, "tokens to generate (-1: until the context is full)")
 	fs.Float64Var(&g.temp, "temp", float64(d.Temperature), "temperature (0: greedy)")
@@ -83,7 +85,7 @@ func (g *genFlags) open() (*engine.Loaded, *engine.Session, error) {
 	if g.modelPath == "" {
 		return nil, nil, errors.New("no model: give one with -m FILE")
 	}
-	l, err := engine.Load(g.modelPath, engine.LoadOptions{Backend: g.backend, Threads: g.threads})
+	l, err := engine.Load(g.modelPath, engine.LoadOptions{Backend: g.backend, Threads: g.threads, HugePages: g.hugePages})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -29,6 +29,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	parallel := fs.Int("parallel", 4, "sequences decoded together")
 	ctxSize := fs.Int("c", 0, "context size of each sequence (0: the model's, at most 4096)")
 	threads := fs.Int("t", 0, "threads (0: the number of physical cores)")
+	hugePages := fs.Bool("huge-pages", false, "first have the page cache hold the model file in 2 MiB pages (faster decoding; reads a file just written once more)")
 	backend := fs.String("backend", "cpu", "backend: cpu, oracle or cuda")
 	apiKey := fs.String("api-key", "", "require this key as 'Authorization: Bearer KEY'")
 	queue := fs.Int("queue", 64, "requests that may wait for a slot before 503")
@@ -46,7 +47,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stderr, "llamago serve: no model: give one with -m FILE")
 		return 2
 	}
-	l, err := engine.Load(*modelPath, engine.LoadOptions{Backend: *backend, Threads: *threads})
+	l, err := engine.Load(*modelPath, engine.LoadOptions{Backend: *backend, Threads: *threads, HugePages: *hugePages})
 	if err != nil {
 		fmt.Fprintf(stderr, "llamago serve: %v\n", err)
 		return 1

@@ -40,8 +40,17 @@ const (
 	chunksPerThread = 2
 	// spinFor is how long a worker waits for the next operation, and the
 	// caller for the workers, before parking. Forward-pass operations
-	// follow each other within microseconds; an idle pool parks soon.
-	spinFor = 50 * time.Microsecond
+	// follow each other within microseconds, but on a busy machine one
+	// thread often falls behind the other by more than 50 µs (the value
+	// before): a two-thread decode step then parked and woke about 40
+	// times per token, each costing a wake-up's latency and often an
+	// operation run by the caller alone. With 0.5–2 ms parks became rare
+	// (a few per hundred tokens), and in alternating runs F16 decode went
+	// 23.1–24.6 → 25.3–26.7 tokens/s (0.5 ms, a quiet minute) and Q4_K_M
+	// 43.8–45.4 → 44.1–47.9 (1 ms, a busy one); see docs/PERFORMANCE.md.
+	// An idle pool still parks within a millisecond, and waiters yield
+	// the processor while they spin.
+	spinFor = time.Millisecond
 	// tightSpins is how many times a waiter polls before it starts
 	// yielding its processor to other goroutines between polls. Longer
 	// pure spinning measured slower: the goroutines the server runs
