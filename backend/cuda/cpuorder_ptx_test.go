@@ -1,11 +1,6 @@
 package cuda
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"os"
-	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 )
@@ -16,27 +11,7 @@ import (
 // scripts/build-cpuorder-ptx.sh hashes them) and has every kernel the Go
 // code loads. It needs no GPU and runs in CI.
 func TestCPUOrderPTXMatchesSources(t *testing.T) {
-	var files []string
-	for _, pat := range []string{"kernels/cpuorder/*.cu", "kernels/cpuorder/*.cuh"} {
-		m, err := filepath.Glob(pat)
-		if err != nil {
-			t.Fatal(err)
-		}
-		files = append(files, m...)
-	}
-	if len(files) == 0 {
-		t.Fatal("no kernel sources in kernels/cpuorder/")
-	}
-	sort.Strings(files)
-	h := sha256.New()
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		h.Write(b)
-	}
-	want := hex.EncodeToString(h.Sum(nil))
+	want := sourcesDigest(t, "kernels/cpuorder")
 	got, ok := ptxSourcesDigest(cpuOrderPTX)
 	if !ok {
 		t.Fatalf("kernels/cpuorder/cpuorder.ptx has no %q line: make it with scripts/build-cpuorder-ptx.sh on a machine with nvcc", strings.TrimSpace(ptxDigestPrefix))

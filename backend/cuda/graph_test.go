@@ -256,38 +256,50 @@ func TestMergeRoPEAndStoreKV(t *testing.T) {
 }
 
 // TestFuseActIntoAttention checks that the o projection's Q8_0 rounding of
-// one decode row merges into the attention launch that wrote the row, and
-// nothing else does.
+// one decode row merges into the launch that wrote the row — the attention
+// kernel, or split-K attention's combine launch — and nothing else does.
 func TestFuseActIntoAttention(t *testing.T) {
-	const attnFn, out = 11, 1 << 36
+	const out = 1 << 36
 	x := &mat{rows: 1, cols: 32 * 64, ptr: 1 << 30}
-	b := &Backend{}
-	b.k.attention = attnFn
-	queue := func(rows uint32, headDim uint64) {
-		r := launchRec{fn: attnFn, grid: dim3{32, rows, 1}, n: attnAct + 1}
-		r.vals[1], r.vals[6], r.vals[8] = x.ptr, 32, headDim
-		b.pending = []launchRec{r}
-	}
-	queue(1, 64)
-	if !b.fuseAct(x, out, actQ8_0Int) || b.pending[0].vals[attnAct] != out {
-		t.Fatalf("the rounding did not merge: act %#x", b.pending[0].vals[attnAct])
-	}
-	for _, c := range []struct {
-		name    string
-		kind    int
-		rows    uint32
-		headDim uint64
-		x       *mat
+	for _, k := range []struct {
+		name string
+		fn   uintptr
+		set  func(b *Backend, fn uintptr)
+		// where the launch's arguments hold the row, the head count, the
+		// head size and the rounding's output
+		row, heads, headDim, act int
 	}{
-		{"Q8_K rounding (blocks of 256 span heads)", actQ8_KInt, 1, 64, x},
-		{"float rounding", actQ8_0, 1, 64, x},
-		{"two rows", actQ8_0Int, 2, 64, x},
-		{"heads of 48 (not whole blocks)", actQ8_0Int, 1, 48, &mat{rows: 1, cols: 32 * 48, ptr: x.ptr}},
-		{"another matrix", actQ8_0Int, 1, 64, &mat{rows: 1, cols: 32 * 64, ptr: x.ptr + 4}},
+		{"attention", 11, func(b *Backend, fn uintptr) { b.k.attention = fn }, 1, 6, 8, attnAct},
+		{"attention_combine", 12, func(b *Backend, fn uintptr) { b.k.attentionCombine = fn }, 0, 2, 3, attnCombineAct},
 	} {
-		queue(c.rows, c.headDim)
-		if b.fuseAct(c.x, out, c.kind) {
-			t.Errorf("%s: merged", c.name)
+		b := &Backend{}
+		k.set(b, k.fn)
+		queue := func(rows uint32, headDim uint64) {
+			r := launchRec{fn: k.fn, grid: dim3{32, rows, 1}, n: k.act + 1}
+			r.vals[k.row], r.vals[k.heads], r.vals[k.headDim] = x.ptr, 32, headDim
+			b.pending = []launchRec{r}
+		}
+		queue(1, 64)
+		if !b.fuseAct(x, out, actQ8_0Int) || b.pending[0].vals[k.act] != out {
+			t.Fatalf("%s: the rounding did not merge: act %#x", k.name, b.pending[0].vals[k.act])
+		}
+		for _, c := range []struct {
+			name    string
+			kind    int
+			rows    uint32
+			headDim uint64
+			x       *mat
+		}{
+			{"Q8_K rounding (blocks of 256 span heads)", actQ8_KInt, 1, 64, x},
+			{"float rounding", actQ8_0, 1, 64, x},
+			{"two rows", actQ8_0Int, 2, 64, x},
+			{"heads of 48 (not whole blocks)", actQ8_0Int, 1, 48, &mat{rows: 1, cols: 32 * 48, ptr: x.ptr}},
+			{"another matrix", actQ8_0Int, 1, 64, &mat{rows: 1, cols: 32 * 64, ptr: x.ptr + 4}},
+		} {
+			queue(c.rows, c.headDim)
+			if b.fuseAct(c.x, out, c.kind) {
+				t.Errorf("%s: %s: merged", k.name, c.name)
+			}
 		}
 	}
 }

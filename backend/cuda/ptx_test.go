@@ -10,13 +10,13 @@ import (
 	"testing"
 )
 
-// sourcesDigest is the SHA-256 of kernels/*.cu and kernels/*.cuh
-// concatenated in byte order of their names, as scripts/build-ptx.sh
-// computes it.
-func sourcesDigest(t *testing.T) string {
+// sourcesDigest is the SHA-256 of dir's *.cu and *.cuh files concatenated
+// in byte order of their names, as scripts/build-ptx.sh (dir "kernels")
+// and scripts/build-cpuorder-ptx.sh ("kernels/cpuorder") compute it.
+func sourcesDigest(t *testing.T, dir string) string {
 	t.Helper()
 	var files []string
-	for _, pat := range []string{"kernels/*.cu", "kernels/*.cuh"} {
+	for _, pat := range []string{dir + "/*.cu", dir + "/*.cuh"} {
 		m, err := filepath.Glob(pat)
 		if err != nil {
 			t.Fatal(err)
@@ -24,7 +24,7 @@ func sourcesDigest(t *testing.T) string {
 		files = append(files, m...)
 	}
 	if len(files) == 0 {
-		t.Fatal("no kernel sources in kernels/")
+		t.Fatalf("no kernel sources in %s/", dir)
 	}
 	sort.Strings(files)
 	h := sha256.New()
@@ -41,7 +41,7 @@ func sourcesDigest(t *testing.T) string {
 // TestPTXMatchesSources checks that the committed PTX was made from the
 // committed kernel sources. It needs no GPU and runs in CI.
 func TestPTXMatchesSources(t *testing.T) {
-	want := sourcesDigest(t)
+	want := sourcesDigest(t, "kernels")
 	for name, ptx := range map[string][]byte{"llamago.ptx": embeddedPTX, "llamago_sm90.ptx": embeddedPTX90} {
 		got, ok := ptxSourcesDigest(ptx)
 		if !ok {
