@@ -450,18 +450,7 @@ func traceDiffExact(t *testing.T, gpu *cuda.Backend, path, name string) {
 	if _, err := trace.Run(context.Background(), o); err != nil {
 		t.Fatal(err)
 	}
-	a, err := probe.ReadDump(gpuDump)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := probe.ReadDump(cpuDump)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep, err := probe.Diff(a, b, probe.DiffOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := diffDumps(t, gpuDump, cpuDump)
 	worst, worstRow, nonzero := 0.0, probe.Row{}, 0
 	for _, row := range rep.Rows {
 		if row.RelErr != 0 {

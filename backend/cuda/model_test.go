@@ -328,18 +328,7 @@ func TestTraceDiffStories260K(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := probe.ReadDump(gpuDump)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := probe.ReadDump(cpuDump)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep, err := probe.Diff(a, b, probe.DiffOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := diffDumps(t, gpuDump, cpuDump)
 	worst, worstRow := 0.0, probe.Row{}
 	for _, row := range rep.Rows {
 		if !(row.RelErr <= worst) {
@@ -388,4 +377,23 @@ func TestWriteBenchModels(t *testing.T) {
 		}
 		t.Logf("wrote %s in %v", link, time.Since(start).Round(time.Second))
 	}
+}
+
+// diffDumps reads two probe dumps and diffs the first against the second
+// (the reference) with the default thresholds.
+func diffDumps(t *testing.T, dump, ref string) *probe.Report {
+	t.Helper()
+	a, err := probe.ReadDump(dump)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := probe.ReadDump(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := probe.Diff(a, b, probe.DiffOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
 }
