@@ -299,7 +299,9 @@ func TestTinyLlamaDecodeGPUTime(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("decode step (PDL %v): %v in all, %v of it on the GPU (its graph replayed back to back), %v the rest", gpu.PDL(), perStep.Round(time.Microsecond), gpuStep.Round(time.Microsecond), (perStep - gpuStep).Round(time.Microsecond))
+		captured, replayed, direct := gpu.GraphStats()
+		t.Logf("decode step (PDL %v): %v in all, %v of it on the GPU (its graph replayed back to back), %v the rest; queues: %d captured, %d replayed, %d direct",
+			gpu.PDL(), perStep.Round(time.Microsecond), gpuStep.Round(time.Microsecond), (perStep - gpuStep).Round(time.Microsecond), captured, replayed, direct)
 		gpu.Close()
 	}
 }
