@@ -1,0 +1,218 @@
+package cuda
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestCUBLASCandidates checks the library search over fake trees laid out
+// like the toolkit's and pip's: the order ($LLAMAGO_CUBLAS, the sonames,
+// the toolkit's directories, the wheels' by site directory, .13 before
+// .12), that only the sonames match (not libcublasLt, not versioned file
+// names, not other libraries), and that $LLAMAGO_CUDA_CUBLAS=0 turns the
+// search off.
+func TestCUBLASCandidates(t *testing.T) {
+	sonames := []string{"libcublas.so.13", "libcublas.so.12"}
+	tests := []struct {
+		name  string
+		files []string          // under the tree's root; "~" is $HOME
+		env   map[string]string // besides HOME
+		want  []string          // after the sonames, under the root; "~" is $HOME
+		off   bool              // the search returns nothing
+		first string            // expected before the sonames
+	}{
+		{
+			name: "nothing installed",
+		},
+		{
+			name: "toolkit",
+			files: []string{
+				"/usr/local/cuda/lib64/libcublas.so.13",
+				"/usr/local/cuda/lib64/libcublas.so.13.1.0.3",
+				"/usr/local/cuda/lib64/libcublasLt.so.13",
+				"/usr/local/cuda/lib64/libcublas.so",
+				"/usr/local/cuda/lib64/libcudart.so.13",
+				"/usr/local/cuda/targets/x86_64-linux/lib/libcublas.so.12",
+			},
+			want: []string{
+				"/usr/local/cuda/lib64/libcublas.so.13",
+				"/usr/local/cuda/targets/x86_64-linux/lib/libcublas.so.12",
+			},
+		},
+		{
+			name: "newest major first in a directory",
+			files: []string{
+				"/usr/local/cuda/lib64/libcublas.so.12",
+				"/usr/local/cuda/lib64/libcublas.so.13",
+			},
+			want: []string{
+				"/usr/local/cuda/lib64/libcublas.so.13",
+				"/usr/local/cuda/lib64/libcublas.so.12",
+			},
+		},
+		{
+			name: "wheels",
+			files: []string{
+				"~/.local/lib/python3.11/site-packages/nvidia/cublas/lib/libcublas.so.12",
+				"/usr/lib/python3.10/dist-packages/nvidia/cublas/lib/libcublas.so.12",
+				"/usr/local/lib/python3.12/dist-packages/nvidia/cu13/lib/libcublas.so.13",
+				"/usr/local/lib/python3.12/dist-packages/nvidia/cu13/lib/libcublasLt.so.13",
+				"/usr/local/lib/python3.12/dist-packages/nvidia/cublas/lib/libcublas.so.12",
+				"/usr/local/lib/python3.11/site-packages/nvidia/cublas/lib/libcublas.so.12",
+				"/usr/local/lib/python3.12/dist-packages/torch/lib/libcublas.so.12", // not searched
+			},
+			want: []string{
+				"/usr/local/lib/python3.12/dist-packages/nvidia/cublas/lib/libcublas.so.12",
+				"/usr/local/lib/python3.12/dist-packages/nvidia/cu13/lib/libcublas.so.13",
+				"/usr/lib/python3.10/dist-packages/nvidia/cublas/lib/libcublas.so.12",
+				"/usr/local/lib/python3.11/site-packages/nvidia/cublas/lib/libcublas.so.12",
+				"~/.local/lib/python3.11/site-packages/nvidia/cublas/lib/libcublas.so.12",
+			},
+		},
+		{
+			name:  "$LLAMAGO_CUBLAS first",
+			files: []string{"/usr/local/cuda/lib64/libcublas.so.13"},
+			env:   map[string]string{envCUBLASFile: "/opt/mine/libcublas.so.13"},
+			first: "/opt/mine/libcublas.so.13",
+			want:  []string{"/usr/local/cuda/lib64/libcublas.so.13"},
+		},
+		{
+			name:  "turned off",
+			files: []string{"/usr/local/cuda/lib64/libcublas.so.13"},
+			env:   map[string]string{envCUBLASSwitch: "0", envCUBLASFile: "/opt/mine/libcublas.so.13"},
+			off:   true,
+		},
+		{
+			name:  "1 is on",
+			files: []string{"/usr/local/cuda/lib64/libcublas.so.13"},
+			env:   map[string]string{envCUBLASSwitch: "1"},
+			want:  []string{"/usr/local/cuda/lib64/libcublas.so.13"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			home := "/home/someone"
+			expand := func(p string) string {
+				if rest, ok := strings.CutPrefix(p, "~"); ok {
+					p = home + rest
+				}
+				return filepath.Join(root, p)
+			}
+			for _, f := range tc.files {
+				p := expand(f)
+				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(p, []byte("not a library"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			env := map[string]string{"HOME": home}
+			for k, v := range tc.env {
+				env[k] = v
+			}
+			got := cublasCandidates(func(k string) string { return env[k] }, root)
+			var want []string
+			if !tc.off {
+				if tc.first != "" {
+					want = append(want, tc.first)
+				}
+				want = append(want, sonames...)
+				for _, w := range tc.want {
+					want = append(want, expand(w))
+				}
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("candidates:\n got %q\nwant %q", got, want)
+			}
+		})
+	}
+}
+
+// TestCUBLASCandidatesNoHome checks that without $HOME the search skips
+// ~/.local instead of searching relative to the root.
+func TestCUBLASCandidatesNoHome(t *testing.T) {
+	root := t.TempDir()
+	p := filepath.Join(root, ".local/lib/python3.12/site-packages/nvidia/cublas/lib/libcublas.so.12")
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got := cublasCandidates(func(string) string { return "" }, root)
+	if slices.Contains(got, p) {
+		t.Errorf("candidates %q contain %s without $HOME", got, p)
+	}
+}
+
+// TestOpenCUBLASFailures checks that a search that loads nothing says so
+// and names every file tried (here fake files and a missing one), and
+// that the switch turned off says that.
+func TestOpenCUBLASFailures(t *testing.T) {
+	dir := t.TempDir()
+	fake := filepath.Join(dir, "libcublas.so.13")
+	if err := os.WriteFile(fake, []byte("not a library"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "missing", "libcublas.so.12")
+	lib, name, err := openCUBLAS([]string{fake, missing})
+	if lib != nil || name != "" || err == nil {
+		t.Fatalf("openCUBLAS of a fake file = %v, %q, %v; want an error", lib, name, err)
+	}
+	for _, p := range []string{fake, missing} {
+		if !strings.Contains(err.Error(), p) {
+			t.Errorf("error %q does not name %s", err, p)
+		}
+	}
+	if _, _, err := openCUBLAS(nil); err == nil || !strings.Contains(err.Error(), envCUBLASSwitch) {
+		t.Errorf("openCUBLAS(nil) = %v; want an error naming $%s", err, envCUBLASSwitch)
+	}
+}
+
+// TestMappedFile checks how the loaded library's file is found in
+// /proc/self/maps: the first mapping whose base name has the prefix, not
+// libcublasLt, not anonymous mappings.
+func TestMappedFile(t *testing.T) {
+	maps := `55d0c0000000-55d0c0001000 r--p 00000000 08:01 123 /usr/bin/llamago
+7f0000000000-7f0000001000 rw-p 00000000 00:00 0 
+7f0000100000-7f0000200000 r--p 00000000 08:01 456 /usr/local/cuda/lib64/libcublasLt.so.13.1.0.3
+7f0000300000-7f0000400000 r--p 00000000 08:01 789 /usr/local/cuda/lib64/libcublas.so.13.1.0.3
+7f0000400000-7f0000500000 r-xp 00100000 08:01 789 /usr/local/cuda/lib64/libcublas.so.13.1.0.3
+7f0000600000-7f0000601000 rw-p 00000000 00:00 0                          [stack]
+`
+	for _, tc := range []struct{ prefix, want string }{
+		{"libcublas.so", "/usr/local/cuda/lib64/libcublas.so.13.1.0.3"},
+		{"libcublasLt.so", "/usr/local/cuda/lib64/libcublasLt.so.13.1.0.3"},
+		{"libcudart.so", ""},
+	} {
+		if got := mappedFile(maps, tc.prefix); got != tc.want {
+			t.Errorf("mappedFile(%q) = %q, want %q", tc.prefix, got, tc.want)
+		}
+	}
+}
+
+// TestCUBLASErrorNames checks that a failed call's error names the call and
+// the status.
+func TestCUBLASErrorNames(t *testing.T) {
+	if err := cublasCheck("cublasGemmEx", cublasStatusSuccess); err != nil {
+		t.Errorf("success: %v", err)
+	}
+	for _, tc := range []struct {
+		status int32
+		want   string
+	}{
+		{7, "cuda: cuBLAS cublasGemmEx: CUBLAS_STATUS_INVALID_VALUE (7)"},
+		{13, "cuda: cuBLAS cublasGemmEx: CUBLAS_STATUS_EXECUTION_FAILED (13)"},
+		{99, "cuda: cuBLAS cublasGemmEx: unknown cuBLAS status (99)"},
+	} {
+		err := cublasCheck("cublasGemmEx", tc.status)
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("status %d: %v, want %q", tc.status, err, tc.want)
+		}
+	}
+}
