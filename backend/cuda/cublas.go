@@ -116,6 +116,8 @@ type cublasState struct {
 	// alpha and beta are the GEMM's scalars (1, 0), kept here so that the
 	// pointers passed stay valid through the call.
 	alpha, beta float32
+	// gemms counts the GEMMs sent, for tests that check the path ran.
+	gemms int
 }
 
 // pythonSitePackages are the places pip puts packages, under which NVIDIA's
@@ -390,6 +392,7 @@ func (b *Backend) gemmF16(dst *mat, xh uint64, w *weight, ntok int) bool {
 		cublasCompute32F, cublasGemmDefault)
 	runtime.KeepAlive(s)
 	b.must(op, cublasCheck("cublasGemmEx", st))
+	s.gemms++
 	if b.sync {
 		b.must(op, b.drv.check("cuStreamSynchronize", b.drv.cuStreamSynchronize(b.stream)))
 	}
