@@ -269,6 +269,10 @@ func mappedFile(maps, prefix string) string {
 // current. A failure leaves the backend without cuBLAS (b.blasNote says
 // why); it is not an error of New.
 func (b *Backend) startCUBLAS() {
+	// The workspace's allocation locks the thread once more (alloc's
+	// makeCurrent) and marks the backend locked: undo both on return, as
+	// an operation's end does, so that New leaves the backend unlocked.
+	defer b.leave()
 	lib, name, err := openCUBLAS(cublasCandidates(os.Getenv, "/"))
 	if err != nil {
 		b.blasNote = err.Error()
