@@ -368,6 +368,29 @@ func (b *Backend) Describe() string {
 		i.Name, i.ComputeMajor, i.ComputeMinor, i.Multiprocessors, i.DriverVersion/1000, i.DriverVersion%1000/10, pdl, b.CUBLASStatus())
 }
 
+// gemmShape is a column-major GEMM's operations, sizes and leading
+// dimensions: C (m×n) = op(A) (m×k) · op(B) (k×n).
+type gemmShape struct {
+	transA, transB int32
+	m, n, k        int32
+	lda, ldb, ldc  int32
+}
+
+// productGemm is the GEMM that computes the row-major product
+// Y[ntok][rows] = X[ntok][cols] · W[rows][cols]ᵀ (W's rows stride values
+// apart, X's and Y's dense) in cuBLAS's column-major terms: row-major W is
+// a column-major cols×rows matrix with leading dimension stride, which
+// transposed is rows×cols (A); row-major X is column-major cols×ntok (B);
+// and column-major C, rows×ntok with leading dimension rows, is row-major
+// Y.
+func productGemm(rows, cols, stride, ntok int) gemmShape {
+	return gemmShape{
+		transA: cublasOpT, transB: cublasOpN,
+		m: int32(rows), n: int32(ntok), k: int32(cols),
+		lda: int32(stride), ldb: int32(cols), ldc: int32(rows),
+	}
+}
+
 // gemmF16 computes dst = x·wᵀ for F16 weights with cuBLAS when it is loaded
 // and x has at least cublasMinTokens rows, reporting whether it did. xh
 // holds x rounded to F16 halves (ntok rows of w.cols). The call goes
@@ -384,15 +407,11 @@ func (b *Backend) gemmF16(dst *mat, xh uint64, w *weight, ntok int) bool {
 	b.current(op)
 	b.flush(op)
 	b.idle = false
-	// Column-major view: W, row-major rows×cols, is a cols×rows matrix
-	// with leading dimension rowBytes/2, transposed to rows×cols; x's
-	// halves, row-major ntok×cols, are cols×ntok; the result, rows×ntok
-	// column-major, is dst row-major ntok×rows.
-	st := s.lib.gemmEx(s.handle, cublasOpT, cublasOpN,
-		int32(w.rows), int32(ntok), int32(w.cols),
-		&s.alpha, w.ptr, cudaR16F, int32(w.rowBytes/2),
-		xh, cudaR16F, int32(w.cols),
-		&s.beta, dst.ptr, cudaR32F, int32(w.rows),
+	g := productGemm(w.rows, w.cols, w.rowBytes/2, ntok)
+	st := s.lib.gemmEx(s.handle, g.transA, g.transB, g.m, g.n, g.k,
+		&s.alpha, w.ptr, cudaR16F, g.lda,
+		xh, cudaR16F, g.ldb,
+		&s.beta, dst.ptr, cudaR32F, g.ldc,
 		cublasCompute32F, cublasGemmDefault)
 	runtime.KeepAlive(s)
 	b.must(op, cublasCheck("cublasGemmEx", st))

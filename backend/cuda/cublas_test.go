@@ -1,6 +1,7 @@
 package cuda
 
 import (
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -213,6 +214,57 @@ func TestCUBLASErrorNames(t *testing.T) {
 		err := cublasCheck("cublasGemmEx", tc.status)
 		if err == nil || err.Error() != tc.want {
 			t.Errorf("status %d: %v, want %q", tc.status, err, tc.want)
+		}
+	}
+}
+
+// TestProductGemmLayout checks the column-major GEMM that MatMul hands
+// cuBLAS against the row-major product it stands for, by evaluating the
+// GEMM as BLAS defines it (C[i + j·ldc] = Σ_p op(A)[i,p]·op(B)[p,j], with
+// A[i,p] at a[i + p·lda] and op(A) = Aᵀ for a transposed operand) over
+// the same row-major buffers, on small odd shapes and a padded W stride.
+func TestProductGemmLayout(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 7))
+	for _, tc := range []struct{ rows, cols, stride, ntok int }{
+		{3, 5, 5, 2}, {7, 4, 6, 5}, {1, 9, 9, 16}, {16, 1, 3, 1},
+	} {
+		w := make([]float64, tc.rows*tc.stride)
+		x := make([]float64, tc.ntok*tc.cols)
+		for i := range w {
+			w[i] = float64(r.IntN(9) - 4)
+		}
+		for i := range x {
+			x[i] = float64(r.IntN(9) - 4)
+		}
+		g := productGemm(tc.rows, tc.cols, tc.stride, tc.ntok)
+		// at reads op(M)[i,p] of a column-major operand with leading
+		// dimension ld.
+		at := func(m []float64, trans int32, ld int32, i, p int) float64 {
+			if trans == cublasOpT {
+				return m[p+i*int(ld)]
+			}
+			return m[i+p*int(ld)]
+		}
+		c := make([]float64, int(g.ldc)*int(g.n))
+		for i := range int(g.m) {
+			for j := range int(g.n) {
+				var sum float64
+				for p := range int(g.k) {
+					sum += at(w, g.transA, g.lda, i, p) * at(x, g.transB, g.ldb, p, j)
+				}
+				c[i+j*int(g.ldc)] = sum
+			}
+		}
+		for tok := range tc.ntok {
+			for row := range tc.rows {
+				var want float64
+				for col := range tc.cols {
+					want += x[tok*tc.cols+col] * w[row*tc.stride+col]
+				}
+				if got := c[tok*tc.rows+row]; got != want {
+					t.Fatalf("%+v: Y[%d][%d] = %v, want %v (gemm %+v)", tc, tok, row, got, want, g)
+				}
+			}
 		}
 	}
 }
