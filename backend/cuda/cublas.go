@@ -206,6 +206,25 @@ func openCUBLAS(candidates []string) (*cublasLib, string, error) {
 	return nil, "", fmt.Errorf("cuda: no cuBLAS loaded: %s", strings.Join(tries, "; "))
 }
 
+// cublasSymbol is a function pointer of cublasLib and its symbol.
+type cublasSymbol struct {
+	fp   any
+	name string
+}
+
+// symbols lists lib's functions with their symbols' names.
+func (lib *cublasLib) symbols() []cublasSymbol {
+	return []cublasSymbol{
+		{&lib.create, "cublasCreate_v2"},
+		{&lib.destroy, "cublasDestroy_v2"},
+		{&lib.setStream, "cublasSetStream_v2"},
+		{&lib.setWorkspace, "cublasSetWorkspace_v2"},
+		{&lib.setMathMode, "cublasSetMathMode"},
+		{&lib.getVersion, "cublasGetVersion_v2"},
+		{&lib.gemmEx, "cublasGemmEx"},
+	}
+}
+
 // bindCUBLAS opens one libcublas file and binds the functions.
 func bindCUBLAS(path string) (*cublasLib, error) {
 	if strings.Contains(path, "/") {
@@ -224,19 +243,7 @@ func bindCUBLAS(path string) (*cublasLib, error) {
 		return nil, fmt.Errorf("%s: %v", path, err)
 	}
 	lib := &cublasLib{}
-	syms := []struct {
-		fp   any
-		name string
-	}{
-		{&lib.create, "cublasCreate_v2"},
-		{&lib.destroy, "cublasDestroy_v2"},
-		{&lib.setStream, "cublasSetStream_v2"},
-		{&lib.setWorkspace, "cublasSetWorkspace_v2"},
-		{&lib.setMathMode, "cublasSetMathMode"},
-		{&lib.getVersion, "cublasGetVersion_v2"},
-		{&lib.gemmEx, "cublasGemmEx"},
-	}
-	for _, s := range syms {
+	for _, s := range lib.symbols() {
 		sym, err := purego.Dlsym(h, s.name)
 		if err != nil {
 			purego.Dlclose(h) //nolint:errcheck // giving up on this file anyway

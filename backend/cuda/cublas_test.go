@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/ebitengine/purego"
 )
 
 // TestCUBLASCandidates checks the library search over fake trees laid out
@@ -266,5 +268,36 @@ func TestProductGemmLayout(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestCUBLASSignaturesRegister binds every cuBLAS function type to some
+// symbol of the C library: purego checks a signature when it is
+// registered (argument kinds, how many go on the stack: cublasGemmEx
+// takes 19) and panics on one it cannot call, which on a GPU machine
+// would crash New. Nothing is called.
+func TestCUBLASSignaturesRegister(t *testing.T) {
+	h, err := purego.Dlopen("libc.so.6", purego.RTLD_NOW|purego.RTLD_LOCAL)
+	if err != nil {
+		t.Skipf("no libc.so.6 to take a symbol from: %v", err)
+	}
+	defer purego.Dlclose(h)
+	sym, err := purego.Dlsym(h, "abs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lib := &cublasLib{}
+	for _, s := range lib.symbols() {
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					t.Errorf("%s: purego cannot bind its Go signature: %v", s.name, r)
+				}
+			}()
+			purego.RegisterFunc(s.fp, sym)
+		}()
+	}
+	if lib.gemmEx == nil || lib.create == nil {
+		t.Error("functions not bound")
 	}
 }
