@@ -44,6 +44,10 @@ type Config struct {
 	// before it is loaded, reading it again once if it is cached in 4 KiB
 	// ones (package internal/hugecache): a file just written is.
 	HugePages bool
+	// Log, when not nil, receives a line describing the backend where it
+	// has one to give (the CUDA backend: its GPU and whether cuBLAS
+	// computes F16 prefill products), before that backend's rows.
+	Log io.Writer
 }
 
 // Tests lists the pp tests, then the tg tests.
@@ -164,6 +168,9 @@ func openEngine(c Config, path string, threads int) (Engine, ModelInfo, func(), 
 		l.Close()
 		return nil, ModelInfo{}, nil, err
 	}
+	if d, ok := l.Model.Backend().(interface{ Describe() string }); ok && c.Log != nil {
+		fmt.Fprintf(c.Log, "llamago bench: %s\n", d.Describe())
+	}
 	e, err := NewLlamago(l, c.Backend, c.batchLen(), c.ctxLen())
 	if err != nil {
 		l.Close()
@@ -237,6 +244,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	c := Config{
 		Models: models, Threads: threads, Prompts: prompts, Gens: gens,
 		Reps: *reps, Batch: *batch, Backend: *backendName, Seed: *seed, HugePages: *hugePages,
+		Log: stderr,
 	}
 	if *variant != "default" {
 		c.LlamaCppVariant = *variant

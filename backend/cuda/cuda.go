@@ -75,6 +75,10 @@ type Options struct {
 	// runs on the one-block-per-head kernel; $LLAMAGO_CUDA_SPLITK=0 turns
 	// it off too), for comparison and to isolate a fault.
 	NoSplitK bool
+	// NoCUBLAS keeps F16 prefill products on the backend's own kernels
+	// even where cuBLAS is installed ($LLAMAGO_CUDA_CUBLAS=0 does too; see
+	// cublas.go and Backend.CUBLAS), for comparison.
+	NoCUBLAS bool
 }
 
 // Backend is the CUDA backend. It is not safe for concurrent use: one
@@ -156,6 +160,10 @@ type Backend struct {
 	split     uint64
 	splitSize uintptr
 	exact     *cpuOrder // CPU-order mode's kernels; nil when off (cpuorder.go)
+	// blas is cuBLAS, which computes F16 prefill products when loaded
+	// (nil when not; blasNote says which library or why not; cublas.go).
+	blas     *cublasState
+	blasNote string
 }
 
 // actState names a rounding of n activations at src into the scratch
@@ -239,6 +247,14 @@ func New(opts Options) (*Backend, error) {
 	if err := b.loadCPUOrder(opts); err != nil {
 		b.release()
 		return nil, err
+	}
+	switch {
+	case b.exact != nil:
+		b.blasNote = "not used in CPU-order mode"
+	case opts.NoCUBLAS:
+		b.blasNote = "turned off (Options.NoCUBLAS)"
+	default:
+		b.startCUBLAS() // optional: without it products use the kernels
 	}
 	return b, nil
 }
@@ -347,6 +363,8 @@ func (b *Backend) Close() error {
 		err = d.check("cuStreamSynchronize", d.cuStreamSynchronize(b.stream))
 	}
 	b.destroyGraphs()
+	// cuBLAS's handle goes before its workspace and the context.
+	err = errors.Join(err, b.stopCUBLAS())
 	for p := range b.allocs {
 		err = errors.Join(err, d.check("cuMemFree", d.cuMemFree(p)))
 	}

@@ -9,6 +9,18 @@ import (
 // package cuda_test that check fusions happened.
 func PendingLaunches(b *Backend) int { return len(b.pending) }
 
+// CUBLASGemms is the number of products b sent to cuBLAS, for the tests
+// that check which path a product took.
+func CUBLASGemms(b *Backend) int {
+	if b.blas == nil {
+		return 0
+	}
+	return b.blas.gemms
+}
+
+// CUBLASMinTokens is the fewest activation rows a product sends to cuBLAS.
+const CUBLASMinTokens = cublasMinTokens
+
 // TimeLastGraph replays the graph captured last n times back to back and
 // returns the GPU time of one replay: a decode step's GPU time without the
 // host's part, when that graph is a whole decode step.

@@ -182,6 +182,9 @@ func (b *Backend) MatMul(dstM, xM backend.Mat, wW backend.Weight) {
 		b.args.reset().ptr(in).i32(w.cols).ptr(w.ptr).i64(w.rowBytes).i32(w.rows).ptr(dst.ptr).
 			ptr(0).i64(0).i32(0).ptr(0).ptr(0).i64(0).i32(0).ptr(0)
 	}
+	if fn != 0 && fn == b.k.mmhF16 && b.gemmF16(dst, in, w, x.rows) {
+		fn = 0 // computed by cuBLAS (cublas.go)
+	}
 	if fn != 0 {
 		b.launchKeep("MatMul", fn, g, blk)
 	}

@@ -110,6 +110,33 @@ func TestOpTimings(t *testing.T) {
 		}
 	}
 
+	// F16 prefill products on cuBLAS (when loaded; the lines above use it
+	// too) and on mmh_f16 (a backend with NoCUBLAS), at pp512's batch.
+	t.Logf("cuBLAS: %s", b.CUBLASStatus())
+	own, err := cuda.New(cuda.Options{NoCUBLAS: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer own.Close()
+	for _, shape := range []struct{ rows, cols int }{{2048, 2048}, {5632, 2048}} {
+		const ntok, copies = 512, 8
+		data := make([][]byte, copies)
+		for i := range data {
+			data[i] = randomBlocks(r, tensor.F16, shape.rows, shape.cols)
+		}
+		xv := randFloats(r, ntok*shape.cols, 1)
+		for _, bk := range []struct {
+			name string
+			b    *cuda.Backend
+		}{{"cuBLAS", b}, {"mmh_f16", own}} {
+			if bk.b.CUBLAS() == "" && bk.name == "cuBLAS" {
+				continue
+			}
+			t.Logf("MatMul F16 %d×%d, %d tokens, %s: %.2f TFLOP/s",
+				shape.rows, shape.cols, ntok, bk.name, f16ProductTFLOPs(t, bk.b, data, shape.rows, shape.cols, xv, ntok))
+		}
+	}
+
 	// Attention of one decode row at positions 1000 and 4000 (TinyLlama's
 	// heads), split-K and, on a backend with it off, the one-block kernel.
 	unsplit, err := cuda.New(cuda.Options{NoSplitK: true})
@@ -177,4 +204,31 @@ func decodeAttentionMicros(b *cuda.Backend, r *rand.Rand, at int32) float64 {
 	}
 	sync()
 	return float64(time.Since(start).Microseconds()) / atts
+}
+
+// f16ProductTFLOPs times ntok-token products with the F16 weights in data
+// (cycled through, to defeat the L2 cache) on b.
+func f16ProductTFLOPs(t *testing.T, b *cuda.Backend, data [][]byte, rows, cols int, xv []float32, ntok int) float64 {
+	t.Helper()
+	sync := func() { b.Read(b.View(b.NewMat(1, 1), 1), make([]float32, 1)) }
+	ws := make([]backend.Weight, len(data))
+	for i := range ws {
+		w, err := b.LoadWeight(backend.WeightSpec{Name: "w", Type: tensor.F16, Rows: rows, Cols: cols, Data: data[i]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws[i] = w
+	}
+	x, y := b.NewMat(ntok, cols), b.NewMat(ntok, rows)
+	b.Write(x, xv)
+	b.MatMul(y, x, ws[0])
+	sync()
+	reps := 4 * len(ws)
+	start := time.Now()
+	for i := range reps {
+		b.MatMul(y, x, ws[i%len(ws)])
+	}
+	sync()
+	per := time.Since(start).Seconds() / float64(reps)
+	return 2 * float64(rows*cols*ntok) / per / 1e12
 }
