@@ -164,6 +164,11 @@ type Backend struct {
 	// (nil when not; blasNote says which library or why not; cublas.go).
 	blas     *cublasState
 	blasNote string
+	// hostIO: single index values go up as memsets and Read copies
+	// through staging, page-locked memory ($LLAMAGO_CUDA_HOSTIO=0 turns
+	// both off, for comparison).
+	hostIO  bool
+	staging []float32
 }
 
 // actState names a rounding of n activations at src into the scratch
@@ -212,6 +217,7 @@ func New(opts Options) (*Backend, error) {
 	b.eager = b.sync || opts.Eager || os.Getenv("LLAMAGO_CUDA_EAGER") == "1"
 	b.graphs = !b.eager
 	b.splitK = !opts.NoSplitK && os.Getenv("LLAMAGO_CUDA_SPLITK") != "0"
+	b.hostIO = os.Getenv("LLAMAGO_CUDA_HOSTIO") != "0"
 	b.chunk = chunkLaunches
 	if v := os.Getenv("LLAMAGO_CUDA_CHUNK"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -363,6 +369,10 @@ func (b *Backend) Close() error {
 		err = d.check("cuStreamSynchronize", d.cuStreamSynchronize(b.stream))
 	}
 	b.destroyGraphs()
+	if b.staging != nil {
+		err = errors.Join(err, d.check("cuMemFreeHost", d.cuMemFreeHost(unsafe.Pointer(&b.staging[0]))))
+		b.staging = nil
+	}
 	// cuBLAS's handle goes before its workspace and the context.
 	err = errors.Join(err, b.stopCUBLAS())
 	for p := range b.allocs {
@@ -516,12 +526,44 @@ func (b *Backend) Read(m backend.Mat, dst []float32) {
 	b.current("Read")
 	d := b.drv
 	b.flush("Read")
+	if n := len(dst); n > 0 && b.hostIO && n <= maxStagedFloats {
+		// Through page-locked memory: the copy joins the stream after the
+		// queue, one wait for both, and no staging by the driver.
+		staged := b.stagingFloats("Read", n)
+		b.must("Read", d.check("cuMemcpyDtoHAsync", d.cuMemcpyDtoHAsync(unsafe.Pointer(&staged[0]), src.ptr, uintptr(n)*4, b.stream)))
+		b.must("Read", d.check("cuStreamSynchronize", d.cuStreamSynchronize(b.stream)))
+		b.idle = true
+		copy(dst, staged)
+		return
+	}
 	b.must("Read", d.check("cuStreamSynchronize", d.cuStreamSynchronize(b.stream)))
 	b.idle = true
 	if len(dst) == 0 {
 		return
 	}
 	b.must("Read", d.check("cuMemcpyDtoH", d.cuMemcpyDtoH(unsafe.Pointer(&dst[0]), src.ptr, uintptr(len(dst))*4)))
+}
+
+// maxStagedFloats bounds the page-locked staging buffer of Read: a row of
+// logits or a few (a 128k vocabulary is 512 KB a row); larger reads (a
+// whole batch of logits, probes of long prompts) copy from pageable memory.
+const maxStagedFloats = 4 << 20
+
+// stagingFloats returns at least n floats of page-locked host memory,
+// grown (never shrunk) to the largest Read seen.
+func (b *Backend) stagingFloats(op string, n int) []float32 {
+	if n > len(b.staging) {
+		d := b.drv
+		if b.staging != nil {
+			b.must(op, d.check("cuMemFreeHost", d.cuMemFreeHost(unsafe.Pointer(&b.staging[0]))))
+			b.staging = nil
+		}
+		size := max(n, 32<<10)
+		var p unsafe.Pointer
+		b.must(op, d.check("cuMemAllocHost", d.cuMemAllocHost(&p, uintptr(size)*4)))
+		b.staging = unsafe.Slice((*float32)(p), size)
+	}
+	return b.staging[:n]
 }
 
 // Write implements backend.Backend.
@@ -679,8 +721,13 @@ func (b *Backend) upload(op string, buf *intBuf, v []int32) uint64 {
 		b.must(op, err)
 		buf.dev, buf.capN = p, n
 	}
-	if len(v) > 0 {
-		d := b.drv
+	d := b.drv
+	switch {
+	case len(v) == 1 && b.hostIO:
+		// One value (a decode step's token id, position, slot): a memset
+		// node carries it in its arguments, no host staging copy.
+		b.must(op, d.check("cuMemsetD32Async", d.cuMemsetD32Async(buf.dev, uint32(v[0]), 1, b.stream)))
+	case len(v) > 0:
 		b.must(op, d.check("cuMemcpyHtoDAsync", d.cuMemcpyHtoDAsync(buf.dev, unsafe.Pointer(&v[0]), uintptr(len(v))*4, b.stream)))
 	}
 	buf.last = append(buf.last[:0], v...)

@@ -75,6 +75,10 @@ type driver struct {
 	cuMemcpyHtoD              func(dst uint64, src unsafe.Pointer, n uintptr) result
 	cuMemcpyDtoH              func(dst unsafe.Pointer, src uint64, n uintptr) result
 	cuMemcpyHtoDAsync         func(dst uint64, src unsafe.Pointer, n uintptr, s uintptr) result
+	cuMemcpyDtoHAsync         func(dst unsafe.Pointer, src uint64, n uintptr, s uintptr) result
+	cuMemsetD32Async          func(ptr uint64, v uint32, n uintptr, s uintptr) result
+	cuMemAllocHost            func(p *unsafe.Pointer, size uintptr) result
+	cuMemFreeHost             func(p unsafe.Pointer) result
 	cuStreamCreate            func(s *uintptr, flags uint32) result
 	cuStreamDestroy           func(s uintptr) result
 	cuStreamSynchronize       func(s uintptr) result
@@ -128,6 +132,10 @@ func loadDriver() (*driver, error) {
 		{&d.cuMemcpyHtoD, "cuMemcpyHtoD_v2"},
 		{&d.cuMemcpyDtoH, "cuMemcpyDtoH_v2"},
 		{&d.cuMemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2"},
+		{&d.cuMemcpyDtoHAsync, "cuMemcpyDtoHAsync_v2"},
+		{&d.cuMemsetD32Async, "cuMemsetD32Async"},
+		{&d.cuMemAllocHost, "cuMemAllocHost_v2"},
+		{&d.cuMemFreeHost, "cuMemFreeHost"},
 		{&d.cuStreamCreate, "cuStreamCreate"},
 		{&d.cuStreamDestroy, "cuStreamDestroy_v2"},
 		{&d.cuStreamSynchronize, "cuStreamSynchronize"},

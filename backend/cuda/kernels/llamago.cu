@@ -77,6 +77,9 @@ __device__ __forceinline__ float warp_sum(float v) {
 // 610/600). Prefetching the one-token products' weight rows into L2
 // before the wait (the weights are no kernel's output) made decode slower
 // too (F16 496 tokens/s with the prefetch, 595 without).
+// rms_norm keeps the first NORM_REGS values of each thread's share of a
+// row (and their norm weights) in registers.
+#define NORM_REGS 4
 __device__ __forceinline__ void pdl_begin() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.wait;" ::: "memory");
@@ -1284,8 +1287,14 @@ __device__ __forceinline__ void warp_act_q8_k(const float *xb, float *yb, int la
 }
 
 // warp_act_q8_0_int is warp_act_q8_0 keeping q and d apart (ACT_Q8_0_INT).
+__device__ __forceinline__ void warp_q8_0_int(float x, int8_t *qb, float *db, int lane);
 __device__ __forceinline__ void warp_act_q8_0_int(const float *xb, int8_t *qb, float *db, int lane) {
-    const float x = xb[lane];
+    warp_q8_0_int(xb[lane], qb, db, lane);
+}
+
+// warp_q8_0_int is warp_act_q8_0_int with the block's values in the
+// lanes' registers, value lane in lane.
+__device__ __forceinline__ void warp_q8_0_int(float x, int8_t *qb, float *db, int lane) {
     float amax = fabsf(x);
     for (int o = WARP / 2; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
     const float d = amax / 127.f;
@@ -1469,13 +1478,36 @@ extern "C" __global__ void copy_rows(const float *src, float *dst, int cols, con
 // through the following product's format (actKind).
 extern "C" __global__ void __launch_bounds__(NORM_THREADS) rms_norm(const float *x, const float *addend, float *sum, const float *w, float *dst,
                                     int cols, float eps, void *act, int actKind) {
+    // The norm's weights are no kernel's output: in registers before the
+    // wait (the first NORM_REGS values a thread scales), and the row's
+    // values kept from the sum of squares to the scaling.
+    float wv[NORM_REGS], xv[NORM_REGS];
+#pragma unroll
+    for (int k = 0; k < NORM_REGS; ++k) {
+        const int i = threadIdx.x + k * NORM_THREADS;
+        wv[k] = i < cols ? w[i] : 0.f;
+        xv[k] = 0.f;
+    }
     pdl_begin();
     __shared__ double part[NORM_THREADS / WARP];
     const size_t off = (size_t)blockIdx.x * cols;
     const float *xr = x + off;
     float *dr = dst + off;
     double s = 0;
-    for (int i = threadIdx.x; i < cols; i += NORM_THREADS) {
+#pragma unroll
+    for (int k = 0; k < NORM_REGS; ++k) {
+        const int i = threadIdx.x + k * NORM_THREADS;
+        if (i < cols) {
+            float v = xr[i];
+            if (addend) {
+                v = v + addend[off + i];
+                sum[off + i] = v;
+            }
+            xv[k] = v;
+            s += (double)(v * v);
+        }
+    }
+    for (int i = threadIdx.x + NORM_REGS * NORM_THREADS; i < cols; i += NORM_THREADS) {
         float v = xr[i];
         if (addend) {
             v = v + addend[off + i];
@@ -1498,12 +1530,38 @@ extern "C" __global__ void __launch_bounds__(NORM_THREADS) rms_norm(const float 
     const float scale = 1.f / (float)sqrt((double)(mean + eps));
     // Each thread reads back only the sums it wrote itself.
     const float *src = addend ? sum + off : xr;
-    for (int i = threadIdx.x; i < cols; i += NORM_THREADS) dr[i] = src[i] * scale * w[i];
+    // The rounding for the next product (act) of the values in registers
+    // goes straight from there where each rounding block lies in one
+    // warp: value i of a thread is element tid + i·NORM_THREADS, so with
+    // whole 32-value blocks a warp holds block k·NORM_THREADS/32 + warp,
+    // value lane in lane (as act_span hands them out). Q8_K's 256-value
+    // blocks span warps: act_span, after a barrier, from dst.
+    const int total = gridDim.x * cols;
+    const bool regs = act && cols % QK == 0 && (actKind == ACT_Q8_0_INT || actKind == ACT_F16_BITS);
+    int8_t *q = (int8_t *)act;
+    float *ds = regs ? (float *)(q + q8_scales_at(total)) : nullptr;
+#pragma unroll
+    for (int k = 0; k < NORM_REGS; ++k) {
+        const int i = threadIdx.x + k * NORM_THREADS;
+        if (i < cols) { // the same for the whole warp when regs
+            const float y = xv[k] * scale * wv[k];
+            dr[i] = y;
+            if (regs && actKind == ACT_F16_BITS) ((uint16_t *)act)[off + i] = float_to_half(y);
+            if (regs && actKind == ACT_Q8_0_INT) {
+                const size_t b = (off + i) / QK;
+                warp_q8_0_int(y, q + b * QK, ds + b, threadIdx.x % WARP);
+            }
+        }
+    }
+    for (int i = threadIdx.x + NORM_REGS * NORM_THREADS; i < cols; i += NORM_THREADS) dr[i] = src[i] * scale * w[i];
     if (act) {
-        __syncthreads();
         // act_span indexes the whole matrix (gridDim.x rows): the integer
         // kinds keep all values before all scales.
-        act_span(dst, act, (int)off, cols, gridDim.x * cols, actKind, threadIdx.x, NORM_THREADS);
+        const int done = !regs ? 0 : cols < NORM_REGS * NORM_THREADS ? cols : NORM_REGS * NORM_THREADS;
+        if (done < cols) {
+            __syncthreads();
+            act_span(dst, act, (int)off + done, cols - done, total, actKind, threadIdx.x, NORM_THREADS);
+        }
     }
 }
 
@@ -1794,7 +1852,6 @@ extern "C" __global__ void attention(const float *q, float *dst, const void *kc,
                                      float *scores, float *probs, int probeCols, int8_t *act,
                                      float *kRow, const float *vRow, int ropeDims, float thetaScale,
                                      float freqScale, int neox, int *counters) {
-    pdl_begin();
     __shared__ float qs[ATTN_MAX_HEAD_DIM];
     __shared__ float kh[ATTN_MAX_HEAD_DIM], vh[ATTN_MAX_HEAD_DIM]; // the new position's key and value (ropeDims > 0)
     __shared__ float rc[ROPE_MAX_PAIRS], rsn[ROPE_MAX_PAIRS];
@@ -1812,10 +1869,15 @@ extern "C" __global__ void attention(const float *q, float *dst, const void *kc,
     const size_t base = kv_offset(slotArr[r], layer, 0, layers, ctx, kvDim) + (size_t)kvh * headDim;
     const float *qr = q + (size_t)r * heads * headDim + (size_t)h * headDim;
     const bool fused = ropeDims > 0;
+    // Before the wait: the positions and slots (uploaded before the queue's
+    // first kernel, no kernel's output) and the rotation's angles from
+    // them; q, k, v and the cache after it.
+    const int half = ropeDims / 2;
+    if (fused)
+        for (int i = tid; i < half; i += ATTN_THREADS) rope_angle((float)posArr[r], i, thetaScale, freqScale, &rc[i], &rsn[i]);
+    pdl_begin();
     if (fused) {
         // headDim ≤ ATTN_THREADS: thread i takes value i of the heads.
-        const int half = ropeDims / 2;
-        for (int i = tid; i < half; i += ATTN_THREADS) rope_angle((float)posArr[r], i, thetaScale, freqScale, &rc[i], &rsn[i]);
         __syncthreads();
         float *kr = kRow + (size_t)kvh * headDim;
         float qy = 0.f, ky = 0.f;
