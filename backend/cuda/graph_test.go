@@ -144,6 +144,56 @@ func TestMergeProduct(t *testing.T) {
 	}
 }
 
+func TestMergeTiles(t *testing.T) {
+	const fn, in, cols, ntok = 5, 4096, 2048, 100
+	b := &Backend{}
+	w := func(rows int) *weight {
+		return &weight{rows: rows, cols: cols, rowBytes: 1152, ptr: uint64(rows) << 20}
+	}
+	queue := func() {
+		r := launchRec{fn: fn, grid: dim3{2048 / mmqTile, 2, 1}, n: mmqArgs + 4*mvqSets}
+		r.vals[0], r.vals[1], r.vals[2] = in, cols, ntok
+		r.vals[mmqArgs], r.vals[mmqArgs+1], r.vals[mmqArgs+2], r.vals[mmqArgs+3] = 1<<30, 1152, 2048, 1<<40
+		b.pending = []launchRec{r}
+	}
+	queue()
+	if !b.mergeTiles(fn, in, w(256), &mat{rows: ntok, cols: 256, ptr: 1 << 41}, ntok) {
+		t.Fatal("k did not merge into q's launch")
+	}
+	if !b.mergeTiles(fn, in, w(200), &mat{rows: ntok, cols: 200, ptr: 1 << 42}, ntok) {
+		t.Fatal("v did not merge")
+	}
+	r := b.pending[0]
+	if want := (dim3{2048/mmqTile + 4 + 4, 2, 1}); r.grid != want {
+		t.Errorf("grid %v, want %v (each matrix's row tiles, 200 rows in 4)", r.grid, want)
+	}
+	if a := r.vals[mmqArgs+8:]; a[0] != 200<<20 || a[1] != 1152 || a[2] != 200 || a[3] != 1<<42 {
+		t.Errorf("third set %v", a[:4])
+	}
+	if b.mergeTiles(fn, in, w(256), &mat{rows: ntok, cols: 256, ptr: 1 << 43}, ntok) {
+		t.Error("a fourth matrix merged into three sets")
+	}
+	refused := []struct {
+		name string
+		fn   uintptr
+		in   uint64
+		ntok int
+		dst  uint64
+	}{
+		{"another kernel", fn + 1, in, ntok, 1 << 41},
+		{"another input", fn, in + 64, ntok, 1 << 41},
+		{"another token count", fn, in, ntok - 1, 1 << 41},
+		// q's output is 100 rows of 2048 floats from 1<<40.
+		{"overlapping output", fn, in, ntok, 1<<40 + 2048*4*99},
+	}
+	for _, c := range refused {
+		queue()
+		if b.mergeTiles(c.fn, c.in, w(256), &mat{rows: c.ntok, cols: 256, ptr: c.dst}, c.ntok) {
+			t.Errorf("%s: merged", c.name)
+		}
+	}
+}
+
 func TestAttentionTiles(t *testing.T) {
 	long := make([]int32, 130)
 	for i := range long {

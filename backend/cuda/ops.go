@@ -182,6 +182,13 @@ func (b *Backend) MatMul(dstM, xM backend.Mat, wW backend.Weight) {
 		b.args.reset().ptr(in).i32(w.cols).ptr(w.ptr).i64(w.rowBytes).i32(w.rows).ptr(dst.ptr).
 			ptr(0).i64(0).i32(0).ptr(0).ptr(0).i64(0).i32(0).ptr(0)
 	}
+	if !one && fn != 0 && fn == b.k.mmq[w.gpu] {
+		if b.mergeTiles(fn, in, w, dst, x.rows) {
+			fn = 0 // queued with the product before
+		}
+		b.args.reset().ptr(in).i32(w.cols).i32(x.rows).ptr(w.ptr).i64(w.rowBytes).i32(w.rows).ptr(dst.ptr).
+			ptr(0).i64(0).i32(0).ptr(0).ptr(0).i64(0).i32(0).ptr(0)
+	}
 	if fn != 0 && fn == b.k.mmhF16 && b.gemmF16(dst, in, w, x.rows) {
 		fn = 0 // computed by cuBLAS (cublas.go)
 	}
@@ -234,6 +241,45 @@ func (b *Backend) mergeProduct(fn uintptr, in uint64, w *weight, dst *mat) bool 
 	a[0], a[1], a[2], a[3] = w.ptr, uint64(int64(w.rowBytes)), uint64(w.rows), dst.ptr
 	total += uint64(w.rows)
 	r.grid.x = uint32((total + mvRows - 1) / mvRows)
+	return true
+}
+
+// mmqArgs is where the mmq_… kernels' weight sets start: (X, cols, ntok)
+// then (W, rowBytes, rows, Y) per matrix, mvqSets of them.
+const mmqArgs = 3
+
+// mergeTiles adds the several-token product dst = x·wᵀ (ntok rows) to
+// the mmq launch queued just before it when that launch reads the same
+// rounded input (q, k and v; gate and up): the small matrices' row tiles
+// then fill multiprocessors the large one leaves idle instead of running
+// as launches of their own. It reports whether it did. Every tile
+// computes what it computed alone, so the results are the same.
+func (b *Backend) mergeTiles(fn uintptr, in uint64, w *weight, dst *mat, ntok int) bool {
+	r := b.lastPending(fn)
+	if r == nil || r.vals[0] != in || r.vals[1] != uint64(w.cols) || r.vals[2] != uint64(ntok) {
+		return false
+	}
+	end := dst.ptr + uint64(w.rows*ntok)*4
+	free := -1
+	for k := range mvqSets {
+		a := r.vals[mmqArgs+4*k:]
+		rows, y := a[2], a[3]
+		if rows == 0 {
+			if free < 0 {
+				free = k
+			}
+			continue
+		}
+		if dst.ptr < y+rows*uint64(ntok)*4 && y < end {
+			return false
+		}
+	}
+	if free < 0 {
+		return false
+	}
+	a := r.vals[mmqArgs+4*free:]
+	a[0], a[1], a[2], a[3] = w.ptr, uint64(int64(w.rowBytes)), uint64(w.rows), dst.ptr
+	r.grid.x += uint32((w.rows + mmqTile - 1) / mmqTile)
 	return true
 }
 
