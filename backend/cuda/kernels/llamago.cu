@@ -691,6 +691,23 @@ __device__ __forceinline__ void mma_s8_k16(int c[4], int a0, int a1, int b0) {
 template <int TYPE>
 struct MmqFetch;
 
+// aligned_words reads the n 4-byte words that hold a 2-byte aligned
+// Q4_0/Q8_0 block at bp (its 18 or 34 bytes, and 2 bytes of the block
+// before it or after it): half as many loads as 2-byte ones. It reports
+// whether bp is misaligned (the words start 2 bytes before it). With the
+// row length a multiple of 4 bytes the word past a block's end lies in
+// the matrix: the last block of a matrix is then misaligned (every
+// matrix starts aligned and has a multiple of 4 bytes), so nothing is
+// read past it, and a misaligned block is never the first.
+__device__ __forceinline__ bool aligned_words(const uint8_t *bp, uint32_t *w, int n, bool ok) {
+    const bool mis = ((uintptr_t)bp & 2) != 0;
+    const uint32_t *wp = (const uint32_t *)((uintptr_t)bp & ~(uintptr_t)3);
+#pragma unroll
+    for (int k = 0; k < 9; k++)
+        if (k < n) w[k] = ok ? wp[k] : 0;
+    return mis;
+}
+
 template <>
 struct MmqFetch<TYPE_Q4_0> {
     static constexpr int N = MMQ_BM * 8 / MMQ_THREADS; // blocks per thread
@@ -702,6 +719,14 @@ struct MmqFetch<TYPE_Q4_0> {
             const int i = threadIdx.x + MMQ_THREADS * j, row = i / 8, gb = kt * 8 + i % 8;
             const bool ok = r0 + row < wrows && gb < cols / QK;
             const uint8_t *bp = W + (ok ? (size_t)(r0 + row) * rowBytes + (size_t)gb * Q4_0_BYTES : 0);
+            if (rowBytes % 4 == 0) {
+                uint32_t w[5];
+                const bool mis = aligned_words(bp, w, 5, ok);
+                d[j] = ok ? (mis ? w[0] >> 16 : w[0] & 0xffff) : 0;
+#pragma unroll
+                for (int k = 0; k < 4; k++) q[j][k] = ok ? (mis ? w[k + 1] : (w[k] >> 16 | w[k + 1] << 16)) : 0x88888888u;
+                continue;
+            }
             d[j] = ok ? load_u16(bp) : 0;
 #pragma unroll
             for (int k = 0; k < 4; k++) q[j][k] = ok ? load_u32_a2(bp + 2 + 4 * k) : 0x88888888u; // nibble 8 is weight 0
@@ -731,6 +756,14 @@ struct MmqFetch<TYPE_Q8_0> {
             const int i = threadIdx.x + MMQ_THREADS * j, row = i / 8, gb = kt * 8 + i % 8;
             const bool ok = r0 + row < wrows && gb < cols / QK;
             const uint8_t *bp = W + (ok ? (size_t)(r0 + row) * rowBytes + (size_t)gb * Q8_0_BYTES : 0);
+            if (rowBytes % 4 == 0) {
+                uint32_t w[9];
+                const bool mis = aligned_words(bp, w, 9, ok);
+                d[j] = ok ? (mis ? w[0] >> 16 : w[0] & 0xffff) : 0;
+#pragma unroll
+                for (int k = 0; k < 8; k++) q[j][k] = ok ? (mis ? w[k + 1] : (w[k] >> 16 | w[k + 1] << 16)) : 0;
+                continue;
+            }
             d[j] = ok ? load_u16(bp) : 0;
 #pragma unroll
             for (int k = 0; k < 8; k++) q[j][k] = ok ? load_u32_a2(bp + 2 + 4 * k) : 0;
@@ -1613,8 +1646,25 @@ extern "C" __global__ void swiglu(const float *gate, const float *up, float *dst
     pdl_begin();
     const int base = blockIdx.x * SWIGLU_THREADS;
     const int i = base + threadIdx.x;
+    float y = 0.f;
     if (i < n) {
-        dst[i] = silu_mul(gate[i], up[i]);
+        y = silu_mul(gate[i], up[i]);
+        dst[i] = y;
+    }
+    // F16 halves and Q8_0 blocks straight from the registers (a warp's
+    // lanes hold one whole block, value lane in lane, as act_span hands
+    // them out); Q8_K's blocks span warps: act_span from dst.
+    if (act && actKind == ACT_F16_BITS) {
+        if (i < n) ((uint16_t *)act)[i] = float_to_half(y);
+        return;
+    }
+    if (act && actKind == ACT_Q8_0_INT && n % QK == 0) {
+        if (base + (int)(threadIdx.x / WARP) * WARP < n) { // the whole warp's block lies in the matrix
+            int8_t *q = (int8_t *)act;
+            float *ds = (float *)(q + q8_scales_at(n));
+            warp_q8_0_int(y, q + (size_t)(i / QK) * QK, ds + i / QK, threadIdx.x % WARP);
+        }
+        return;
     }
     if (act) {
         __syncthreads();
