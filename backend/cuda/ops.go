@@ -218,30 +218,46 @@ func (b *Backend) mergeProduct(fn uintptr, in uint64, w *weight, dst *mat) bool 
 	if r == nil || r.vals[0] != in || r.vals[1] != uint64(w.cols) {
 		return false
 	}
-	end := dst.ptr + uint64(w.rows)*4
+	free, total := freeSet(r.vals[mvqArgs:], dst.ptr, w.rows, 1)
+	if free < 0 {
+		return false
+	}
+	putSet(r.vals[mvqArgs:], free, w, dst)
+	total += uint64(w.rows)
+	r.grid.x = uint32((total + mvRows - 1) / mvRows)
+	return true
+}
+
+// freeSet finds the first unused (W, rowBytes, rows, Y) set among a
+// launch's mvqSets sets and checks that a product writing ntok rows of rows
+// floats from dst overlaps none of the used sets' outputs (the launch's
+// warps and blocks run in no particular order). It returns the free set's
+// index, -1 when there is none or the outputs overlap, and the rows of the
+// sets in use.
+func freeSet(sets []uint64, dst uint64, rows, ntok int) (int, uint64) {
+	end := dst + uint64(rows*ntok)*4
 	total, free := uint64(0), -1
 	for k := range mvqSets {
-		a := r.vals[mvqArgs+4*k:]
-		rows, y := a[2], a[3]
-		if rows == 0 {
+		a := sets[4*k:]
+		n, y := a[2], a[3]
+		if n == 0 {
 			if free < 0 {
 				free = k
 			}
 			continue
 		}
-		if dst.ptr < y+rows*4 && y < end {
-			return false
+		if dst < y+n*uint64(ntok)*4 && y < end {
+			return -1, 0
 		}
-		total += rows
+		total += n
 	}
-	if free < 0 {
-		return false
-	}
-	a := r.vals[mvqArgs+4*free:]
+	return free, total
+}
+
+// putSet writes product dst = x·wᵀ into set k of a launch's sets.
+func putSet(sets []uint64, k int, w *weight, dst *mat) {
+	a := sets[4*k:]
 	a[0], a[1], a[2], a[3] = w.ptr, uint64(int64(w.rowBytes)), uint64(w.rows), dst.ptr
-	total += uint64(w.rows)
-	r.grid.x = uint32((total + mvRows - 1) / mvRows)
-	return true
 }
 
 // mmqArgs is where the mmq_… kernels' weight sets start: (X, cols, ntok)
@@ -259,26 +275,11 @@ func (b *Backend) mergeTiles(fn uintptr, in uint64, w *weight, dst *mat, ntok in
 	if r == nil || r.vals[0] != in || r.vals[1] != uint64(w.cols) || r.vals[2] != uint64(ntok) {
 		return false
 	}
-	end := dst.ptr + uint64(w.rows*ntok)*4
-	free := -1
-	for k := range mvqSets {
-		a := r.vals[mmqArgs+4*k:]
-		rows, y := a[2], a[3]
-		if rows == 0 {
-			if free < 0 {
-				free = k
-			}
-			continue
-		}
-		if dst.ptr < y+rows*uint64(ntok)*4 && y < end {
-			return false
-		}
-	}
+	free, _ := freeSet(r.vals[mmqArgs:], dst.ptr, w.rows, ntok)
 	if free < 0 {
 		return false
 	}
-	a := r.vals[mmqArgs+4*free:]
-	a[0], a[1], a[2], a[3] = w.ptr, uint64(int64(w.rowBytes)), uint64(w.rows), dst.ptr
+	putSet(r.vals[mmqArgs:], free, w, dst)
 	r.grid.x += uint32((w.rows + mmqTile - 1) / mmqTile)
 	return true
 }
