@@ -77,9 +77,6 @@ __device__ __forceinline__ float warp_sum(float v) {
 // 610/600). Prefetching the one-token products' weight rows into L2
 // before the wait (the weights are no kernel's output) made decode slower
 // too (F16 496 tokens/s with the prefetch, 595 without).
-// rms_norm keeps the first NORM_REGS values of each thread's share of a
-// row (and their norm weights) in registers.
-#define NORM_REGS 4
 __device__ __forceinline__ void pdl_begin() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.wait;" ::: "memory");
@@ -1530,6 +1527,10 @@ extern "C" __global__ void copy_rows(const float *src, float *dst, int cols, con
 
 #define NORM_THREADS 512
 
+// rms_norm keeps the first NORM_REGS values of each thread's share of a
+// row (and their norm weights) in registers.
+#define NORM_REGS 4
+
 // rms_norm: dst = x/sqrt(mean(x²)+eps)·w per row, the sum of squares in
 // double like ggml's ggml_float, the scale in float. One block per row.
 // Two fusions save passes over memory and launches: with addend not null
@@ -2510,6 +2511,21 @@ __device__ __forceinline__ bool argmax_before(float v, int i, float w, int j) {
     return v > w || (v == w && (unsigned)i < (unsigned)j);
 }
 
+// warp_argmax reduces the warp's (value, index) candidates and smallest
+// bad index with xor shuffles: every lane ends with the warp's pick.
+__device__ __forceinline__ void warp_argmax(float &best, int &idx, unsigned &bad) {
+    for (int o = WARP / 2; o > 0; o >>= 1) {
+        const float v = __shfl_xor_sync(0xffffffffu, best, o);
+        const int i = __shfl_xor_sync(0xffffffffu, idx, o);
+        const unsigned b = __shfl_xor_sync(0xffffffffu, bad, o);
+        if (argmax_before(v, i, best, idx)) {
+            best = v;
+            idx = i;
+        }
+        bad = b < bad ? b : bad;
+    }
+}
+
 // argmax finds greedy sampling's pick in each row of logits, as Go's
 // sample.FindBest does, so that only 12 bytes a row go back to the host
 // instead of the row: out[3r] = the lowest index of the row's largest
@@ -2542,16 +2558,7 @@ extern "C" __global__ void __launch_bounds__(ARGMAX_THREADS) argmax(const float 
             idx = i;
         }
     }
-    for (int o = WARP / 2; o > 0; o >>= 1) {
-        const float v = __shfl_xor_sync(0xffffffffu, best, o);
-        const int i = __shfl_xor_sync(0xffffffffu, idx, o);
-        const unsigned b = __shfl_xor_sync(0xffffffffu, bad, o);
-        if (argmax_before(v, i, best, idx)) {
-            best = v;
-            idx = i;
-        }
-        bad = b < bad ? b : bad;
-    }
+    warp_argmax(best, idx, bad);
     const int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP;
     const int nwarps = (blockDim.x + WARP - 1) / WARP;
     if (lane == 0) {
@@ -2564,16 +2571,7 @@ extern "C" __global__ void __launch_bounds__(ARGMAX_THREADS) argmax(const float 
     best = lane < nwarps ? wval[lane] : neg_inf;
     idx = lane < nwarps ? widx[lane] : -1;
     bad = lane < nwarps ? wbad[lane] : 0xffffffffu;
-    for (int o = WARP / 2; o > 0; o >>= 1) {
-        const float v = __shfl_xor_sync(0xffffffffu, best, o);
-        const int i = __shfl_xor_sync(0xffffffffu, idx, o);
-        const unsigned b = __shfl_xor_sync(0xffffffffu, bad, o);
-        if (argmax_before(v, i, best, idx)) {
-            best = v;
-            idx = i;
-        }
-        bad = b < bad ? b : bad;
-    }
+    warp_argmax(best, idx, bad);
     if (lane == 0) {
         int *o = out + 3 * (size_t)blockIdx.x;
         o[0] = idx;
