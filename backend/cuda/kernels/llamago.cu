@@ -67,19 +67,41 @@ __device__ __forceinline__ float warp_sum(float v) {
 // Compiled for an older target, or launched without the attribute, it is
 // nothing.
 //
-// No kernel calls griddepcontrol.launch_dependents: the next kernel then
-// launches as each block of this one exits. On an H100 (TinyLlama-shaped
-// decode, tg128) that measured best: triggering at the start of every
+// Most kernels never call griddepcontrol.launch_dependents (pdl_release):
+// the next kernel then launches as each block of this one exits. On an
+// H100 (TinyLlama-shaped decode, tg128) triggering at the start of every
 // kernel let the blocks of the next kernels sit waiting on the
 // multiprocessors and was slower than no PDL at all for Q8_0 (582 against
 // 679 tokens/s); triggering after the products' main loops was no better
 // than not triggering (Q4_0 930/924, Q8_0 702/716, Q4_K_M 829/842, F16
 // 610/600). Prefetching the one-token products' weight rows into L2
 // before the wait (the weights are no kernel's output) made decode slower
-// too (F16 496 tokens/s with the prefetch, 595 without).
+// too (F16 496 tokens/s with the prefetch, 595 without), and so did
+// copying them into shared memory with cp.async before the wait (session
+// five: Q4_0 1023 → 741, F16 646 → 426). The kernels followed by a few
+// blocks only release their successor early (pdl_release).
 __device__ __forceinline__ void pdl_begin() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+// pdl_release lets the next kernel launch now instead of as this one's
+// blocks exit (griddepcontrol.launch_dependents); the next kernel still
+// waits for this one to finish, and its writes, before it reads anything
+// (pdl_begin). Called first thing by the kernels whose successor is small
+// or whose own blocks are few, so that the two do not compete for the
+// multiprocessors: rms_norm and attention for one row (decode: one block,
+// a block per head; the product after them launches and schedules its
+// blocks meanwhile) and the one-token products (followed by attention, an
+// RMSNorm or argmax; see mvq). Measured on an H100 (tg128, three
+// alternating runs each, session five), the first two: Q8_0 772 → 794
+// tokens/s, Q4_K_M 906 → 918, Q4_0 1023 → 1032, F16 unchanged (646 →
+// 645); releasing in mvq_glu too (so that the down product launches
+// early) made Q4_0 and Q4_K_M 3–5% slower.
+__device__ __forceinline__ void pdl_release() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
 }
 
@@ -439,6 +461,25 @@ __device__ void mv(const uint8_t *W, long long rowBytes, int wrows, int cols, co
     if (lane == 0) Y[r] = acc;
 }
 
+// Weight loads of the one-token products (block_dot_q) are streams read
+// once a step: they ask L2 for 256 bytes at a miss (.L2::256B) and, for
+// F16's 16-byte loads, keep out of L1 (.L1::no_allocate); the 2-byte loads
+// of the 2-byte-aligned Q4_0 and Q8_0 blocks keep L1, which serves the
+// warp's neighbouring loads of the same sectors. Measured on an H100
+// (tg128, session five, three alternating runs): F16 651 → 720 tokens/s,
+// Q4_0 1019 → 1044, Q8_0 and Q4_K_M unchanged (the same hint on Q4_K's
+// 16-byte loads and on Q6_K's 2-byte ones changed nothing either).
+__device__ __forceinline__ uint32_t ldw_u16(const void *p) {
+    unsigned short v;
+    asm("ld.global.nc.L2::256B.u16 %0, [%1];" : "=h"(v) : "l"(p));
+    return v;
+}
+__device__ __forceinline__ uint4 ldw_stream16(const void *p) {
+    uint4 v;
+    asm("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+    return v;
+}
+
 // block_dot_q is the dot product of a whole weight block (32 values) with
 // int8 activations: the one-token kernels give each lane whole blocks, so
 // that a warp has a whole row's bytes in flight at once (a unit of 8
@@ -470,14 +511,14 @@ template <>
 __device__ __forceinline__ float block_dot_q<TYPE_Q4_0>(const uint8_t *row, int b, const int8_t *xq, const float *xd, const int *) {
     const uint8_t *bp = row + (size_t)b * Q4_0_BYTES;
     const uint16_t *h = (const uint16_t *)bp; // blocks are 2-byte aligned
-    const float d = half_to_float(h[0]);
+    const float d = half_to_float(ldw_u16(h));
     const int4 xa = *(const int4 *)(xq + (size_t)b * QK), xb = *(const int4 *)(xq + (size_t)b * QK + 16);
     const int xs[8] = {xa.x, xa.y, xa.z, xa.w, xb.x, xb.y, xb.z, xb.w};
     int nib = 0, sx = 0;
 #pragma unroll
     for (int i = 0; i < 4; i++) {
         // Quant bytes 4i..4i+3: values 4i.. (low nibbles), 16+4i.. (high).
-        const uint32_t q = (uint32_t)h[1 + 2 * i] | ((uint32_t)h[2 + 2 * i] << 16);
+        const uint32_t q = ldw_u16(h + 1 + 2 * i) | (ldw_u16(h + 2 + 2 * i) << 16);
         nib = __dp4a((int)(q & 0x0f0f0f0fu), xs[i], nib);
         nib = __dp4a((int)((q >> 4) & 0x0f0f0f0fu), xs[4 + i], nib);
         sx = __dp4a(0x01010101, xs[i], __dp4a(0x01010101, xs[4 + i], sx));
@@ -490,12 +531,12 @@ template <>
 __device__ __forceinline__ float block_dot_q<TYPE_Q8_0>(const uint8_t *row, int b, const int8_t *xq, const float *xd, const int *) {
     const uint8_t *bp = row + (size_t)b * Q8_0_BYTES;
     const uint16_t *h = (const uint16_t *)bp;
-    const float d = half_to_float(h[0]);
+    const float d = half_to_float(ldw_u16(h));
     const int4 xa = *(const int4 *)(xq + (size_t)b * QK), xb = *(const int4 *)(xq + (size_t)b * QK + 16);
     const int xs[8] = {xa.x, xa.y, xa.z, xa.w, xb.x, xb.y, xb.z, xb.w};
     int sum = 0;
 #pragma unroll
-    for (int i = 0; i < 8; i++) sum = __dp4a((int)((uint32_t)h[1 + 2 * i] | ((uint32_t)h[2 + 2 * i] << 16)), xs[i], sum);
+    for (int i = 0; i < 8; i++) sum = __dp4a((int)(ldw_u16(h + 1 + 2 * i) | (ldw_u16(h + 2 + 2 * i) << 16)), xs[i], sum);
     return (float)sum * (d * xd[b]);
 }
 
@@ -561,7 +602,7 @@ template <>
 __device__ __forceinline__ float block_dot_q<TYPE_F16>(const uint8_t *row, int u, const int8_t *xq, const float *, const int *) {
     // Unit u: values 8u..8u+7, weights and activations (ACT_F16_BITS)
     // both F16, one 16-byte load each; products and sums in float.
-    const uint4 w = *(const uint4 *)(row + (size_t)u * 16), x = *(const uint4 *)(xq + (size_t)u * 16);
+    const uint4 w = ldw_stream16(row + (size_t)u * 16), x = *(const uint4 *)(xq + (size_t)u * 16);
     const uint32_t ws[4] = {w.x, w.y, w.z, w.w}, xs[4] = {x.x, x.y, x.z, x.w};
     float sum = 0.f;
 #pragma unroll
@@ -579,6 +620,11 @@ template <int TYPE>
 __device__ void mvq(const int8_t *xq, int cols, const uint8_t *W0, long long rb0, int rows0, float *Y0,
                     const uint8_t *W1, long long rb1, int rows1, float *Y1, const uint8_t *W2, long long rb2,
                     int rows2, float *Y2) {
+    // The kernel after a one-token product is attention, an RMSNorm or
+    // argmax, a few blocks: let it launch now (pdl_release). Measured on
+    // an H100 (tg128, session five): Q4_0 1044 → 1082 tokens/s, F16 720 →
+    // 743, Q4_K_M 911 → 943; Q8_0 went 773 → 699, so its products do not.
+    if (TYPE != TYPE_Q8_0) pdl_release();
     const int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP;
     int r = blockIdx.x * MV_ROWS + warp;
     const uint8_t *W = W0;
@@ -1539,6 +1585,7 @@ extern "C" __global__ void copy_rows(const float *src, float *dst, int cols, con
 // through the following product's format (actKind).
 extern "C" __global__ void __launch_bounds__(NORM_THREADS) rms_norm(const float *x, const float *addend, float *sum, const float *w, float *dst,
                                     int cols, float eps, void *act, int actKind) {
+    if (gridDim.x == 1) pdl_release();
     // The norm's weights are no kernel's output: in registers before the
     // wait (the first NORM_REGS values a thread scales), and the row's
     // values kept from the sum of squares to the scaling.
@@ -1947,6 +1994,7 @@ extern "C" __global__ void attention(const float *q, float *dst, const void *kc,
     const size_t base = kv_offset(slotArr[r], layer, 0, layers, ctx, kvDim) + (size_t)kvh * headDim;
     const float *qr = q + (size_t)r * heads * headDim + (size_t)h * headDim;
     const bool fused = ropeDims > 0;
+    if (gridDim.y == 1) pdl_release();
     // Before the wait: the positions and slots (uploaded before the queue's
     // first kernel, no kernel's output) and the rotation's angles from
     // them; q, k, v and the cache after it.
