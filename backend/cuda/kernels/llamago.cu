@@ -78,8 +78,8 @@ __device__ __forceinline__ float warp_sum(float v) {
 // before the wait (the weights are no kernel's output) made decode slower
 // too (F16 496 tokens/s with the prefetch, 595 without), and so did
 // copying them into shared memory with cp.async before the wait (session
-// five: Q4_0 1023 → 741, F16 646 → 426). The kernels followed by a few
-// blocks only release their successor early (pdl_release).
+// five: Q4_0 979–1012 → 741, F16 631–637 → 426). Only the kernels followed
+// by a few blocks release their successor early (pdl_release).
 __device__ __forceinline__ void pdl_begin() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.wait;" ::: "memory");
