@@ -450,23 +450,26 @@ func TestFuseRoPEIntoAttention(t *testing.T) {
 	b := &Backend{counters: 1 << 44}
 	b.k.rope = ropeFn
 	rp := backend.RoPEParams{Heads: 4, HeadDim: 64, Dims: 64, FreqBase: 10000, FreqScale: 1}
-	// queue queues the decode layer's merged rope launch as RoPE(q),
-	// RoPE(k) and StoreKV do.
-	queue := func(layer int, store bool) {
-		b.args.reset().ptr(q.ptr).ptr(pos).i32(32).i32(64).i32(64).f32(0.5).f32(1).flag(true).
+	// queueHeads queues the decode layer's merged rope launch as RoPE(q),
+	// RoPE(k) and StoreKV do, for heads of headDim values; queue for 64.
+	queueHeads := func(layer int, store bool, headDim int) {
+		b.args.reset().ptr(q.ptr).ptr(pos).i32(32).i32(headDim).i32(headDim).f32(0.5).f32(1).flag(true).
 			ptr(0).i32(0).ptr(0).ptr(0).ptr(0).ptr(0).ptr(0).i32(0).i32(0).i32(0).i32(0).i32(0)
-		r := launchRec{fn: ropeFn, grid: dim3{1, 1, 1}, block: dim3{ropeThreads(32, 64), 1, 1}, n: b.args.n}
+		r := launchRec{fn: ropeFn, grid: dim3{1, 1, 1}, block: dim3{ropeThreads(32, headDim), 1, 1}, n: b.args.n}
 		copy(r.vals[:], b.args.vals[:b.args.n])
 		b.pending = []launchRec{r}
-		b.args.reset().ptr(k.ptr).ptr(pos).i32(4).i32(64).i32(64).f32(0.5).f32(1).flag(true).
+		b.args.reset().ptr(k.ptr).ptr(pos).i32(4).i32(headDim).i32(headDim).f32(0.5).f32(1).flag(true).
 			ptr(0).i32(0).ptr(0).ptr(0).ptr(0).ptr(0).ptr(0).i32(0).i32(0).i32(0).i32(0).i32(0)
-		if !b.mergeRoPE(k, rp) {
+		krp := rp
+		krp.HeadDim, krp.Dims = headDim, headDim
+		if !b.mergeRoPE(k, krp) {
 			t.Fatal("k's rotation did not merge")
 		}
 		if store && !b.mergeStoreKV(cache, layer, k, v, slots, pos) {
 			t.Fatal("the store did not merge")
 		}
 	}
+	queue := func(layer int, store bool) { queueHeads(layer, store, 64) }
 	attnArgs := func() {
 		b.args.reset()
 		for range attnAct + 1 {
@@ -484,6 +487,15 @@ func TestFuseRoPEIntoAttention(t *testing.T) {
 	want := []uint64{k.ptr, v.ptr, 64, uint64(math.Float32bits(0.5)), uint64(math.Float32bits(1)), 1, 1<<44 + gluCounters*4}
 	if got := b.args.vals[attnAct+1 : b.args.n]; !slices.Equal(got, want) {
 		t.Errorf("rotation arguments %v, want %v", got, want)
+	}
+	// Heads of 32 values fuse; shorter ones do not (minFusedHeadDim).
+	for _, hd := range []int{32, 16} {
+		queueHeads(1, true, hd)
+		attnArgs()
+		ph := backend.AttnParams{Heads: 32, KVHeads: 4, HeadDim: hd, Scale: 0.125}
+		if got, want := b.fuseRoPE(cache, 1, q, ph, slots, pos), hd >= minFusedHeadDim; got != want {
+			t.Errorf("heads of %d values: fused %v, want %v", hd, got, want)
+		}
 	}
 	for _, c := range []struct {
 		name  string
