@@ -90,17 +90,17 @@ DATA q6kScale<>+112(SB)/8, $0x0e0e0e0e0e0e0e0e
 DATA q6kScale<>+120(SB)/8, $0x0f0f0f0f0f0f0f0f
 GLOBL q6kScale<>(SB), RODATA|NOPTR, $128
 
-// KSCALES_MINS unpacks the 12 bytes of 6-bit scales and mins at SI+4
-// (Q4_K, Q5_K) into Y6 (8 scales, 8 mins as int16), Y10 (the scales in
-// both halves) and X7 (the mins). Scales 0..3 are the low 6 bits of bytes
-// 0..3, mins 0..3 of bytes 4..7; scales 4..7 take their low 4 bits from
-// the low nibbles of bytes 8..11 and their high 2 bits from the top of
-// bytes 0..3; mins 4..7 likewise from the high nibbles of bytes 8..11 and
-// the top of bytes 4..7. Uses AX, R9..R13.
-#define KSCALES_MINS \
-	MOVL 4(SI), R9         \
-	MOVL 8(SI), R10        \
-	MOVL 12(SI), R11       \
+// KSCALES_AT unpacks the 12 bytes of 6-bit scales and mins (Q4_K, Q5_K)
+// held in the dwords M4, M8, M12 into Y6 (8 scales, 8 mins as int16), SC
+// (the scales in both halves) and MN (the mins). Scales 0..3 are the low
+// 6 bits of bytes 0..3, mins 0..3 of bytes 4..7; scales 4..7 take their
+// low 4 bits from the low nibbles of bytes 8..11 and their high 2 bits
+// from the top of bytes 0..3; mins 4..7 likewise from the high nibbles of
+// bytes 8..11 and the top of bytes 4..7. Uses AX, R9..R13.
+#define KSCALES_AT(M4, M8, M12, SC, MN) \
+	MOVL M4, R9            \
+	MOVL M8, R10           \
+	MOVL M12, R11          \
 	MOVL R9, R12           \
 	ANDL $0x3f3f3f3f, R12  \
 	MOVL R11, R13          \
@@ -125,8 +125,12 @@ GLOBL q6kScale<>(SB), RODATA|NOPTR, $128
 	VMOVQ     R12, X6      \
 	VPINSRQ   $1, AX, X6, X6 \
 	VPMOVZXBW X6, Y6       \
-	VPERMQ    $0x44, Y6, Y10 \
-	VEXTRACTI128 $1, Y6, X7
+	VPERMQ    $0x44, Y6, SC \
+	VEXTRACTI128 $1, Y6, MN
+
+// KSCALES_MINS is KSCALES_AT for the block at SI: the scales and mins
+// at SI+4 into Y10 and X7 (the span kernel takes two rows at a time).
+#define KSCALES_MINS KSCALES_AT(4(SI), 8(SI), 12(SI), Y10, X7)
 
 // KMINS does X1 = X1 - dmin·x.d·Σ_j min_j·(sum of the 32 activations of
 // sub-block j) with one rounding, as Q5_K's summs += dmin * (float)sum
@@ -187,20 +191,25 @@ GLOBL q6kScale<>(SB), RODATA|NOPTR, $128
 	VPSHUFD      $0xb1, X, T \
 	VPADDD       T, X, X
 
-// Q4K_PART_VNNI is Q4K_PART with VPDPWSSD (AVX-512 VNNI), which
-// multiplies the int16 pairs by the scales and adds them into SUM in one
-// instruction: the same exact integer sums.
-#define Q4K_PART_VNNI(j, SUM) \
-	VMOVDQU    (16+32*j)(SI), Y2      \
+// Q4K_PART2 is Q4K_PART with VPDPWSSD (AVX-512 VNNI), which multiplies
+// the int16 pairs by the scales and adds them into SUM in one
+// instruction (the same exact integer sums), for the 32 bytes of nibbles
+// at MW with the scales in SC.
+#define Q4K_PART2(j, MW, SC, SUM) \
+	VMOVDQU    MW, Y2                 \
 	VPSRLW     $4, Y2, Y3             \
 	VPAND      Y13, Y2, Y2            \
 	VPAND      Y13, Y3, Y3            \
 	VPMADDUBSW (4+64*j)(DI), Y2, Y2   \
 	VPMADDUBSW (36+64*j)(DI), Y3, Y3  \
-	VPSHUFB    q4kScale<>+(64*j)(SB), Y10, Y4    \
-	VPSHUFB    q4kScale<>+(64*j+32)(SB), Y10, Y5 \
+	VPSHUFB    q4kScale<>+(64*j)(SB), SC, Y4    \
+	VPSHUFB    q4kScale<>+(64*j+32)(SB), SC, Y5 \
 	VPDPWSSD   Y4, Y2, SUM            \
 	VPDPWSSD   Y5, Y3, SUM
+
+// Q4K_PART_VNNI is Q4K_PART2 for the block at SI (the span kernel takes
+// two rows at a time).
+#define Q4K_PART_VNNI(j, SUM) Q4K_PART2(j, (16+32*j)(SI), Y10, SUM)
 
 // Q4K_GEMV_BLOCK is one super-block of dotQ4_KAVX2 and dotQ4_KVNNI, PART
 // being Q4K_PART or Q4K_PART_VNNI: the mins times the sums of the 32
@@ -755,54 +764,6 @@ q2kb_done:
 	RET
 
 // ------------------------------------------------- Q4_K span (one token)
-
-// KSCALES_AT is KSCALES_MINS for the row whose 12 bytes of scales and
-// mins are the dwords M4, M8, M12, into SC (the scales in both halves)
-// and MN (the mins); Y6 is scratch.
-#define KSCALES_AT(M4, M8, M12, SC, MN) \
-	MOVL M4, R9            \
-	MOVL M8, R10           \
-	MOVL M12, R11          \
-	MOVL R9, R12           \
-	ANDL $0x3f3f3f3f, R12  \
-	MOVL R11, R13          \
-	ANDL $0x0f0f0f0f, R13  \
-	MOVL R9, AX            \
-	SHRL $6, AX            \
-	ANDL $0x03030303, AX   \
-	SHLL $4, AX            \
-	ORL  AX, R13           \
-	SHLQ $32, R13          \
-	ORQ  R13, R12          \
-	MOVL R10, AX           \
-	ANDL $0x3f3f3f3f, AX   \
-	SHRL $4, R11           \
-	ANDL $0x0f0f0f0f, R11  \
-	SHRL $6, R10           \
-	ANDL $0x03030303, R10  \
-	SHLL $4, R10           \
-	ORL  R10, R11          \
-	SHLQ $32, R11          \
-	ORQ  R11, AX           \
-	VMOVQ     R12, X6      \
-	VPINSRQ   $1, AX, X6, X6 \
-	VPMOVZXBW X6, Y6       \
-	VPERMQ    $0x44, Y6, SC \
-	VEXTRACTI128 $1, Y6, MN
-
-// Q4K_PART2 is Q4K_PART_VNNI for the 32 bytes of nibbles at MW, with
-// the scales in SC, into SUM.
-#define Q4K_PART2(j, MW, SC, SUM) \
-	VMOVDQU    MW, Y2                 \
-	VPSRLW     $4, Y2, Y3             \
-	VPAND      Y13, Y2, Y2            \
-	VPAND      Y13, Y3, Y3            \
-	VPMADDUBSW (4+64*j)(DI), Y2, Y2   \
-	VPMADDUBSW (36+64*j)(DI), Y3, Y3  \
-	VPSHUFB    q4kScale<>+(64*j)(SB), SC, Y4    \
-	VPSHUFB    q4kScale<>+(64*j+32)(SB), SC, Y5 \
-	VPDPWSSD   Y4, Y2, SUM            \
-	VPDPWSSD   Y5, Y3, SUM
 
 // func spanQ4_KVNNI(w *byte, rowBytes int, pairs int, x *byte, nb int, tab *float32, out *float32)
 //

@@ -43,6 +43,22 @@ func lengthsFor(t tensor.Type) []int {
 	return []int{bs, 2 * bs, 3 * bs, 8 * bs}
 }
 
+// randomProduct returns the inputs of a product with s: rows random rows of
+// n weights of type wt and nTok rows of n "normal" activations rounded to
+// wt's dot-product type, with their row sizes.
+func randomProduct(rng *rand.Rand, s *Set, wt tensor.Type, n, rows, nTok int) (w []byte, rb int, xq []byte, xb int) {
+	vt := VecDotType(wt)
+	rb, xb = RowBytes(wt, n), RowBytes(vt, n)
+	for r := 0; r < rows; r++ {
+		w = append(w, randomWeightRow(rng, wt, n, 0.1)...)
+	}
+	xq = make([]byte, nTok*xb)
+	for tok := 0; tok < nTok; tok++ {
+		s.QuantizeRow(vt, activationRows(rng, n)["normal"], xq[tok*xb:])
+	}
+	return w, rb, xq, xb
+}
+
 // randomWeightRow returns n elements of type t as raw bytes: arbitrary
 // quant bits, with the scale fields set to finite fp16 values of the given
 // magnitude (and random signs for the offsets/mins), so every bit of the

@@ -58,6 +58,23 @@ func BenchmarkMatMulRowsMapped(b *testing.B) {
 	}
 }
 
+// mappedWeights returns rows of n weights of type wt — 72 MiB of them (a
+// multiple of 8 rows), far more than the caches hold — as mapBytes maps
+// them, and the row size: 64 random rows repeated.
+func mappedWeights(b *testing.B, rng *rand.Rand, wt tensor.Type, n int) (w []byte, rowBytes, rows int) {
+	b.Helper()
+	rowBytes = RowBytes(wt, n)
+	rows = (72 << 20) / rowBytes / 8 * 8
+	heap := make([]byte, rows*rowBytes)
+	for r := 0; r < 64; r++ {
+		copy(heap[r*rowBytes:], randomWeightRow(rng, wt, n, 0.05))
+	}
+	for r := 64; r < rows; r++ {
+		copy(heap[r*rowBytes:(r+1)*rowBytes], heap[(r%64)*rowBytes:])
+	}
+	return mapBytes(b, heap), rowBytes, rows
+}
+
 // mapBytes writes data to a temporary file and returns a read-only shared
 // memory map of it, already faulted in.
 func mapBytes(b *testing.B, data []byte) []byte {

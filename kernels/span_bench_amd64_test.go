@@ -18,16 +18,7 @@ func BenchmarkQ4_0Span(b *testing.B) {
 	}
 	const n = 2048
 	rng := rand.New(rand.NewPCG(43, 44))
-	rowBytes := RowBytes(tensor.Q4_0, n)
-	rows := (72 << 20) / rowBytes / 8 * 8
-	heap := make([]byte, rows*rowBytes)
-	for r := 0; r < 64; r++ {
-		copy(heap[r*rowBytes:], randomWeightRow(rng, tensor.Q4_0, n, 0.05))
-	}
-	for r := 64; r < rows; r++ {
-		copy(heap[r*rowBytes:(r+1)*rowBytes], heap[(r%64)*rowBytes:])
-	}
-	w := mapBytes(b, heap)
+	w, rowBytes, rows := mappedWeights(b, rng, tensor.Q4_0, n)
 	xq := make([]byte, RowBytes(tensor.Q8_0, n))
 	QuantizeRow(tensor.Q8_0, activationRows(rng, n)["normal"], xq)
 	dst := make([]float32, rows)

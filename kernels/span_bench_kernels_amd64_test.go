@@ -21,16 +21,7 @@ func BenchmarkSpan(b *testing.B) {
 		if set == nil {
 			continue
 		}
-		rowBytes := RowBytes(sk.wt, n)
-		rows := (72 << 20) / rowBytes / 8 * 8
-		heap := make([]byte, rows*rowBytes)
-		for r := 0; r < 64; r++ {
-			copy(heap[r*rowBytes:], randomWeightRow(rng, sk.wt, n, 0.05))
-		}
-		for r := 64; r < rows; r++ {
-			copy(heap[r*rowBytes:(r+1)*rowBytes], heap[(r%64)*rowBytes:])
-		}
-		w := mapBytes(b, heap)
+		w, rowBytes, rows := mappedWeights(b, rng, sk.wt, n)
 		vt := VecDotType(sk.wt)
 		xq := make([]byte, RowBytes(vt, n))
 		set.QuantizeRow(vt, activationRows(rng, n)["normal"], xq)

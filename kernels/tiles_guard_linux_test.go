@@ -19,21 +19,12 @@ func TestTilesStayInsideRows(t *testing.T) {
 	for _, nTok := range []int{8, 1} {
 		for _, s := range fastSets(t) {
 			for _, wt := range weightTypes {
-				vt := VecDotType(wt)
 				lengths := []int{wt.BlockSize(), 3 * wt.BlockSize()}
 				if wt.BlockSize() == 1 {
 					lengths = []int{7, 33, 172}
 				}
 				for _, n := range lengths {
-					rb, xb := RowBytes(wt, n), RowBytes(vt, n)
-					var w []byte
-					for r := 0; r < rows; r++ {
-						w = append(w, randomWeightRow(rng, wt, n, 0.1)...)
-					}
-					xq := make([]byte, nTok*xb)
-					for tok := 0; tok < nTok; tok++ {
-						s.QuantizeRow(vt, activationRows(rng, n)["normal"], xq[tok*xb:])
-					}
+					w, rb, xq, xb := randomProduct(rng, s, wt, n, rows, nTok)
 					want := make([]float32, rows*nTok)
 					s.MatMulRows(wt, w, rb, 0, rows, xq, xb, nTok, n, want, rows)
 					for _, place := range []func(g *guarded, b []byte) []byte{(*guarded).atEnd, (*guarded).atStart} {

@@ -129,16 +129,7 @@ func TestTilesNoAllocations(t *testing.T) {
 	const rows, nTok, n = 9, 9, 512
 	for _, s := range Available() {
 		for _, wt := range weightTypes {
-			vt := VecDotType(wt)
-			rb, xb := RowBytes(wt, n), RowBytes(vt, n)
-			var w []byte
-			for r := 0; r < rows; r++ {
-				w = append(w, randomWeightRow(rng, wt, n, 0.1)...)
-			}
-			xq := make([]byte, nTok*xb)
-			for tok := 0; tok < nTok; tok++ {
-				s.QuantizeRow(vt, activationRows(rng, n)["normal"], xq[tok*xb:])
-			}
+			w, rb, xq, xb := randomProduct(rng, s, wt, n, rows, nTok)
 			dst := make([]float32, rows*nTok)
 			if a := testing.AllocsPerRun(10, func() {
 				s.MatMulRows(wt, w, rb, 0, rows, xq, xb, nTok, n, dst, rows)
