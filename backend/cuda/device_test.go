@@ -387,24 +387,26 @@ func TestFusedRoPEAttentionMatchesEager(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer eager.Close()
-	const headDim = 64
-	// The last two cases have TinyLlama's heads (32 over 4 KV heads: 8
-	// blocks count themselves per KV head before its k is written back
-	// and stored) and 127 positions before the two steps, so that every
-	// warp of a block takes several keys (128 and 129 positions).
+	// The TinyLlama cases have its heads (32 over 4 KV heads: 8 blocks
+	// count themselves per KV head before its k is written back and
+	// stored) and 127 positions before the two steps, so that every warp
+	// of a block takes several keys (128 and 129 positions). Heads of 16
+	// and 8 values leave lanes of the warps that score a position with no
+	// value (stories260K has heads of 8).
 	for _, tc := range []struct {
 		f32, neox      bool
-		dims           int
+		headDim, dims  int
 		heads, kvHeads int
 		prefill        int
 	}{
-		{false, false, 64, 8, 2, 5}, {true, false, 64, 8, 2, 5}, {false, true, 32, 8, 2, 5}, {true, true, 64, 8, 2, 5},
-		{false, false, 64, 32, 4, 127}, {true, false, 64, 32, 4, 127},
+		{false, false, 64, 64, 8, 2, 5}, {true, false, 64, 64, 8, 2, 5}, {false, true, 64, 32, 8, 2, 5}, {true, true, 64, 64, 8, 2, 5},
+		{false, false, 64, 64, 32, 4, 127}, {true, false, 64, 64, 32, 4, 127},
+		{false, false, 16, 16, 8, 4, 40}, {true, true, 8, 8, 8, 4, 40},
 	} {
-		heads, kvHeads, prefillRows := tc.heads, tc.kvHeads, tc.prefill
+		headDim, heads, kvHeads, prefillRows := tc.headDim, tc.heads, tc.kvHeads, tc.prefill
 		kvDim := kvHeads * headDim
 		ctx := prefillRows + 8
-		t.Run(fmt.Sprintf("F32 cache %v NeoX %v dims %d heads %d/%d after %d", tc.f32, tc.neox, tc.dims, heads, kvHeads, prefillRows), func(t *testing.T) {
+		t.Run(fmt.Sprintf("F32 cache %v NeoX %v dims %d of %d heads %d/%d after %d", tc.f32, tc.neox, tc.dims, headDim, heads, kvHeads, prefillRows), func(t *testing.T) {
 			r := rand.New(rand.NewPCG(9, uint64(tc.dims)))
 			prefill := randFloats(r, prefillRows*kvDim*2, 1)
 			steps := [][]float32{randFloats(r, (heads+2*kvHeads)*headDim, 1), randFloats(r, (heads+2*kvHeads)*headDim, 1)}

@@ -439,16 +439,6 @@ const (
 	// attnCounters how many KV heads the attention kernel's.
 	gluCounters  = 4096
 	attnCounters = 1024
-	// minFusedHeadDim is the shortest head the fused decode attention
-	// takes: its scores from keys loaded before the wait (ATTN_PRE_K in
-	// kernels/llamago.cu) let every lane of a warp multiply a query value
-	// from shared memory, which is set only for the head's values, so a
-	// head of fewer than 32 values (stories260K's 8) would multiply
-	// unset memory by zero, NaN if it held one. Such heads run the
-	// rope launch and attention unfused. (The kernel should skip those
-	// lanes, as warp_dot does; that needs its PTX rebuilt on a machine
-	// with nvcc.)
-	minFusedHeadDim = 32
 )
 
 // fuseSwiGLU turns the one-token gate/up product queued just before (one
@@ -854,7 +844,7 @@ const splitCombineThreads = 256
 // did.
 func (b *Backend) fuseRoPE(c *kvCache, layer int, q *mat, p backend.AttnParams, slots, pos uint64) bool {
 	r := b.lastPending(b.k.rope)
-	if r == nil || q.rows != 1 || r.grid.x != 1 || p.HeadDim > attnThreads || p.HeadDim < minFusedHeadDim || p.KVHeads > attnCounters {
+	if r == nil || q.rows != 1 || r.grid.x != 1 || p.HeadDim > attnThreads || p.KVHeads > attnCounters {
 		return false
 	}
 	v := r.vals[:]

@@ -507,18 +507,66 @@ __device__ __forceinline__ int sub_bytes(uint32_t v, uint32_t c) {
     return (int)(((v | 0x80808080u) - c) ^ 0x80808080u);
 }
 
+// The one-token Q4_0 and Q8_0 products read a block as the aligned 4-byte
+// words around it (block_words) instead of 2-byte loads: 9 loads a Q8_0
+// block instead of 17, 5 a Q4_0 block instead of 9. A warp's lanes read
+// blocks 34 (18) bytes apart, so each load instruction spans about nine
+// (five) 128-byte lines of L1, and the 2-byte loads kept the products
+// waiting on L1 rather than on DRAM. Measured on an H100 (session six):
+// one product alone, its matrix read from DRAM, Q8_0 5632×2048 8.30 →
+// 7.28 µs, 2048×5632 8.88 → 7.97, 11264×2048 13.16 → 11.35 (Q4_0 within
+// ±5%); tg128 Q8_0 843 → 884 tokens/s, Q4_0 1182 → 1227 (three
+// alternating runs). Q6_K's 2-byte-aligned runs read the same way gained
+// nothing (tg128 Q4_K_M within 1%).
+
+// ldw_u32 is ldw_u16 for an aligned 4-byte word.
+__device__ __forceinline__ uint32_t ldw_u32(const void *p) {
+    uint32_t v;
+    asm("ld.global.nc.L2::256B.u32 %0, [%1];" : "=r"(v) : "l"(p));
+    return v;
+}
+
+// prmt picks 4 of the 8 bytes of (a, b) by selector (PTX prmt).
+__device__ __forceinline__ uint32_t prmt(uint32_t a, uint32_t b, uint32_t sel) {
+    uint32_t r;
+    asm("prmt.b32 %0, %1, %2, %3;" : "=r"(r) : "r"(a), "r"(b), "r"(sel));
+    return r;
+}
+
+// block_words loads the N aligned words that hold the 2-byte-aligned block
+// at bp (its F16 scale, then quant bytes) and returns its quant words: q[i]
+// is quant bytes 4i..4i+3, and *d the scale. At a 4-byte-aligned bp the
+// last word is read as its first 2 bytes only, so that no load passes the
+// block's end.
+template <int N>
+__device__ __forceinline__ void block_words(const uint8_t *bp, uint32_t q[N - 1], float *d) {
+    const bool mis = ((uintptr_t)bp & 2) != 0;
+    const uint32_t *w = (const uint32_t *)(bp - (mis ? 2 : 0));
+    uint32_t v[N];
+#pragma unroll
+    for (int i = 0; i < N - 1; i++) v[i] = ldw_u32(w + i);
+    v[N - 1] = mis ? ldw_u32(w + N - 1) : ldw_u16(bp + 4 * (N - 1));
+    // Aligned: scale in v[0]'s low half, quant word i across v[i], v[i+1];
+    // misaligned: scale in v[0]'s high half, quant word i is v[i+1].
+    const uint32_t sel = mis ? 0x7654 : 0x5432;
+#pragma unroll
+    for (int i = 0; i < N - 1; i++) q[i] = prmt(v[i], v[i + 1], sel);
+    *d = half_to_float((uint16_t)(mis ? v[0] >> 16 : v[0] & 0xffff));
+}
+
 template <>
 __device__ __forceinline__ float block_dot_q<TYPE_Q4_0>(const uint8_t *row, int b, const int8_t *xq, const float *xd, const int *) {
     const uint8_t *bp = row + (size_t)b * Q4_0_BYTES;
-    const uint16_t *h = (const uint16_t *)bp; // blocks are 2-byte aligned
-    const float d = half_to_float(ldw_u16(h));
+    uint32_t qw[4];
+    float d;
+    block_words<5>(bp, qw, &d);
     const int4 xa = *(const int4 *)(xq + (size_t)b * QK), xb = *(const int4 *)(xq + (size_t)b * QK + 16);
     const int xs[8] = {xa.x, xa.y, xa.z, xa.w, xb.x, xb.y, xb.z, xb.w};
     int nib = 0, sx = 0;
 #pragma unroll
     for (int i = 0; i < 4; i++) {
         // Quant bytes 4i..4i+3: values 4i.. (low nibbles), 16+4i.. (high).
-        const uint32_t q = ldw_u16(h + 1 + 2 * i) | (ldw_u16(h + 2 + 2 * i) << 16);
+        const uint32_t q = qw[i];
         nib = __dp4a((int)(q & 0x0f0f0f0fu), xs[i], nib);
         nib = __dp4a((int)((q >> 4) & 0x0f0f0f0fu), xs[4 + i], nib);
         sx = __dp4a(0x01010101, xs[i], __dp4a(0x01010101, xs[4 + i], sx));
@@ -530,13 +578,14 @@ __device__ __forceinline__ float block_dot_q<TYPE_Q4_0>(const uint8_t *row, int 
 template <>
 __device__ __forceinline__ float block_dot_q<TYPE_Q8_0>(const uint8_t *row, int b, const int8_t *xq, const float *xd, const int *) {
     const uint8_t *bp = row + (size_t)b * Q8_0_BYTES;
-    const uint16_t *h = (const uint16_t *)bp;
-    const float d = half_to_float(ldw_u16(h));
+    uint32_t qw[8];
+    float d;
+    block_words<9>(bp, qw, &d);
     const int4 xa = *(const int4 *)(xq + (size_t)b * QK), xb = *(const int4 *)(xq + (size_t)b * QK + 16);
     const int xs[8] = {xa.x, xa.y, xa.z, xa.w, xb.x, xb.y, xb.z, xb.w};
     int sum = 0;
 #pragma unroll
-    for (int i = 0; i < 8; i++) sum = __dp4a((int)(ldw_u16(h + 1 + 2 * i) | (ldw_u16(h + 2 + 2 * i) << 16)), xs[i], sum);
+    for (int i = 0; i < 8; i++) sum = __dp4a((int)qw[i], xs[i], sum);
     return (float)sum * (d * xd[b]);
 }
 
@@ -595,7 +644,7 @@ __device__ __forceinline__ float block_dot_q<TYPE_Q6_K>(const uint8_t *row, int 
         }
         sum += (int)sc[2 * k] * part;
     }
-    return half_to_float(load_u16(bp + 208)) * xd[s * 8] * (float)sum;
+    return half_to_float((uint16_t)ldw_u16(bp + 208)) * xd[s * 8] * (float)sum; // blocks are 2-byte aligned
 }
 
 template <>
@@ -623,8 +672,10 @@ __device__ void mvq(const int8_t *xq, int cols, const uint8_t *W0, long long rb0
     // The kernel after a one-token product is attention, an RMSNorm or
     // argmax, a few blocks: let it launch now (pdl_release). Measured on
     // an H100 (tg128, session five): Q4_0 1044 → 1082 tokens/s, F16 720 →
-    // 743, Q4_K_M 911 → 943; Q8_0 went 773 → 699, so its products do not.
-    if (TYPE != TYPE_Q8_0) pdl_release();
+    // 743, Q4_K_M 911 → 943. Q8_0 went 773 → 699 while its blocks took 17
+    // 2-byte loads each (their L1 traffic, not understood then); with
+    // block_words it gains too (session six: 884 → 928).
+    pdl_release();
     const int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP;
     int r = blockIdx.x * MV_ROWS + warp;
     const uint8_t *W = W0;
@@ -2104,7 +2155,7 @@ extern "C" __global__ void attention(const float *q, float *dst, const void *kc,
                 s = score(j1);
             } else {
                 float dot = 0.f;
-                dot += qs[lane] * kpre[k][0];
+                if (lane < headDim) dot += qs[lane] * kpre[k][0];
                 if (lane + WARP < headDim) dot += qs[lane + WARP] * kpre[k][1];
                 s = __fmul_rn(warp_sum(dot), scale);
             }
