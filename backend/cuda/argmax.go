@@ -39,7 +39,7 @@ func (b *Backend) ArgMax(m backend.Mat, dst []backend.Pick) {
 	d := b.drv
 	b.flush("ArgMax")
 	b.must("ArgMax", d.check("cuStreamSynchronize", d.cuStreamSynchronize(b.stream)))
-	b.idle = true
+	b.waited()
 	host := b.argMaxHost[:argMaxInts*src.rows]
 	b.must("ArgMax", d.check("cuMemcpyDtoH", d.cuMemcpyDtoH(unsafe.Pointer(&host[0]), out, uintptr(len(host))*4)))
 	for r := range dst {

@@ -39,6 +39,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"time"
 	"unsafe"
 
 	"llamago/backend"
@@ -121,12 +122,20 @@ type Backend struct {
 	args kargs
 
 	// Launch queue and graphs (graph.go).
-	eager      bool // launch at once: no queue, fusions or graphs
-	graphs     bool // replay repeated queues as CUDA graphs
-	pending    []launchRec
-	recent     []sentQueue // the last queues sent one by one
-	chunk      int         // queue length sent at the next residual add (chunkLaunches)
-	idle       bool        // nothing sent since the host last waited for the stream
+	eager   bool // launch at once: no queue, fusions or graphs
+	graphs  bool // replay repeated queues as CUDA graphs
+	pending []launchRec
+	recent  []sentQueue // the last queues sent one by one
+	chunk   int         // queue length sent at the next residual add (chunkLaunches)
+	idle    bool        // nothing sent since the host last waited for the stream
+	// stepGraphs are the graphs launched since the host last waited for
+	// the stream, lastStep those before that wait (a decode step's chunks:
+	// for timing them without the host, TimeLastStep in the tests).
+	stepGraphs, lastStep []uintptr
+	// marks, when not nil, records when the host launched graphs and
+	// waited for the stream (for the tests), to time the host's part of
+	// a decode step.
+	marks      *[]hostMark
 	graphCache []*cachedGraph
 	stats      graphStats
 
@@ -516,6 +525,35 @@ func (b *Backend) View(m backend.Mat, rows int) backend.Mat {
 	return &mat{rows: rows, cols: src.cols, ptr: src.ptr}
 }
 
+// waited notes that the host waited for the stream: nothing is in flight.
+func (b *Backend) waited() {
+	b.idle = true
+	b.lastStep, b.stepGraphs = b.stepGraphs, b.lastStep[:0]
+	b.mark(markWaited)
+}
+
+// hostMark is a moment of the host's part of the work, recorded for
+// timing when asked for (see Backend.marks).
+type hostMark struct {
+	What byte // markGraph, markRead or markWaited
+	At   time.Time
+}
+
+// Kinds of hostMark: a graph launched, Read called, the host's wait for
+// the stream over.
+const (
+	markGraph  = 'G'
+	markRead   = 'R'
+	markWaited = 'W'
+)
+
+// mark records a hostMark when marks are on.
+func (b *Backend) mark(what byte) {
+	if b.marks != nil {
+		*b.marks = append(*b.marks, hostMark{What: what, At: time.Now()})
+	}
+}
+
 // Read implements backend.Backend: it waits for the GPU and copies m back.
 func (b *Backend) Read(m backend.Mat, dst []float32) {
 	src := asMat(m)
@@ -523,6 +561,7 @@ func (b *Backend) Read(m backend.Mat, dst []float32) {
 		backend.ShapeFail("Read", "%d values from %s", len(dst), backend.Shape(m))
 	}
 	defer b.enter("Read")()
+	b.mark(markRead)
 	b.current("Read")
 	d := b.drv
 	b.flush("Read")
@@ -532,12 +571,12 @@ func (b *Backend) Read(m backend.Mat, dst []float32) {
 		staged := b.stagingFloats("Read", n)
 		b.must("Read", d.check("cuMemcpyDtoHAsync", d.cuMemcpyDtoHAsync(unsafe.Pointer(&staged[0]), src.ptr, uintptr(n)*4, b.stream)))
 		b.must("Read", d.check("cuStreamSynchronize", d.cuStreamSynchronize(b.stream)))
-		b.idle = true
+		b.waited()
 		copy(dst, staged)
 		return
 	}
 	b.must("Read", d.check("cuStreamSynchronize", d.cuStreamSynchronize(b.stream)))
-	b.idle = true
+	b.waited()
 	if len(dst) == 0 {
 		return
 	}
@@ -582,7 +621,7 @@ func (b *Backend) Write(m backend.Mat, src []float32) {
 	b.actValid = false
 	// Kernels already sent may still read the matrix.
 	b.must("Write", d.check("cuStreamSynchronize", d.cuStreamSynchronize(b.stream)))
-	b.idle = true
+	b.waited()
 	b.must("Write", d.check("cuMemcpyHtoD", d.cuMemcpyHtoD(dst.ptr, unsafe.Pointer(&src[0]), uintptr(len(src))*4)))
 	b.must("Write", b.legacySync())
 }

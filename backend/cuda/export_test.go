@@ -2,6 +2,7 @@ package cuda
 
 import (
 	"errors"
+	"slices"
 	"time"
 )
 
@@ -49,3 +50,49 @@ func TimeLastGraph(b *Backend, n int) (time.Duration, error) {
 	}
 	return time.Since(start) / time.Duration(n), nil
 }
+
+// TimeLastStep replays the graphs launched before the host's last wait
+// for the stream (a decode step's chunks, in order) n times back to back
+// and returns the GPU time of one pass and how many graphs it holds: the
+// step's GPU time with its chunks' graph boundaries, without the host.
+func TimeLastStep(b *Backend, n int) (time.Duration, int, error) {
+	graphs := slices.Clone(b.lastStep)
+	if len(graphs) == 0 {
+		return 0, 0, errors.New("no graph launched before the last wait")
+	}
+	defer b.enter("TimeLastStep")()
+	d := b.drv
+	if err := b.makeCurrent(); err != nil {
+		return 0, 0, err
+	}
+	b.flush("TimeLastStep")
+	if err := d.check("cuStreamSynchronize", d.cuStreamSynchronize(b.stream)); err != nil {
+		return 0, 0, err
+	}
+	start := time.Now()
+	for range n {
+		for _, g := range graphs {
+			if err := d.check("cuGraphLaunch", d.cuGraphLaunch(g, b.stream)); err != nil {
+				return 0, 0, err
+			}
+		}
+	}
+	if err := d.check("cuStreamSynchronize", d.cuStreamSynchronize(b.stream)); err != nil {
+		return 0, 0, err
+	}
+	return time.Since(start) / time.Duration(n), len(graphs), nil
+}
+
+// Mark is a moment of the host's part of a step: a graph launched
+// (MarkGraph), Read called (MarkRead), the host's wait over (MarkWaited).
+type Mark = hostMark
+
+const (
+	MarkGraph  = markGraph
+	MarkRead   = markRead
+	MarkWaited = markWaited
+)
+
+// RecordMarks starts recording the host's marks into m (or stops, with
+// nil).
+func RecordMarks(b *Backend, m *[]Mark) { b.marks = m }

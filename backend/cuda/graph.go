@@ -167,6 +167,8 @@ func (b *Backend) flush(op string) {
 		if g := b.findGraph(h, recs); g != nil {
 			b.pending = recs[:0]
 			b.must(op, b.drv.check("cuGraphLaunch", b.drv.cuGraphLaunch(g.exec, b.stream)))
+			b.stepGraphs = append(b.stepGraphs, g.exec)
+			b.mark(markGraph)
 			b.stats.Replayed++
 			return
 		}
@@ -181,6 +183,8 @@ func (b *Backend) flush(op string) {
 			if err == nil {
 				b.pending = recs[:0]
 				b.must(op, b.drv.check("cuGraphLaunch", b.drv.cuGraphLaunch(g.exec, b.stream)))
+				b.stepGraphs = append(b.stepGraphs, g.exec)
+				b.mark(markGraph)
 				b.stats.Captured++
 				return
 			}

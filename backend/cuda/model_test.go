@@ -304,6 +304,66 @@ func TestTinyLlamaDecodeGPUTime(t *testing.T) {
 			gpu.PDL(), perStep.Round(time.Microsecond), gpuStep.Round(time.Microsecond), (perStep - gpuStep).Round(time.Microsecond), captured, replayed, direct)
 		gpu.Close()
 	}
+	// The default chunks: the step as the graphs it launched, replayed in
+	// order back to back, against the step with the host in the loop.
+	t.Setenv("LLAMAGO_CUDA_CHUNK", "")
+	gpu, err := cuda.New(cuda.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gpu.Close()
+	const steps = 16
+	r := loadRun(t, f, gpu, 128, false)
+	res := greedy(t, r, []int32{1, 450, 2030, 17526, 13}, steps)
+	perStep := res.elapsed / steps
+	gpuStep, graphs, err := cuda.TimeLastStep(gpu, 200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("decode step in chunks (PDL %v): %v in all, %v of it on the GPU (its %d graphs replayed back to back), %v the rest",
+		gpu.PDL(), perStep.Round(time.Microsecond), gpuStep.Round(time.Microsecond), graphs, (perStep - gpuStep).Round(time.Microsecond))
+
+	// The host's part of a step as llamago bench runs it (one token in,
+	// the logits back): from the end of the last wait to the step's first
+	// graph launch, from there to Read, and Read's wait.
+	var marks []cuda.Mark
+	cuda.RecordMarks(gpu, &marks)
+	const timed = 32
+	for range timed {
+		if _, err := r.sess.Eval(context.Background(), []int32{450}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cuda.RecordMarks(gpu, nil)
+	var start, queue, wait, total time.Duration
+	n, graphsSeen := 0, 0
+	var prevWait, firstGraph, read time.Time
+	for _, m := range marks {
+		switch m.What {
+		case cuda.MarkGraph:
+			if firstGraph.IsZero() {
+				firstGraph = m.At
+			}
+			graphsSeen++
+		case cuda.MarkRead:
+			read = m.At
+		case cuda.MarkWaited:
+			if !prevWait.IsZero() && !firstGraph.IsZero() && !read.IsZero() {
+				start += firstGraph.Sub(prevWait)
+				queue += read.Sub(firstGraph)
+				wait += m.At.Sub(read)
+				total += m.At.Sub(prevWait)
+				n++
+			}
+			prevWait, firstGraph, read = m.At, time.Time{}, time.Time{}
+		}
+	}
+	if n == 0 {
+		t.Fatalf("no step timed (%d marks)", len(marks))
+	}
+	avg := func(d time.Duration) time.Duration { return (d / time.Duration(n)).Round(100 * time.Nanosecond) }
+	t.Logf("host's part of a step (%d steps, %d graphs): %v a step; wait's end to the first graph launch %v, to Read %v, Read's wait %v",
+		n, graphsSeen, avg(total), avg(start), avg(queue), avg(wait))
 }
 
 // TestTraceDiffStories260K traces the same tokens on both backends (F32 KV
