@@ -29,26 +29,7 @@ func TimeLastGraph(b *Backend, n int) (time.Duration, error) {
 	if len(b.graphCache) == 0 {
 		return 0, errors.New("no graph captured")
 	}
-	g := b.graphCache[len(b.graphCache)-1]
-	defer b.enter("TimeLastGraph")()
-	d := b.drv
-	if err := b.makeCurrent(); err != nil {
-		return 0, err
-	}
-	b.flush("TimeLastGraph")
-	if err := d.check("cuStreamSynchronize", d.cuStreamSynchronize(b.stream)); err != nil {
-		return 0, err
-	}
-	start := time.Now()
-	for range n {
-		if err := d.check("cuGraphLaunch", d.cuGraphLaunch(g.exec, b.stream)); err != nil {
-			return 0, err
-		}
-	}
-	if err := d.check("cuStreamSynchronize", d.cuStreamSynchronize(b.stream)); err != nil {
-		return 0, err
-	}
-	return time.Since(start) / time.Duration(n), nil
+	return timeGraphs(b, []uintptr{b.graphCache[len(b.graphCache)-1].exec}, n)
 }
 
 // TimeLastStep replays the graphs launched before the host's last wait
@@ -60,27 +41,34 @@ func TimeLastStep(b *Backend, n int) (time.Duration, int, error) {
 	if len(graphs) == 0 {
 		return 0, 0, errors.New("no graph launched before the last wait")
 	}
-	defer b.enter("TimeLastStep")()
+	d, err := timeGraphs(b, graphs, n)
+	return d, len(graphs), err
+}
+
+// timeGraphs launches graphs in order, n times, after the stream is
+// idle, and returns the GPU time of one pass.
+func timeGraphs(b *Backend, graphs []uintptr, n int) (time.Duration, error) {
+	defer b.enter("timeGraphs")()
 	d := b.drv
 	if err := b.makeCurrent(); err != nil {
-		return 0, 0, err
+		return 0, err
 	}
-	b.flush("TimeLastStep")
+	b.flush("timeGraphs")
 	if err := d.check("cuStreamSynchronize", d.cuStreamSynchronize(b.stream)); err != nil {
-		return 0, 0, err
+		return 0, err
 	}
 	start := time.Now()
 	for range n {
 		for _, g := range graphs {
 			if err := d.check("cuGraphLaunch", d.cuGraphLaunch(g, b.stream)); err != nil {
-				return 0, 0, err
+				return 0, err
 			}
 		}
 	}
 	if err := d.check("cuStreamSynchronize", d.cuStreamSynchronize(b.stream)); err != nil {
-		return 0, 0, err
+		return 0, err
 	}
-	return time.Since(start) / time.Duration(n), len(graphs), nil
+	return time.Since(start) / time.Duration(n), nil
 }
 
 // Mark is a moment of the host's part of a step: a graph launched
