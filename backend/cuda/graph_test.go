@@ -307,7 +307,8 @@ func TestMergeRoPEAndStoreKV(t *testing.T) {
 
 // TestFuseActIntoAttention checks that the o projection's Q8_0 rounding of
 // one decode row merges into the launch that wrote the row — the attention
-// kernel, or split-K attention's combine launch — and nothing else does.
+// kernel, or split-K attention's combine launch — its F16 rounding into
+// the attention kernel, and nothing else does.
 func TestFuseActIntoAttention(t *testing.T) {
 	const out = 1 << 36
 	x := &mat{rows: 1, cols: 32 * 64, ptr: 1 << 30}
@@ -325,13 +326,25 @@ func TestFuseActIntoAttention(t *testing.T) {
 		b := &Backend{}
 		k.set(b, k.fn)
 		queue := func(rows uint32, headDim uint64) {
-			r := launchRec{fn: k.fn, grid: dim3{32, rows, 1}, n: k.act + 1}
+			r := launchRec{fn: k.fn, grid: dim3{32, rows, 1}, n: max(k.act, attnActKind) + 1}
 			r.vals[k.row], r.vals[k.heads], r.vals[k.headDim] = x.ptr, 32, headDim
 			b.pending = []launchRec{r}
 		}
 		queue(1, 64)
 		if !b.fuseAct(x, out, actQ8_0Int) || b.pending[0].vals[k.act] != out {
 			t.Fatalf("%s: the rounding did not merge: act %#x", k.name, b.pending[0].vals[k.act])
+		}
+		if k.name == "attention" && b.pending[0].vals[attnActKind] != actQ8_0Int {
+			t.Errorf("attention: rounding kind %d, want %d", b.pending[0].vals[attnActKind], actQ8_0Int)
+		}
+		// F16 halves (an F16 o projection): the attention kernel only,
+		// any head size.
+		queue(1, 48)
+		x48 := &mat{rows: 1, cols: 32 * 48, ptr: x.ptr}
+		if got, want := b.fuseAct(x48, out, actF16Bits), k.name == "attention"; got != want {
+			t.Errorf("%s: F16 rounding merged %v, want %v", k.name, got, want)
+		} else if got && (b.pending[0].vals[attnAct] != out || b.pending[0].vals[attnActKind] != actF16Bits) {
+			t.Errorf("%s: F16 rounding: act %#x kind %d", k.name, b.pending[0].vals[attnAct], b.pending[0].vals[attnActKind])
 		}
 		for _, c := range []struct {
 			name    string
@@ -381,8 +394,8 @@ func TestFuseSwiGLU(t *testing.T) {
 	}
 	r := &b.pending[0]
 	want := []uint64{xq, cols, 1 << 20, 1152, 2 << 20, 1152, nff, gate.ptr, up.ptr, gate.ptr, 0, actNone, 1 << 44}
-	if r.fn != gluFn || !slices.Equal(r.vals[:r.n], want) || r.grid.x != nff/mvRows {
-		t.Errorf("fused launch fn %d grid %d args %v, want fn %d grid %d args %v", r.fn, r.grid.x, r.vals[:r.n], gluFn, nff/mvRows, want)
+	if wantGrid := uint32(nff * mvqSplit(gpuQ4_0) / mvRows); r.fn != gluFn || !slices.Equal(r.vals[:r.n], want) || r.grid.x != wantGrid {
+		t.Errorf("fused launch fn %d grid %d args %v, want fn %d grid %d args %v", r.fn, r.grid.x, r.vals[:r.n], gluFn, wantGrid, want)
 	}
 	// The down product's rounding: into another buffer than the input.
 	if b.fuseAct(gate, xq, actQ8_0Int) {
@@ -414,6 +427,13 @@ func TestFuseSwiGLU(t *testing.T) {
 	queue(mvqFn, gateSet, upSet)
 	if !b.fuseSwiGLU(other, gate, up) {
 		t.Error("SwiGLU into a third matrix did not fuse")
+	}
+	// F16: two warps a row (mvqSplit), so twice the blocks.
+	const mvqF16, gluF16 = 31, 32
+	b.k.mvq[gpuF16], b.k.mvqGLU[gpuF16] = mvqF16, gluF16
+	queue(mvqF16, gateSet, upSet)
+	if !b.fuseSwiGLU(gate, gate, up) || b.pending[0].fn != gluF16 || b.pending[0].grid.x != 2*nff/mvRows {
+		t.Errorf("F16: fn %d grid %d, want fn %d grid %d", b.pending[0].fn, b.pending[0].grid.x, gluF16, 2*nff/mvRows)
 	}
 }
 

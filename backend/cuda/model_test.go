@@ -189,7 +189,9 @@ func TestSyntheticQuantizedMatchesCPU(t *testing.T) {
 	needGPU(t)
 	vocab := testenv.Path(t, testenv.LlamaSPMVocab)
 	dir := t.TempDir()
-	for _, name := range []string{"f16", "q8_0", "q4_0", "q4_k", "q6_k"} {
+	// q4_k_m: layer 1 of synth.Small has Q6_K v and down matrices beside
+	// Q4_K ones.
+	for _, name := range []string{"f16", "q8_0", "q4_0", "q4_k", "q6_k", "q4_k_m"} {
 		t.Run(name, func(t *testing.T) {
 			target, err := quantize.ParseTarget(name)
 			if err != nil {

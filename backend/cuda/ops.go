@@ -14,7 +14,8 @@ const (
 	mmWarps         = 4   // MM_WARPS: warps sharing one weight row in a block
 	normThreads     = 512 // NORM_THREADS
 	swigluThreads   = 256 // SWIGLU_THREADS
-	mvRows          = 4   // MV_ROWS: weight rows (warps) per one-token block
+	mvRows          = 4   // MV_ROWS: warps per one-token block
+	mvqSplitF16     = 2   // MVQ_SPLIT_F16: warps per weight row of F16's one-token products
 	mmqTile         = 64  // MMQ_BM = MMQ_BN: weight rows and tokens per tensor-core tile
 	mmqThreads      = 128 // MMQ_THREADS
 	faRows          = 64  // FA_ROWS: query rows per attention_tc block
@@ -137,7 +138,7 @@ func (b *Backend) MatMul(dstM, xM backend.Mat, wW backend.Weight) {
 	case one && b.k.mvq[w.gpu] != 0:
 		kind = actIntKindOf(w.gpu)
 		fn = b.k.mvq[w.gpu]
-		g, blk = dim3{uint32((w.rows + mvRows - 1) / mvRows), 1, 1}, dim3{mvRows * 32, 1, 1}
+		g, blk = dim3{uint32((w.rows*mvqSplit(w.gpu) + mvRows - 1) / mvRows), 1, 1}, dim3{mvRows * 32, 1, 1}
 	case one:
 		fn = b.k.mv[w.gpu]
 		g, blk = dim3{uint32((w.rows + mvRows - 1) / mvRows), 1, 1}, dim3{mvRows * 32, 1, 1}
@@ -224,7 +225,7 @@ func (b *Backend) mergeProduct(fn uintptr, in uint64, w *weight, dst *mat) bool 
 	}
 	putSet(r.vals[mvqArgs:], free, w, dst)
 	total += uint64(w.rows)
-	r.grid.x = uint32((total + mvRows - 1) / mvRows)
+	r.grid.x = uint32((total*uint64(mvqSplit(w.gpu)) + mvRows - 1) / mvRows)
 	return true
 }
 
@@ -345,11 +346,12 @@ func (b *Backend) fuseAct(x *mat, out uint64, kind int) bool {
 		r.vals[gluAct], r.vals[gluAct+1] = out, uint64(kind)
 		return true
 	}
-	// Decode attention's output (one row) rounds into ACT_Q8_0_INT in the
-	// blocks that computed it, a head's values being whole Q8_0 blocks.
-	if r := b.lastPending(b.k.attention); r != nil && kind == actQ8_0Int && x.rows == 1 && r.grid.y == 1 &&
-		r.vals[1] == x.ptr && r.vals[8]%qk == 0 && uint64(x.cols) == r.vals[6]*r.vals[8] {
-		r.vals[attnAct] = out
+	// Decode attention's output (one row) rounds into ACT_Q8_0_INT (a
+	// head's values being whole Q8_0 blocks) or F16 halves in the blocks
+	// that computed it.
+	if r := b.lastPending(b.k.attention); r != nil && (kind == actF16Bits || kind == actQ8_0Int && r.vals[8]%qk == 0) &&
+		x.rows == 1 && r.grid.y == 1 && r.vals[1] == x.ptr && uint64(x.cols) == r.vals[6]*r.vals[8] {
+		r.vals[attnAct], r.vals[attnActKind] = out, uint64(kind)
 		return true
 	}
 	// The same for split-K attention's merge (attention_combine).
@@ -386,8 +388,12 @@ func (b *Backend) launchAct(x *mat, out uint64, kind int) {
 	}
 }
 
-// attnAct is the index of the attention kernel's act argument.
-const attnAct = 17
+// attnAct and attnActKind are the indices of the attention kernel's act
+// and actKind arguments.
+const (
+	attnAct     = 17
+	attnActKind = 25
+)
 
 // overlaps reports whether two matrices share bytes.
 func overlaps(a, b *mat) bool {
@@ -476,7 +482,7 @@ func (b *Backend) fuseSwiGLU(dst, g, u *mat) bool {
 	r.fn = b.k.mvqGLU[typ]
 	r.n = b.args.n
 	copy(r.vals[:], b.args.vals[:b.args.n])
-	r.grid = grid1(g.cols, mvRows)
+	r.grid = grid1(g.cols*mvqSplit(typ), mvRows)
 	return true
 }
 
@@ -723,6 +729,7 @@ func (b *Backend) Attention(dstM, qM backend.Mat, cM backend.KVCache, layer int,
 	if !(scores == nil && probs == nil && b.fuseRoPE(c, layer, q, p, slots, pos)) {
 		b.args.ptr(0).ptr(0).i32(0).f32(0).f32(0).i32(0).ptr(0) // no rotation
 	}
+	b.args.i32(actNone)
 	b.launch("Attention", b.k.attention, dim3{uint32(p.Heads), uint32(q.rows), 1}, dim3{attnThreads, 1, 1})
 }
 
@@ -890,4 +897,14 @@ func attentionTiles(tiles []int32, slots []int32) []int32 {
 		start = end
 	}
 	return tiles
+}
+
+// mvqSplit is how many warps share a weight row in the one-token products
+// (mvq_…, mvq_glu_…) of weights of kernel type code gpu: mvqSplitF16 for
+// F16, 1 for the other types (mvq_split in kernels/llamago.cu).
+func mvqSplit(gpu int) int {
+	if gpu == gpuF16 {
+		return mvqSplitF16
+	}
+	return 1
 }

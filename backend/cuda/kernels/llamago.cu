@@ -713,11 +713,6 @@ __device__ __forceinline__ float block_dot_q<TYPE_F16>(const uint8_t *row, int u
     return wdot<TYPE_F16>(wload<TYPE_F16>(row, u), u, xq, xd);
 }
 
-// mvq is mv with int8 activations for up to three weight matrices that
-// share the input (q, k and v; gate and up), as one launch: a warp per
-// weight row, the warps numbered over the matrices' rows one after the
-// other, lane l taking blocks l, l+32, … The small k and v products alone
-// were launches of 64 blocks bound by their fixed cost.
 // MVQ_PRE: units of its row a lane of a one-token product loads before
 // the wait (Q4_0, Q8_0, F16): the products launch early (their
 // predecessor releases them) and their blocks then wait with their first
@@ -729,7 +724,42 @@ __device__ __forceinline__ float block_dot_q<TYPE_F16>(const uint8_t *row, int u
 #ifndef MVQ_PRE
 #define MVQ_PRE 2
 #endif
+// MVQ_SPLIT_F16: warps that share a weight row in F16's one-token
+// products (mvq_f16 and mvq_glu_f16; 1 for the other types; mvqSplit in
+// ops.go must agree): each warp takes every other 8-value unit of the
+// row and the row's first warp adds the two sums, so that a product has
+// twice the warps, and loads, in flight. mvq and mvq_glu split alike, so
+// that fused and eager launches keep the same bits. Measured on an H100
+// (session seven, tg128, three alternating runs): both split F16 773 →
+// 810 tokens/s; mvq only F16 773 → 798, Q4_0 1221 → 1242, Q8_0 1012 →
+// 970, Q4_K_M 1016 → 972; both split Q4_0 1223 → 1157 (so 1 for the
+// quantized types); 4 warps a row (mvq only) slower but for F16 (790).
+#ifndef MVQ_SPLIT_F16
+#define MVQ_SPLIT_F16 2
+#endif
+template <int TYPE>
+__host__ __device__ constexpr int mvq_split() { return TYPE == TYPE_F16 ? MVQ_SPLIT_F16 : 1; }
 
+// split_sum returns, in the first of every S warps that share a row, the
+// sum of their sums v (lane 0's), added in order; a barrier of the
+// block, which every thread must reach.
+template <int S>
+__device__ __forceinline__ float split_sum(float v, int warp, int lane) {
+    __shared__ float parts[MV_ROWS];
+    if (lane == 0) parts[warp] = v;
+    __syncthreads();
+    float sum = parts[warp - warp % S];
+#pragma unroll
+    for (int k = 1; k < S; k++) sum += parts[warp - warp % S + k];
+    return sum;
+}
+
+// mvq is mv with int8 activations for up to three weight matrices that
+// share the input (q, k and v; gate and up), as one launch: a warp per
+// weight row (mvq_split of them for F16), the warps numbered over the
+// matrices' rows one after the other, lane l taking blocks l, l+32, …
+// The small k and v products alone were launches of 64 blocks bound by
+// their fixed cost.
 template <int TYPE>
 __device__ void mvq(const int8_t *xq, int cols, const uint8_t *W0, long long rb0, int rows0, float *Y0,
                     const uint8_t *W1, long long rb1, int rows1, float *Y1, const uint8_t *W2, long long rb2,
@@ -742,7 +772,11 @@ __device__ void mvq(const int8_t *xq, int cols, const uint8_t *W0, long long rb0
     // block_words it gains too (session six: 884 → 928).
     pdl_release();
     const int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP;
-    int r = blockIdx.x * MV_ROWS + warp;
+    // S warps share a row, warp part of them taking units part·32 + lane,
+    // then every S·32nd.
+    constexpr int S = mvq_split<TYPE>();
+    const int part = warp % S;
+    int r = (blockIdx.x * MV_ROWS + warp) / S;
     const uint8_t *W = W0;
     long long rb = rb0;
     float *Y = Y0;
@@ -761,27 +795,51 @@ __device__ void mvq(const int8_t *xq, int cols, const uint8_t *W0, long long rb0
     // The weights of the lane's first units, no kernel's output, load
     // before the wait (MVQ_PRE units; Q4_0, Q8_0 and F16).
     constexpr int PRE = TYPE == TYPE_Q4_0 || TYPE == TYPE_Q8_0 || TYPE == TYPE_F16 ? MVQ_PRE : 0;
+    constexpr int STRIDE = WARP * S;
+    const int b0 = part * WARP + lane;
     WUnit<TYPE> pre[PRE > 0 ? PRE : 1];
     if constexpr (PRE > 0) {
 #pragma unroll
         for (int i = 0; i < PRE; i++)
-            if (ok && lane + i * WARP < units) pre[i] = wload<TYPE>(row, lane + i * WARP);
+            if (ok && b0 + i * STRIDE < units) pre[i] = wload<TYPE>(row, b0 + i * STRIDE);
     }
     pdl_begin();
-    if (!ok) return;
-    const float *xd = (const float *)(xq + q8_scales_at(cols));
-    const int *xs = (const int *)(xd + cols / QK);
-    float acc = 0.f;
-    int b = lane;
-    if constexpr (PRE > 0) {
+    // One warp a row: no barrier, so warps past the rows leave. (Written
+    // apart from the split form below: sharing its code made Q8_0 decode
+    // 5% slower, session seven.)
+    if constexpr (S == 1) {
+        if (!ok) return;
+        const float *xd = (const float *)(xq + q8_scales_at(cols));
+        const int *xs = (const int *)(xd + cols / QK);
+        float acc = 0.f;
+        int b = lane;
+        if constexpr (PRE > 0) {
 #pragma unroll
-        for (int i = 0; i < PRE; i++, b += WARP)
-            if (b < units) acc += wdot<TYPE>(pre[i], b, xq, xd);
-    }
+            for (int i = 0; i < PRE; i++, b += WARP)
+                if (b < units) acc += wdot<TYPE>(pre[i], b, xq, xd);
+        }
 #pragma unroll 4
-    for (; b < units; b += WARP) acc += block_dot_q<TYPE>(row, b, xq, xd, xs);
-    acc = warp_sum(acc);
-    if (lane == 0) Y[r] = acc;
+        for (; b < units; b += WARP) acc += block_dot_q<TYPE>(row, b, xq, xd, xs);
+        acc = warp_sum(acc);
+        if (lane == 0) Y[r] = acc;
+    } else {
+        float acc = 0.f;
+        if (ok) {
+            const float *xd = (const float *)(xq + q8_scales_at(cols));
+            const int *xs = (const int *)(xd + cols / QK);
+            int b = b0;
+            if constexpr (PRE > 0) {
+#pragma unroll
+                for (int i = 0; i < PRE; i++, b += STRIDE)
+                    if (b < units) acc += wdot<TYPE>(pre[i], b, xq, xd);
+            }
+#pragma unroll 4
+            for (; b < units; b += STRIDE) acc += block_dot_q<TYPE>(row, b, xq, xd, xs);
+            acc = warp_sum(acc);
+        }
+        acc = split_sum<S>(acc, warp, lane);
+        if (ok && part == 0 && lane == 0) Y[r] = acc;
+    }
 }
 
 #define MVQ_ARGS                                                                                                   \
@@ -1852,10 +1910,26 @@ extern "C" __global__ void swiglu(const float *gate, const float *up, float *dst
     }
 }
 
+// glu_out writes row r's results of mvq_glu: gate ag, up au and
+// silu(ag)·au (in F16 halves to act too when asked).
+__device__ __forceinline__ void glu_out(float ag, float au, int r, float *G, float *U, float *D, void *act, int actKind) {
+    const float d = silu_mul(ag, au);
+    if (G != D) G[r] = ag;
+    if (U != D) U[r] = au;
+    D[r] = d;
+    if (act && actKind == ACT_F16_BITS) ((uint16_t *)act)[r] = float_to_half(d);
+}
+
+// GLU_PRE: MVQ_PRE for mvq_glu's gate and up rows.
+#ifndef GLU_PRE
+#define GLU_PRE 1
+#endif
+
 // mvq_glu is the gate and up products of one token and SwiGLU in one
 // launch (decode's FFN): warp w of block b takes row i = MV_ROWS·b + w of
-// both matrices, summing each exactly as mvq does (lane l over units l,
-// l+32, …, then warp_sum), so G and U get mvq's bits, and D[i] =
+// both matrices (for F16 two warps a row, as mvq), summing each exactly as
+// mvq does (lane l over units l, l+32, …, then warp_sum), so G and U get
+// mvq's bits, and D[i] =
 // silu_mul(G[i], U[i]) swiglu's. G is written unless D replaces it (the
 // model's in-place SwiGLU), U unless D replaces it.
 //
@@ -1870,18 +1944,15 @@ extern "C" __global__ void swiglu(const float *gate, const float *up, float *dst
 // act must not overlap xq: other blocks may still be reading xq while a
 // group's last block writes act (the Go side rounds into its second
 // scratch buffer).
-// GLU_PRE: MVQ_PRE for mvq_glu's gate and up rows.
-#ifndef GLU_PRE
-#define GLU_PRE 1
-#endif
-
 template <int TYPE>
 __device__ void mvq_glu(const int8_t *xq, int cols, const uint8_t *Wg, long long rbg, const uint8_t *Wu, long long rbu, int rows,
                         float *G, float *U, float *D, void *act, int actKind, int *counters) {
     __shared__ float vals[QK_K];
     __shared__ int last;
     const int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP;
-    const int r = blockIdx.x * MV_ROWS + warp;
+    // As mvq: S warps a row.
+    constexpr int S = mvq_split<TYPE>(), STRIDE = WARP * S;
+    const int r = (blockIdx.x * MV_ROWS + warp) / S, b0 = warp % S * WARP + lane;
     const bool ok = r < rows;
     const uint8_t *rowg = Wg + (size_t)r * rbg, *rowu = Wu + (size_t)r * rbu;
     const int units = cols / mvq_unit<TYPE>();
@@ -1891,50 +1962,71 @@ __device__ void mvq_glu(const int8_t *xq, int cols, const uint8_t *Wg, long long
     if constexpr (PRE > 0) {
 #pragma unroll
         for (int i = 0; i < PRE; i++)
-            if (ok && lane + i * WARP < units) preg[i] = wload<TYPE>(rowg, lane + i * WARP), preu[i] = wload<TYPE>(rowu, lane + i * WARP);
+            if (ok && b0 + i * STRIDE < units) preg[i] = wload<TYPE>(rowg, b0 + i * STRIDE), preu[i] = wload<TYPE>(rowu, b0 + i * STRIDE);
     }
     pdl_begin();
-    if (ok) {
-        const float *xd = (const float *)(xq + q8_scales_at(cols));
-        const int *xs = (const int *)(xd + cols / QK);
+    if constexpr (S == 1) {
+        if (ok) {
+            const float *xd = (const float *)(xq + q8_scales_at(cols));
+            const int *xs = (const int *)(xd + cols / QK);
+            float ag = 0.f, au = 0.f;
+            if (TYPE == TYPE_Q4_K || TYPE == TYPE_Q6_K) {
+                // One matrix after the other: the k-quants' units hold many
+                // registers (both at once took 132 for Q4_K).
+#pragma unroll 4
+                for (int b = lane; b < units; b += WARP) ag += block_dot_q<TYPE>(rowg, b, xq, xd, xs);
+#pragma unroll 4
+                for (int b = lane; b < units; b += WARP) au += block_dot_q<TYPE>(rowu, b, xq, xd, xs);
+            } else {
+                int b = lane;
+                if constexpr (PRE > 0) {
+#pragma unroll
+                    for (int i = 0; i < PRE; i++, b += WARP)
+                        if (b < units) ag += wdot<TYPE>(preg[i], b, xq, xd), au += wdot<TYPE>(preu[i], b, xq, xd);
+                }
+#pragma unroll 4
+                for (; b < units; b += WARP) {
+                    ag += block_dot_q<TYPE>(rowg, b, xq, xd, xs);
+                    au += block_dot_q<TYPE>(rowu, b, xq, xd, xs);
+                }
+            }
+            ag = warp_sum(ag);
+            au = warp_sum(au);
+            if (lane == 0) glu_out(ag, au, r, G, U, D, act, actKind);
+        }
+    } else {
+        // S warps a row (F16; the k-quants do not split).
+        static_assert(TYPE != TYPE_Q4_K && TYPE != TYPE_Q6_K, "k-quant rows are not split");
         float ag = 0.f, au = 0.f;
-        if (TYPE == TYPE_Q4_K || TYPE == TYPE_Q6_K) {
-            // One matrix after the other: the k-quants' units hold many
-            // registers (both at once took 132 for Q4_K).
-#pragma unroll 4
-            for (int b = lane; b < units; b += WARP) ag += block_dot_q<TYPE>(rowg, b, xq, xd, xs);
-#pragma unroll 4
-            for (int b = lane; b < units; b += WARP) au += block_dot_q<TYPE>(rowu, b, xq, xd, xs);
-        } else {
-            int b = lane;
+        if (ok) {
+            const float *xd = (const float *)(xq + q8_scales_at(cols));
+            const int *xs = (const int *)(xd + cols / QK);
+            int b = b0;
             if constexpr (PRE > 0) {
 #pragma unroll
-                for (int i = 0; i < PRE; i++, b += WARP)
+                for (int i = 0; i < PRE; i++, b += STRIDE)
                     if (b < units) ag += wdot<TYPE>(preg[i], b, xq, xd), au += wdot<TYPE>(preu[i], b, xq, xd);
             }
 #pragma unroll 4
-            for (; b < units; b += WARP) {
+            for (; b < units; b += STRIDE) {
                 ag += block_dot_q<TYPE>(rowg, b, xq, xd, xs);
                 au += block_dot_q<TYPE>(rowu, b, xq, xd, xs);
             }
+            ag = warp_sum(ag);
+            au = warp_sum(au);
         }
-        ag = warp_sum(ag);
-        au = warp_sum(au);
-        if (lane == 0) {
-            const float d = silu_mul(ag, au);
-            if (G != D) G[r] = ag;
-            if (U != D) U[r] = au;
-            D[r] = d;
-            if (act && actKind == ACT_F16_BITS) ((uint16_t *)act)[r] = float_to_half(d);
-        }
+        ag = split_sum<S>(ag, warp, lane);
+        __syncthreads(); // split_sum's buffer is read before it is written again
+        au = split_sum<S>(au, warp, lane);
+        if (ok && warp % S == 0 && lane == 0) glu_out(ag, au, r, G, U, D, act, actKind);
     }
     if (!act || actKind == ACT_F16_BITS) return;
-    // A block's MV_ROWS rows lie in one group (MV_ROWS divides 32).
+    // A block's MV_ROWS / S rows lie in one group (MV_ROWS divides 32).
     const int group = actKind == ACT_Q8_K_INT ? QK_K : QK;
-    const int g = blockIdx.x * MV_ROWS / group;
+    const int g = blockIdx.x * (MV_ROWS / S) / group;
     __threadfence(); // this block's D values visible to the group's last block
     __syncthreads();
-    if (threadIdx.x == 0) last = atomicAdd(&counters[g], 1) == group / MV_ROWS - 1;
+    if (threadIdx.x == 0) last = atomicAdd(&counters[g], 1) == group / (MV_ROWS / S) - 1;
     __syncthreads();
     if (!last) return;
     __threadfence();
@@ -2078,8 +2170,12 @@ extern "C" __global__ void rope(float *x, const int *pos, int heads, int headDim
 #ifndef ATTN_PREFETCH
 #define ATTN_PREFETCH 1
 #endif
+#ifndef ATTN_PRE_K
 #define ATTN_PRE_K 4
+#endif
+#ifndef ATTN_PRE_V
 #define ATTN_PRE_V 8
+#endif
 
 __device__ __forceinline__ float kv_at(const void *c, size_t i, int f16) {
     return f16 ? half_to_float(((const uint16_t *)c)[i]) : ((const float *)c)[i];
@@ -2141,7 +2237,7 @@ extern "C" __global__ void attention(const float *q, float *dst, const void *kc,
                                      int headDim, int layers, int ctx, int layer, float scale, int f16,
                                      float *scores, float *probs, int probeCols, int8_t *act,
                                      float *kRow, const float *vRow, int ropeDims, float thetaScale,
-                                     float freqScale, int neox, int *counters) {
+                                     float freqScale, int neox, int *counters, int actKind) {
     __shared__ float qs[ATTN_MAX_HEAD_DIM];
     __shared__ float kh[ATTN_MAX_HEAD_DIM], vh[ATTN_MAX_HEAD_DIM]; // the new position's key and value (ropeDims > 0)
     __shared__ float rc[ROPE_MAX_PAIRS], rsn[ROPE_MAX_PAIRS];
@@ -2363,8 +2459,11 @@ extern "C" __global__ void attention(const float *q, float *dst, const void *kc,
         float o = 0.f;
         for (int k = 0; k < groups; k++) o += comb[k * headDim + tid];
         out[tid] = o;
+        // Fused rounding of the output (one row) into F16 halves for an
+        // F16 o projection (ACT_F16_BITS), value by value.
+        if (act && actKind == ACT_F16_BITS) ((uint16_t *)act)[(size_t)h * headDim + tid] = float_to_half(o);
     }
-    if (act) {
+    if (act && actKind == ACT_Q8_0_INT) {
         // Fused rounding of the output (one row, headDim a multiple of 32)
         // into ACT_Q8_0_INT for the o projection: this head's values are
         // whole Q8_0 blocks of the row, a warp each.
