@@ -125,6 +125,13 @@ func TestMergeProduct(t *testing.T) {
 	if b.mergeProduct(fn, in, w(256), &mat{rows: 1, cols: 256, ptr: 3 << 20}) {
 		t.Error("a fourth matrix merged into three sets")
 	}
+	// F16 products take two warps a row (mvqSplit): twice the blocks.
+	queue()
+	f16 := w(256)
+	f16.gpu = gpuF16
+	if !b.mergeProduct(fn, in, f16, &mat{rows: 1, cols: 256, ptr: 1 << 20}) || b.pending[0].grid.x != 2*(2048+256)/mvRows {
+		t.Errorf("F16: grid %d blocks for 2304 rows of two warps", b.pending[0].grid.x)
+	}
 	refused := []struct {
 		name string
 		fn   uintptr
