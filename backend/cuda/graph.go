@@ -166,9 +166,7 @@ func (b *Backend) flush(op string) {
 		h = hashRecs(recs)
 		if g := b.findGraph(h, recs); g != nil {
 			b.pending = recs[:0]
-			b.must(op, b.drv.check("cuGraphLaunch", b.drv.cuGraphLaunch(g.exec, b.stream)))
-			b.stepGraphs = append(b.stepGraphs, g.exec)
-			b.mark(markGraph)
+			b.launchGraph(op, g)
 			b.stats.Replayed++
 			return
 		}
@@ -182,9 +180,7 @@ func (b *Backend) flush(op string) {
 			}
 			if err == nil {
 				b.pending = recs[:0]
-				b.must(op, b.drv.check("cuGraphLaunch", b.drv.cuGraphLaunch(g.exec, b.stream)))
-				b.stepGraphs = append(b.stepGraphs, g.exec)
-				b.mark(markGraph)
+				b.launchGraph(op, g)
 				b.stats.Captured++
 				return
 			}
@@ -208,6 +204,14 @@ func (b *Backend) flush(op string) {
 	}
 	b.recent = append(b.recent, sentQueue{hash: h, recs: recs})
 	b.pending = free
+}
+
+// launchGraph launches g on the stream and notes it as one of the
+// current step's graphs.
+func (b *Backend) launchGraph(op string, g *cachedGraph) {
+	b.must(op, b.drv.check("cuGraphLaunch", b.drv.cuGraphLaunch(g.exec, b.stream)))
+	b.stepGraphs = append(b.stepGraphs, g.exec)
+	b.mark(markGraph)
 }
 
 // sentRecently reports whether recs (of hash h) equals a queue kept in
