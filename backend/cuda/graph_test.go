@@ -329,6 +329,7 @@ func TestFuseActIntoAttention(t *testing.T) {
 	}{
 		{"attention", 11, func(b *Backend, fn uintptr) { b.k.attention = fn }, 1, 6, 8, attnAct},
 		{"attention_combine", 12, func(b *Backend, fn uintptr) { b.k.attentionCombine = fn }, 0, 2, 3, attnCombineAct},
+		{"attention_dec64", 13, func(b *Backend, fn uintptr) { b.k.attention, b.k.attentionDec64 = 14, fn }, 1, 6, 8, attnAct},
 	} {
 		b := &Backend{}
 		k.set(b, k.fn)
@@ -341,14 +342,15 @@ func TestFuseActIntoAttention(t *testing.T) {
 		if !b.fuseAct(x, out, actQ8_0Int) || b.pending[0].vals[k.act] != out {
 			t.Fatalf("%s: the rounding did not merge: act %#x", k.name, b.pending[0].vals[k.act])
 		}
-		if k.name == "attention" && b.pending[0].vals[attnActKind] != actQ8_0Int {
-			t.Errorf("attention: rounding kind %d, want %d", b.pending[0].vals[attnActKind], actQ8_0Int)
+		attn := k.name != "attention_combine"
+		if attn && b.pending[0].vals[attnActKind] != actQ8_0Int {
+			t.Errorf("%s: rounding kind %d, want %d", k.name, b.pending[0].vals[attnActKind], actQ8_0Int)
 		}
 		// F16 halves (an F16 o projection): the attention kernel only,
 		// any head size.
 		queue(1, 48)
 		x48 := &mat{rows: 1, cols: 32 * 48, ptr: x.ptr}
-		if got, want := b.fuseAct(x48, out, actF16Bits), k.name == "attention"; got != want {
+		if got, want := b.fuseAct(x48, out, actF16Bits), attn; got != want {
 			t.Errorf("%s: F16 rounding merged %v, want %v", k.name, got, want)
 		} else if got && (b.pending[0].vals[attnAct] != out || b.pending[0].vals[attnActKind] != actF16Bits) {
 			t.Errorf("%s: F16 rounding: act %#x kind %d", k.name, b.pending[0].vals[attnAct], b.pending[0].vals[attnActKind])

@@ -76,6 +76,7 @@ type kernelSet struct {
 	getRows, copyRows             uintptr
 	rmsNorm, add, swiglu, rope    uintptr
 	storeKV, attention            uintptr
+	attentionDec64                uintptr // decode: heads of 64, F16 cache, rotation fused, no probes
 	attentionTC64, attentionTC128 uintptr // prefill, F16 cache, tensor cores: heads of ≤ 64, ≤ 128 values
 	argmax                        uintptr // greedy sampling's pick per row of logits
 	// split-K decode attention at long contexts: per-chunk scores and
@@ -130,6 +131,7 @@ func (k *kernelSet) load(d *driver, mod uintptr) error {
 		{&k.rope, "rope"},
 		{&k.storeKV, "store_kv"},
 		{&k.attention, "attention"},
+		{&k.attentionDec64, "attention_dec64"},
 		{&k.attentionTC64, "attention_tc64"},
 		{&k.attentionTC128, "attention_tc128"},
 		{&k.argmax, "argmax"},

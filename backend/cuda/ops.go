@@ -349,7 +349,7 @@ func (b *Backend) fuseAct(x *mat, out uint64, kind int) bool {
 	// Decode attention's output (one row) rounds into ACT_Q8_0_INT (a
 	// head's values being whole Q8_0 blocks) or F16 halves in the blocks
 	// that computed it.
-	if r := b.lastPending(b.k.attention); r != nil && (kind == actF16Bits || kind == actQ8_0Int && r.vals[8]%qk == 0) &&
+	if r := b.lastAttention(); r != nil && (kind == actF16Bits || kind == actQ8_0Int && r.vals[8]%qk == 0) &&
 		x.rows == 1 && r.grid.y == 1 && r.vals[1] == x.ptr && uint64(x.cols) == r.vals[6]*r.vals[8] {
 		r.vals[attnAct], r.vals[attnActKind] = out, uint64(kind)
 		return true
@@ -361,6 +361,19 @@ func (b *Backend) fuseAct(x *mat, out uint64, kind int) bool {
 		return true
 	}
 	return false
+}
+
+// lastAttention returns the last queued launch if it is a one-block-a-head
+// attention launch (attention or attention_dec64, which take the same
+// arguments).
+func (b *Backend) lastAttention() *launchRec {
+	if r := b.lastPending(b.k.attention); r != nil {
+		return r
+	}
+	if b.k.attentionDec64 == 0 {
+		return nil
+	}
+	return b.lastPending(b.k.attentionDec64)
 }
 
 // launchAct rounds x into out with an activation kernel of its own.
@@ -726,11 +739,15 @@ func (b *Backend) Attention(dstM, qM backend.Mat, cM backend.KVCache, layer int,
 	b.args.reset().ptr(q.ptr).ptr(dst.ptr).ptr(c.k).ptr(c.v).ptr(slots).ptr(pos).
 		i32(p.Heads).i32(p.KVHeads).i32(p.HeadDim).i32(cfg.Layers).i32(cfg.Ctx).i32(layer).f32(p.Scale).flag(!cfg.F32).
 		optMat(scores).optMat(probs).i32(probeCols).ptr(0)
+	fn := b.k.attention
 	if !(scores == nil && probs == nil && b.fuseRoPE(c, layer, q, p, slots, pos)) {
 		b.args.ptr(0).ptr(0).i32(0).f32(0).f32(0).i32(0).ptr(0) // no rotation
+	} else if !cfg.F32 && p.HeadDim == 64 {
+		// The common decode launch, compiled for it (same arithmetic).
+		fn = b.k.attentionDec64
 	}
 	b.args.i32(actNone)
-	b.launch("Attention", b.k.attention, dim3{uint32(p.Heads), uint32(q.rows), 1}, dim3{attnThreads, 1, 1})
+	b.launch("Attention", fn, dim3{uint32(p.Heads), uint32(q.rows), 1}, dim3{attnThreads, 1, 1})
 }
 
 // Split-K decode attention ("flash decoding"). One block per (row, head)

@@ -2170,6 +2170,12 @@ extern "C" __global__ void rope(float *x, const int *pos, int heads, int headDim
 #ifndef ATTN_PREFETCH
 #define ATTN_PREFETCH 1
 #endif
+// ATTN_ACT_REGS: decode attention rounds its output for a Q8_0 o product
+// from the registers of the threads that summed it, instead of reading it
+// back after a barrier.
+#ifndef ATTN_ACT_REGS
+#define ATTN_ACT_REGS 1
+#endif
 #ifndef ATTN_PRE_K
 #define ATTN_PRE_K 4
 #endif
@@ -2209,6 +2215,36 @@ __device__ double block_sum(double v, double *red) {
     return s;
 }
 
+// ATTN_RED_SHFL: decode attention's maximum and sum of the block's warps
+// as one barrier and a shuffle tree in every warp (block_max1,
+// block_sum1) instead of two barriers and a loop over the warps' values.
+#ifndef ATTN_RED_SHFL
+#define ATTN_RED_SHFL 1
+#endif
+
+// block_max1 is block_max with one barrier: each warp reduces the warps'
+// maxima itself. red must not be written again by the launch.
+__device__ float block_max1(float v, float *red) {
+    for (int o = WARP / 2; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    if (threadIdx.x % WARP == 0) red[threadIdx.x / WARP] = v;
+    __syncthreads();
+    float m = threadIdx.x % WARP < ATTN_WARPS ? red[threadIdx.x % WARP] : __int_as_float(0xff800000);
+    for (int o = WARP / 2; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+    return m;
+}
+
+// block_sum1 is block_sum with one barrier, the warps' sums added in a
+// shuffle tree (the same in every lane) rather than in warp order. red
+// must not be written again by the launch.
+__device__ double block_sum1(double v, double *red) {
+    for (int o = WARP / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    if (threadIdx.x % WARP == 0) red[threadIdx.x / WARP] = v;
+    __syncthreads();
+    double s = threadIdx.x % WARP < ATTN_WARPS ? red[threadIdx.x % WARP] : 0.0;
+    for (int o = WARP / 2; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    return s;
+}
+
 // attention computes, for query row blockIdx.y and head blockIdx.x, causal
 // softmax attention over positions 0..pos of its slot. Three passes over
 // the keys (maximum, sum of exponentials, weighted values) recompute the
@@ -2232,12 +2268,26 @@ __device__ double block_sum(double v, double *red) {
 // position of the cache (which no block of this launch reads), then sets
 // the counter back to zero. Same float operations as rope and store_kv (rope_angle,
 // rope_pair; the cache's F16 rounding), so the same bits.
-extern "C" __global__ void attention(const float *q, float *dst, const void *kc, const void *vc,
-                                     const int *slotArr, const int *posArr, int heads, int kvHeads,
-                                     int headDim, int layers, int ctx, int layer, float scale, int f16,
-                                     float *scores, float *probs, int probeCols, int8_t *act,
-                                     float *kRow, const float *vRow, int ropeDims, float thetaScale,
-                                     float freqScale, int neox, int *counters, int actKind) {
+//
+// attention_impl is that kernel's body. DEC64 compiles it for the common
+// decode launch only: heads of 64 values, an F16 cache, the rotation
+// fused (ropeDims > 0), no probes (the Go side launches attention_dec64
+// only then). The arithmetic is the same, in the same order, so both
+// kernels give the same bits; the specialized one is a third of the
+// instructions (the generic kernel's decode launches stalled for
+// instruction fetches about a quarter of their time, H200, ncu).
+template <bool DEC64>
+__device__ __forceinline__ void attention_impl(const float *q, float *dst, const void *kc, const void *vc,
+                                               const int *slotArr, const int *posArr, int heads, int kvHeads,
+                                               int headDim, int layers, int ctx, int layer, float scale, int f16,
+                                               float *scores, float *probs, int probeCols, int8_t *act,
+                                               float *kRow, const float *vRow, int ropeDims, float thetaScale,
+                                               float freqScale, int neox, int *counters, int actKind) {
+    if constexpr (DEC64) {
+        headDim = 64;
+        f16 = 1;
+        scores = probs = nullptr;
+    }
     __shared__ float qs[ATTN_MAX_HEAD_DIM];
     __shared__ float kh[ATTN_MAX_HEAD_DIM], vh[ATTN_MAX_HEAD_DIM]; // the new position's key and value (ropeDims > 0)
     __shared__ float rc[ROPE_MAX_PAIRS], rsn[ROPE_MAX_PAIRS];
@@ -2254,7 +2304,7 @@ extern "C" __global__ void attention(const float *q, float *dst, const void *kc,
     const int n = posArr[r] + 1;
     const size_t base = kv_offset(slotArr[r], layer, 0, layers, ctx, kvDim) + (size_t)kvh * headDim;
     const float *qr = q + (size_t)r * heads * headDim + (size_t)h * headDim;
-    const bool fused = ropeDims > 0;
+    const bool fused = DEC64 || ropeDims > 0;
     if (gridDim.y == 1) pdl_release();
     // Before the wait: the positions and slots (uploaded before the queue's
     // first kernel, no kernel's output) and the rotation's angles from
@@ -2312,6 +2362,7 @@ extern "C" __global__ void attention(const float *q, float *dst, const void *kc,
         float qy = 0.f;
         if (tid < headDim) {
             qy = qr[tid], ky = kr[tid];
+            const float vy = vRow[(size_t)kvh * headDim + tid];
             if (tid < ropeDims) {
                 // Value tid is element e of pair i, whose other value is at o.
                 const int i = neox ? tid % half : tid / 2;
@@ -2324,7 +2375,6 @@ extern "C" __global__ void attention(const float *q, float *dst, const void *kc,
                 rope_pair(e ? ko : ky, e ? ky : ko, rc[i], rsn[i], &y0, &y1);
                 ky = e ? y1 : y0;
             }
-            const float vy = vRow[(size_t)kvh * headDim + tid];
             qs[tid] = f16 ? round_f16(qy) : qy;
             kh[tid] = f16 ? round_f16(ky) : ky;
             vh[tid] = f16 ? round_f16(vy) : vy;
@@ -2392,7 +2442,7 @@ extern "C" __global__ void attention(const float *q, float *dst, const void *kc,
             if (scores) scores[(size_t)r * probeCols + (size_t)h * span + j] = s;
         }
     }
-    mx = block_max(mx, redf); // its barriers also publish kept[]
+    mx = ATTN_RED_SHFL ? block_max1(mx, redf) : block_max(mx, redf); // its barriers also publish kept[]
 
     // Pass 2: the sum of exponentials, in double.
     double sum = 0;
@@ -2404,34 +2454,54 @@ extern "C" __global__ void attention(const float *q, float *dst, const void *kc,
             kept[j] = e;
             sum += (double)e;
         }
-        sum = block_sum(sum, redd);
+        sum = ATTN_RED_SHFL ? block_sum1(sum, redd) : block_sum(sum, redd);
     } else {
         for (int j = warp; j < n; j += ATTN_WARPS) sum += (double)(float)exp((double)(score(j) - mx));
-        sum = block_sum(lane == 0 ? sum : 0.0, redd);
+        sum = ATTN_RED_SHFL ? block_sum1(lane == 0 ? sum : 0.0, redd) : block_sum(lane == 0 ? sum : 0.0, redd);
     }
     const float inv = (float)(1.0 / sum);
 
-    // Pass 3: probabilities of a chunk of ATTN_THREADS positions, then the
-    // weighted values.
+    // Pass 3: the probabilities and the weighted values. Thread (g, d)
+    // sums value d of positions g, g + groups, … With the scores kept,
+    // each thread computes the probabilities it needs itself (the same
+    // float operations as the chunked form below, in the same order), so
+    // no barrier separates them from the sums; otherwise chunks of
+    // ATTN_THREADS positions, their probabilities recomputed by warps
+    // into shared memory first.
     const int groups = ATTN_THREADS / headDim;
     const int g = tid / headDim, d = tid % headDim;
     float acc = 0.f;
-    for (int c0 = 0; c0 < n; c0 += ATTN_THREADS) {
-        const int m = n - c0 < ATTN_THREADS ? n - c0 : ATTN_THREADS;
-        if (keep) {
-            for (int jj = tid; jj < m; jj += ATTN_THREADS) {
-                const float pr = kept[c0 + jj] * inv;
-                if (probs) probs[(size_t)r * probeCols + (size_t)h * span + c0 + jj] = pr;
-                p[jj] = f16 ? round_f16(pr) : pr;
-            }
-        } else {
-            for (int jj = warp; jj < m; jj += ATTN_WARPS) {
-                const int j = c0 + jj;
-                const float pr = (float)exp((double)(score(j) - mx)) * inv;
-                if (lane == 0) {
-                    if (probs) probs[(size_t)r * probeCols + (size_t)h * span + j] = pr;
-                    p[jj] = f16 ? round_f16(pr) : pr;
+    if (keep) {
+        if (probs)
+            for (int j = tid; j < n; j += ATTN_THREADS) probs[(size_t)r * probeCols + (size_t)h * span + j] = kept[j] * inv;
+        auto prob = [&](int j) {
+            const float pr = kept[j] * inv;
+            return f16 ? round_f16(pr) : pr;
+        };
+        if (g < groups) {
+            int j = g;
+            if (pre) {
+#pragma unroll
+                for (int k = 0; k < ATTN_PRE_V; k++, j += groups) {
+                    if (j >= n) break;
+                    acc += prob(j) * (j == n - 1 ? vh[d] : vpre[k]);
                 }
+            }
+#pragma unroll 8
+            for (; j < n; j += groups) {
+                const float v = fused && j == n - 1 ? vh[d] : kv_at(vc, base + (size_t)j * kvDim + d, f16);
+                acc += prob(j) * v;
+            }
+        }
+    }
+    for (int c0 = 0; !keep && c0 < n; c0 += ATTN_THREADS) {
+        const int m = n - c0 < ATTN_THREADS ? n - c0 : ATTN_THREADS;
+        for (int jj = warp; jj < m; jj += ATTN_WARPS) {
+            const int j = c0 + jj;
+            const float pr = (float)exp((double)(score(j) - mx)) * inv;
+            if (lane == 0) {
+                if (probs) probs[(size_t)r * probeCols + (size_t)h * span + j] = pr;
+                p[jj] = f16 ? round_f16(pr) : pr;
             }
         }
         __syncthreads();
@@ -2462,8 +2532,17 @@ extern "C" __global__ void attention(const float *q, float *dst, const void *kc,
         // Fused rounding of the output (one row) into F16 halves for an
         // F16 o projection (ACT_F16_BITS), value by value.
         if (act && actKind == ACT_F16_BITS) ((uint16_t *)act)[(size_t)h * headDim + tid] = float_to_half(o);
+        // Q8_0 blocks straight from the registers: with headDim a
+        // multiple of 32 (as the Go side asks) the threads below headDim
+        // are whole warps, warp w holding the head's block w, value lane
+        // in lane.
+        if (ATTN_ACT_REGS && act && actKind == ACT_Q8_0_INT) {
+            float *ds = (float *)(act + q8_scales_at(heads * headDim));
+            const int gb = (h * headDim + tid) / QK;
+            warp_q8_0_int(o, act + (size_t)gb * QK, ds + gb, lane);
+        }
     }
-    if (act && actKind == ACT_Q8_0_INT) {
+    if (!ATTN_ACT_REGS && act && actKind == ACT_Q8_0_INT) {
         // Fused rounding of the output (one row, headDim a multiple of 32)
         // into ACT_Q8_0_INT for the o projection: this head's values are
         // whole Q8_0 blocks of the row, a warp each.
@@ -2497,6 +2576,24 @@ extern "C" __global__ void attention(const float *q, float *dst, const void *kc,
         }
     }
 }
+
+#define ATTENTION_ARGS                                                                                                  \
+    const float *q, float *dst, const void *kc, const void *vc, const int *slotArr, const int *posArr, int heads,       \
+        int kvHeads, int headDim, int layers, int ctx, int layer, float scale, int f16, float *scores, float *probs,   \
+        int probeCols, int8_t *act, float *kRow, const float *vRow, int ropeDims, float thetaScale, float freqScale,   \
+        int neox, int *counters, int actKind
+#define ATTENTION_KERNEL(name, DEC64)                                                                                  \
+    extern "C" __global__ void name(ATTENTION_ARGS) {                                                                  \
+        attention_impl<DEC64>(q, dst, kc, vc, slotArr, posArr, heads, kvHeads, headDim, layers, ctx, layer, scale, f16, \
+                              scores, probs, probeCols, act, kRow, vRow, ropeDims, thetaScale, freqScale, neox,         \
+                              counters, actKind);                                                                      \
+    }
+// ATTN_NO_DEC64 (for measuring): attention_dec64 is the generic kernel.
+#ifndef ATTN_NO_DEC64
+#define ATTN_NO_DEC64 0
+#endif
+ATTENTION_KERNEL(attention, false)
+ATTENTION_KERNEL(attention_dec64, !ATTN_NO_DEC64)
 
 // ------------------------------------------------ split-K decode attention (flash decoding)
 
