@@ -2155,6 +2155,9 @@ extern "C" __global__ void rope(float *x, const int *pos, int heads, int headDim
 #define ATTN_THREADS 512
 #define ATTN_WARPS (ATTN_THREADS / WARP)
 #define ATTN_MAX_HEAD_DIM 256
+// DEC64_KEYS: the old positions whose keys attention_dec64 holds in
+// registers from before the wait (half a key a lane).
+#define DEC64_KEYS (ATTN_THREADS / 2)
 // ATTN_KEEP: positions whose scores attention keeps in shared memory.
 #define ATTN_KEEP 4096
 // ATTN_PRE_K, ATTN_PRE_V: old positions a warp (keys) and a thread
@@ -2187,12 +2190,55 @@ __device__ __forceinline__ float kv_at(const void *c, size_t i, int f16) {
     return f16 ? half_to_float(((const uint16_t *)c)[i]) : ((const float *)c)[i];
 }
 
-// warp_dot is q·k over one head, lanes over the dimensions, the sum
-// reduced across the warp (every lane gets it).
-__device__ __forceinline__ float warp_dot(const float *qs, const void *kc, size_t kb, int headDim, int f16) {
-    float dot = 0.f;
-    for (int i = threadIdx.x % WARP; i < headDim; i += WARP) dot += qs[i] * kv_at(kc, kb + i, f16);
-    return warp_sum(dot);
+// thread_dot is the dot product of count values of q (qs, in shared
+// memory) with a key's (key(i)) computed by one thread: value i added to
+// partial sum i mod 4, the partial sums added in pairs.
+template <typename Key>
+__device__ __forceinline__ float thread_dot(const float *qs, int count, Key key) {
+    float a0 = 0.f, a1 = 0.f, a2 = 0.f, a3 = 0.f;
+#pragma unroll
+    for (int i = 0; i < count; i += 4) {
+        a0 += qs[i] * key(i);
+        if (i + 1 < count) a1 += qs[i + 1] * key(i + 1);
+        if (i + 2 < count) a2 += qs[i + 2] * key(i + 2);
+        if (i + 3 < count) a3 += qs[i + 3] * key(i + 3);
+    }
+    return (a0 + a1) + (a2 + a3);
+}
+
+// thread_dot_cache is thread_dot of q with count values of the cache from
+// kb: F16 values 16-byte aligned as 8 a load (the same sums, in the same
+// order), else value by value.
+__device__ __forceinline__ float thread_dot_cache(const float *qs, int count, const void *kc, size_t kb, int f16) {
+    if (f16 && count % 8 == 0 && kb % 8 == 0) {
+        const uint4 *row = (const uint4 *)((const uint16_t *)kc + kb);
+        float a0 = 0.f, a1 = 0.f, a2 = 0.f, a3 = 0.f;
+#pragma unroll 2
+        for (int i = 0; i < count; i += 8) {
+            const uint4 w = row[i / 8];
+            a0 += qs[i] * half_to_float((uint16_t)w.x);
+            a1 += qs[i + 1] * half_to_float((uint16_t)(w.x >> 16));
+            a2 += qs[i + 2] * half_to_float((uint16_t)w.y);
+            a3 += qs[i + 3] * half_to_float((uint16_t)(w.y >> 16));
+            a0 += qs[i + 4] * half_to_float((uint16_t)w.z);
+            a1 += qs[i + 5] * half_to_float((uint16_t)(w.z >> 16));
+            a2 += qs[i + 6] * half_to_float((uint16_t)w.w);
+            a3 += qs[i + 7] * half_to_float((uint16_t)(w.w >> 16));
+        }
+        return (a0 + a1) + (a2 + a3);
+    }
+    return thread_dot(qs, count, [&](int i) { return kv_at(kc, kb + i, f16); });
+}
+
+// A score's dot product q·k is that of the head's first half (headDim/2
+// values) plus that of the rest, each a thread_dot: attention_dec64 has
+// two lanes compute the halves of a position, other positions and
+// kernels compute both in one thread, with the same operations.
+
+// key_dot_cache is q·k for the key at kb of the cache.
+__device__ __forceinline__ float key_dot_cache(const float *qs, int headDim, const void *kc, size_t kb, int f16) {
+    const int h2 = headDim / 2;
+    return thread_dot_cache(qs, h2, kc, kb, f16) + thread_dot_cache(qs + h2, headDim - h2, kc, kb + h2, f16);
 }
 
 __device__ float block_max(float v, float *red) {
@@ -2317,16 +2363,21 @@ __device__ __forceinline__ void attention_impl(const float *q, float *dst, const
     // registers before the wait too — in the layouts of passes 1 and 3 (a
     // warp per position, lanes over the values; thread (g, d) value d of
     // every groups-th position), used there in their order.
-    const bool pre = ATTN_PRE_K > 0 && fused && headDim <= 2 * WARP;
-    float kpre[ATTN_PRE_K > 0 ? ATTN_PRE_K : 1][2], vpre[ATTN_PRE_V > 0 ? ATTN_PRE_V : 1];
+    const bool pre = fused && headDim <= 2 * WARP;
+    // attention_dec64: half a key of the first DEC64_KEYS positions a
+    // lane (see pass 1), 32 F16 values in 16 words (pairs of halves).
+    uint32_t kw[DEC64 ? WARP / 2 : 1];
+    float vpre[ATTN_PRE_V > 0 ? ATTN_PRE_V : 1];
     if (pre) {
+        if constexpr (DEC64) {
+            const int jp = warp * (WARP / 2) + lane % (WARP / 2), hf = lane / (WARP / 2);
+            if (jp < n - 1) {
+                const uint4 *row = (const uint4 *)((const uint16_t *)kc + base + (size_t)jp * kvDim + hf * 32);
 #pragma unroll
-        for (int k = 0; k < ATTN_PRE_K; k++) {
-            const int j = warp + k * ATTN_WARPS;
-#pragma unroll
-            for (int e = 0; e < 2; e++) {
-                const int i = lane + e * WARP;
-                kpre[k][e] = j < n - 1 && i < headDim ? kv_at(kc, base + (size_t)j * kvDim + i, f16) : 0.f;
+                for (int i = 0; i < WARP / 8; i++) {
+                    const uint4 w = row[i];
+                    kw[4 * i] = w.x, kw[4 * i + 1] = w.y, kw[4 * i + 2] = w.z, kw[4 * i + 3] = w.w;
+                }
             }
         }
         const int g = tid / headDim, d = tid % headDim, groups = ATTN_THREADS / headDim;
@@ -2340,7 +2391,7 @@ __device__ __forceinline__ void attention_impl(const float *q, float *dst, const
             // of this head into L2 (no registers), a thread a row, so
             // that the passes' loads after the wait find them there.
             const int bytes = headDim * (f16 ? 2 : 4);
-            const int k0 = ATTN_PRE_K * ATTN_WARPS, v0 = ATTN_PRE_V * groups;
+            const int k0 = DEC64 ? DEC64_KEYS : 0, v0 = ATTN_PRE_V * groups;
             for (int j = (k0 < v0 ? k0 : v0) + tid; j < n - 1; j += ATTN_THREADS) {
                 const size_t at = (base + (size_t)j * kvDim) * (f16 ? 2 : 4);
                 for (int o = 0; o < bytes; o += 128) {
@@ -2392,55 +2443,51 @@ __device__ __forceinline__ void attention_impl(const float *q, float *dst, const
     }
     const int span = probeCols / heads;
     // The dot product of q with the key at position j: the new position's
-    // from shared memory when this launch rotated it, else the cache's.
+    // from shared memory when this launch rotated it, else the cache's
+    // (key_dot_cache). One thread computes it, the same way in every pass.
+    const int h2 = headDim / 2;
     auto score = [&](int j) {
         float dot;
         if (fused && j == n - 1) {
-            dot = 0.f;
-            for (int i = lane; i < headDim; i += WARP) dot += qs[i] * kh[i];
-            dot = warp_sum(dot);
+            dot = thread_dot(qs, h2, [&](int i) { return kh[i]; }) + thread_dot(qs + h2, headDim - h2, [&](int i) { return kh[h2 + i]; });
         } else {
-            dot = warp_dot(qs, kc, base + (size_t)j * kvDim, headDim, f16);
+            dot = key_dot_cache(qs, headDim, kc, base + (size_t)j * kvDim, f16);
         }
         return __fmul_rn(dot, scale);
     };
 
-    // Pass 1: the largest score (and the scores probe). Up to
-    // ATTN_KEEP positions the scores stay in shared memory for the next
-    // two passes (decode at short and medium contexts reads the keys once
-    // instead of three times); beyond, the passes recompute them.
+    // Pass 1: the largest score (and the scores probe), a thread a
+    // position. Up to ATTN_KEEP positions the scores stay in shared memory
+    // for the next two passes (decode at short and medium contexts reads
+    // the keys once instead of three times); beyond, the passes recompute
+    // them.
     const bool keep = n <= ATTN_KEEP;
     float mx = __int_as_float(0xff800000); // -infinity
-    int j1 = warp;
-    if (pre) {
-        // warp_dot's sum from the registers: value lane, then lane + 32.
-#pragma unroll
-        for (int k = 0; k < ATTN_PRE_K; k++, j1 += ATTN_WARPS) {
-            if (j1 >= n) break;
-            float s;
-            if (j1 == n - 1) {
-                s = score(j1);
-            } else {
-                float dot = 0.f;
-                if (lane < headDim) dot += qs[lane] * kpre[k][0];
-                if (lane + WARP < headDim) dot += qs[lane + WARP] * kpre[k][1];
-                s = __fmul_rn(warp_sum(dot), scale);
-            }
-            mx = fmaxf(mx, s);
-            if (lane == 0) {
-                if (keep) kept[j1] = s;
-                if (scores) scores[(size_t)r * probeCols + (size_t)h * span + j1] = s;
-            }
+    int first = 0;
+    if constexpr (DEC64) {
+        // The first DEC64_KEYS positions from the registers, a lane a half
+        // of a key: lane l of warp w takes half l / 16 of position
+        // 16w + l mod 16, and the two halves' sums meet by a shuffle (each
+        // lane adds them in the order of score).
+        const int jp = warp * (WARP / 2) + lane % (WARP / 2), hf = lane / (WARP / 2);
+        float part = 0.f;
+        if (jp < n) {
+            part = jp == n - 1 ? thread_dot(qs + hf * 32, 32, [&](int i) { return kh[hf * 32 + i]; })
+                               : thread_dot(qs + hf * 32, 32, [&](int i) { return half_to_float((uint16_t)(kw[i / 2] >> (16 * (i % 2)))); });
         }
+        const float other = __shfl_xor_sync(0xffffffffu, part, WARP / 2);
+        if (jp < n) {
+            const float s = __fmul_rn(hf ? other + part : part + other, scale);
+            mx = fmaxf(mx, s);
+            if (hf == 0 && keep) kept[jp] = s;
+        }
+        first = DEC64_KEYS;
     }
-#pragma unroll 4
-    for (int j = j1; j < n; j += ATTN_WARPS) {
+    for (int j = first + tid; j < n; j += ATTN_THREADS) {
         const float s = score(j);
         mx = fmaxf(mx, s);
-        if (lane == 0) {
-            if (keep) kept[j] = s;
-            if (scores) scores[(size_t)r * probeCols + (size_t)h * span + j] = s;
-        }
+        if (keep) kept[j] = s;
+        if (scores) scores[(size_t)r * probeCols + (size_t)h * span + j] = s;
     }
     mx = ATTN_RED_SHFL ? block_max1(mx, redf) : block_max(mx, redf); // its barriers also publish kept[]
 
@@ -2456,8 +2503,8 @@ __device__ __forceinline__ void attention_impl(const float *q, float *dst, const
         }
         sum = ATTN_RED_SHFL ? block_sum1(sum, redd) : block_sum(sum, redd);
     } else {
-        for (int j = warp; j < n; j += ATTN_WARPS) sum += (double)(float)exp((double)(score(j) - mx));
-        sum = ATTN_RED_SHFL ? block_sum1(lane == 0 ? sum : 0.0, redd) : block_sum(lane == 0 ? sum : 0.0, redd);
+        for (int j = tid; j < n; j += ATTN_THREADS) sum += (double)(float)exp((double)(score(j) - mx));
+        sum = ATTN_RED_SHFL ? block_sum1(sum, redd) : block_sum(sum, redd);
     }
     const float inv = (float)(1.0 / sum);
 
@@ -2496,13 +2543,11 @@ __device__ __forceinline__ void attention_impl(const float *q, float *dst, const
     }
     for (int c0 = 0; !keep && c0 < n; c0 += ATTN_THREADS) {
         const int m = n - c0 < ATTN_THREADS ? n - c0 : ATTN_THREADS;
-        for (int jj = warp; jj < m; jj += ATTN_WARPS) {
+        for (int jj = tid; jj < m; jj += ATTN_THREADS) {
             const int j = c0 + jj;
             const float pr = (float)exp((double)(score(j) - mx)) * inv;
-            if (lane == 0) {
-                if (probs) probs[(size_t)r * probeCols + (size_t)h * span + j] = pr;
-                p[jj] = f16 ? round_f16(pr) : pr;
-            }
+            if (probs) probs[(size_t)r * probeCols + (size_t)h * span + j] = pr;
+            p[jj] = f16 ? round_f16(pr) : pr;
         }
         __syncthreads();
         if (g < groups) {
@@ -2583,7 +2628,7 @@ __device__ __forceinline__ void attention_impl(const float *q, float *dst, const
         int probeCols, int8_t *act, float *kRow, const float *vRow, int ropeDims, float thetaScale, float freqScale,   \
         int neox, int *counters, int actKind
 #define ATTENTION_KERNEL(name, DEC64)                                                                                  \
-    extern "C" __global__ void name(ATTENTION_ARGS) {                                                                  \
+    extern "C" __global__ void __launch_bounds__(ATTN_THREADS, 1) name(ATTENTION_ARGS) {                               \
         attention_impl<DEC64>(q, dst, kc, vc, slotArr, posArr, heads, kvHeads, headDim, layers, ctx, layer, scale, f16, \
                               scores, probs, probeCols, act, kRow, vRow, ropeDims, thetaScale, freqScale, neox,         \
                               counters, actKind);                                                                      \
@@ -2651,13 +2696,13 @@ extern "C" __global__ void attention_split(const float *q, const void *kc, const
     for (int i = tid; i < headDim; i += ATTN_THREADS) qs[i] = f16 ? round_f16(qr[i]) : qr[i];
     __syncthreads();
 
-    // Scores of the chunk, a warp a position, and their maximum.
+    // Scores of the chunk, a thread a position (as attention computes
+    // them), and their maximum.
     float mx = __int_as_float(0xff800000); // -infinity
-#pragma unroll 4
-    for (int jj = warp; jj < m; jj += ATTN_WARPS) {
-        const float s = __fmul_rn(warp_dot(qs, kc, base + (size_t)(j0 + jj) * kvDim, headDim, f16), scale);
+    for (int jj = tid; jj < m; jj += ATTN_THREADS) {
+        const float s = __fmul_rn(key_dot_cache(qs, headDim, kc, base + (size_t)(j0 + jj) * kvDim, f16), scale);
         mx = fmaxf(mx, s);
-        if (lane == 0) w[jj] = s;
+        w[jj] = s;
     }
     mx = block_max(mx, redf); // its barriers also publish w[]
 
