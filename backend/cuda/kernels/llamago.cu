@@ -436,9 +436,11 @@ __device__ __forceinline__ float unit_dot<TYPE_F16>(const uint8_t *row, int u, c
            dot4(x1, half_to_float(q.z & 0xffff), half_to_float(q.z >> 16), half_to_float(q.w & 0xffff), half_to_float(q.w >> 16));
 }
 
-// Rows per block of the one-token kernels: one warp per weight row, so a
-// row needs no shared memory or barrier, and a block carries MV_ROWS rows
-// (one block per row left the GPU scheduling blocks of 2 units a thread).
+// Warps per block of the one-token kernels, MV_ROWS: one warp per weight
+// row, so that a row needs no shared memory or barrier, and a block
+// carries MV_ROWS rows (one block per row left the GPU scheduling blocks
+// of 2 units a thread); F16's mvq and mvq_glu give a row MVQ_SPLIT_F16
+// warps (mvq_split), so their blocks carry MV_ROWS / MVQ_SPLIT_F16 rows.
 #define MV_ROWS 4
 #define MV_THREADS (MV_ROWS * WARP)
 
@@ -650,33 +652,61 @@ __device__ __forceinline__ float block_dot_q<TYPE_Q8_0>(const uint8_t *row, int 
     return wdot<TYPE_Q8_0>(wload<TYPE_Q8_0>(row, b), b, xq, xd);
 }
 
-template <>
-__device__ __forceinline__ float block_dot_q<TYPE_Q4_K>(const uint8_t *row, int u, const int8_t *xq, const float *xd, const int *xs) {
-    // Unit u: 64-group g of block s, its 32 quant bytes holding sub-block
-    // 2g (low nibbles) and 2g+1 (high nibbles). As the CPU: integer sums
-    // times the 6-bit scales, d·dx once, the minimums through the
-    // activations' chunk sums.
+// A Q4_K unit u of the one-token products: 64-group g = u % 4 of block
+// s = u / 4, its 32 quant bytes holding sub-block 2g (low nibbles) and
+// 2g+1 (high nibbles). As the CPU: integer sums times the 6-bit scales,
+// d·dx once, the minimums through the activations' chunk sums.
+// q4k_wunit holds a unit's weights, q4k_xunit its activations (the same
+// for every matrix of a product), q4k_dot their product.
+struct Q4KWeights {
+    float d, dmin;
+    int sc1, m1, sc2, m2;
+    uint32_t q[8];
+};
+struct Q4KActs {
+    int lo[8], hi[8];
+    float dx;
+    int bs0, bs1;
+};
+
+__device__ __forceinline__ Q4KWeights q4k_wunit(const uint8_t *row, int u) {
     const int s = u / 4, g = u % 4;
     const uint8_t *bp = row + (size_t)s * Q4_K_BYTES;
-    const float d = half_to_float(load_u16(bp)), dmin = half_to_float(load_u16(bp + 2));
-    int sc1, m1, sc2, m2;
-    scale_min_k4(2 * g, bp + 4, &sc1, &m1);
-    scale_min_k4(2 * g + 1, bp + 4, &sc2, &m2);
+    Q4KWeights w;
+    w.d = half_to_float(load_u16(bp)), w.dmin = half_to_float(load_u16(bp + 2));
+    scale_min_k4(2 * g, bp + 4, &w.sc1, &w.m1);
+    scale_min_k4(2 * g + 1, bp + 4, &w.sc2, &w.m2);
     const uint4 qa = *(const uint4 *)(bp + 16 + 32 * g), qb = *(const uint4 *)(bp + 32 + 32 * g);
-    const uint32_t q[8] = {qa.x, qa.y, qa.z, qa.w, qb.x, qb.y, qb.z, qb.w};
+    w.q[0] = qa.x, w.q[1] = qa.y, w.q[2] = qa.z, w.q[3] = qa.w, w.q[4] = qb.x, w.q[5] = qb.y, w.q[6] = qb.z, w.q[7] = qb.w;
+    return w;
+}
+
+__device__ __forceinline__ Q4KActs q4k_xunit(int u, const int8_t *xq, const float *xd, const int *xs) {
+    const int s = u / 4, g = u % 4;
     const int8_t *x = xq + (size_t)s * QK_K + 64 * g;
     const int4 x0 = *(const int4 *)x, x1 = *(const int4 *)(x + 16), x2 = *(const int4 *)(x + 32), x3 = *(const int4 *)(x + 48);
-    const int lo[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
-    const int hi[8] = {x2.x, x2.y, x2.z, x2.w, x3.x, x3.y, x3.z, x3.w};
+    Q4KActs a;
+    a.lo[0] = x0.x, a.lo[1] = x0.y, a.lo[2] = x0.z, a.lo[3] = x0.w, a.lo[4] = x1.x, a.lo[5] = x1.y, a.lo[6] = x1.z, a.lo[7] = x1.w;
+    a.hi[0] = x2.x, a.hi[1] = x2.y, a.hi[2] = x2.z, a.hi[3] = x2.w, a.hi[4] = x3.x, a.hi[5] = x3.y, a.hi[6] = x3.z, a.hi[7] = x3.w;
+    a.dx = xd[s * 8];
+    const int *bs = xs + s * 8 + 2 * g;
+    a.bs0 = bs[0], a.bs1 = bs[1];
+    return a;
+}
+
+__device__ __forceinline__ float q4k_dot(const Q4KWeights &w, const Q4KActs &a) {
     int s1 = 0, s2 = 0;
 #pragma unroll
     for (int i = 0; i < 8; i++) {
-        s1 = __dp4a((int)(q[i] & 0x0f0f0f0fu), lo[i], s1);
-        s2 = __dp4a((int)((q[i] >> 4) & 0x0f0f0f0fu), hi[i], s2);
+        s1 = __dp4a((int)(w.q[i] & 0x0f0f0f0fu), a.lo[i], s1);
+        s2 = __dp4a((int)((w.q[i] >> 4) & 0x0f0f0f0fu), a.hi[i], s2);
     }
-    const float dx = xd[s * 8];
-    const int *bs = xs + s * 8 + 2 * g;
-    return d * dx * (float)(sc1 * s1 + sc2 * s2) - dmin * dx * (float)(m1 * bs[0] + m2 * bs[1]);
+    return w.d * a.dx * (float)(w.sc1 * s1 + w.sc2 * s2) - w.dmin * a.dx * (float)(w.m1 * a.bs0 + w.m2 * a.bs1);
+}
+
+template <>
+__device__ __forceinline__ float block_dot_q<TYPE_Q4_K>(const uint8_t *row, int u, const int8_t *xq, const float *xd, const int *xs) {
+    return q4k_dot(q4k_wunit(row, u), q4k_xunit(u, xq, xd, xs));
 }
 
 template <>
@@ -1812,18 +1842,16 @@ extern "C" __global__ void __launch_bounds__(NORM_THREADS) rms_norm(const float 
         }
         s += (double)(v * v);
     }
-    // Warps reduce their sums with shuffles, warp 0 the warps' (a tree
-    // in shared memory took ten barriers).
+    // Warps reduce their sums with shuffles, then every warp the warps'
+    // sums with the same shuffle tree, so that all get warp 0's result
+    // after one barrier (a tree in shared memory took ten barriers; warp 0
+    // alone and a second barrier to share its result, one more).
     for (int o = WARP / 2; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
     if (threadIdx.x % WARP == 0) part[threadIdx.x / WARP] = s;
     __syncthreads();
-    if (threadIdx.x < WARP) {
-        s = threadIdx.x < NORM_THREADS / WARP ? part[threadIdx.x] : 0.0;
-        for (int o = WARP / 2; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-        if (threadIdx.x == 0) part[0] = s;
-    }
-    __syncthreads();
-    const float mean = (float)(part[0] / (double)cols);
+    s = threadIdx.x % WARP < NORM_THREADS / WARP ? part[threadIdx.x % WARP] : 0.0;
+    for (int o = WARP / 2; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    const float mean = (float)(s / (double)cols);
     const float scale = 1.f / (float)sqrt((double)(mean + eps));
     // Each thread reads back only the sums it wrote itself.
     const float *src = addend ? sum + off : xr;
@@ -1920,6 +1948,11 @@ __device__ __forceinline__ void glu_out(float ag, float au, int r, float *G, flo
     if (act && actKind == ACT_F16_BITS) ((uint16_t *)act)[r] = float_to_half(d);
 }
 
+// GLU_Q4K_PAIR: mvq_glu_q4_k loads a lane's gate and up units together.
+#ifndef GLU_Q4K_PAIR
+#define GLU_Q4K_PAIR 1
+#endif
+
 // GLU_PRE: MVQ_PRE for mvq_glu's gate and up rows.
 #ifndef GLU_PRE
 #define GLU_PRE 1
@@ -1970,7 +2003,18 @@ __device__ void mvq_glu(const int8_t *xq, int cols, const uint8_t *Wg, long long
             const float *xd = (const float *)(xq + q8_scales_at(cols));
             const int *xs = (const int *)(xd + cols / QK);
             float ag = 0.f, au = 0.f;
-            if (TYPE == TYPE_Q4_K || TYPE == TYPE_Q6_K) {
+            if (TYPE == TYPE_Q4_K && GLU_Q4K_PAIR) {
+                // Q4_K: the gate and up units' weights loaded together and
+                // the activations once for both, so that one memory round
+                // trip serves both rows (one after the other took two).
+#pragma unroll 2
+                for (int b = lane; b < units; b += WARP) {
+                    const Q4KWeights wg = q4k_wunit(rowg, b), wu = q4k_wunit(rowu, b);
+                    const Q4KActs a = q4k_xunit(b, xq, xd, xs);
+                    ag += q4k_dot(wg, a);
+                    au += q4k_dot(wu, a);
+                }
+            } else if (TYPE == TYPE_Q4_K || TYPE == TYPE_Q6_K) {
                 // One matrix after the other: the k-quants' units hold many
                 // registers (both at once took 132 for Q4_K).
 #pragma unroll 4
@@ -2160,11 +2204,12 @@ extern "C" __global__ void rope(float *x, const int *pos, int heads, int headDim
 #define DEC64_KEYS (ATTN_THREADS / 2)
 // ATTN_KEEP: positions whose scores attention keeps in shared memory.
 #define ATTN_KEEP 4096
-// ATTN_PRE_K, ATTN_PRE_V: old positions a warp (keys) and a thread
-// (values) load before the wait in decode. Measured on an H100 (tg128,
-// session five, three alternating runs): with 4 and 8, Q4_0 1090 → 1183
-// tokens/s, Q4_K_M 951 → 1010, F16 741 → 772, Q8_0 796 → 811; 8 and 16
-// took 128 registers (80 with 4 and 8, 70 without) and gained half that.
+// ATTN_PRE_V: old positions a thread loads the values of before the wait
+// in decode (the keys: DEC64_KEYS). Measured on an H100 (tg128, session
+// five, three alternating runs, with 4 positions' keys a warp then): 8
+// values, Q4_0 1090 → 1183 tokens/s, Q4_K_M 951 → 1010, F16 741 → 772,
+// Q8_0 796 → 811; 16 took 128 registers and gained half that. Session
+// eight (attention_dec64): 12 and 16 within the noise.
 // ATTN_PREFETCH: decode attention also asks L2 for the rows of the old
 // positions past those (prefetch, no registers) before the wait. Measured
 // on an H100 (session six, three alternating runs): tg128 Q4_0 1220 →
@@ -2178,9 +2223,6 @@ extern "C" __global__ void rope(float *x, const int *pos, int heads, int headDim
 // back after a barrier.
 #ifndef ATTN_ACT_REGS
 #define ATTN_ACT_REGS 1
-#endif
-#ifndef ATTN_PRE_K
-#define ATTN_PRE_K 4
 #endif
 #ifndef ATTN_PRE_V
 #define ATTN_PRE_V 8
@@ -2295,8 +2337,9 @@ __device__ double block_sum1(double v, double *red) {
 // softmax attention over positions 0..pos of its slot. Three passes over
 // the keys (maximum, sum of exponentials, weighted values) recompute the
 // scores instead of storing them, so no scratch memory depends on the
-// context length. Each warp takes one position at a time, its lanes over
-// the head's dimensions, so that key reads coalesce. For the weighted sum,
+// context length (up to ATTN_KEEP positions the scores stay in shared
+// memory between the passes). One thread computes a position's score
+// (key_dot_cache), which needs no shuffles. For the weighted sum,
 // the block's threads form ATTN_THREADS/headDim groups, each summing every
 // group-th position of a chunk for one dimension; the groups' sums are
 // added at the end. With an F16 cache the query and the probabilities are
@@ -2319,9 +2362,10 @@ __device__ double block_sum1(double v, double *red) {
 // decode launch only: heads of 64 values, an F16 cache, the rotation
 // fused (ropeDims > 0), no probes (the Go side launches attention_dec64
 // only then). The arithmetic is the same, in the same order, so both
-// kernels give the same bits; the specialized one is a third of the
-// instructions (the generic kernel's decode launches stalled for
-// instruction fetches about a quarter of their time, H200, ncu).
+// kernels give the same bits; the specialized one has fewer instructions
+// and holds the first keys in registers (the generic kernel's decode
+// launches, 13.5k instructions, stalled for instruction fetches about a
+// quarter of their time and at barriers another: H200, ncu).
 template <bool DEC64>
 __device__ __forceinline__ void attention_impl(const float *q, float *dst, const void *kc, const void *vc,
                                                const int *slotArr, const int *posArr, int heads, int kvHeads,
@@ -2683,7 +2727,6 @@ extern "C" __global__ void attention_split(const float *q, const void *kc, const
     __shared__ float redf[ATTN_WARPS];
     __shared__ double redd[ATTN_WARPS];
     const int h = blockIdx.x, r = blockIdx.y, c = blockIdx.z, tid = threadIdx.x;
-    const int warp = tid / WARP, lane = tid % WARP;
     const int n = posArr[r] + 1;
     const int j0 = c * chunk;
     // The same for every thread of the block, before any barrier.
