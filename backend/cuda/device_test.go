@@ -439,6 +439,11 @@ func TestFusedRoPEAttentionMatchesEager(t *testing.T) {
 					if checkFused && cuda.PendingLaunches(b) != 1 {
 						t.Errorf("step %d: %d launches queued, want 1 (rotation and store fused into the attention)", i, cuda.PendingLaunches(b))
 					}
+					// Heads of 64 with an F16 cache take the kernel compiled
+					// for them, which must give the eager backend's bits.
+					if want := !tc.f32 && headDim == 64; checkFused && cuda.PendingIsAttentionDec64(b) != want {
+						t.Errorf("step %d: attention_dec64 queued %v, want %v", i, !want, want)
+					}
 					for _, m := range []backend.Mat{q, k, o} {
 						vals := make([]float32, m.Cols())
 						b.Read(m, vals)

@@ -10,6 +10,12 @@ import (
 // package cuda_test that check fusions happened.
 func PendingLaunches(b *Backend) int { return len(b.pending) }
 
+// PendingIsAttentionDec64 reports whether the last queued launch runs
+// attention_dec64, the decode attention compiled for heads of 64 values.
+func PendingIsAttentionDec64(b *Backend) bool {
+	return len(b.pending) > 0 && b.k.attentionDec64 != 0 && b.pending[len(b.pending)-1].fn == b.k.attentionDec64
+}
+
 // CUBLASGemms is the number of products b sent to cuBLAS, for the tests
 // that check which path a product took.
 func CUBLASGemms(b *Backend) int {
