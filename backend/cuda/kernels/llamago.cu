@@ -535,6 +535,16 @@ __device__ __forceinline__ uint32_t prmt(uint32_t a, uint32_t b, uint32_t sel) {
     return r;
 }
 
+// A 2-byte-aligned Q4_0/Q8_0 block read as the aligned words around it
+// (block_words here, MmqWords for the prefill tiles, which load them
+// differently): aligned, the scale is word 0's low half and quant word i
+// lies across words i and i+1; misaligned (the words start 2 bytes
+// early), the scale is word 0's high half and quant word i is word i+1.
+__device__ __forceinline__ uint16_t block_scale_bits(uint32_t w0, bool mis) { return (uint16_t)(mis ? w0 >> 16 : w0 & 0xffff); }
+__device__ __forceinline__ uint32_t block_quant_word(uint32_t wi, uint32_t wnext, bool mis) {
+    return prmt(wi, wnext, mis ? 0x7654 : 0x5432);
+}
+
 // block_words loads the N aligned words that hold the 2-byte-aligned block
 // at bp (its F16 scale, then quant bytes) and returns its quant words: q[i]
 // is quant bytes 4i..4i+3, and *d the scale. At a 4-byte-aligned bp the
@@ -548,12 +558,9 @@ __device__ __forceinline__ void block_words(const uint8_t *bp, uint32_t q[N - 1]
 #pragma unroll
     for (int i = 0; i < N - 1; i++) v[i] = ldw_u32(w + i);
     v[N - 1] = mis ? ldw_u32(w + N - 1) : ldw_u16(bp + 4 * (N - 1));
-    // Aligned: scale in v[0]'s low half, quant word i across v[i], v[i+1];
-    // misaligned: scale in v[0]'s high half, quant word i is v[i+1].
-    const uint32_t sel = mis ? 0x7654 : 0x5432;
 #pragma unroll
-    for (int i = 0; i < N - 1; i++) q[i] = prmt(v[i], v[i + 1], sel);
-    *d = half_to_float((uint16_t)(mis ? v[0] >> 16 : v[0] & 0xffff));
+    for (int i = 0; i < N - 1; i++) q[i] = block_quant_word(v[i], v[i + 1], mis);
+    *d = half_to_float(block_scale_bits(v[0], mis));
 }
 
 // WUnit<TYPE> is a unit's weights in registers (wload), which the
@@ -882,7 +889,18 @@ extern "C" __global__ void mvq_q8_0(MVQ_ARGS) {
     mvq<TYPE_Q8_0>(xq, cols, W0, rb0, rows0, Y0, W1, rb1, rows1, Y1, W2, rb2, rows2, Y2);
 }
 // mvq_f16 takes F16 halves (ACT_F16_BITS) instead of int8 values.
-extern "C" __global__ void mvq_f16(MVQ_ARGS) {
+// MVQ_F16_MINB: blocks a multiprocessor must hold of F16's one-token
+// products (mvq_f16, mvq_glu_f16), which caps their registers (48 → 40
+// at 12): these loops wait on DRAM (ncu: 25–30 cycles stalled on loads
+// per instruction, 46–55% of the warps resident at 10 blocks), and more
+// warps keep more loads in flight. tg128 on an H100, three alternating
+// runs: F16 875–909 → 925–936 tokens/s; 16 blocks (32 registers) spilled
+// and took 825–866.
+#ifndef MVQ_F16_MINB
+#define MVQ_F16_MINB 12
+#endif
+#define MVQ_F16_BOUNDS __launch_bounds__(MV_THREADS, MVQ_F16_MINB)
+extern "C" __global__ void MVQ_F16_BOUNDS mvq_f16(MVQ_ARGS) {
     mvq<TYPE_F16>(xq, cols, W0, rb0, rows0, Y0, W1, rb1, rows1, Y1, W2, rb2, rows2, Y2);
 }
 extern "C" __global__ void mvq_q4_k(MVQ_ARGS) {
@@ -970,39 +988,65 @@ __device__ __forceinline__ bool aligned_words(const uint8_t *bp, uint32_t *w, in
     return mis;
 }
 
-template <>
-struct MmqFetch<TYPE_Q4_0> {
-    static constexpr int N = MMQ_BM * 8 / MMQ_THREADS; // blocks per thread
-    uint32_t q[N][4];
-    uint16_t d[N];
-    __device__ __forceinline__ void fetch(const uint8_t *W, long long rowBytes, int wrows, int r0, int kt, int cols) {
+// MmqWords is MmqFetch's raw form for the 2-byte-aligned Q4_0/Q8_0
+// blocks: a thread's N blocks of a step as the NW aligned words around
+// each (aligned_words), realigned only in put. Realigning in fetch made
+// the warp wait for the loads right there, before the step's products
+// (ncu, mmq_q8_0 at 512 tokens: a quarter of the stall samples on the
+// shifts after the loads); in put the loads have had a whole step.
+// pp512 on an H100, with attention_tc's two passes: Q8_0 37.2k → 42.5k
+// tokens/s, Q4_0 40.4k → 49.9k (the attention change alone: Q8_0 40.3k).
+template <int N, int NW>
+struct MmqWords {
+    uint32_t w[N][NW];
+    uint32_t mis, ok; // bit j: block j's words start 2 bytes early; block j lies in the matrix
+    __device__ __forceinline__ void fetch(const uint8_t *W, long long rowBytes, int wrows, int r0, int kt, int cols, int bytes) {
+        mis = ok = 0;
 #pragma unroll
         for (int j = 0; j < N; j++) {
             const int i = threadIdx.x + MMQ_THREADS * j, row = i / 8, gb = kt * 8 + i % 8;
-            const bool ok = r0 + row < wrows && gb < cols / QK;
-            const uint8_t *bp = W + (ok ? (size_t)(r0 + row) * rowBytes + (size_t)gb * Q4_0_BYTES : 0);
+            const bool in = r0 + row < wrows && gb < cols / QK;
+            const uint8_t *bp = W + (in ? (size_t)(r0 + row) * rowBytes + (size_t)gb * bytes : 0);
+            ok |= (uint32_t)in << j;
             if (rowBytes % 4 == 0) {
-                uint32_t w[5];
-                const bool mis = aligned_words(bp, w, 5, ok);
-                d[j] = ok ? (mis ? w[0] >> 16 : w[0] & 0xffff) : 0;
-#pragma unroll
-                for (int k = 0; k < 4; k++) q[j][k] = ok ? (mis ? w[k + 1] : (w[k] >> 16 | w[k + 1] << 16)) : 0x88888888u;
+                mis |= (uint32_t)aligned_words(bp, w[j], NW, in) << j;
                 continue;
             }
-            d[j] = ok ? load_u16(bp) : 0;
+            // Rows of an odd number of 2-byte halves: 2-byte loads, kept
+            // in the misaligned form (scale in the high half of word 0).
+            mis |= 1u << j;
+            w[j][0] = in ? (uint32_t)load_u16(bp) << 16 : 0;
 #pragma unroll
-            for (int k = 0; k < 4; k++) q[j][k] = ok ? load_u32_a2(bp + 2 + 4 * k) : 0x88888888u; // nibble 8 is weight 0
+            for (int k = 1; k < NW; k++) w[j][k] = in ? load_u32_a2(bp + 4 * k - 2) : 0;
         }
+    }
+    // scale is block j's F16 scale bits (0 outside the matrix).
+    __device__ __forceinline__ uint16_t scale(int j) const { return block_scale_bits(w[j][0], mis >> j & 1); }
+    // quant is block j's quant word k, or fill outside the matrix.
+    __device__ __forceinline__ uint32_t quant(int j, int k, uint32_t fill) const {
+        return (ok >> j & 1) ? block_quant_word(w[j][k], w[j][k + 1], mis >> j & 1) : fill;
+    }
+};
+
+template <>
+struct MmqFetch<TYPE_Q4_0> {
+    static constexpr int N = MMQ_BM * 8 / MMQ_THREADS; // blocks per thread
+    MmqWords<N, 5> b;
+    __device__ __forceinline__ void fetch(const uint8_t *W, long long rowBytes, int wrows, int r0, int kt, int cols) {
+        b.fetch(W, rowBytes, wrows, r0, kt, cols, Q4_0_BYTES);
     }
     __device__ __forceinline__ void put(MmqTiles &t) const {
 #pragma unroll
         for (int j = 0; j < N; j++) {
             const int i = threadIdx.x + MMQ_THREADS * j, row = i / 8, blk = i % 8;
             const uint32_t m4 = 0x0f0f0f0fu, e8 = 0x08080808u;
-            *(int4 *)&t.w[row][blk * QK] = make_int4(sub_bytes(q[j][0] & m4, e8), sub_bytes(q[j][1] & m4, e8), sub_bytes(q[j][2] & m4, e8), sub_bytes(q[j][3] & m4, e8));
-            *(int4 *)&t.w[row][blk * QK + 16] = make_int4(sub_bytes((q[j][0] >> 4) & m4, e8), sub_bytes((q[j][1] >> 4) & m4, e8),
-                                                          sub_bytes((q[j][2] >> 4) & m4, e8), sub_bytes((q[j][3] >> 4) & m4, e8));
-            t.wd[blk][row] = half_to_float(d[j]);
+            uint32_t q[4];
+#pragma unroll
+            for (int k = 0; k < 4; k++) q[k] = b.quant(j, k, 0x88888888u); // nibble 8 is weight 0
+            *(int4 *)&t.w[row][blk * QK] = make_int4(sub_bytes(q[0] & m4, e8), sub_bytes(q[1] & m4, e8), sub_bytes(q[2] & m4, e8), sub_bytes(q[3] & m4, e8));
+            *(int4 *)&t.w[row][blk * QK + 16] = make_int4(sub_bytes((q[0] >> 4) & m4, e8), sub_bytes((q[1] >> 4) & m4, e8),
+                                                          sub_bytes((q[2] >> 4) & m4, e8), sub_bytes((q[3] >> 4) & m4, e8));
+            t.wd[blk][row] = half_to_float(b.scale(j));
         }
     }
 };
@@ -1010,34 +1054,20 @@ struct MmqFetch<TYPE_Q4_0> {
 template <>
 struct MmqFetch<TYPE_Q8_0> {
     static constexpr int N = MMQ_BM * 8 / MMQ_THREADS;
-    uint32_t q[N][8];
-    uint16_t d[N];
+    MmqWords<N, 9> b;
     __device__ __forceinline__ void fetch(const uint8_t *W, long long rowBytes, int wrows, int r0, int kt, int cols) {
-#pragma unroll
-        for (int j = 0; j < N; j++) {
-            const int i = threadIdx.x + MMQ_THREADS * j, row = i / 8, gb = kt * 8 + i % 8;
-            const bool ok = r0 + row < wrows && gb < cols / QK;
-            const uint8_t *bp = W + (ok ? (size_t)(r0 + row) * rowBytes + (size_t)gb * Q8_0_BYTES : 0);
-            if (rowBytes % 4 == 0) {
-                uint32_t w[9];
-                const bool mis = aligned_words(bp, w, 9, ok);
-                d[j] = ok ? (mis ? w[0] >> 16 : w[0] & 0xffff) : 0;
-#pragma unroll
-                for (int k = 0; k < 8; k++) q[j][k] = ok ? (mis ? w[k + 1] : (w[k] >> 16 | w[k + 1] << 16)) : 0;
-                continue;
-            }
-            d[j] = ok ? load_u16(bp) : 0;
-#pragma unroll
-            for (int k = 0; k < 8; k++) q[j][k] = ok ? load_u32_a2(bp + 2 + 4 * k) : 0;
-        }
+        b.fetch(W, rowBytes, wrows, r0, kt, cols, Q8_0_BYTES);
     }
     __device__ __forceinline__ void put(MmqTiles &t) const {
 #pragma unroll
         for (int j = 0; j < N; j++) {
             const int i = threadIdx.x + MMQ_THREADS * j, row = i / 8, blk = i % 8;
-            *(uint4 *)&t.w[row][blk * QK] = make_uint4(q[j][0], q[j][1], q[j][2], q[j][3]);
-            *(uint4 *)&t.w[row][blk * QK + 16] = make_uint4(q[j][4], q[j][5], q[j][6], q[j][7]);
-            t.wd[blk][row] = half_to_float(d[j]);
+            uint32_t q[8];
+#pragma unroll
+            for (int k = 0; k < 8; k++) q[k] = b.quant(j, k, 0);
+            *(uint4 *)&t.w[row][blk * QK] = make_uint4(q[0], q[1], q[2], q[3]);
+            *(uint4 *)&t.w[row][blk * QK + 16] = make_uint4(q[4], q[5], q[6], q[7]);
+            t.wd[blk][row] = half_to_float(b.scale(j));
         }
     }
 };
@@ -2098,7 +2128,9 @@ __device__ void mvq_glu(const int8_t *xq, int cols, const uint8_t *Wg, long long
     }
 MVQ_GLU_KERNEL(q4_0, TYPE_Q4_0)
 MVQ_GLU_KERNEL(q8_0, TYPE_Q8_0)
-MVQ_GLU_KERNEL(f16, TYPE_F16)
+extern "C" __global__ void MVQ_F16_BOUNDS mvq_glu_f16(MVQ_GLU_ARGS) {
+    mvq_glu<TYPE_F16>(xq, cols, Wg, rbg, Wu, rbu, rows, G, U, D, act, actKind, counters);
+}
 MVQ_GLU_KERNEL(q4_k, TYPE_Q4_K)
 MVQ_GLU_KERNEL(q6_k, TYPE_Q6_K)
 
@@ -2402,11 +2434,11 @@ __device__ __forceinline__ void attention_impl(const float *q, float *dst, const
     const int half = ropeDims / 2;
     if (fused)
         for (int i = tid; i < half; i += ATTN_THREADS) rope_angle((float)posArr[r], i, thetaScale, freqScale, &rc[i], &rsn[i]);
-    // Decode (fused) with heads of up to 64 values: the keys and values of
-    // the first old positions, which earlier forward passes wrote, go into
-    // registers before the wait too — in the layouts of passes 1 and 3 (a
-    // warp per position, lanes over the values; thread (g, d) value d of
-    // every groups-th position), used there in their order.
+    // Decode (fused) with heads of up to 64 values: values of the first
+    // old positions, which earlier forward passes wrote, go into registers
+    // before the wait too, in pass 3's layout (thread (g, d) value d of
+    // every groups-th position); attention_dec64 also holds keys there
+    // (kw below).
     const bool pre = fused && headDim <= 2 * WARP;
     // attention_dec64: half a key of the first DEC64_KEYS positions a
     // lane (see pass 1), 32 F16 values in 16 words (pairs of halves).
@@ -2869,13 +2901,20 @@ extern "C" __global__ void attention_combine(float *dst, const int *posArr, int 
 // 16w..16w+15. Keys go through shared memory FA_KEYS at a time, up to the
 // tile's largest position, each row masking the keys after its own.
 //
-// Numerics: those of the attention kernel and the CPU. The query is
+// Numerics: close to the attention kernel's and the CPU's. The query is
 // rounded to F16 (as ggml's F16 products round it), scores are the F16
-// dot products summed in float, times the scale; three passes over the
-// keys give the row's maximum, the sum of exponentials (in double) and
-// then the probabilities exp(s − max)/sum rounded to F16, which weight
-// the values (F16) with float sums. Only the order of the float sums
-// differs from the CPU.
+// dot products summed in float, times the scale; a first pass over the
+// keys gives the row's maximum and the sum of exponentials (float
+// exponentials summed in double, the sum rescaled in double whenever a
+// thread's running maximum grows), a second the probabilities
+// exp(s − max)/sum rounded to F16, which weight the values (F16) with
+// float sums. The CPU takes the maximum in a pass of its own and its
+// exponentials in double before rounding them to float; here expf (2 ulp)
+// and the rescaling change the probabilities in their last float bits,
+// below their F16 rounding. Three passes with double exponentials took
+// twice as long (pp512 on an H100: F16 84k → 101k tokens/s, Q8_0 37.4k
+// → 40.3k; attention_tc64 105 → 54 µs at 512 rows); the double
+// exponentials were most of it.
 #define FA_ROWS 64
 #define FA_KEYS 64
 #define FA_THREADS 128
@@ -2959,7 +2998,11 @@ __device__ void attention_tc(const float *q, float *dst, const uint16_t *kc, con
 #pragma unroll
     for (int dt = 0; dt < MAXD / 8; dt++) o[dt][0] = o[dt][1] = o[dt][2] = o[dt][3] = 0.f;
 
-    for (int pass = 0; pass < 3; pass++) {
+    // Pass 1 finds the row's maximum and the sum of exponentials together
+    // (each thread over its own columns, rescaling its sum when its
+    // maximum grows; the four of a fragment row meet after the pass),
+    // pass 2 weights the values.
+    for (int pass = 1; pass <= 2; pass++) {
         for (int ch = 0; ch < chunks; ch++) {
             const int j0 = ch * FA_KEYS;
             for (int i = tid; i < FA_KEYS * parts; i += FA_THREADS) {
@@ -2996,19 +3039,26 @@ __device__ void attention_tc(const float *q, float *dst, const uint16_t *kc, con
                     const bool valid = j <= (i < 2 ? pa : pb);
                     s[nt][i] = valid ? __fmul_rn(s[nt][i], scale) : __int_as_float(0xff800000);
                 }
-            if (pass == 0) {
+            if (pass == 1) {
+                float ca = mxa, cb = mxb;
 #pragma unroll
                 for (int nt = 0; nt < FA_KEYS / 8; nt++) {
-                    mxa = fmaxf(mxa, fmaxf(s[nt][0], s[nt][1]));
-                    mxb = fmaxf(mxb, fmaxf(s[nt][2], s[nt][3]));
+                    ca = fmaxf(ca, fmaxf(s[nt][0], s[nt][1]));
+                    cb = fmaxf(cb, fmaxf(s[nt][2], s[nt][3]));
                 }
-            } else if (pass == 1) {
+                // A thread that has seen only masked keys has −∞ and a sum
+                // of 0 (exp(−∞) = 0 rescales it) and adds nothing.
+                const float ninf = __int_as_float(0xff800000);
+                if (ca > mxa) suma *= exp((double)mxa - (double)ca), mxa = ca;
+                if (cb > mxb) sumb *= exp((double)mxb - (double)cb), mxb = cb;
+                if (mxa != ninf)
 #pragma unroll
-                for (int nt = 0; nt < FA_KEYS / 8; nt++) {
-                    // Masked keys (−∞) add exp(−∞) = 0.
-                    suma += (double)(float)exp((double)(s[nt][0] - mxa)) + (double)(float)exp((double)(s[nt][1] - mxa));
-                    sumb += (double)(float)exp((double)(s[nt][2] - mxb)) + (double)(float)exp((double)(s[nt][3] - mxb));
-                }
+                    for (int nt = 0; nt < FA_KEYS / 8; nt++)
+                        suma += (double)expf(s[nt][0] - mxa) + (double)expf(s[nt][1] - mxa);
+                if (mxb != ninf)
+#pragma unroll
+                    for (int nt = 0; nt < FA_KEYS / 8; nt++)
+                        sumb += (double)expf(s[nt][2] - mxb) + (double)expf(s[nt][3] - mxb);
             } else {
                 // Probabilities, rounded to F16, straight into the A
                 // fragments of the product with the values: the m16n8
@@ -3022,7 +3072,7 @@ __device__ void attention_tc(const float *q, float *dst, const uint16_t *kc, con
 #pragma unroll
                         for (int i = 0; i < 4; i++) {
                             const float sv = s[2 * kk + e][i];
-                            p[e][i] = sv == __int_as_float(0xff800000) ? 0.f : (float)exp((double)(sv - (i < 2 ? mxa : mxb))) * (i < 2 ? inva : invb);
+                            p[e][i] = sv == __int_as_float(0xff800000) ? 0.f : expf(sv - (i < 2 ? mxa : mxb)) * (i < 2 ? inva : invb);
                         }
                     const uint32_t a0 = pack_f16(p[0][0], p[0][1]), a1 = pack_f16(p[0][2], p[0][3]);
                     const uint32_t a2 = pack_f16(p[1][0], p[1][1]), a3 = pack_f16(p[1][2], p[1][3]);
@@ -3038,13 +3088,17 @@ __device__ void attention_tc(const float *q, float *dst, const uint16_t *kc, con
             }
             __syncthreads();
         }
-        if (pass == 0) {
-            // The four threads of a fragment row hold its other columns.
+        if (pass == 1) {
+            // The four threads of a fragment row hold its other columns,
+            // each sum relative to its thread's own maximum: bring them
+            // to the row's and add them.
+            float ma = mxa, mb = mxb;
             for (int m = 1; m < 4; m <<= 1) {
-                mxa = fmaxf(mxa, __shfl_xor_sync(0xffffffffu, mxa, m));
-                mxb = fmaxf(mxb, __shfl_xor_sync(0xffffffffu, mxb, m));
+                ma = fmaxf(ma, __shfl_xor_sync(0xffffffffu, ma, m));
+                mb = fmaxf(mb, __shfl_xor_sync(0xffffffffu, mb, m));
             }
-        } else if (pass == 1) {
+            suma *= exp((double)mxa - (double)ma), sumb *= exp((double)mxb - (double)mb);
+            mxa = ma, mxb = mb;
             for (int m = 1; m < 4; m <<= 1) {
                 suma += __shfl_xor_sync(0xffffffffu, suma, m);
                 sumb += __shfl_xor_sync(0xffffffffu, sumb, m);
