@@ -178,6 +178,13 @@ type Backend struct {
 	// both off, for comparison).
 	hostIO  bool
 	staging []float32
+	// gluTailOff: mvq_glu leaves the Q8 rounding of its output (the down
+	// product's input) to a launch of its own instead of rounding each
+	// group in its last block after a fence and an arrival count
+	// ($LLAMAGO_CUDA_GLU_TAIL=0), for comparison: that tail is a quarter
+	// of mvq_glu_q4_k's stall samples (docs/CUDA.md, session nine). F16
+	// halves, rounded value by value, stay fused.
+	gluTailOff bool
 }
 
 // actState names a rounding of n activations at src into the scratch
@@ -227,6 +234,7 @@ func New(opts Options) (*Backend, error) {
 	b.graphs = !b.eager
 	b.splitK = !opts.NoSplitK && os.Getenv("LLAMAGO_CUDA_SPLITK") != "0"
 	b.hostIO = os.Getenv("LLAMAGO_CUDA_HOSTIO") != "0"
+	b.gluTailOff = os.Getenv("LLAMAGO_CUDA_GLU_TAIL") == "0"
 	b.chunk = chunkLaunches
 	if v := os.Getenv("LLAMAGO_CUDA_CHUNK"); v != "" {
 		n, err := strconv.Atoi(v)

@@ -413,6 +413,17 @@ func TestFuseSwiGLU(t *testing.T) {
 	if !b.fuseAct(gate, 3<<40, actQ8_0Int) || r.vals[gluAct] != 3<<40 || r.vals[gluAct+1] != actQ8_0Int {
 		t.Errorf("the rounding did not fuse: act %#x kind %d", r.vals[gluAct], r.vals[gluAct+1])
 	}
+	// $LLAMAGO_CUDA_GLU_TAIL=0: Q8 blocks round in a launch of their own,
+	// F16 halves still in mvq_glu.
+	b.gluTailOff = true
+	r.vals[gluAct], r.vals[gluAct+1] = 0, actNone
+	if b.fuseAct(gate, 3<<40, actQ8_0Int) || b.fuseAct(gate, 3<<40, actQ8_KInt) {
+		t.Error("a Q8 rounding fused into mvq_glu with its tail off")
+	}
+	if !b.fuseAct(gate, 3<<40, actF16Bits) || r.vals[gluAct+1] != actF16Bits {
+		t.Error("F16 rounding did not fuse with mvq_glu's tail off")
+	}
+	b.gluTailOff = false
 
 	other := &mat{rows: 1, cols: nff, ptr: 4 << 30}
 	for _, c := range []struct {

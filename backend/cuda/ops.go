@@ -341,8 +341,9 @@ func (b *Backend) fuseAct(x *mat, out uint64, kind int) bool {
 	}
 	// The fused gate/up/SwiGLU launch rounds its output for the down
 	// product: F16 halves value by value, Q8 blocks in the last block to
-	// finish each (mvq_glu).
-	if r := b.lastGLU(); r != nil && x.rows == 1 && r.vals[gluD] == x.ptr && r.vals[gluRows] == uint64(x.cols) && r.vals[0] != out && gluRounds(kind, x.cols) {
+	// finish each (mvq_glu; not with gluTailOff).
+	if r := b.lastGLU(); r != nil && x.rows == 1 && r.vals[gluD] == x.ptr && r.vals[gluRows] == uint64(x.cols) && r.vals[0] != out &&
+		gluRounds(kind, x.cols) && (kind == actF16Bits || !b.gluTailOff) {
 		r.vals[gluAct], r.vals[gluAct+1] = out, uint64(kind)
 		return true
 	}
