@@ -47,7 +47,7 @@ PY
 fi
 for t in $(echo "$TYPES" | tr ',' ' '); do
 	timeout 120 "$DEV/llamago" bench --backend cuda -m "$SYN/tinyllama-$t.gguf" -p 512 -n 128 -r 3 2>&1
-	for env in LLAMAGO_CUDA_EAGER=1 LLAMAGO_CUDA_PDL=0 LLAMAGO_CUDA_CHUNK=0 LLAMAGO_CUDA_GLU_TAIL=0; do
+	for env in LLAMAGO_CUDA_EAGER=1 LLAMAGO_CUDA_PDL=0 LLAMAGO_CUDA_CHUNK=0 LLAMAGO_CUDA_GLU_TAIL=1; do
 		env $env timeout 120 "$DEV/llamago" bench --backend cuda -m "$SYN/tinyllama-$t.gguf" -p 0 -n 128 -r 3 2>&1 | tail -1 | sed "s|^|$env: |"
 	done
 done

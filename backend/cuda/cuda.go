@@ -178,13 +178,18 @@ type Backend struct {
 	// both off, for comparison).
 	hostIO  bool
 	staging []float32
-	// gluTailOff: mvq_glu leaves the Q8 rounding of its output (the down
-	// product's input) to a launch of its own instead of rounding each
-	// group in its last block after a fence and an arrival count
-	// ($LLAMAGO_CUDA_GLU_TAIL=0), for comparison: that tail is a quarter
-	// of mvq_glu_q4_k's stall samples (docs/CUDA.md, session nine). F16
-	// halves, rounded value by value, stay fused.
-	gluTailOff bool
+	// gluTail: mvq_glu also rounds its output (the down product's input)
+	// into Q8 blocks, each group in the group's last block after a fence
+	// and an arrival count, instead of leaving that to an act launch of
+	// its own; off unless $LLAMAGO_CUDA_GLU_TAIL=1, for comparison. The
+	// tail held every block of the launch at its fence and barriers (a
+	// quarter of mvq_glu_q4_k's stall samples, docs/CUDA.md, session
+	// nine) while the second wave of blocks waited: without it, tg128 on
+	// an H100 (session ten, four alternating runs, docs/CUDA.md) went
+	// Q4_K_M 1134–1143 → 1204–1214 tokens/s, Q4_0 1341–1363 →
+	// 1373–1393, Q8_0 1138–1160 → 1164–1178. F16 halves, rounded value
+	// by value, are always rounded in mvq_glu.
+	gluTail bool
 }
 
 // actState names a rounding of n activations at src into the scratch
@@ -234,7 +239,7 @@ func New(opts Options) (*Backend, error) {
 	b.graphs = !b.eager
 	b.splitK = !opts.NoSplitK && os.Getenv("LLAMAGO_CUDA_SPLITK") != "0"
 	b.hostIO = os.Getenv("LLAMAGO_CUDA_HOSTIO") != "0"
-	b.gluTailOff = os.Getenv("LLAMAGO_CUDA_GLU_TAIL") == "0"
+	b.gluTail = os.Getenv("LLAMAGO_CUDA_GLU_TAIL") == "1"
 	b.chunk = chunkLaunches
 	if v := os.Getenv("LLAMAGO_CUDA_CHUNK"); v != "" {
 		n, err := strconv.Atoi(v)

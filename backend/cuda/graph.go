@@ -29,8 +29,9 @@ const (
 	// maxArgs is the most kernel arguments one launch takes.
 	maxArgs = 28
 	// minGraphLaunches is the shortest queue worth a graph: short queues
-	// (a probe reading after every operation) run as plain launches.
-	minGraphLaunches = 16
+	// (a probe reading after every operation, whose operations are up to
+	// three launches) run as plain launches.
+	minGraphLaunches = 4
 	// maxGraphs bounds the cache (decode's chunks, and a few batch sizes).
 	maxGraphs = 32
 	// maxRecent is how many queues sent one by one are kept to recognize
@@ -51,7 +52,12 @@ const (
 	// never merges into the launch before it, so no fusion is lost. The
 	// first chunk after the host waited for the GPU (Read) is shorter,
 	// firstChunkLaunches (and still a graph), so that the idle GPU starts
-	// sooner.
+	// sooner: a decode step's first residual add sends it, after
+	// attention. With 16 (until session ten) the host took 27 µs from the
+	// end of its wait to the first graph launch of a TinyLlama Q4_0 step,
+	// with 4 15 µs (TestTinyLlamaDecodeGPUTime, H100); tg128 1417–1440 →
+	// 1429–1456 tokens/s, Q4_K_M 1246–1263 → 1251–1264, F16 919–930 →
+	// 922–939 (three alternating runs each, within their noise).
 	chunkLaunches      = 32
 	firstChunkLaunches = minGraphLaunches
 )

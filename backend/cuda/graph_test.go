@@ -383,7 +383,7 @@ func TestFuseSwiGLU(t *testing.T) {
 	const mvqFn, gluFn, xq, cols, nff = 21, 22, 1 << 40, 2048, 5632
 	gate := &mat{rows: 1, cols: nff, ptr: 1 << 30}
 	up := &mat{rows: 1, cols: nff, ptr: 2 << 30}
-	b := &Backend{counters: 1 << 44}
+	b := &Backend{counters: 1 << 44, gluTail: true}
 	b.k.mvq[gpuQ4_0], b.k.mvqGLU[gpuQ4_0] = mvqFn, gluFn
 	// queue queues the gate/up product: sets (W, rowBytes, rows, Y).
 	queue := func(fn uintptr, sets ...[4]uint64) {
@@ -413,9 +413,9 @@ func TestFuseSwiGLU(t *testing.T) {
 	if !b.fuseAct(gate, 3<<40, actQ8_0Int) || r.vals[gluAct] != 3<<40 || r.vals[gluAct+1] != actQ8_0Int {
 		t.Errorf("the rounding did not fuse: act %#x kind %d", r.vals[gluAct], r.vals[gluAct+1])
 	}
-	// $LLAMAGO_CUDA_GLU_TAIL=0: Q8 blocks round in a launch of their own,
-	// F16 halves still in mvq_glu.
-	b.gluTailOff = true
+	// Without gluTail (the default; $LLAMAGO_CUDA_GLU_TAIL=1 sets it): Q8
+	// blocks round in a launch of their own, F16 halves still in mvq_glu.
+	b.gluTail = false
 	r.vals[gluAct], r.vals[gluAct+1] = 0, actNone
 	if b.fuseAct(gate, 3<<40, actQ8_0Int) || b.fuseAct(gate, 3<<40, actQ8_KInt) {
 		t.Error("a Q8 rounding fused into mvq_glu with its tail off")
@@ -423,7 +423,7 @@ func TestFuseSwiGLU(t *testing.T) {
 	if !b.fuseAct(gate, 3<<40, actF16Bits) || r.vals[gluAct+1] != actF16Bits {
 		t.Error("F16 rounding did not fuse with mvq_glu's tail off")
 	}
-	b.gluTailOff = false
+	b.gluTail = true
 
 	other := &mat{rows: 1, cols: nff, ptr: 4 << 30}
 	for _, c := range []struct {

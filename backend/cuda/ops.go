@@ -341,9 +341,9 @@ func (b *Backend) fuseAct(x *mat, out uint64, kind int) bool {
 	}
 	// The fused gate/up/SwiGLU launch rounds its output for the down
 	// product: F16 halves value by value, Q8 blocks in the last block to
-	// finish each (mvq_glu; not with gluTailOff).
+	// finish each (mvq_glu) only with gluTail.
 	if r := b.lastGLU(); r != nil && x.rows == 1 && r.vals[gluD] == x.ptr && r.vals[gluRows] == uint64(x.cols) && r.vals[0] != out &&
-		gluRounds(kind, x.cols) && (kind == actF16Bits || !b.gluTailOff) {
+		gluRounds(kind, x.cols) && (kind == actF16Bits || b.gluTail) {
 		r.vals[gluAct], r.vals[gluAct+1] = out, uint64(kind)
 		return true
 	}

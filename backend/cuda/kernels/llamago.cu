@@ -761,6 +761,14 @@ __device__ __forceinline__ float block_dot_q<TYPE_F16>(const uint8_t *row, int u
 #ifndef MVQ_PRE
 #define MVQ_PRE 2
 #endif
+// MVQ_PRE_F16: MVQ_PRE for F16 (mvq_f16 only; mvq_glu_f16 takes GLU_PRE).
+// tg128 on an H100 (session ten, four calls, alternating runs, with
+// 12 blocks a multiprocessor and two warps a row): 1 against 2 took F16
+// 932 → 942, 936 → 937, 924 → 939 and 938 → 941 tokens/s; 4 gave 939
+// against 932 and 921 against 924.
+#ifndef MVQ_PRE_F16
+#define MVQ_PRE_F16 1
+#endif
 // MVQ_SPLIT_F16: warps that share a weight row in F16's one-token
 // products (mvq_f16 and mvq_glu_f16; 1 for the other types; mvqSplit in
 // ops.go must agree): each warp takes every other 8-value unit of the
@@ -831,7 +839,7 @@ __device__ void mvq(const int8_t *xq, int cols, const uint8_t *W0, long long rb0
     const int units = cols / mvq_unit<TYPE>();
     // The weights of the lane's first units, no kernel's output, load
     // before the wait (MVQ_PRE units; Q4_0, Q8_0 and F16).
-    constexpr int PRE = TYPE == TYPE_Q4_0 || TYPE == TYPE_Q8_0 || TYPE == TYPE_F16 ? MVQ_PRE : 0;
+    constexpr int PRE = TYPE == TYPE_F16 ? MVQ_PRE_F16 : TYPE == TYPE_Q4_0 || TYPE == TYPE_Q8_0 ? MVQ_PRE : 0;
     constexpr int STRIDE = WARP * S;
     const int b0 = part * WARP + lane;
     WUnit<TYPE> pre[PRE > 0 ? PRE : 1];
@@ -888,7 +896,6 @@ extern "C" __global__ void mvq_q4_0(MVQ_ARGS) {
 extern "C" __global__ void mvq_q8_0(MVQ_ARGS) {
     mvq<TYPE_Q8_0>(xq, cols, W0, rb0, rows0, Y0, W1, rb1, rows1, Y1, W2, rb2, rows2, Y2);
 }
-// mvq_f16 takes F16 halves (ACT_F16_BITS) instead of int8 values.
 // MVQ_F16_MINB: blocks a multiprocessor must hold of F16's one-token
 // products (mvq_f16, mvq_glu_f16), which caps their registers (48 → 40
 // at 12): these loops wait on DRAM (ncu: 25–30 cycles stalled on loads
@@ -900,6 +907,7 @@ extern "C" __global__ void mvq_q8_0(MVQ_ARGS) {
 #define MVQ_F16_MINB 12
 #endif
 #define MVQ_F16_BOUNDS __launch_bounds__(MV_THREADS, MVQ_F16_MINB)
+// mvq_f16 takes F16 halves (ACT_F16_BITS) instead of int8 values.
 extern "C" __global__ void MVQ_F16_BOUNDS mvq_f16(MVQ_ARGS) {
     mvq<TYPE_F16>(xq, cols, W0, rb0, rows0, Y0, W1, rb1, rows1, Y1, W2, rb2, rows2, Y2);
 }
@@ -1750,9 +1758,23 @@ extern "C" __global__ void act_q8_0(const float *x, float *y, int nblocks) {
     if (b < nblocks) warp_act_q8_0(x + (size_t)b * QK, y + (size_t)b * QK, threadIdx.x % WARP);
 }
 
+// ACT_RELEASE: the integer rounding launches (act_q8_0_int,
+// act_q8_k_int) let the kernel after them launch at once (pdl_release).
+// In decode that is the down product after mvq_glu (whose Q8 rounding
+// is a launch of its own; see gluTail on the Go side) or a k-quant o
+// product after attention: its blocks are resident, Q4_0's and Q8_0's
+// with their first weights loaded, when the rounding ends. tg128 on an
+// H100 (session ten, one call, three alternating runs): Q4_0 1403–1415
+// → 1419–1439 tokens/s, Q8_0 1183–1189 → 1197–1203; Q4_K_M within the
+// noise (1037–1052 → 1031–1061, with a slower RMSNorm since dropped).
+#ifndef ACT_RELEASE
+#define ACT_RELEASE 1
+#endif
+
 // act_q8_0_int rounds nblocks blocks of 32 through Q8_0 into ACT_Q8_0_INT's
 // layout, a warp per block.
 extern "C" __global__ void act_q8_0_int(const float *x, int8_t *y, int nblocks) {
+    if (ACT_RELEASE) pdl_release();
     pdl_begin();
     const int b = blockIdx.x * ACT_WARPS + threadIdx.x / WARP;
     float *ds = (float *)(y + q8_scales_at(nblocks * QK));
@@ -1762,6 +1784,7 @@ extern "C" __global__ void act_q8_0_int(const float *x, int8_t *y, int nblocks) 
 // act_q8_k_int rounds nblocks blocks of 256 through Q8_K into
 // ACT_Q8_K_INT's layout, a warp per block.
 extern "C" __global__ void act_q8_k_int(const float *x, int8_t *y, int nblocks) {
+    if (ACT_RELEASE) pdl_release();
     pdl_begin();
     const int b = blockIdx.x * ACT_WARPS + threadIdx.x / WARP;
     const int total = nblocks * QK_K;
