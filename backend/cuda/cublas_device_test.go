@@ -241,11 +241,7 @@ func TestCUBLASSyntheticF16MatchesCPU(t *testing.T) {
 	// Queuing, fusions and graphs change where launches go, not what they
 	// compute: an eager backend (also on cuBLAS) gives the same logits bit
 	// for bit when its batches are the same.
-	eager, err := cuda.New(cuda.Options{Eager: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eager.Close()
+	eager := eagerBackend(t)
 	plain := greedy(t, load(eager), prompt, steps)
 	if cuda.CUBLASGemms(eager) == 0 {
 		t.Error("the eager backend sent no product to cuBLAS")

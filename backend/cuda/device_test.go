@@ -99,6 +99,19 @@ func (p pair) compare(t *testing.T, what string, g, c backend.Mat, tol float64) 
 	return rel
 }
 
+// eagerBackend returns a second backend that launches every operation
+// by itself (Options.Eager: no queue, no fusion, no graph), the reference
+// of the fusion tests; it is closed when the test ends.
+func eagerBackend(t *testing.T) *cuda.Backend {
+	t.Helper()
+	b, err := cuda.New(cuda.Options{Eager: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
 func head(v []float32) []float32 { return v[:min(4, len(v))] }
 
 func randFloats(r *rand.Rand, n int, scale float64) []float32 {
@@ -320,11 +333,7 @@ func TestLoadWeightRefusesUnsupportedType(t *testing.T) {
 // SwiGLU in place (as the model calls it) and into a third matrix.
 func TestFusedSwiGLUMatchesEager(t *testing.T) {
 	gpu := needGPU(t)
-	eager, err := cuda.New(cuda.Options{Eager: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eager.Close()
+	eager := eagerBackend(t)
 	r := rand.New(rand.NewPCG(5, 6))
 	// nff: whole Q8_K blocks (256) and Q8_0 blocks; TinyLlama's shape
 	// too, whose 1408 blocks once showed a race the small one did not.
@@ -349,6 +358,7 @@ func TestFusedSwiGLUMatchesEager(t *testing.T) {
 				run := func(b *cuda.Backend, checkFused bool) outs {
 					var w [3]backend.Weight
 					for i, s := range specs {
+						var err error
 						if w[i], err = b.LoadWeight(s); err != nil {
 							t.Fatal(err)
 						}
@@ -407,18 +417,15 @@ func TestFusedSwiGLUMatchesEager(t *testing.T) {
 
 // TestFusedNormRoundingMatchesEager checks RMSNorm (after a residual add
 // or alone) followed by a product: the graph backend rounds the norm's
-// output for the product inside the norm's launch (for Q8_K from the
-// norm's registers when the row fits them), which must give the eager
-// backend's bits (its own rounding launch), in the norm's output and in
-// the product, for one row (decode) and several (prefill), rows that fit
-// the registers and one that does not (4096).
+// output for the product inside the norm's launch (Q8_0 blocks and F16
+// halves from its registers, Q8_K blocks, which span warps, from its
+// output after a barrier), which must give the eager backend's bits (its
+// own rounding launch), in the norm's output and in the product, for one
+// row (decode) and several (prefill), rows within the norm's registers
+// (2048 values a block) and one past them (4096).
 func TestFusedNormRoundingMatchesEager(t *testing.T) {
 	gpu := needGPU(t)
-	eager, err := cuda.New(cuda.Options{Eager: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eager.Close()
+	eager := eagerBackend(t)
 	r := rand.New(rand.NewPCG(15, 16))
 	for _, tc := range []struct {
 		typ        tensor.Type
@@ -489,11 +496,7 @@ func TestFusedNormRoundingMatchesEager(t *testing.T) {
 // plain and NeoX rotation, partial rotation.
 func TestFusedRoPEAttentionMatchesEager(t *testing.T) {
 	gpu := needGPU(t)
-	eager, err := cuda.New(cuda.Options{Eager: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eager.Close()
+	eager := eagerBackend(t)
 	// The TinyLlama cases have its heads (32 over 4 KV heads: 8 blocks
 	// count themselves per KV head before its k is written back and
 	// stored) and 127 positions before the two steps, so that every warp

@@ -134,11 +134,7 @@ func compareGreedy(t *testing.T, path string, prompt string, steps int, kvF32 bo
 // the decode steps did run as graphs.
 func checkSameAsEager(t *testing.T, f *gguf.File, gpu *cuda.Backend, got greedyResult, prompt []int32, steps, ctx int, kvF32 bool) {
 	t.Helper()
-	eager, err := cuda.New(cuda.Options{Eager: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eager.Close()
+	eager := eagerBackend(t)
 	plain := greedy(t, loadRun(t, f, eager, ctx, kvF32), prompt, steps)
 	for i := range plain.logits {
 		if !slices.Equal(got.logits[i], plain.logits[i]) {

@@ -102,11 +102,7 @@ func TestSplitAttentionMatchesCPU(t *testing.T) {
 // one-block kernel (reported, not required to be equal).
 func TestSplitAttentionFusedMatchesEager(t *testing.T) {
 	gpu := needGPU(t)
-	eager, err := cuda.New(cuda.Options{Eager: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eager.Close()
+	eager := eagerBackend(t)
 	unsplit, err := cuda.New(cuda.Options{NoSplitK: true})
 	if err != nil {
 		t.Fatal(err)
