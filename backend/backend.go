@@ -155,6 +155,18 @@ type ArgMaxer interface {
 	ArgMax(m Mat, dst []Pick)
 }
 
+// HostAllocator is a backend whose Read fills some host memory faster
+// than the rest: page-locked memory that a GPU copies into directly,
+// where other memory takes a copy through a staging buffer. It is
+// optional; the model keeps its logits buffer there when the backend has
+// it, so that decode's logits cross once.
+type HostAllocator interface {
+	// HostFloats returns n zeroed float32s of such memory, or nil when it
+	// has none to give for n (the caller then makes its own). The memory
+	// belongs to the backend and is freed by Close.
+	HostFloats(n int) []float32
+}
+
 // ShapeError reports operands whose shapes do not fit an operation.
 type ShapeError struct {
 	Op     string

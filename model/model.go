@@ -224,9 +224,21 @@ func (m *Model) NewState(o StateOptions) (s *State, err error) {
 		outRows:  make([]int32, 0, maxBatch),
 		runs:     make([]int, 0, maxBatch),
 		outSlots: make([]int32, 0, maxBatch),
-		logitBuf: make([]float32, maxBatch*c.NVocab),
 	}
+	s.logitBuf = hostFloats(be, maxBatch*c.NVocab)
 	return s, nil
+}
+
+// hostFloats returns n float32s for the logits: the backend's own host
+// memory when it has some (backend.HostAllocator: a GPU's Read then
+// copies into it without staging), else Go memory.
+func hostFloats(be backend.Backend, n int) []float32 {
+	if ha, ok := be.(backend.HostAllocator); ok {
+		if f := ha.HostFloats(n); len(f) == n {
+			return f
+		}
+	}
+	return make([]float32, n)
 }
 
 // MaxBatch is the largest batch the state takes.

@@ -174,10 +174,13 @@ type Backend struct {
 	blas     *cublasState
 	blasNote string
 	// hostIO: single index values go up as memsets and Read copies
-	// through staging, page-locked memory ($LLAMAGO_CUDA_HOSTIO=0 turns
-	// both off, for comparison).
+	// through staging, page-locked memory, or straight into HostFloats's
+	// ($LLAMAGO_CUDA_HOSTIO=0 turns all three off, for comparison).
 	hostIO  bool
 	staging []float32
+	// host is the page-locked memory handed out by HostFloats, which
+	// Read copies into directly.
+	host [][]float32
 	// gluTail: mvq_glu also rounds its output (the down product's input)
 	// into Q8 blocks, each group in the group's last block after a fence
 	// and an arrival count, instead of leaving that to an act launch of
@@ -395,6 +398,10 @@ func (b *Backend) Close() error {
 		err = errors.Join(err, d.check("cuMemFreeHost", d.cuMemFreeHost(unsafe.Pointer(&b.staging[0]))))
 		b.staging = nil
 	}
+	for _, h := range b.host {
+		err = errors.Join(err, d.check("cuMemFreeHost", d.cuMemFreeHost(unsafe.Pointer(&h[0]))))
+	}
+	b.host = nil
 	// cuBLAS's handle goes before its workspace and the context.
 	err = errors.Join(err, b.stopCUBLAS())
 	for p := range b.allocs {
@@ -578,6 +585,13 @@ func (b *Backend) Read(m backend.Mat, dst []float32) {
 	b.current("Read")
 	d := b.drv
 	b.flush("Read")
+	if n := len(dst); n > 0 && b.hostIO && b.isHost(dst) {
+		// Page-locked memory of HostFloats: the copy goes straight there.
+		b.must("Read", d.check("cuMemcpyDtoHAsync", d.cuMemcpyDtoHAsync(unsafe.Pointer(&dst[0]), src.ptr, uintptr(n)*4, b.stream)))
+		b.must("Read", d.check("cuStreamSynchronize", d.cuStreamSynchronize(b.stream)))
+		b.waited()
+		return
+	}
 	if n := len(dst); n > 0 && b.hostIO && n <= maxStagedFloats {
 		// Through page-locked memory: the copy joins the stream after the
 		// queue, one wait for both, and no staging by the driver.
@@ -600,6 +614,46 @@ func (b *Backend) Read(m backend.Mat, dst []float32) {
 // logits or a few (a 128k vocabulary is 512 KB a row); larger reads (a
 // whole batch of logits, probes of long prompts) copy from pageable memory.
 const maxStagedFloats = 4 << 20
+
+// maxHostFloats bounds one HostFloats buffer (256 MiB): the logits of a
+// batch of 512 tokens over a 128k vocabulary.
+const maxHostFloats = 64 << 20
+
+// HostFloats implements backend.HostAllocator: n floats of page-locked
+// memory, which Read copies into without staging, freed by Close. It
+// returns nil when n is not positive or above maxHostFloats, when
+// $LLAMAGO_CUDA_HOSTIO=0 turns page-locked copies off, or when the driver
+// cannot give the memory (the caller then uses its own).
+func (b *Backend) HostFloats(n int) []float32 {
+	if n <= 0 || n > maxHostFloats || !b.hostIO || b.closed {
+		return nil
+	}
+	defer b.enter("HostFloats")()
+	if b.makeCurrent() != nil {
+		return nil
+	}
+	var p unsafe.Pointer
+	if b.drv.cuMemAllocHost(&p, uintptr(n)*4) != 0 || p == nil {
+		return nil
+	}
+	f := unsafe.Slice((*float32)(p), n)
+	clear(f)
+	b.host = append(b.host, f)
+	return f
+}
+
+// isHost reports whether dst lies inside one of HostFloats's buffers.
+func (b *Backend) isHost(dst []float32) bool {
+	start := uintptr(unsafe.Pointer(&dst[0]))
+	end := start + uintptr(len(dst))*4
+	for _, h := range b.host {
+		lo := uintptr(unsafe.Pointer(&h[0]))
+		if start >= lo && end <= lo+uintptr(len(h))*4 {
+			return true
+		}
+	}
+	return false
+}
 
 // stagingFloats returns at least n floats of page-locked host memory,
 // grown (never shrunk) to the largest Read seen.

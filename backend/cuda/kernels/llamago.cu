@@ -711,38 +711,95 @@ __device__ __forceinline__ float q4k_dot(const Q4KWeights &w, const Q4KActs &a) 
     return w.d * a.dx * (float)(w.sc1 * s1 + w.sc2 * s2) - w.dmin * a.dx * (float)(w.m1 * a.bs0 + w.m2 * a.bs1);
 }
 
+// WUnit<TYPE_Q4_K> is q4k_wunit's weights (WUnit<TYPE_Q6_K> q6k_wunit's,
+// below); wdot_x is wdot with the activations' chunk sums, which Q4_K
+// needs.
+template <>
+struct WUnit<TYPE_Q4_K> {
+    Q4KWeights k;
+};
+template <>
+__device__ __forceinline__ WUnit<TYPE_Q4_K> wload<TYPE_Q4_K>(const uint8_t *row, int u) {
+    return WUnit<TYPE_Q4_K>{q4k_wunit(row, u)};
+}
+
 template <>
 __device__ __forceinline__ float block_dot_q<TYPE_Q4_K>(const uint8_t *row, int u, const int8_t *xq, const float *xd, const int *xs) {
     return q4k_dot(q4k_wunit(row, u), q4k_xunit(u, xq, xd, xs));
 }
 
-template <>
-__device__ __forceinline__ float block_dot_q<TYPE_Q6_K>(const uint8_t *row, int u, const int8_t *xq, const float *xd, const int *) {
-    // Unit u: positions 16h..16h+15 (h = u%2) of half c = (u/2)%2 of block
-    // s = u/4, in each of the half's four 32-value chunks k; the 16 values
-    // of a chunk share one scale.
+// A Q6_K unit u of the one-token products: positions 16h..16h+15 (h =
+// u%2) of half c = (u/2)%2 of block s = u/4, in each of the half's four
+// 32-value chunks k; the 16 values of a chunk share one scale. Its
+// weights (q6k_wunit: low-nibble words of the half's two 32-byte runs,
+// high-bit words, the chunks' scales, d) and their dot product with the
+// activations (q6k_dot) apart, so that the products can load a unit
+// before their wait.
+struct Q6KWeights {
+    uint32_t la[4], lb[4], qh[4];
+    int sc[4];
+    uint16_t d;
+};
+
+__device__ __forceinline__ Q6KWeights q6k_wunit(const uint8_t *row, int u) {
     const int s = u / 4, c = (u / 2) % 2, h = u % 2;
     const uint8_t *bp = row + (size_t)s * Q6_K_BYTES;
-    const uint8_t *qla = bp + 64 * c + 16 * h, *qlb = qla + 32, *qh = bp + 128 + 32 * c + 16 * h;
+    const uint8_t *qla = bp + 64 * c + 16 * h, *qh = bp + 128 + 32 * c + 16 * h;
     const int8_t *sc = (const int8_t *)(bp + 192) + 8 * c + h;
+    Q6KWeights w;
+#pragma unroll
+    for (int i = 0; i < 4; i++) w.la[i] = load_u32_a2(qla + 4 * i), w.lb[i] = load_u32_a2(qla + 32 + 4 * i), w.qh[i] = load_u32_a2(qh + 4 * i);
+#pragma unroll
+    for (int k = 0; k < 4; k++) w.sc[k] = sc[2 * k];
+    w.d = (uint16_t)ldw_u16(bp + 208); // blocks are 2-byte aligned
+    return w;
+}
+
+__device__ __forceinline__ float q6k_dot(const Q6KWeights &w, int u, const int8_t *xq, const float *xd) {
+    const int s = u / 4, c = (u / 2) % 2, h = u % 2;
     const int8_t *x = xq + (size_t)s * QK_K + 128 * c + 16 * h;
     int sum = 0;
 #pragma unroll
     for (int k = 0; k < 4; k++) {
         const int shift = (k >> 1) * 4;
-        const uint8_t *ql = (k & 1) ? qlb : qla;
+        const uint32_t *ql = (k & 1) ? w.lb : w.la;
         const int4 xv = *(const int4 *)(x + 32 * k);
         const int xs4[4] = {xv.x, xv.y, xv.z, xv.w};
         int part = 0;
 #pragma unroll
         for (int i = 0; i < 4; i++) {
-            const uint32_t l = (load_u32_a2(ql + 4 * i) >> shift) & 0x0f0f0f0fu;
-            const uint32_t hb = ((load_u32_a2(qh + 4 * i) >> (2 * k)) & 0x03030303u) << 4;
+            const uint32_t l = (ql[i] >> shift) & 0x0f0f0f0fu;
+            const uint32_t hb = ((w.qh[i] >> (2 * k)) & 0x03030303u) << 4;
             part = __dp4a(sub_bytes(l | hb, 0x20202020u), xs4[i], part);
         }
-        sum += (int)sc[2 * k] * part;
+        sum += w.sc[k] * part;
     }
-    return half_to_float((uint16_t)ldw_u16(bp + 208)) * xd[s * 8] * (float)sum; // blocks are 2-byte aligned
+    return half_to_float(w.d) * xd[s * 8] * (float)sum;
+}
+
+template <>
+__device__ __forceinline__ float block_dot_q<TYPE_Q6_K>(const uint8_t *row, int u, const int8_t *xq, const float *xd, const int *) {
+    return q6k_dot(q6k_wunit(row, u), u, xq, xd);
+}
+
+template <>
+struct WUnit<TYPE_Q6_K> {
+    Q6KWeights k;
+};
+template <>
+__device__ __forceinline__ WUnit<TYPE_Q6_K> wload<TYPE_Q6_K>(const uint8_t *row, int u) {
+    return WUnit<TYPE_Q6_K>{q6k_wunit(row, u)};
+}
+
+template <int TYPE>
+__device__ __forceinline__ float wdot_x(const WUnit<TYPE> &w, int u, const int8_t *xq, const float *xd, const int *xs) {
+    if constexpr (TYPE == TYPE_Q4_K) {
+        return q4k_dot(w.k, q4k_xunit(u, xq, xd, xs));
+    } else if constexpr (TYPE == TYPE_Q6_K) {
+        return q6k_dot(w.k, u, xq, xd);
+    } else {
+        return wdot<TYPE>(w, u, xq, xd);
+    }
 }
 
 template <>
@@ -751,7 +808,8 @@ __device__ __forceinline__ float block_dot_q<TYPE_F16>(const uint8_t *row, int u
 }
 
 // MVQ_PRE: units of its row a lane of a one-token product loads before
-// the wait (Q4_0, Q8_0, F16): the products launch early (their
+// the wait (Q4_0, Q8_0; MVQ_PRE_F16, MVQ_PRE_Q4K and MVQ_PRE_Q6K for the
+// other types): the products launch early (their
 // predecessor releases them) and their blocks then wait with their first
 // weights in registers instead of fetching them from DRAM after the wait.
 // Measured on an H100 (session six, tg128, two alternating runs; with
@@ -768,6 +826,21 @@ __device__ __forceinline__ float block_dot_q<TYPE_F16>(const uint8_t *row, int u
 // against 932 and 921 against 924.
 #ifndef MVQ_PRE_F16
 #define MVQ_PRE_F16 1
+#endif
+// MVQ_PRE_Q4K: MVQ_PRE for Q4_K (mvq and mvq_glu; a lane's one unit of
+// a 2048-value row is its whole share). tg128 on an H100 (session
+// eleven, Q4_K_M, six runs each in ABBA order): 0 → 1 1216–1241 → 1235–
+// 1256 tokens/s (means 1234 → 1248); 2 (the down product's second unit
+// too, 100 registers in mvq_glu_q4_k) 1213–1252, mean 1233.
+#ifndef MVQ_PRE_Q4K
+#define MVQ_PRE_Q4K 1
+#endif
+// MVQ_PRE_Q6K: MVQ_PRE for Q6_K (mvq only: Q4_K_M's v, down and output
+// products, Q4_0's output). tg128 on an H100 (session eleven,
+// ABBA order): 0 → 1 Q4_K_M median 1271 → 1275 tokens/s (within the
+// noise), Q4_0 1386–1405 → 1386–1449 (three of four runs 1445–1449).
+#ifndef MVQ_PRE_Q6K
+#define MVQ_PRE_Q6K 1
 #endif
 // MVQ_SPLIT_F16: warps that share a weight row in F16's one-token
 // products (mvq_f16 and mvq_glu_f16; 1 for the other types; mvqSplit in
@@ -797,6 +870,34 @@ __device__ __forceinline__ float split_sum(float v, int warp, int lane) {
 #pragma unroll
     for (int k = 1; k < S; k++) sum += parts[warp - warp % S + k];
     return sum;
+}
+
+// MVQ_L2PF, GLU_L2PF (for measuring; 0, off): bit TYPE set, mvq's
+// (mvq_glu's) warps of weights of TYPE ask L2 for their whole rows
+// before the wait, a 128-byte line a lane (from line first, every
+// stride·128 bytes), so that the loads after the wait find them there;
+// the kernel before a product is mostly a few blocks (attention, an
+// RMSNorm) that leave DRAM idle. Only launches of at most MVQ_L2PF_GRID
+// blocks prefetch. tg128 on an H100 (session eleven, three alternating
+// runs each), all types, mvq and mvq_glu: F16 931–942 → 795–805 tokens/s,
+// Q4_K_M 1244–1260 → 1208–1224, Q4_0 1399–1420 → 1466–1492; mvq alone
+// or mvq_glu alone F16 about 850, Q4_K_M 1199–1254; only launches of up
+// to 1584 or 1100 blocks (one wave) F16 833–862, Q4_K_M and Q8_0 within
+// the noise or slower; Q4_0 alone (bit 4 set) 1–2% faster within a
+// noisy run. The prefetch's DRAM traffic during attention and the norms
+// seems to slow their own latency-bound loads more than it saves.
+#ifndef MVQ_L2PF
+#define MVQ_L2PF 0
+#endif
+#ifndef GLU_L2PF
+#define GLU_L2PF 0
+#endif
+#ifndef MVQ_L2PF_GRID
+#define MVQ_L2PF_GRID 1000000
+#endif
+__device__ __forceinline__ void l2_prefetch_row(const uint8_t *row, long long bytes, int first, int stride) {
+    for (long long o = (long long)first * 128; o < bytes; o += (long long)stride * 128)
+        asm volatile("prefetch.global.L2 [%0];" ::"l"(row + o));
 }
 
 // mvq is mv with int8 activations for up to three weight matrices that
@@ -838,8 +939,12 @@ __device__ void mvq(const int8_t *xq, int cols, const uint8_t *W0, long long rb0
     const uint8_t *row = W + (size_t)r * rb;
     const int units = cols / mvq_unit<TYPE>();
     // The weights of the lane's first units, no kernel's output, load
-    // before the wait (MVQ_PRE units; Q4_0, Q8_0 and F16).
-    constexpr int PRE = TYPE == TYPE_F16 ? MVQ_PRE_F16 : TYPE == TYPE_Q4_0 || TYPE == TYPE_Q8_0 ? MVQ_PRE : 0;
+    // before the wait (MVQ_PRE units and the like).
+    constexpr int PRE = TYPE == TYPE_F16                          ? MVQ_PRE_F16
+                        : TYPE == TYPE_Q4_0 || TYPE == TYPE_Q8_0 ? MVQ_PRE
+                        : TYPE == TYPE_Q4_K                      ? MVQ_PRE_Q4K
+                        : TYPE == TYPE_Q6_K                      ? MVQ_PRE_Q6K
+                                                                 : 0;
     constexpr int STRIDE = WARP * S;
     const int b0 = part * WARP + lane;
     WUnit<TYPE> pre[PRE > 0 ? PRE : 1];
@@ -848,6 +953,7 @@ __device__ void mvq(const int8_t *xq, int cols, const uint8_t *W0, long long rb0
         for (int i = 0; i < PRE; i++)
             if (ok && b0 + i * STRIDE < units) pre[i] = wload<TYPE>(row, b0 + i * STRIDE);
     }
+    if (((MVQ_L2PF >> TYPE) & 1) && ok && gridDim.x <= MVQ_L2PF_GRID) l2_prefetch_row(row, rb, b0, STRIDE);
     pdl_begin();
     // One warp a row: no barrier, so warps past the rows leave. (Written
     // apart from the split form below: sharing its code made Q8_0 decode
@@ -861,7 +967,7 @@ __device__ void mvq(const int8_t *xq, int cols, const uint8_t *W0, long long rb0
         if constexpr (PRE > 0) {
 #pragma unroll
             for (int i = 0; i < PRE; i++, b += WARP)
-                if (b < units) acc += wdot<TYPE>(pre[i], b, xq, xd);
+                if (b < units) acc += wdot_x<TYPE>(pre[i], b, xq, xd, xs);
         }
 #pragma unroll 4
         for (; b < units; b += WARP) acc += block_dot_q<TYPE>(row, b, xq, xd, xs);
@@ -876,7 +982,7 @@ __device__ void mvq(const int8_t *xq, int cols, const uint8_t *W0, long long rb0
             if constexpr (PRE > 0) {
 #pragma unroll
                 for (int i = 0; i < PRE; i++, b += STRIDE)
-                    if (b < units) acc += wdot<TYPE>(pre[i], b, xq, xd);
+                    if (b < units) acc += wdot_x<TYPE>(pre[i], b, xq, xd, xs);
             }
 #pragma unroll 4
             for (; b < units; b += STRIDE) acc += block_dot_q<TYPE>(row, b, xq, xd, xs);
@@ -2021,13 +2127,15 @@ __device__ __forceinline__ void glu_out(float ag, float au, int r, float *G, flo
 //
 // With act not null D is also rounded into act (actKind: ACT_Q8_0_INT,
 // ACT_Q8_K_INT or ACT_F16_BITS, the down product's input). F16 halves are
-// per value. A Q8 block's scale needs all its values (32 or 256 rows,
-// 8 or 64 blocks of this kernel): each block counts itself done in
-// counters[group] after its writes, and the group's last block rounds the
-// group (reading the values from L2) and sets the counter back to zero for
-// the next launch. The rounding is that of act_q8_0_int/act_q8_k_int on
-// the same values, so the result does not depend on which block is last.
-// act must not overlap xq: other blocks may still be reading xq while a
+// per value. The Q8 kinds come only with the Go side's gluTail
+// ($LLAMAGO_CUDA_GLU_TAIL=1): by default an act launch of its own rounds
+// D into Q8 blocks (faster, session ten). A Q8 block's scale needs all
+// its values (32 or 256 rows, 8 or 64 blocks of this kernel): each block
+// counts itself done in counters[group] after its writes, and the
+// group's last block rounds the group (reading the values from L2) and
+// sets the counter back to zero for the next launch. The rounding is
+// that of act_q8_0_int/act_q8_k_int on the same values, so the result
+// does not depend on which block is last. act must not overlap xq: other blocks may still be reading xq while a
 // group's last block writes act (the Go side rounds into its second
 // scratch buffer).
 template <int TYPE>
@@ -2043,31 +2151,46 @@ __device__ void mvq_glu(const int8_t *xq, int cols, const uint8_t *Wg, long long
     const uint8_t *rowg = Wg + (size_t)r * rbg, *rowu = Wu + (size_t)r * rbu;
     const int units = cols / mvq_unit<TYPE>();
     // As mvq: the first units' weights of both rows before the wait.
-    constexpr int PRE = TYPE == TYPE_Q4_0 || TYPE == TYPE_Q8_0 || TYPE == TYPE_F16 ? GLU_PRE : 0;
+    constexpr int PRE = TYPE == TYPE_Q4_0 || TYPE == TYPE_Q8_0 || TYPE == TYPE_F16 ? GLU_PRE
+                        : TYPE == TYPE_Q4_K && GLU_Q4K_PAIR                       ? MVQ_PRE_Q4K
+                                                                                  : 0;
     WUnit<TYPE> preg[PRE > 0 ? PRE : 1], preu[PRE > 0 ? PRE : 1];
     if constexpr (PRE > 0) {
 #pragma unroll
         for (int i = 0; i < PRE; i++)
             if (ok && b0 + i * STRIDE < units) preg[i] = wload<TYPE>(rowg, b0 + i * STRIDE), preu[i] = wload<TYPE>(rowu, b0 + i * STRIDE);
     }
+    if (((GLU_L2PF >> TYPE) & 1) && ok && gridDim.x <= MVQ_L2PF_GRID)
+        l2_prefetch_row(rowg, rbg, b0, STRIDE), l2_prefetch_row(rowu, rbu, b0, STRIDE);
     pdl_begin();
     if constexpr (S == 1) {
         if (ok) {
             const float *xd = (const float *)(xq + q8_scales_at(cols));
             const int *xs = (const int *)(xd + cols / QK);
             float ag = 0.f, au = 0.f;
-            if (TYPE == TYPE_Q4_K && GLU_Q4K_PAIR) {
+            if constexpr (TYPE == TYPE_Q4_K && GLU_Q4K_PAIR) {
                 // Q4_K: the gate and up units' weights loaded together and
                 // the activations once for both, so that one memory round
                 // trip serves both rows (one after the other took two).
+                int b = lane;
+                if constexpr (PRE > 0) {
+#pragma unroll
+                    for (int i = 0; i < PRE; i++, b += WARP) {
+                        if (b < units) {
+                            const Q4KActs a = q4k_xunit(b, xq, xd, xs);
+                            ag += q4k_dot(preg[i].k, a);
+                            au += q4k_dot(preu[i].k, a);
+                        }
+                    }
+                }
 #pragma unroll 2
-                for (int b = lane; b < units; b += WARP) {
+                for (; b < units; b += WARP) {
                     const Q4KWeights wg = q4k_wunit(rowg, b), wu = q4k_wunit(rowu, b);
                     const Q4KActs a = q4k_xunit(b, xq, xd, xs);
                     ag += q4k_dot(wg, a);
                     au += q4k_dot(wu, a);
                 }
-            } else if (TYPE == TYPE_Q4_K || TYPE == TYPE_Q6_K) {
+            } else if constexpr (TYPE == TYPE_Q4_K || TYPE == TYPE_Q6_K) {
                 // One matrix after the other: the k-quants' units hold many
                 // registers (both at once took 132 for Q4_K).
 #pragma unroll 4
@@ -2251,7 +2374,14 @@ extern "C" __global__ void rope(float *x, const int *pos, int heads, int headDim
     }
 }
 
+// ATTN_THREADS: threads of an attention block (attnThreads in ops.go
+// must agree; a macro for measuring). 256 instead of 512, tg128 on an
+// H100 (session eleven, three alternating runs): F16 934–938 → 900–912
+// tokens/s, Q4_0 1433–1450 → 1336–1359, Q4_K_M and Q8_0 slower within a
+// noisy run.
+#ifndef ATTN_THREADS
 #define ATTN_THREADS 512
+#endif
 #define ATTN_WARPS (ATTN_THREADS / WARP)
 #define ATTN_MAX_HEAD_DIM 256
 // DEC64_KEYS: the old positions whose keys attention_dec64 holds in
