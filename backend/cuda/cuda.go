@@ -585,22 +585,25 @@ func (b *Backend) Read(m backend.Mat, dst []float32) {
 	b.current("Read")
 	d := b.drv
 	b.flush("Read")
-	if n := len(dst); n > 0 && b.hostIO && b.isHost(dst) {
-		// Page-locked memory of HostFloats: the copy goes straight there.
-		b.must("Read", d.check("cuMemcpyDtoHAsync", d.cuMemcpyDtoHAsync(unsafe.Pointer(&dst[0]), src.ptr, uintptr(n)*4, b.stream)))
-		b.must("Read", d.check("cuStreamSynchronize", d.cuStreamSynchronize(b.stream)))
-		b.waited()
-		return
-	}
-	if n := len(dst); n > 0 && b.hostIO && n <= maxStagedFloats {
+	if n := len(dst); n > 0 && b.hostIO {
 		// Through page-locked memory: the copy joins the stream after the
-		// queue, one wait for both, and no staging by the driver.
-		staged := b.stagingFloats("Read", n)
-		b.must("Read", d.check("cuMemcpyDtoHAsync", d.cuMemcpyDtoHAsync(unsafe.Pointer(&staged[0]), src.ptr, uintptr(n)*4, b.stream)))
-		b.must("Read", d.check("cuStreamSynchronize", d.cuStreamSynchronize(b.stream)))
-		b.waited()
-		copy(dst, staged)
-		return
+		// queue, one wait for both, and no staging by the driver. Into
+		// HostFloats's memory it goes straight to dst, else through the
+		// staging buffer.
+		direct := b.isHost(dst)
+		if direct || n <= maxStagedFloats {
+			into := dst
+			if !direct {
+				into = b.stagingFloats("Read", n)
+			}
+			b.must("Read", d.check("cuMemcpyDtoHAsync", d.cuMemcpyDtoHAsync(unsafe.Pointer(&into[0]), src.ptr, uintptr(n)*4, b.stream)))
+			b.must("Read", d.check("cuStreamSynchronize", d.cuStreamSynchronize(b.stream)))
+			b.waited()
+			if !direct {
+				copy(dst, into)
+			}
+			return
+		}
 	}
 	b.must("Read", d.check("cuStreamSynchronize", d.cuStreamSynchronize(b.stream)))
 	b.waited()
