@@ -68,6 +68,7 @@ type driver struct {
 	cuModuleLoadDataEx        func(mod *uintptr, image unsafe.Pointer, n uint32, opts *int32, vals *uintptr) result
 	cuModuleUnload            func(mod uintptr) result
 	cuModuleGetFunction       func(fn *uintptr, mod uintptr, name *byte) result
+	cuModuleGetGlobal         func(ptr *uint64, bytes *uintptr, mod uintptr, name *byte) result
 	cuFuncSetAttribute        func(fn uintptr, attr int32, v int32) result
 	cuMemAlloc                func(ptr *uint64, size uintptr) result
 	cuMemFree                 func(ptr uint64) result
@@ -125,6 +126,7 @@ func loadDriver() (*driver, error) {
 		{&d.cuModuleLoadDataEx, "cuModuleLoadDataEx"},
 		{&d.cuModuleUnload, "cuModuleUnload"},
 		{&d.cuModuleGetFunction, "cuModuleGetFunction"},
+		{&d.cuModuleGetGlobal, "cuModuleGetGlobal_v2"},
 		{&d.cuFuncSetAttribute, "cuFuncSetAttribute"},
 		{&d.cuMemAlloc, "cuMemAlloc_v2"},
 		{&d.cuMemFree, "cuMemFree_v2"},

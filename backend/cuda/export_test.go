@@ -2,8 +2,10 @@ package cuda
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"time"
+	"unsafe"
 )
 
 // PendingLaunches is the number of launches queued in b, for the tests of
@@ -90,3 +92,84 @@ const (
 // RecordMarks starts recording the host's marks into m (or stops, with
 // nil).
 func RecordMarks(b *Backend, m *[]Mark) { b.marks = m }
+
+// TimelineStamp is one stamp of the kernels built with TIMELINE=1
+// (kernels/llamago.cu): a kernel (TL_… code), an event (0 start, 1 the
+// wait for the kernel before returned, 2 end), whether the launch's last
+// block (else its first) stamped it, and the GPU clock in nanoseconds.
+type TimelineStamp struct {
+	Kernel, Event int
+	Last          bool
+	At            int64
+}
+
+// ResetTimeline waits for the GPU and empties the timeline; ReadTimeline
+// waits for it and returns the stamps since. Both fail when the loaded
+// PTX was built without TIMELINE=1.
+func ResetTimeline(b *Backend) error {
+	count, _, _, err := timelineSymbols(b)
+	if err != nil {
+		return err
+	}
+	zero := uint32(0)
+	return b.drv.check("cuMemcpyHtoD(tl_count)", b.drv.cuMemcpyHtoD(count, unsafe.Pointer(&zero), 4))
+}
+
+func ReadTimeline(b *Backend) ([]TimelineStamp, error) {
+	count, times, tags, err := timelineSymbols(b)
+	if err != nil {
+		return nil, err
+	}
+	d := b.drv
+	var n uint32
+	if err := d.check("cuMemcpyDtoH(tl_count)", d.cuMemcpyDtoH(unsafe.Pointer(&n), count, 4)); err != nil {
+		return nil, err
+	}
+	n = min(n, 65536)
+	if n == 0 {
+		return nil, nil
+	}
+	ts, tg := make([]uint64, n), make([]uint32, n)
+	if err := d.check("cuMemcpyDtoH(tl_time)", d.cuMemcpyDtoH(unsafe.Pointer(&ts[0]), times, uintptr(8*n))); err != nil {
+		return nil, err
+	}
+	if err := d.check("cuMemcpyDtoH(tl_tag)", d.cuMemcpyDtoH(unsafe.Pointer(&tg[0]), tags, uintptr(4*n))); err != nil {
+		return nil, err
+	}
+	out := make([]TimelineStamp, n)
+	for i := range out {
+		out[i] = TimelineStamp{Kernel: int(tg[i] & 0xff), Event: int(tg[i] >> 8 & 0xf), Last: tg[i]>>12&1 == 1, At: int64(ts[i])}
+	}
+	return out, nil
+}
+
+// timelineSymbols flushes the queue, waits for the GPU and finds the
+// timeline's device variables.
+func timelineSymbols(b *Backend) (count, times, tags uint64, err error) {
+	defer b.enter("timeline")()
+	if err := b.makeCurrent(); err != nil {
+		return 0, 0, 0, err
+	}
+	b.flush("timeline")
+	d := b.drv
+	if err := d.check("cuStreamSynchronize", d.cuStreamSynchronize(b.stream)); err != nil {
+		return 0, 0, 0, err
+	}
+	addr := func(name string) (uint64, error) {
+		var p uint64
+		var size uintptr
+		c := append([]byte(name), 0)
+		if err := d.check("cuModuleGetGlobal("+name+")", d.cuModuleGetGlobal(&p, &size, b.mod, &c[0])); err != nil {
+			return 0, fmt.Errorf("%w (kernels built without TIMELINE=1?)", err)
+		}
+		return p, nil
+	}
+	if count, err = addr("tl_count"); err != nil {
+		return
+	}
+	if times, err = addr("tl_time"); err != nil {
+		return
+	}
+	tags, err = addr("tl_tag")
+	return
+}

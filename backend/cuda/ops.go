@@ -63,7 +63,8 @@ func (b *Backend) CopyRows(dstM, srcM backend.Mat, rows []int32) {
 			backend.ShapeFail("CopyRows", "row %d of %s", r, backend.Shape(srcM))
 		}
 	}
-	if dst.ptr == src.ptr && len(rows) > 0 {
+	if overlaps(dst, src) && len(rows) > 0 {
+		// copy_rows's pointers are restrict.
 		backend.ShapeFail("CopyRows", "source and destination share storage")
 	}
 	if len(rows) == 0 {

@@ -105,6 +105,44 @@ __device__ __forceinline__ void pdl_release() {
 #endif
 }
 
+// TIMELINE (for measuring; 0, off): the decode step's kernels stamp the
+// GPU's nanosecond clock (%globaltimer) when the first and the last
+// block of a launch start, when their wait for the kernel before returns
+// and when they end (rms_norm and attention also at two points inside:
+// TL_MID1, TL_MID2), into tl_time and tl_tag (kernel TL_…, event, whether
+// the last block), tl_count counting the stamps; the GPU test
+// TestDecodeTimeline reads them back (scripts/cuda-timeline.sh). Each
+// stamp waits for its atomic's round trip to L2 (about 0.5 µs of thread
+// 0's time), so stamped kernels run slower (F16 tg128 about 3%): the
+// times compare variants and locate a cost, they are not the kernels'
+// own. Built with -DTIMELINE=1 only, never committed so.
+#ifndef TIMELINE
+#define TIMELINE 0
+#endif
+enum { TL_GET_ROWS = 1, TL_RMS_NORM, TL_MVQ, TL_MVQ_GLU, TL_ATTENTION, TL_COPY_ROWS, TL_ACT, TL_OTHER };
+enum { TL_START = 0, TL_WAITED = 1, TL_END = 2, TL_MID1 = 3, TL_MID2 = 4 };
+#if TIMELINE
+#define TL_CAP 65536
+__device__ unsigned long long tl_time[TL_CAP];
+__device__ unsigned int tl_tag[TL_CAP];
+__device__ unsigned int tl_count;
+__device__ __forceinline__ void tl_mark(int kernel, int event) {
+    if (threadIdx.x != 0) return;
+    const bool first = blockIdx.x == 0 && blockIdx.y == 0;
+    const bool last = blockIdx.x == gridDim.x - 1 && blockIdx.y == gridDim.y - 1;
+    if (!first && !last) return;
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    const unsigned int i = atomicAdd(&tl_count, 1u);
+    if (i < TL_CAP) {
+        tl_time[i] = t;
+        tl_tag[i] = kernel | event << 8 | (first ? 0 : 1) << 12;
+    }
+}
+#else
+__device__ __forceinline__ void tl_mark(int, int) {}
+#endif
+
 // Weight type codes, shared with the Go side (gpuType in cuda.go).
 enum {
     TYPE_F32 = 0,
@@ -916,6 +954,7 @@ __device__ void mvq(const int8_t *xq, int cols, const uint8_t *W0, long long rb0
     // 743, Q4_K_M 911 → 943. Q8_0 went 773 → 699 while its blocks took 17
     // 2-byte loads each (their L1 traffic, not understood then); with
     // block_words it gains too (session six: 884 → 928).
+    tl_mark(TL_MVQ, TL_START);
     pdl_release();
     const int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP;
     // S warps share a row, warp part of them taking units part·32 + lane,
@@ -955,6 +994,7 @@ __device__ void mvq(const int8_t *xq, int cols, const uint8_t *W0, long long rb0
     }
     if (((MVQ_L2PF >> TYPE) & 1) && ok && gridDim.x <= MVQ_L2PF_GRID) l2_prefetch_row(row, rb, b0, STRIDE);
     pdl_begin();
+    tl_mark(TL_MVQ, TL_WAITED);
     // One warp a row: no barrier, so warps past the rows leave. (Written
     // apart from the split form below: sharing its code made Q8_0 decode
     // 5% slower, session seven.)
@@ -973,6 +1013,7 @@ __device__ void mvq(const int8_t *xq, int cols, const uint8_t *W0, long long rb0
         for (; b < units; b += WARP) acc += block_dot_q<TYPE>(row, b, xq, xd, xs);
         acc = warp_sum(acc);
         if (lane == 0) Y[r] = acc;
+        tl_mark(TL_MVQ, TL_END);
     } else {
         float acc = 0.f;
         if (ok) {
@@ -990,6 +1031,7 @@ __device__ void mvq(const int8_t *xq, int cols, const uint8_t *W0, long long rb0
         }
         acc = split_sum<S>(acc, warp, lane);
         if (ok && part == 0 && lane == 0) Y[r] = acc;
+        tl_mark(TL_MVQ, TL_END);
     }
 }
 
@@ -1901,9 +1943,12 @@ extern "C" __global__ void act_q8_k_int(const float *x, int8_t *y, int nblocks) 
 
 // act_f16_bits rounds n values to F16 halves (ACT_F16_BITS).
 extern "C" __global__ void act_f16_bits(const float *x, uint16_t *y, int n) {
+    tl_mark(TL_ACT, TL_START);
     pdl_begin();
+    tl_mark(TL_ACT, TL_WAITED);
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) y[i] = float_to_half(x[i]);
+    tl_mark(TL_ACT, TL_END);
 }
 
 // act_q8_k rounds nblocks blocks of 256 through Q8_K, a warp per block.
@@ -1917,14 +1962,21 @@ extern "C" __global__ void act_q8_k(const float *x, float *y, int nblocks) {
 
 // get_rows sets dst row i to the dequantized row ids[i] of a weight table;
 // one block per row.
-extern "C" __global__ void get_rows(const uint8_t *table, long long rowBytes, int cols, int type,
-                                    const int *ids, float *dst) {
+// table and dst are restrict: with them apart, the F16/F32 copy's loads
+// go out together instead of each waiting for the store before it (a
+// decode step's first kernel).
+extern "C" __global__ void get_rows(const uint8_t *__restrict__ table, long long rowBytes, int cols, int type,
+                                    const int *ids, float *__restrict__ dst) {
+    tl_mark(TL_GET_ROWS, TL_START);
     pdl_begin();
+    tl_mark(TL_GET_ROWS, TL_WAITED);
     const uint8_t *row = table + (size_t)ids[blockIdx.x] * rowBytes;
     float *out = dst + (size_t)blockIdx.x * cols;
     if (type == TYPE_F32 || type == TYPE_F16) {
+#pragma unroll 8
         for (int i = threadIdx.x; i < cols; i += blockDim.x)
             out[i] = type == TYPE_F32 ? ((const float *)row)[i] : half_to_float(((const uint16_t *)row)[i]);
+        tl_mark(TL_GET_ROWS, TL_END);
         return;
     }
     float w[QK];
@@ -1939,21 +1991,35 @@ extern "C" __global__ void get_rows(const uint8_t *table, long long rowBytes, in
     }
 }
 
-// copy_rows sets dst row i to src row rows[i]; one block per row.
-extern "C" __global__ void copy_rows(const float *src, float *dst, int cols, const int *rows) {
+// copy_rows sets dst row i to src row rows[i]; one block per row. src
+// and dst never overlap (the Go side refuses shared storage): restrict,
+// so that a thread's loads go out together.
+extern "C" __global__ void copy_rows(const float *__restrict__ src, float *__restrict__ dst, int cols, const int *rows) {
+    tl_mark(TL_COPY_ROWS, TL_START);
     pdl_begin();
+    tl_mark(TL_COPY_ROWS, TL_WAITED);
     const float *s = src + (size_t)rows[blockIdx.x] * cols;
     float *d = dst + (size_t)blockIdx.x * cols;
+#pragma unroll 8
     for (int i = threadIdx.x; i < cols; i += blockDim.x) d[i] = s[i];
+    tl_mark(TL_COPY_ROWS, TL_END);
 }
 
 // ---------------------------------------------------------------- element-wise
 
+// NORM_THREADS: rms_norm's block (normThreads in ops.go must agree).
+// 256 and 128 threads (8 and 16 values a thread in registers), whose
+// blocks fit beside a product's on a multiprocessor: F16 tg128 within
+// the noise, Q4_0 6% and 14% slower (H100, session twelve).
+#ifndef NORM_THREADS
 #define NORM_THREADS 512
+#endif
 
 // rms_norm keeps the first NORM_REGS values of each thread's share of a
 // row (and their norm weights) in registers.
+#ifndef NORM_REGS
 #define NORM_REGS 4
+#endif
 
 // rms_norm: dst = x/sqrt(mean(x²)+eps)·w per row, the sum of squares in
 // double like ggml's ggml_float, the scale in float. One block per row.
@@ -1963,6 +2029,7 @@ extern "C" __global__ void copy_rows(const float *src, float *dst, int cols, con
 // through the following product's format (actKind).
 extern "C" __global__ void __launch_bounds__(NORM_THREADS) rms_norm(const float *x, const float *addend, float *sum, const float *w, float *dst,
                                     int cols, float eps, void *act, int actKind) {
+    tl_mark(TL_RMS_NORM, TL_START);
     if (gridDim.x == 1) pdl_release();
     // The norm's weights are no kernel's output: in registers before the
     // wait (the first NORM_REGS values a thread scales), and the row's
@@ -1975,18 +2042,33 @@ extern "C" __global__ void __launch_bounds__(NORM_THREADS) rms_norm(const float 
         xv[k] = 0.f;
     }
     pdl_begin();
+    tl_mark(TL_RMS_NORM, TL_WAITED);
     __shared__ double part[NORM_THREADS / WARP];
     const size_t off = (size_t)blockIdx.x * cols;
     const float *xr = x + off;
     float *dr = dst + off;
     double s = 0;
+    // All of a thread's loads first, then the sums and their stores: sum
+    // may be x, so a load after a store of sum would wait for it (loading
+    // as they were needed took 1.3 µs of a decode step's 2.3 µs norm, four
+    // round trips to L2: TestDecodeTimeline, session twelve).
+    float av[NORM_REGS];
+#pragma unroll
+    for (int k = 0; k < NORM_REGS; ++k) {
+        const int i = threadIdx.x + k * NORM_THREADS;
+        av[k] = 0.f;
+        if (i < cols) {
+            xv[k] = xr[i];
+            if (addend) av[k] = addend[off + i];
+        }
+    }
 #pragma unroll
     for (int k = 0; k < NORM_REGS; ++k) {
         const int i = threadIdx.x + k * NORM_THREADS;
         if (i < cols) {
-            float v = xr[i];
+            float v = xv[k];
             if (addend) {
-                v = v + addend[off + i];
+                v = v + av[k];
                 sum[off + i] = v;
             }
             xv[k] = v;
@@ -2001,10 +2083,13 @@ extern "C" __global__ void __launch_bounds__(NORM_THREADS) rms_norm(const float 
         }
         s += (double)(v * v);
     }
+    tl_mark(TL_RMS_NORM, TL_MID1);
     // Warps reduce their sums with shuffles, then every warp the warps'
     // sums with the same shuffle tree, so that all get warp 0's result
     // after one barrier (a tree in shared memory took ten barriers; warp 0
-    // alone and a second barrier to share its result, one more).
+    // alone and a second barrier to share its result, one more; each
+    // thread adding the warps' sums from shared memory in the tree's
+    // order, 2.5 µs instead of 0.7: session twelve).
     for (int o = WARP / 2; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
     if (threadIdx.x % WARP == 0) part[threadIdx.x / WARP] = s;
     __syncthreads();
@@ -2012,6 +2097,7 @@ extern "C" __global__ void __launch_bounds__(NORM_THREADS) rms_norm(const float 
     for (int o = WARP / 2; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
     const float mean = (float)(s / (double)cols);
     const float scale = 1.f / (float)sqrt((double)(mean + eps));
+    tl_mark(TL_RMS_NORM, TL_MID2);
     // Each thread reads back only the sums it wrote itself.
     const float *src = addend ? sum + off : xr;
     // The rounding for the next product (act) of the values in registers
@@ -2047,6 +2133,7 @@ extern "C" __global__ void __launch_bounds__(NORM_THREADS) rms_norm(const float 
             act_span(dst, act, (int)off + done, cols - done, total, actKind, threadIdx.x, NORM_THREADS);
         }
     }
+    tl_mark(TL_RMS_NORM, TL_END);
 }
 
 extern "C" __global__ void add(const float *a, const float *b, float *dst, int n) {
@@ -2141,6 +2228,7 @@ __device__ __forceinline__ void glu_out(float ag, float au, int r, float *G, flo
 template <int TYPE>
 __device__ void mvq_glu(const int8_t *xq, int cols, const uint8_t *Wg, long long rbg, const uint8_t *Wu, long long rbu, int rows,
                         float *G, float *U, float *D, void *act, int actKind, int *counters) {
+    tl_mark(TL_MVQ_GLU, TL_START);
     __shared__ float vals[QK_K];
     __shared__ int last;
     const int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP;
@@ -2163,6 +2251,7 @@ __device__ void mvq_glu(const int8_t *xq, int cols, const uint8_t *Wg, long long
     if (((GLU_L2PF >> TYPE) & 1) && ok && gridDim.x <= MVQ_L2PF_GRID)
         l2_prefetch_row(rowg, rbg, b0, STRIDE), l2_prefetch_row(rowu, rbu, b0, STRIDE);
     pdl_begin();
+    tl_mark(TL_MVQ_GLU, TL_WAITED);
     if constexpr (S == 1) {
         if (ok) {
             const float *xd = (const float *)(xq + q8_scales_at(cols));
@@ -2240,6 +2329,7 @@ __device__ void mvq_glu(const int8_t *xq, int cols, const uint8_t *Wg, long long
         au = split_sum<S>(au, warp, lane);
         if (ok && warp % S == 0 && lane == 0) glu_out(ag, au, r, G, U, D, act, actKind);
     }
+    tl_mark(TL_MVQ_GLU, TL_END);
     if (!act || actKind == ACT_F16_BITS) return;
     // A block's MV_ROWS / S rows lie in one group (MV_ROWS divides 32).
     const int group = actKind == ACT_Q8_K_INT ? QK_K : QK;
@@ -2558,6 +2648,7 @@ __device__ __forceinline__ void attention_impl(const float *q, float *dst, const
                                                float *scores, float *probs, int probeCols, int8_t *act,
                                                float *kRow, const float *vRow, int ropeDims, float thetaScale,
                                                float freqScale, int neox, int *counters, int actKind) {
+    tl_mark(TL_ATTENTION, TL_START);
     if constexpr (DEC64) {
         headDim = 64;
         f16 = 1;
@@ -2631,6 +2722,7 @@ __device__ __forceinline__ void attention_impl(const float *q, float *dst, const
         }
     }
     pdl_begin();
+    tl_mark(TL_ATTENTION, TL_WAITED);
     // The rotated key (thread i holds value i), and thread 0's count of
     // the KV head's blocks that had read k's raw row before this one.
     float ky = 0.f;
@@ -2670,6 +2762,7 @@ __device__ __forceinline__ void attention_impl(const float *q, float *dst, const
         for (int i = tid; i < headDim; i += ATTN_THREADS) qs[i] = f16 ? round_f16(qr[i]) : qr[i];
         __syncthreads();
     }
+    tl_mark(TL_ATTENTION, TL_MID1);
     const int span = probeCols / heads;
     // The dot product of q with the key at position j: the new position's
     // from shared memory when this launch rotated it, else the cache's
@@ -2736,6 +2829,7 @@ __device__ __forceinline__ void attention_impl(const float *q, float *dst, const
         sum = ATTN_RED_SHFL ? block_sum1(sum, redd) : block_sum(sum, redd);
     }
     const float inv = (float)(1.0 / sum);
+    tl_mark(TL_ATTENTION, TL_MID2);
 
     // Pass 3: the probabilities and the weighted values. Thread (g, d)
     // sums value d of positions g, g + groups, … With the scores kept,
@@ -2849,6 +2943,7 @@ __device__ __forceinline__ void attention_impl(const float *q, float *dst, const
             if (tid == 0) counters[kvh] = 0;
         }
     }
+    tl_mark(TL_ATTENTION, TL_END);
 }
 
 #define ATTENTION_ARGS                                                                                                  \

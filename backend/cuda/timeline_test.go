@@ -1,0 +1,195 @@
+package cuda_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"llamago/backend/cuda"
+	"llamago/gguf"
+)
+
+// timelineLaunch is one kernel launch of a decode step as the TIMELINE
+// kernels stamped it: the first block's start, the return of its wait
+// for the kernel before, its end, and the last block's end (ns).
+type timelineLaunch struct {
+	label                       string
+	start, waited, end, lastEnd int64
+	mid1, mid2                  int64 // rms_norm and attention: two points inside
+}
+
+// finish is when the launch's blocks were done, as far as the stamps tell.
+func (l timelineLaunch) finish() int64 { return max(l.end, l.lastEnd) }
+
+// timelineKernels names the kernels' TL_… codes (kernels/llamago.cu).
+var timelineKernels = map[int]string{1: "get_rows", 2: "rms_norm", 3: "mvq", 4: "mvq_glu", 5: "attention", 6: "copy_rows", 7: "act", 8: "other"}
+
+// timelineLaunches groups the stamps into launches, in the order their
+// first blocks started, and names the one-token products by the kernel
+// before them: q/k/v after a norm, o after attention, down after
+// mvq_glu, output after the rounding.
+func timelineLaunches(stamps []cuda.TimelineStamp) []timelineLaunch {
+	slices.SortStableFunc(stamps, func(a, b cuda.TimelineStamp) int {
+		switch {
+		case a.At < b.At:
+			return -1
+		case a.At > b.At:
+			return 1
+		}
+		return 0
+	})
+	var out []timelineLaunch
+	// A kernel's launches wait and end in the order they started, but a
+	// launch can start before the one of the same kernel two launches back
+	// has ended (programmatic dependent launch): each stamp goes to the
+	// earliest launch of its kernel still without it.
+	started := map[int][]int{} // kernel → its launches, in order
+	next := func(kernel int, has func(*timelineLaunch) bool) *timelineLaunch {
+		for _, i := range started[kernel] {
+			if !has(&out[i]) {
+				return &out[i]
+			}
+		}
+		return nil
+	}
+	for _, s := range stamps {
+		if !s.Last && s.Event == 0 {
+			label := timelineKernels[s.Kernel]
+			if label == "mvq" && len(out) > 0 {
+				switch prev := out[len(out)-1].label; {
+				case prev == "rms_norm":
+					label = "mvq q/k/v"
+				case prev == "attention":
+					label = "mvq o"
+				case prev == "mvq_glu":
+					label = "mvq down"
+				default:
+					label = "mvq after " + prev
+				}
+			}
+			started[s.Kernel] = append(started[s.Kernel], len(out))
+			out = append(out, timelineLaunch{label: label, start: s.At})
+			continue
+		}
+		switch {
+		case s.Last && s.Event == 2:
+			if l := next(s.Kernel, func(l *timelineLaunch) bool { return l.lastEnd != 0 }); l != nil {
+				l.lastEnd = s.At
+			}
+		case !s.Last && s.Event == 1:
+			if l := next(s.Kernel, func(l *timelineLaunch) bool { return l.waited != 0 }); l != nil {
+				l.waited = s.At
+			}
+		case !s.Last && s.Event == 2:
+			if l := next(s.Kernel, func(l *timelineLaunch) bool { return l.end != 0 }); l != nil {
+				l.end = s.At
+			}
+		case !s.Last && s.Event == 3:
+			if l := next(s.Kernel, func(l *timelineLaunch) bool { return l.mid1 != 0 }); l != nil {
+				l.mid1 = s.At
+			}
+		case !s.Last && s.Event == 4:
+			if l := next(s.Kernel, func(l *timelineLaunch) bool { return l.mid2 != 0 }); l != nil {
+				l.mid2 = s.At
+			}
+		}
+	}
+	return out
+}
+
+// TestDecodeTimeline times the kernels of a decode step on the GPU's clock
+// (kernels built with -DTIMELINE=1: scripts/cuda-timeline.sh): for each
+// kind of launch, how much it adds to the step (from the end of the launch
+// before to its own end), how long its first block waited after the
+// launch before had ended, and how long it ran after its wait. It only
+// reports; it fails when the stamps are missing.
+func TestDecodeTimeline(t *testing.T) {
+	gpu := needGPU(t)
+	path := os.Getenv("LLAMAGO_CUDA_TINYLLAMA")
+	if os.Getenv("LLAMAGO_CUDA_TIMELINE") != "1" || path == "" {
+		t.Skip("set LLAMAGO_CUDA_TIMELINE=1, LLAMAGO_CUDA_PTX to kernels built with -DTIMELINE=1 and LLAMAGO_CUDA_TINYLLAMA to a TinyLlama-shaped file")
+	}
+	f, err := gguf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r := loadRun(t, f, gpu, 256, false)
+	greedy(t, r, []int32{1, 450, 2030, 17526, 13}, 48) // graphs captured, 53 positions
+	type sum struct {
+		n                     int
+		adds, waits, runs     int64
+		toMid1, toMid2, toEnd int64
+	}
+	sums := map[string]*sum{}
+	var order []string
+	const steps = 8
+	var total int64
+	for step := range steps {
+		if err := cuda.ResetTimeline(gpu); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.sess.Eval(context.Background(), []int32{450}); err != nil {
+			t.Fatal(err)
+		}
+		stamps, err := cuda.ReadTimeline(gpu)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls := timelineLaunches(stamps)
+		if len(ls) < 10 {
+			t.Fatalf("%d launches stamped (%d stamps)", len(ls), len(stamps))
+		}
+		total += ls[len(ls)-1].finish() - ls[0].start
+		var b strings.Builder
+		for i, l := range ls {
+			if i == 0 {
+				continue
+			}
+			prev := ls[i-1].finish()
+			s := sums[l.label]
+			if s == nil {
+				s = &sum{}
+				sums[l.label] = s
+				order = append(order, l.label)
+			}
+			s.n++
+			s.adds += l.finish() - prev
+			s.waits += l.waited - prev
+			s.runs += l.finish() - l.waited
+			if l.mid1 != 0 && l.mid2 != 0 {
+				s.toMid1 += l.mid1 - l.waited
+				s.toMid2 += l.mid2 - l.mid1
+				s.toEnd += l.end - l.mid2
+			}
+			if step == steps-1 {
+				at := func(v int64) float64 {
+					if v == 0 {
+						return 0
+					}
+					return float64(v-ls[0].start) / 1e3
+				}
+				fmt.Fprintf(&b, "\n  %3d %-14s start %8.2f µs, waited %8.2f, end %8.2f, last block's end %8.2f", i, l.label,
+					at(l.start), at(l.waited), at(l.end), at(l.lastEnd))
+			}
+		}
+		if step == steps-1 {
+			t.Logf("last step, its launches (from the first block's start):%s", b.String())
+		}
+	}
+	var b strings.Builder
+	for _, k := range order {
+		s := sums[k]
+		fmt.Fprintf(&b, "\n  %-16s %4d a step: adds %7.1f µs a step (%5.2f each); waited %5.2f µs after the one before ended; ran %5.2f after its wait",
+			k, s.n/steps, float64(s.adds)/1e3/steps, float64(s.adds)/1e3/float64(s.n), float64(s.waits)/1e3/float64(s.n), float64(s.runs)/1e3/float64(s.n))
+		if s.toMid1 != 0 {
+			fmt.Fprintf(&b, " (first block: %.2f to its first inner point, %.2f to its second, %.2f to its end)",
+				float64(s.toMid1)/1e3/float64(s.n), float64(s.toMid2)/1e3/float64(s.n), float64(s.toEnd)/1e3/float64(s.n))
+		}
+	}
+	t.Logf("decode step at position ~55, %d steps: %.1f µs from the first kernel's start to the last one's end%s",
+		steps, float64(total)/1e3/steps, b.String())
+}
