@@ -107,13 +107,21 @@ type TimelineStamp struct {
 // waits for it and returns the stamps since. Both fail when the loaded
 // PTX was built without TIMELINE=1.
 func ResetTimeline(b *Backend) error {
-	count, _, _, err := timelineSymbols(b)
+	count, _, tags, err := timelineSymbols(b)
 	if err != nil {
+		return err
+	}
+	// Blocks reserve slots they may not fill: a zero tag marks a slot
+	// no stamp wrote.
+	if err := b.drv.check("cuMemsetD8(tl_tag)", b.drv.cuMemsetD8(tags, 0, 4*timelineCap)); err != nil {
 		return err
 	}
 	zero := uint32(0)
 	return b.drv.check("cuMemcpyHtoD(tl_count)", b.drv.cuMemcpyHtoD(count, unsafe.Pointer(&zero), 4))
 }
+
+// timelineCap is TL_CAP, the kernels' number of stamp slots.
+const timelineCap = 65536
 
 func ReadTimeline(b *Backend) ([]TimelineStamp, error) {
 	count, times, tags, err := timelineSymbols(b)
@@ -125,7 +133,7 @@ func ReadTimeline(b *Backend) ([]TimelineStamp, error) {
 	if err := d.check("cuMemcpyDtoH(tl_count)", d.cuMemcpyDtoH(unsafe.Pointer(&n), count, 4)); err != nil {
 		return nil, err
 	}
-	n = min(n, 65536)
+	n = min(n, timelineCap)
 	if n == 0 {
 		return nil, nil
 	}
@@ -136,9 +144,12 @@ func ReadTimeline(b *Backend) ([]TimelineStamp, error) {
 	if err := d.check("cuMemcpyDtoH(tl_tag)", d.cuMemcpyDtoH(unsafe.Pointer(&tg[0]), tags, uintptr(4*n))); err != nil {
 		return nil, err
 	}
-	out := make([]TimelineStamp, n)
-	for i := range out {
-		out[i] = TimelineStamp{Kernel: int(tg[i] & 0xff), Event: int(tg[i] >> 8 & 0xf), Last: tg[i]>>12&1 == 1, At: int64(ts[i])}
+	out := make([]TimelineStamp, 0, n)
+	for i := range ts {
+		if tg[i]>>16&1 == 0 {
+			continue // a reserved slot no stamp wrote
+		}
+		out = append(out, TimelineStamp{Kernel: int(tg[i] & 0xff), Event: int(tg[i] >> 8 & 0xf), Last: tg[i]>>12&1 == 1, At: int64(ts[i])})
 	}
 	return out, nil
 }

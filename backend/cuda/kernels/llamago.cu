@@ -111,11 +111,11 @@ __device__ __forceinline__ void pdl_release() {
 // and when they end (rms_norm and attention also at two points inside:
 // TL_MID1, TL_MID2), into tl_time and tl_tag (kernel TL_…, event, whether
 // the last block), tl_count counting the stamps; the GPU test
-// TestDecodeTimeline reads them back (scripts/cuda-timeline.sh). Each
-// stamp waits for its atomic's round trip to L2 (about 0.5 µs of thread
-// 0's time), so stamped kernels run slower (F16 tg128 about 3%): the
-// times compare variants and locate a cost, they are not the kernels'
-// own. Built with -DTIMELINE=1 only, never committed so.
+// TestDecodeTimeline reads them back (scripts/cuda-timeline.sh). A
+// stamping block reserves its slots with one atomic at its start, so
+// that the stamps after it are plain stores (taking a slot at each
+// stamp held thread 0 about 0.5 µs a stamp). Built with -DTIMELINE=1
+// only, never committed so.
 #ifndef TIMELINE
 #define TIMELINE 0
 #endif
@@ -127,16 +127,20 @@ __device__ unsigned long long tl_time[TL_CAP];
 __device__ unsigned int tl_tag[TL_CAP];
 __device__ unsigned int tl_count;
 __device__ __forceinline__ void tl_mark(int kernel, int event) {
+    // A stamping block takes five slots at its start (before its wait),
+    // so that its later stamps are stores alone, which wait for nothing.
+    __shared__ unsigned int tl_base;
     if (threadIdx.x != 0) return;
     const bool first = blockIdx.x == 0 && blockIdx.y == 0;
     const bool last = blockIdx.x == gridDim.x - 1 && blockIdx.y == gridDim.y - 1;
     if (!first && !last) return;
     unsigned long long t;
     asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-    const unsigned int i = atomicAdd(&tl_count, 1u);
+    if (event == TL_START) tl_base = atomicAdd(&tl_count, 5u);
+    const unsigned int i = tl_base + event;
     if (i < TL_CAP) {
         tl_time[i] = t;
-        tl_tag[i] = kernel | event << 8 | (first ? 0 : 1) << 12;
+        tl_tag[i] = kernel | event << 8 | (first ? 0 : 1) << 12 | 1u << 16;
     }
 }
 #else
