@@ -107,6 +107,7 @@ type TimelineStamp struct {
 // waits for it and returns the stamps since. Both fail when the loaded
 // PTX was built without TIMELINE=1.
 func ResetTimeline(b *Backend) error {
+	defer b.enter("timeline")()
 	count, _, tags, err := timelineSymbols(b)
 	if err != nil {
 		return err
@@ -124,6 +125,7 @@ func ResetTimeline(b *Backend) error {
 const timelineCap = 65536
 
 func ReadTimeline(b *Backend) ([]TimelineStamp, error) {
+	defer b.enter("timeline")()
 	count, times, tags, err := timelineSymbols(b)
 	if err != nil {
 		return nil, err
@@ -155,9 +157,9 @@ func ReadTimeline(b *Backend) ([]TimelineStamp, error) {
 }
 
 // timelineSymbols flushes the queue, waits for the GPU and finds the
-// timeline's device variables.
+// timeline's device variables; the caller has entered the backend (its
+// thread keeps the context current until it returns).
 func timelineSymbols(b *Backend) (count, times, tags uint64, err error) {
-	defer b.enter("timeline")()
 	if err := b.makeCurrent(); err != nil {
 		return 0, 0, 0, err
 	}
