@@ -24,6 +24,27 @@ type timelineLaunch struct {
 // finish is when the launch's blocks were done, as far as the stamps tell.
 func (l timelineLaunch) finish() int64 { return max(l.end, l.lastEnd) }
 
+// stampField is the field of l that stamp s sets (nil: none kept).
+func stampField(l *timelineLaunch, s cuda.TimelineStamp) *int64 {
+	if s.Last {
+		if s.Event == 2 {
+			return &l.lastEnd
+		}
+		return nil
+	}
+	switch s.Event {
+	case 1:
+		return &l.waited
+	case 2:
+		return &l.end
+	case 3:
+		return &l.mid1
+	case 4:
+		return &l.mid2
+	}
+	return nil
+}
+
 // timelineKernels names the kernels' TL_… codes (kernels/llamago.cu).
 var timelineKernels = map[int]string{1: "get_rows", 2: "rms_norm", 3: "mvq", 4: "mvq_glu", 5: "attention", 6: "copy_rows", 7: "act", 8: "other"}
 
@@ -47,14 +68,6 @@ func timelineLaunches(stamps []cuda.TimelineStamp) []timelineLaunch {
 	// has ended (programmatic dependent launch): each stamp goes to the
 	// earliest launch of its kernel still without it.
 	started := map[int][]int{} // kernel → its launches, in order
-	next := func(kernel int, has func(*timelineLaunch) bool) *timelineLaunch {
-		for _, i := range started[kernel] {
-			if !has(&out[i]) {
-				return &out[i]
-			}
-		}
-		return nil
-	}
 	for _, s := range stamps {
 		if !s.Last && s.Event == 0 {
 			label := timelineKernels[s.Kernel]
@@ -74,26 +87,10 @@ func timelineLaunches(stamps []cuda.TimelineStamp) []timelineLaunch {
 			out = append(out, timelineLaunch{label: label, start: s.At})
 			continue
 		}
-		switch {
-		case s.Last && s.Event == 2:
-			if l := next(s.Kernel, func(l *timelineLaunch) bool { return l.lastEnd != 0 }); l != nil {
-				l.lastEnd = s.At
-			}
-		case !s.Last && s.Event == 1:
-			if l := next(s.Kernel, func(l *timelineLaunch) bool { return l.waited != 0 }); l != nil {
-				l.waited = s.At
-			}
-		case !s.Last && s.Event == 2:
-			if l := next(s.Kernel, func(l *timelineLaunch) bool { return l.end != 0 }); l != nil {
-				l.end = s.At
-			}
-		case !s.Last && s.Event == 3:
-			if l := next(s.Kernel, func(l *timelineLaunch) bool { return l.mid1 != 0 }); l != nil {
-				l.mid1 = s.At
-			}
-		case !s.Last && s.Event == 4:
-			if l := next(s.Kernel, func(l *timelineLaunch) bool { return l.mid2 != 0 }); l != nil {
-				l.mid2 = s.At
+		for _, i := range started[s.Kernel] {
+			if at := stampField(&out[i], s); at != nil && *at == 0 {
+				*at = s.At
+				break
 			}
 		}
 	}
@@ -192,4 +189,35 @@ func TestDecodeTimeline(t *testing.T) {
 	}
 	t.Logf("decode step at position ~55, %d steps: %.1f µs from the first kernel's start to the last one's end%s",
 		steps, float64(total)/1e3/steps, b.String())
+}
+
+// TestTimelineLaunches checks the grouping of stamps into launches (no
+// GPU): a launch that starts before the one of its kernel two launches
+// back has ended takes none of that launch's stamps, the products are
+// named by the kernel before them, stamps arrive out of order.
+func TestTimelineLaunches(t *testing.T) {
+	st := func(kernel, event int, last bool, at int64) cuda.TimelineStamp {
+		return cuda.TimelineStamp{Kernel: kernel, Event: event, Last: last, At: at}
+	}
+	const norm, mvq, attn = 2, 3, 5
+	stamps := []cuda.TimelineStamp{
+		st(mvq, 0, false, 10), st(mvq, 1, false, 30), st(mvq, 2, false, 60), st(mvq, 0, true, 12), st(mvq, 2, true, 70),
+		st(norm, 0, false, 5), st(norm, 1, false, 6), st(norm, 3, false, 7), st(norm, 4, false, 8), st(norm, 2, false, 9),
+		// attention and the next product start before the first product ends
+		st(attn, 0, false, 40), st(attn, 1, false, 75), st(attn, 2, false, 90), st(attn, 2, true, 92),
+		st(mvq, 0, false, 50), st(mvq, 1, false, 95), st(mvq, 2, false, 120), st(mvq, 2, true, 118),
+	}
+	got := timelineLaunches(stamps)
+	want := []timelineLaunch{
+		{label: "rms_norm", start: 5, waited: 6, end: 9, mid1: 7, mid2: 8},
+		{label: "mvq q/k/v", start: 10, waited: 30, end: 60, lastEnd: 70},
+		{label: "attention", start: 40, waited: 75, end: 90, lastEnd: 92},
+		{label: "mvq o", start: 50, waited: 95, end: 120, lastEnd: 118},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("launches:\n got %+v\nwant %+v", got, want)
+	}
+	if f := got[3].finish(); f != 120 {
+		t.Errorf("finish %d, want 120", f)
+	}
 }
