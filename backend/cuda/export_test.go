@@ -95,12 +95,18 @@ func RecordMarks(b *Backend, m *[]Mark) { b.marks = m }
 
 // TimelineStamp is one stamp of the kernels built with TIMELINE=1
 // (kernels/llamago.cu): a kernel (TL_… code), an event (0 start, 1 the
-// wait for the kernel before returned, 2 end), whether the launch's last
-// block (else its first) stamped it, and the GPU clock in nanoseconds.
+// wait for the kernel before returned, 2 end, 3 and 4 points inside, 5
+// just before the wait), whether the launch's last block (else its
+// first) stamped it or any block its end (TL_BLOCKS=1), its slot and the
+// GPU clock in nanoseconds. Blocks take the slots of their end stamps
+// as they end, so those of one launch come after those of the launches
+// before it.
 type TimelineStamp struct {
 	Kernel, Event int
-	Last          bool
+	Last, Any     bool
+	Slot          int
 	At            int64
+	SM, Block     int // a block's end stamp (Any): its multiprocessor and blockIdx.x
 }
 
 // ResetTimeline waits for the GPU and empties the timeline; ReadTimeline
@@ -108,25 +114,22 @@ type TimelineStamp struct {
 // PTX was built without TIMELINE=1.
 func ResetTimeline(b *Backend) error {
 	defer b.enter("timeline")()
-	count, _, tags, err := timelineSymbols(b)
+	count, _, tags, capacity, err := timelineSymbols(b)
 	if err != nil {
 		return err
 	}
 	// Blocks reserve slots they may not fill: a zero tag marks a slot
 	// no stamp wrote.
-	if err := b.drv.check("cuMemsetD8(tl_tag)", b.drv.cuMemsetD8(tags, 0, 4*timelineCap)); err != nil {
+	if err := b.drv.check("cuMemsetD8(tl_tag)", b.drv.cuMemsetD8(tags, 0, uintptr(4*capacity))); err != nil {
 		return err
 	}
 	zero := uint32(0)
 	return b.drv.check("cuMemcpyHtoD(tl_count)", b.drv.cuMemcpyHtoD(count, unsafe.Pointer(&zero), 4))
 }
 
-// timelineCap is TL_CAP, the kernels' number of stamp slots.
-const timelineCap = 65536
-
 func ReadTimeline(b *Backend) ([]TimelineStamp, error) {
 	defer b.enter("timeline")()
-	count, times, tags, err := timelineSymbols(b)
+	count, times, tags, capacity, err := timelineSymbols(b)
 	if err != nil {
 		return nil, err
 	}
@@ -135,7 +138,7 @@ func ReadTimeline(b *Backend) ([]TimelineStamp, error) {
 	if err := d.check("cuMemcpyDtoH(tl_count)", d.cuMemcpyDtoH(unsafe.Pointer(&n), count, 4)); err != nil {
 		return nil, err
 	}
-	n = min(n, timelineCap)
+	n = min(n, uint32(capacity))
 	if n == 0 {
 		return nil, nil
 	}
@@ -146,43 +149,56 @@ func ReadTimeline(b *Backend) ([]TimelineStamp, error) {
 	if err := d.check("cuMemcpyDtoH(tl_tag)", d.cuMemcpyDtoH(unsafe.Pointer(&tg[0]), tags, uintptr(4*n))); err != nil {
 		return nil, err
 	}
+	// tl_info (TL_BLOCKS=1 only): where each block's end stamp came from.
+	info := make([]uint32, n)
+	var infoAt uint64
+	var infoSize uintptr
+	c := []byte("tl_info\x00")
+	if d.cuModuleGetGlobal(&infoAt, &infoSize, b.mod, &c[0]) == 0 {
+		if err := d.check("cuMemcpyDtoH(tl_info)", d.cuMemcpyDtoH(unsafe.Pointer(&info[0]), infoAt, uintptr(4*n))); err != nil {
+			return nil, err
+		}
+	}
 	out := make([]TimelineStamp, 0, n)
 	for i := range ts {
 		if tg[i]>>16&1 == 0 {
 			continue // a reserved slot no stamp wrote
 		}
-		out = append(out, TimelineStamp{Kernel: int(tg[i] & 0xff), Event: int(tg[i] >> 8 & 0xf), Last: tg[i]>>12&1 == 1, At: int64(ts[i])})
+		out = append(out, TimelineStamp{Kernel: int(tg[i] & 0xff), Event: int(tg[i] >> 8 & 0xf), Last: tg[i]>>12&1 == 1,
+			Any: tg[i]>>13&1 == 1, Slot: i, At: int64(ts[i]), SM: int(info[i] & 0xff), Block: int(info[i] >> 8)})
 	}
 	return out, nil
 }
 
 // timelineSymbols flushes the queue, waits for the GPU and finds the
-// timeline's device variables; the caller has entered the backend (its
-// thread keeps the context current until it returns).
-func timelineSymbols(b *Backend) (count, times, tags uint64, err error) {
+// timeline's device variables and its number of slots (TL_CAP); the
+// caller has entered the backend (its thread keeps the context current
+// until it returns).
+func timelineSymbols(b *Backend) (count, times, tags uint64, capacity int, err error) {
 	if err := b.makeCurrent(); err != nil {
-		return 0, 0, 0, err
+		return 0, 0, 0, 0, err
 	}
 	b.flush("timeline")
 	d := b.drv
 	if err := d.check("cuStreamSynchronize", d.cuStreamSynchronize(b.stream)); err != nil {
-		return 0, 0, 0, err
+		return 0, 0, 0, 0, err
 	}
-	addr := func(name string) (uint64, error) {
+	addr := func(name string) (uint64, uintptr, error) {
 		var p uint64
 		var size uintptr
 		c := append([]byte(name), 0)
 		if err := d.check("cuModuleGetGlobal("+name+")", d.cuModuleGetGlobal(&p, &size, b.mod, &c[0])); err != nil {
-			return 0, fmt.Errorf("%w (kernels built without TIMELINE=1?)", err)
+			return 0, 0, fmt.Errorf("%w (kernels built without TIMELINE=1?)", err)
 		}
-		return p, nil
+		return p, size, nil
 	}
-	if count, err = addr("tl_count"); err != nil {
+	if count, _, err = addr("tl_count"); err != nil {
 		return
 	}
-	if times, err = addr("tl_time"); err != nil {
+	if times, _, err = addr("tl_time"); err != nil {
 		return
 	}
-	tags, err = addr("tl_tag")
-	return
+	var size uintptr
+	tags, size, err = addr("tl_tag")
+	return count, times, tags, int(size / 4), err
 }

@@ -109,34 +109,56 @@ __device__ __forceinline__ void pdl_release() {
 // GPU's nanosecond clock (%globaltimer) when the first and the last
 // block of a launch start, when their wait for the kernel before returns
 // and when they end (rms_norm and attention also at two points inside:
-// TL_MID1, TL_MID2), into tl_time and tl_tag (kernel TL_…, event, whether
-// the last block), tl_count counting the stamps; the GPU test
+// TL_MID1, TL_MID2; the products, rms_norm and attention just before
+// their wait: TL_PRE), into tl_time and tl_tag (kernel TL_…, event,
+// whether the last block), tl_count counting the stamps; the GPU test
 // TestDecodeTimeline reads them back (scripts/cuda-timeline.sh). A
 // stamping block reserves its slots with one atomic at its start, so
 // that the stamps after it are plain stores (taking a slot at each
-// stamp held thread 0 about 0.5 µs a stamp). Built with -DTIMELINE=1
-// only, never committed so.
+// stamp held thread 0 about 0.5 µs a stamp). With TL_BLOCKS=1 as well,
+// every block also stamps its end in a slot of its own, taken then (tag
+// bit 13), so that the test sees when a launch's slowest block ended.
+// Built with -DTIMELINE=1 only, never committed so.
 #ifndef TIMELINE
 #define TIMELINE 0
 #endif
+#ifndef TL_BLOCKS
+#define TL_BLOCKS 0
+#endif
 enum { TL_GET_ROWS = 1, TL_RMS_NORM, TL_MVQ, TL_MVQ_GLU, TL_ATTENTION, TL_COPY_ROWS, TL_ACT, TL_OTHER };
-enum { TL_START = 0, TL_WAITED = 1, TL_END = 2, TL_MID1 = 3, TL_MID2 = 4 };
+enum { TL_START = 0, TL_WAITED = 1, TL_END = 2, TL_MID1 = 3, TL_MID2 = 4, TL_PRE = 5, TL_P1 = 6, TL_P2 = 7, TL_EVENTS = 8 };
 #if TIMELINE
-#define TL_CAP 65536
+#define TL_CAP (TL_BLOCKS ? 1 << 19 : 1 << 16)
 __device__ unsigned long long tl_time[TL_CAP];
 __device__ unsigned int tl_tag[TL_CAP];
 __device__ unsigned int tl_count;
+#if TL_BLOCKS
+__device__ unsigned int tl_info[TL_CAP]; // a block's end stamp: its multiprocessor | blockIdx.x << 8
+#endif
 __device__ __forceinline__ void tl_mark(int kernel, int event) {
-    // A stamping block takes five slots at its start (before its wait),
-    // so that its later stamps are stores alone, which wait for nothing.
+    // A stamping block takes TL_EVENTS slots at its start (before its
+    // wait), so that its later stamps are stores alone, which wait for
+    // nothing.
     __shared__ unsigned int tl_base;
     if (threadIdx.x != 0) return;
     const bool first = blockIdx.x == 0 && blockIdx.y == 0;
     const bool last = blockIdx.x == gridDim.x - 1 && blockIdx.y == gridDim.y - 1;
-    if (!first && !last) return;
     unsigned long long t;
     asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-    if (event == TL_START) tl_base = atomicAdd(&tl_count, 5u);
+    if (TL_BLOCKS && event == TL_END) {
+        const unsigned int i = atomicAdd(&tl_count, 1u);
+        if (i < TL_CAP) {
+            tl_time[i] = t;
+            tl_tag[i] = kernel | event << 8 | 1u << 13 | 1u << 16;
+#if TL_BLOCKS
+            unsigned int sm;
+            asm volatile("mov.u32 %0, %%smid;" : "=r"(sm));
+            tl_info[i] = sm | blockIdx.x << 8;
+#endif
+        }
+    }
+    if (!first && !last) return;
+    if (event == TL_START) tl_base = atomicAdd(&tl_count, (unsigned int)TL_EVENTS);
     const unsigned int i = tl_base + event;
     if (i < TL_CAP) {
         tl_time[i] = t;
@@ -997,6 +1019,7 @@ __device__ void mvq(const int8_t *xq, int cols, const uint8_t *W0, long long rb0
             if (ok && b0 + i * STRIDE < units) pre[i] = wload<TYPE>(row, b0 + i * STRIDE);
     }
     if (((MVQ_L2PF >> TYPE) & 1) && ok && gridDim.x <= MVQ_L2PF_GRID) l2_prefetch_row(row, rb, b0, STRIDE);
+    tl_mark(TL_MVQ, TL_PRE);
     pdl_begin();
     tl_mark(TL_MVQ, TL_WAITED);
     // One warp a row: no barrier, so warps past the rows leave. (Written
@@ -2019,14 +2042,26 @@ extern "C" __global__ void copy_rows(const float *__restrict__ src, float *__res
 #define NORM_THREADS 512
 #endif
 
+// NORM_FLOAT_RED: rms_norm adds its threads' sums of squares (each in
+// double) in float, one shuffle a step instead of two, and takes the
+// scale in float (the CPU adds every square in double: the relative
+// difference in the sum is about 1e-7, far below the F16 rounding of the
+// products' input). TestDecodeTimeline on an H100 (session thirteen):
+// a norm 3.33 → 3.05 µs of the F16 decode step, the step 1013 → 997 µs;
+// tg128 F16 966 → 971 tokens/s, Q4_0 1525 → 1545 (six runs each).
+#ifndef NORM_FLOAT_RED
+#define NORM_FLOAT_RED 1
+#endif
+
 // rms_norm keeps the first NORM_REGS values of each thread's share of a
 // row (and their norm weights) in registers.
 #ifndef NORM_REGS
 #define NORM_REGS 4
 #endif
 
-// rms_norm: dst = x/sqrt(mean(x²)+eps)·w per row, the sum of squares in
-// double like ggml's ggml_float, the scale in float. One block per row.
+// rms_norm: dst = x/sqrt(mean(x²)+eps)·w per row, each thread's squares
+// summed in double like ggml's ggml_float, the threads' sums in float
+// (NORM_FLOAT_RED), the scale in float. One block per row.
 // Two fusions save passes over memory and launches: with addend not null
 // the row is first x + addend, written to sum (the residual add before a
 // norm; sum may be x); with act not null, dst is also rounded into act
@@ -2045,9 +2080,9 @@ extern "C" __global__ void __launch_bounds__(NORM_THREADS) rms_norm(const float 
         wv[k] = i < cols ? w[i] : 0.f;
         xv[k] = 0.f;
     }
+    tl_mark(TL_RMS_NORM, TL_PRE);
     pdl_begin();
     tl_mark(TL_RMS_NORM, TL_WAITED);
-    __shared__ double part[NORM_THREADS / WARP];
     const size_t off = (size_t)blockIdx.x * cols;
     const float *xr = x + off;
     float *dr = dst + off;
@@ -2094,6 +2129,18 @@ extern "C" __global__ void __launch_bounds__(NORM_THREADS) rms_norm(const float 
     // alone and a second barrier to share its result, one more; each
     // thread adding the warps' sums from shared memory in the tree's
     // order, 2.5 µs instead of 0.7: session twelve).
+#if NORM_FLOAT_RED
+    __shared__ float partf[NORM_THREADS / WARP];
+    float sf = (float)s;
+    for (int o = WARP / 2; o > 0; o >>= 1) sf += __shfl_xor_sync(0xffffffffu, sf, o);
+    if (threadIdx.x % WARP == 0) partf[threadIdx.x / WARP] = sf;
+    __syncthreads();
+    sf = threadIdx.x % WARP < NORM_THREADS / WARP ? partf[threadIdx.x % WARP] : 0.f;
+    for (int o = WARP / 2; o > 0; o >>= 1) sf += __shfl_xor_sync(0xffffffffu, sf, o);
+    const float mean = sf / (float)cols;
+    const float scale = 1.f / sqrtf(mean + eps);
+#else
+    __shared__ double part[NORM_THREADS / WARP];
     for (int o = WARP / 2; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
     if (threadIdx.x % WARP == 0) part[threadIdx.x / WARP] = s;
     __syncthreads();
@@ -2101,6 +2148,7 @@ extern "C" __global__ void __launch_bounds__(NORM_THREADS) rms_norm(const float 
     for (int o = WARP / 2; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
     const float mean = (float)(s / (double)cols);
     const float scale = 1.f / (float)sqrt((double)(mean + eps));
+#endif
     tl_mark(TL_RMS_NORM, TL_MID2);
     // Each thread reads back only the sums it wrote itself.
     const float *src = addend ? sum + off : xr;
@@ -2203,6 +2251,19 @@ __device__ __forceinline__ void glu_out(float ag, float au, int r, float *G, flo
 #define GLU_Q4K_PAIR 1
 #endif
 
+// GLU_RELEASE_LATE: each block of mvq_glu lets the down product launch
+// once its main loop is done (pdl_release), so that the down product's
+// launch overlaps the last blocks' sums and exits; released at the
+// blocks' start instead, the down product's blocks took the
+// multiprocessors unevenly as the glu's blocks left and it was no faster
+// (sessions five, eleven and twelve). tg128 on an H100 (session
+// thirteen, four to six runs each, alternating): F16 974 → 975 tokens/s,
+// Q4_0 1483 → 1518, Q4_K_M 1347 → 1339; the down product's first block
+// waited 0.96 µs after the glu's slowest block instead of 1.36.
+#ifndef GLU_RELEASE_LATE
+#define GLU_RELEASE_LATE 1
+#endif
+
 // GLU_PRE: MVQ_PRE for mvq_glu's gate and up rows.
 #ifndef GLU_PRE
 #define GLU_PRE 1
@@ -2254,6 +2315,7 @@ __device__ void mvq_glu(const int8_t *xq, int cols, const uint8_t *Wg, long long
     }
     if (((GLU_L2PF >> TYPE) & 1) && ok && gridDim.x <= MVQ_L2PF_GRID)
         l2_prefetch_row(rowg, rbg, b0, STRIDE), l2_prefetch_row(rowu, rbu, b0, STRIDE);
+    tl_mark(TL_MVQ_GLU, TL_PRE);
     pdl_begin();
     tl_mark(TL_MVQ_GLU, TL_WAITED);
     if constexpr (S == 1) {
@@ -2303,6 +2365,7 @@ __device__ void mvq_glu(const int8_t *xq, int cols, const uint8_t *Wg, long long
                     au += block_dot_q<TYPE>(rowu, b, xq, xd, xs);
                 }
             }
+            if (GLU_RELEASE_LATE) pdl_release();
             ag = warp_sum(ag);
             au = warp_sum(au);
             if (lane == 0) glu_out(ag, au, r, G, U, D, act, actKind);
@@ -2325,6 +2388,7 @@ __device__ void mvq_glu(const int8_t *xq, int cols, const uint8_t *Wg, long long
                 ag += block_dot_q<TYPE>(rowg, b, xq, xd, xs);
                 au += block_dot_q<TYPE>(rowu, b, xq, xd, xs);
             }
+            if (GLU_RELEASE_LATE) pdl_release();
             ag = warp_sum(ag);
             au = warp_sum(au);
         }
@@ -2526,6 +2590,16 @@ __device__ __forceinline__ float kv_at(const void *c, size_t i, int f16) {
     return f16 ? half_to_float(((const uint16_t *)c)[i]) : ((const float *)c)[i];
 }
 
+// kv_raw is the bits of cache value i (an F16 cache's half in the low 16
+// bits), kv_value the value of those bits: kv_at in two steps, so that a
+// load issued before the wait is not held up by its conversion.
+__device__ __forceinline__ uint32_t kv_raw(const void *c, size_t i, int f16) {
+    return f16 ? (uint32_t)((const uint16_t *)c)[i] : ((const uint32_t *)c)[i];
+}
+__device__ __forceinline__ float kv_value(uint32_t raw, int f16) {
+    return f16 ? half_to_float((uint16_t)raw) : __int_as_float((int)raw);
+}
+
 // thread_dot is the dot product of count values of q (qs, in shared
 // memory) with a key's (key(i)) computed by one thread: value i added to
 // partial sum i mod 4, the partial sums added in pairs.
@@ -2704,7 +2778,10 @@ __device__ __forceinline__ void attention_impl(const float *q, float *dst, const
     // attention_dec64: half a key of the first DEC64_KEYS positions a
     // lane (see pass 1), 32 F16 values in 16 words (pairs of halves).
     uint32_t kw[DEC64 ? WARP / 2 : 1];
-    float vpre[ATTN_PRE_V > 0 ? ATTN_PRE_V : 1];
+    // The first old positions' values as the cache holds them, converted
+    // after the wait (converting them before held the prologue until they
+    // arrived: 0.55 µs of its 2.2, TestDecodeTimeline, session thirteen).
+    uint32_t vpre[ATTN_PRE_V > 0 ? ATTN_PRE_V : 1];
     if (pre) {
         if constexpr (DEC64) {
             const int jp = warp * (WARP / 2) + lane % (WARP / 2), hf = lane / (WARP / 2);
@@ -2717,11 +2794,12 @@ __device__ __forceinline__ void attention_impl(const float *q, float *dst, const
                 }
             }
         }
+        tl_mark(TL_ATTENTION, TL_P1);
         const int g = tid / headDim, d = tid % headDim, groups = ATTN_THREADS / headDim;
 #pragma unroll
         for (int k = 0; k < ATTN_PRE_V; k++) {
             const int j = g + k * groups;
-            vpre[k] = g < groups && j < n - 1 ? kv_at(vc, base + (size_t)j * kvDim + d, f16) : 0.f;
+            vpre[k] = g < groups && j < n - 1 ? kv_raw(vc, base + (size_t)j * kvDim + d, f16) : 0u;
         }
         if (ATTN_PREFETCH) {
             // The old positions past those: their keys' and values' rows
@@ -2738,6 +2816,7 @@ __device__ __forceinline__ void attention_impl(const float *q, float *dst, const
             }
         }
     }
+    tl_mark(TL_ATTENTION, TL_P2);
     // The angles after the loads above, so that the loads are in flight
     // while the angles are computed: decode attention mostly starts only
     // once the q/k/v product's blocks have left a multiprocessor (its
@@ -2745,6 +2824,7 @@ __device__ __forceinline__ void attention_impl(const float *q, float *dst, const
     // path (TestDecodeTimeline, session twelve).
     if (fused)
         for (int i = tid; i < half; i += ATTN_THREADS) rope_angle((float)posArr[r], i, thetaScale, freqScale, &rc[i], &rsn[i]);
+    tl_mark(TL_ATTENTION, TL_PRE);
     pdl_begin();
     tl_mark(TL_ATTENTION, TL_WAITED);
     // The rotated key (thread i holds value i), and thread 0's count of
@@ -2878,7 +2958,7 @@ __device__ __forceinline__ void attention_impl(const float *q, float *dst, const
 #pragma unroll
                 for (int k = 0; k < ATTN_PRE_V; k++, j += groups) {
                     if (j >= n) break;
-                    acc += prob(j) * (j == n - 1 ? vh[d] : vpre[k]);
+                    acc += prob(j) * (j == n - 1 ? vh[d] : kv_value(vpre[k], f16));
                 }
             }
 #pragma unroll 8
@@ -2903,7 +2983,7 @@ __device__ __forceinline__ void attention_impl(const float *q, float *dst, const
 #pragma unroll
                 for (int k = 0; k < ATTN_PRE_V; k++, jj += groups) {
                     if (jj >= m) break;
-                    acc += p[jj] * (jj == n - 1 ? vh[d] : vpre[k]);
+                    acc += p[jj] * (jj == n - 1 ? vh[d] : kv_value(vpre[k], f16));
                 }
             }
 #pragma unroll 8
