@@ -5,7 +5,10 @@
 # and runs the GPU test TestDecodeTimeline on a TinyLlama-shaped file,
 # which it makes first when $FILE is not given (TYPE, default f16). The
 # test prints, for each kind of launch, what it adds to the step, how long
-# it waited after the launch before it and how long it ran.
+# it waited after the launch before it and how long it ran. With BLOCKS=1
+# every block also stamps its end (TL_BLOCKS=1), and the test reports when
+# each launch's slowest block ended and how the blocks fell on the
+# multiprocessors (the stamps' atomics make the step about 5% slower).
 #
 # Build the test binary elsewhere, as scripts/cuda-check.sh says, then
 #   DEV=.device OUT=$OUT bash scripts/cuda-timeline.sh
@@ -17,7 +20,7 @@ mkdir -p "$OUT"
 TYPE=${TYPE:-f16}
 for f in "$DEV"/*.gz; do [ -e "$f" ] && gunzip -f "$f"; done
 chmod +x "$DEV/cuda.test"
-nvcc -ptx -arch=compute_90 -O3 -std=c++17 -DTIMELINE=1 -o "$OUT/timeline_sm90.ptx" backend/cuda/kernels/llamago.cu || exit 1
+nvcc -ptx -arch=compute_90 -O3 -std=c++17 -DTIMELINE=1 -DTL_BLOCKS="${BLOCKS:-0}" -o "$OUT/timeline_sm90.ptx" backend/cuda/kernels/llamago.cu || exit 1
 file=${FILE:-}
 if [ -z "$file" ]; then
 	syn=/tmp/llamago-synth
