@@ -96,9 +96,10 @@ func RecordMarks(b *Backend, m *[]Mark) { b.marks = m }
 // TimelineStamp is one stamp of the kernels built with TIMELINE=1
 // (kernels/llamago.cu): a kernel (TL_… code), an event (0 start, 1 the
 // wait for the kernel before returned, 2 end, 3 and 4 points inside, 5
-// just before the wait), whether the launch's last block (else its
-// first) stamped it or any block its end (TL_BLOCKS=1), its slot and the
-// GPU clock in nanoseconds. Blocks take the slots of their end stamps
+// just before the wait, 6 and 7 two points of attention's prologue),
+// whether the launch's last block (else its first) stamped it or any
+// block its end (TL_BLOCKS=1), its slot and the GPU clock in
+// nanoseconds. Blocks take the slots of their end stamps
 // as they end, so those of one launch come after those of the launches
 // before it.
 type TimelineStamp struct {
@@ -153,8 +154,8 @@ func ReadTimeline(b *Backend) ([]TimelineStamp, error) {
 	info := make([]uint32, n)
 	var infoAt uint64
 	var infoSize uintptr
-	c := []byte("tl_info\x00")
-	if d.cuModuleGetGlobal(&infoAt, &infoSize, b.mod, &c[0]) == 0 {
+	name := []byte("tl_info\x00")
+	if d.cuModuleGetGlobal(&infoAt, &infoSize, b.mod, &name[0]) == 0 {
 		if err := d.check("cuMemcpyDtoH(tl_info)", d.cuMemcpyDtoH(unsafe.Pointer(&info[0]), infoAt, uintptr(4*n))); err != nil {
 			return nil, err
 		}

@@ -1,6 +1,7 @@
 package cuda_test
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"maps"
@@ -114,7 +115,7 @@ func timelineLaunches(stamps []cuda.TimelineStamp) []timelineLaunch {
 	// Every block's end (TL_BLOCKS=1): a launch's blocks end after those
 	// of the launches before it (they wait for them), so in slot order
 	// the stamps fall into runs of one kernel, a run a launch.
-	slices.SortFunc(ends, func(a, b cuda.TimelineStamp) int { return a.Slot - b.Slot })
+	slices.SortFunc(ends, func(a, b cuda.TimelineStamp) int { return cmp.Compare(a.Slot, b.Slot) })
 	li := -1
 	for i, s := range ends {
 		if i == 0 || s.Kernel != ends[i-1].Kernel {
@@ -168,7 +169,7 @@ func blockReport(l timelineLaunch, at func(int64) float64) string {
 	for k := range idx {
 		idx[k] = k
 	}
-	slices.SortFunc(idx, func(a, c int) int { return int(l.blockEnds[c] - l.blockEnds[a]) })
+	slices.SortFunc(idx, func(a, c int) int { return cmp.Compare(l.blockEnds[c], l.blockEnds[a]) }) // latest first
 	b.WriteString("\n        last to end (block@multiprocessor[its blocks] time):")
 	for _, k := range idx[:min(10, len(idx))] {
 		fmt.Fprintf(&b, " %d@%d[%d] %.2f", l.blockIDs[k], l.blockSMs[k], perSM[l.blockSMs[k]], at(l.blockEnds[k]))
