@@ -39,21 +39,10 @@ func stampField(l *timelineLaunch, s cuda.TimelineStamp) *int64 {
 		}
 		return nil
 	}
-	switch s.Event {
-	case 1:
-		return &l.waited
-	case 2:
-		return &l.end
-	case 3:
-		return &l.mid1
-	case 4:
-		return &l.mid2
-	case 5:
-		return &l.pre
-	case 6:
-		return &l.p1
-	case 7:
-		return &l.p2
+	// By event (TL_… in kernels/llamago.cu): the start sets no field here.
+	fields := [...]*int64{nil, &l.waited, &l.end, &l.mid1, &l.mid2, &l.pre, &l.p1, &l.p2}
+	if s.Event >= 0 && s.Event < len(fields) {
+		return fields[s.Event]
 	}
 	return nil
 }
