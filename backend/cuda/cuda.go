@@ -127,7 +127,11 @@ type Backend struct {
 	pending []launchRec
 	recent  []sentQueue // the last queues sent one by one
 	chunk   int         // queue length sent at the next residual add (chunkLaunches)
-	idle    bool        // nothing sent since the host last waited for the stream
+	// chunkGrowth multiplies the length of each chunk after the second
+	// since the host last waited (see chunkLaunches); nextChunk is the
+	// next one's (0: b.chunk).
+	chunkGrowth, nextChunk int
+	idle                   bool // nothing sent since the host last waited for the stream
 	// stepGraphs are the graphs launched since the host last waited for
 	// the stream, lastStep those before that wait (a decode step's chunks:
 	// for timing them without the host, TimeLastStep in the tests).
@@ -250,6 +254,14 @@ func New(opts Options) (*Backend, error) {
 			return nil, fmt.Errorf("cuda: $LLAMAGO_CUDA_CHUNK=%q: want a number of launches (0: whole forward passes)", v)
 		}
 		b.chunk = n
+	}
+	b.chunkGrowth = chunkGrowth
+	if v := os.Getenv("LLAMAGO_CUDA_CHUNK_GROWTH"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("cuda: $LLAMAGO_CUDA_CHUNK_GROWTH=%q: want a factor of at least 1", v)
+		}
+		b.chunkGrowth = n
 	}
 	if err := drv.check("cuDeviceGet", drv.cuDeviceGet(&b.dev, int32(opts.Device))); err != nil {
 		return nil, err
@@ -548,6 +560,7 @@ func (b *Backend) View(m backend.Mat, rows int) backend.Mat {
 // waited notes that the host waited for the stream: nothing is in flight.
 func (b *Backend) waited() {
 	b.idle = true
+	b.nextChunk = 0
 	b.lastStep, b.stepGraphs = b.stepGraphs, b.lastStep[:0]
 	b.mark(markWaited)
 }

@@ -58,7 +58,20 @@ const (
 	// with 4 15 µs (TestTinyLlamaDecodeGPUTime, H100); tg128 1417–1440 →
 	// 1429–1456 tokens/s, Q4_K_M 1246–1263 → 1251–1264, F16 919–930 →
 	// 922–939 (three alternating runs each, within their noise).
-	chunkLaunches      = 32
+	//
+	// After the second chunk each one is chunkGrowth times as long as the
+	// one before ($LLAMAGO_CUDA_CHUNK_GROWTH overrides it): a TinyLlama
+	// decode step is then 4 chunks (about 5, 17, 66 and 70 launches)
+	// rather than 6 of 32. The host queues a launch in about 0.3 µs and
+	// the GPU runs one in about 6, so each chunk is sent long before the
+	// GPU needs it, and every graph boundary less saves the PDL overlap
+	// it breaks: the F16 step's graphs replayed back to back 984 → 975 µs
+	// of GPU time, the step with the host 1012.6 → 994.3 µs
+	// (TestTinyLlamaDecodeGPUTime); tg128 F16 958–981 → 964–986, Q4_0
+	// 1541–1563 → 1556–1577 (H100, session fourteen, two ABBA rounds; 32
+	// growing by 2 or 4 was between).
+	chunkLaunches      = 16
+	chunkGrowth        = 4
 	firstChunkLaunches = minGraphLaunches
 )
 
@@ -234,12 +247,31 @@ func (b *Backend) sentRecently(h uint64, recs []launchRec) bool {
 // flushLong sends a queue of at least b.chunk launches, or
 // firstChunkLaunches when the GPU has nothing to do (see chunkLaunches).
 func (b *Backend) flushLong(op string) {
-	limit := b.chunk
+	limit := b.chunkLimit()
+	if b.chunk > 0 && len(b.pending) >= limit {
+		idle := b.idle
+		b.flush(op)
+		b.chunkSent(idle, limit)
+	}
+}
+
+// chunkLimit is the queue length at which flushLong sends the queue:
+// firstChunkLaunches when the GPU has nothing to do, else b.chunk for
+// the second chunk since the host waited and chunkGrowth times the last
+// chunk's limit after that.
+func (b *Backend) chunkLimit() int {
+	limit := max(b.chunk, b.nextChunk)
 	if b.idle {
 		limit = min(limit, firstChunkLaunches)
 	}
-	if b.chunk > 0 && len(b.pending) >= limit {
-		b.flush(op)
+	return limit
+}
+
+// chunkSent notes that a chunk of the limit limit was sent, the GPU
+// having been idle or not.
+func (b *Backend) chunkSent(idle bool, limit int) {
+	if !idle {
+		b.nextChunk = limit * b.chunkGrowth
 	}
 }
 

@@ -564,3 +564,33 @@ func TestFuseRoPEIntoAttention(t *testing.T) {
 		}
 	}
 }
+
+// TestChunkLimits checks the lengths at which residual adds send a decode
+// step's queue: firstChunkLaunches while the GPU is idle, then b.chunk,
+// then chunkGrowth times the limit before, from the start again after
+// the host waited.
+func TestChunkLimits(t *testing.T) {
+	for _, c := range []struct {
+		chunk, growth int
+		want          []int
+	}{
+		{16, 4, []int{firstChunkLaunches, 16, 64, 256, 1024}},
+		{32, 1, []int{firstChunkLaunches, 32, 32, 32, 32}},
+		{2, 2, []int{2, 2, 4, 8, 16}}, // the first chunk never longer than b.chunk
+	} {
+		b := &Backend{chunk: c.chunk, chunkGrowth: c.growth}
+		for round := range 2 {
+			b.idle, b.nextChunk = true, 0 // what waited does
+			var got []int
+			for range c.want {
+				limit := b.chunkLimit()
+				got = append(got, limit)
+				b.chunkSent(b.idle, limit)
+				b.idle = false // what flush does
+			}
+			if !slices.Equal(got, c.want) {
+				t.Errorf("chunk %d growth %d, round %d: limits %v, want %v", c.chunk, c.growth, round, got, c.want)
+			}
+		}
+	}
+}
