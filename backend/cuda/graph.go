@@ -38,10 +38,9 @@ const (
 	// a repeat. A decode step is several chunks (see chunkLaunches), and a
 	// chunk repeats only a whole step later: every chunk of a step must
 	// still be in the list then, or none is ever captured. A TinyLlama
-	// decode step in CPU-order mode (more launches a layer) is 12 to 16
-	// chunks (1548 and 2064 queues over 129 steps of the F16 and Q8_0
-	// files), which a list of 8 never caught; models with more layers
-	// than TinyLlama's 22 have more chunks in the default mode too.
+	// decode step in CPU-order mode (more launches a layer) was 12 to 16
+	// chunks of 32 (1548 and 2064 queues over 129 steps of the F16 and
+	// Q8_0 files), which a list of 8 never caught.
 	maxRecent = 32
 	// chunkLaunches is the default length of the queue at which the next
 	// residual add sends it to the GPU before queuing itself
@@ -61,8 +60,8 @@ const (
 	//
 	// After the second chunk each one is chunkGrowth times as long as the
 	// one before ($LLAMAGO_CUDA_CHUNK_GROWTH overrides it): a TinyLlama
-	// decode step is then 4 chunks (about 5, 17, 66 and 70 launches)
-	// rather than 6 of 32. The host queues a launch in about 0.3 µs and
+	// decode step of about 160 launches is then 3 graphs rather than 6
+	// (TestTinyLlamaDecodeGPUTime). The host queues a launch in about 0.3 µs and
 	// the GPU runs one in about 6, so each chunk is sent long before the
 	// GPU needs it, and every graph boundary less saves the PDL overlap
 	// it breaks: the F16 step's graphs replayed back to back 984 → 975 µs
