@@ -126,7 +126,7 @@ type Backend struct {
 	graphs  bool // replay repeated queues as CUDA graphs
 	pending []launchRec
 	recent  []sentQueue // the last queues sent one by one
-	chunk   int         // queue length sent at the next residual add (chunkLaunches)
+	chunk   int         // length of the second chunk after the host waited (chunkLaunches)
 	// chunkGrowth multiplies the length of each chunk after the second
 	// since the host last waited (see chunkLaunches); nextChunk is the
 	// next one's (0: b.chunk).

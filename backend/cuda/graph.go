@@ -61,14 +61,14 @@ const (
 	// After the second chunk each one is chunkGrowth times as long as the
 	// one before ($LLAMAGO_CUDA_CHUNK_GROWTH overrides it): a TinyLlama
 	// decode step of about 160 launches is then 3 graphs rather than 6
-	// (TestTinyLlamaDecodeGPUTime). The host queues a launch in about 0.3 µs and
-	// the GPU runs one in about 6, so each chunk is sent long before the
-	// GPU needs it, and every graph boundary less saves the PDL overlap
-	// it breaks: the F16 step's graphs replayed back to back 984 → 975 µs
-	// of GPU time, the step with the host 1012.6 → 994.3 µs
-	// (TestTinyLlamaDecodeGPUTime); tg128 F16 958–981 → 964–986, Q4_0
-	// 1541–1563 → 1556–1577 (H100, session fourteen, two ABBA rounds; 32
-	// growing by 2 or 4 was between).
+	// (TestTinyLlamaDecodeGPUTime). The host queues a launch in about
+	// 0.3 µs and the GPU runs one in about 6, so each chunk is sent long
+	// before the GPU needs it, and every graph boundary less saves the
+	// PDL overlap it breaks: the F16 step's graphs replayed back to back
+	// 984 → 975 µs of GPU time, the step with the host 1012.6 → 994.3 µs;
+	// tg128 F16 958–981 → 964–986, Q4_0 1541–1563 → 1556–1577 (H100,
+	// session fourteen, two ABBA rounds; 32 growing by 2 or 4 was
+	// between).
 	chunkLaunches      = 16
 	chunkGrowth        = 4
 	firstChunkLaunches = minGraphLaunches
@@ -243,8 +243,8 @@ func (b *Backend) sentRecently(h uint64, recs []launchRec) bool {
 	return false
 }
 
-// flushLong sends a queue of at least b.chunk launches, or
-// firstChunkLaunches when the GPU has nothing to do (see chunkLaunches).
+// flushLong sends a queue of at least chunkLimit launches (see
+// chunkLaunches).
 func (b *Backend) flushLong(op string) {
 	limit := b.chunkLimit()
 	if b.chunk > 0 && len(b.pending) >= limit {

@@ -580,7 +580,7 @@ func TestChunkLimits(t *testing.T) {
 	} {
 		b := &Backend{chunk: c.chunk, chunkGrowth: c.growth}
 		for round := range 2 {
-			b.idle, b.nextChunk = true, 0 // what waited does
+			b.waited()
 			var got []int
 			for range c.want {
 				limit := b.chunkLimit()
