@@ -247,21 +247,11 @@ func New(opts Options) (*Backend, error) {
 	b.splitK = !opts.NoSplitK && os.Getenv("LLAMAGO_CUDA_SPLITK") != "0"
 	b.hostIO = os.Getenv("LLAMAGO_CUDA_HOSTIO") != "0"
 	b.gluTail = os.Getenv("LLAMAGO_CUDA_GLU_TAIL") == "1"
-	b.chunk = chunkLaunches
-	if v := os.Getenv("LLAMAGO_CUDA_CHUNK"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return nil, fmt.Errorf("cuda: $LLAMAGO_CUDA_CHUNK=%q: want a number of launches (0: whole forward passes)", v)
-		}
-		b.chunk = n
+	if b.chunk, err = envCount("LLAMAGO_CUDA_CHUNK", chunkLaunches, 0, "a number of launches (0: whole forward passes)"); err != nil {
+		return nil, err
 	}
-	b.chunkGrowth = chunkGrowth
-	if v := os.Getenv("LLAMAGO_CUDA_CHUNK_GROWTH"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return nil, fmt.Errorf("cuda: $LLAMAGO_CUDA_CHUNK_GROWTH=%q: want a factor of at least 1", v)
-		}
-		b.chunkGrowth = n
+	if b.chunkGrowth, err = envCount("LLAMAGO_CUDA_CHUNK_GROWTH", chunkGrowth, 1, "a factor of at least 1"); err != nil {
+		return nil, err
 	}
 	if err := drv.check("cuDeviceGet", drv.cuDeviceGet(&b.dev, int32(opts.Device))); err != nil {
 		return nil, err
@@ -300,6 +290,20 @@ func New(opts Options) (*Backend, error) {
 		b.startCUBLAS() // optional: without it products use the kernels
 	}
 	return b, nil
+}
+
+// envCount returns the integer in $name, at least least (want says what
+// it is in the error), or def when the variable is unset.
+func envCount(name string, def, least int, want string) (int, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < least {
+		return 0, fmt.Errorf("cuda: $%s=%q: want %s", name, v, want)
+	}
+	return n, nil
 }
 
 func (b *Backend) readInfo() error {

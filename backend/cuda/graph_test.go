@@ -3,6 +3,7 @@ package cuda
 import (
 	"math"
 	"slices"
+	"strings"
 	"testing"
 
 	"llamago/backend"
@@ -591,6 +592,29 @@ func TestChunkLimits(t *testing.T) {
 			if !slices.Equal(got, c.want) {
 				t.Errorf("chunk %d growth %d, round %d: limits %v, want %v", c.chunk, c.growth, round, got, c.want)
 			}
+		}
+	}
+}
+
+// TestEnvCount checks the reading of the chunk settings from the
+// environment: unset gives the default, a number under the least or no
+// number an error naming the variable.
+func TestEnvCount(t *testing.T) {
+	const name = "LLAMAGO_CUDA_TEST_COUNT"
+	for _, c := range []struct {
+		value   string
+		want    int
+		wantErr bool
+	}{
+		{"", 16, false}, {"0", 0, false}, {"64", 64, false}, {"-1", 0, true}, {"x", 0, true}, {"4.5", 0, true},
+	} {
+		t.Setenv(name, c.value)
+		got, err := envCount(name, 16, 0, "a count")
+		if (err != nil) != c.wantErr || got != c.want {
+			t.Errorf("$%s=%q: %d, %v; want %d, error %v", name, c.value, got, err, c.want, c.wantErr)
+		}
+		if err != nil && !strings.Contains(err.Error(), name) {
+			t.Errorf("$%s=%q: the error %q does not name the variable", name, c.value, err)
 		}
 	}
 }
