@@ -265,6 +265,23 @@ func TestTinyLlamaQ4_0Speed(t *testing.T) {
 	t.Logf("first %d greedy ids equal to the CPU's: %v; CPU decode %.1f tokens/s", checked, slices.Equal(res.ids[:checked], want.ids), float64(checked)/want.elapsed.Seconds())
 }
 
+// openTinyLlama opens $LLAMAGO_CUDA_TINYLLAMA for an opt-in test, which
+// skips with skip unless $gate is 1 and the file is named; the file is
+// closed when the test ends.
+func openTinyLlama(t *testing.T, gate, skip string) *gguf.File {
+	t.Helper()
+	path := os.Getenv("LLAMAGO_CUDA_TINYLLAMA")
+	if os.Getenv(gate) != "1" || path == "" {
+		t.Skip(skip)
+	}
+	f, err := gguf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
 // TestTinyLlamaDecodeGPUTime splits a decode step of the TinyLlama-shaped
 // Q4_0 model into GPU time (its graph replayed back to back, no host work)
 // and the rest (queuing the launches, copying the logits back, sampling),
@@ -272,15 +289,7 @@ func TestTinyLlamaQ4_0Speed(t *testing.T) {
 // $LLAMAGO_CUDA_TINYLLAMA (the file TestWriteBenchModels makes).
 func TestTinyLlamaDecodeGPUTime(t *testing.T) {
 	needGPU(t)
-	path := os.Getenv("LLAMAGO_CUDA_TINYLLAMA")
-	if os.Getenv("LLAMAGO_CUDA_BIG") != "1" || path == "" {
-		t.Skip("set LLAMAGO_CUDA_BIG=1 and LLAMAGO_CUDA_TINYLLAMA to a TinyLlama-shaped file")
-	}
-	f, err := gguf.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f := openTinyLlama(t, "LLAMAGO_CUDA_BIG", "set LLAMAGO_CUDA_BIG=1 and LLAMAGO_CUDA_TINYLLAMA to a TinyLlama-shaped file")
 	for _, pdl := range []bool{true, false} {
 		// One graph a step (no chunks), so that the last graph is a
 		// whole decode step.

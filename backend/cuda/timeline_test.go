@@ -5,14 +5,12 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"os"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
 
 	"llamago/backend/cuda"
-	"llamago/gguf"
 )
 
 // timelineLaunch is one kernel launch of a decode step as the TIMELINE
@@ -190,15 +188,7 @@ func (l timelineLaunch) slowest() int64 {
 // reports; it fails when the stamps are missing.
 func TestDecodeTimeline(t *testing.T) {
 	gpu := needGPU(t)
-	path := os.Getenv("LLAMAGO_CUDA_TINYLLAMA")
-	if os.Getenv("LLAMAGO_CUDA_TIMELINE") != "1" || path == "" {
-		t.Skip("set LLAMAGO_CUDA_TIMELINE=1, LLAMAGO_CUDA_PTX to kernels built with -DTIMELINE=1 and LLAMAGO_CUDA_TINYLLAMA to a TinyLlama-shaped file")
-	}
-	f, err := gguf.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f := openTinyLlama(t, "LLAMAGO_CUDA_TIMELINE", "set LLAMAGO_CUDA_TIMELINE=1, LLAMAGO_CUDA_PTX to kernels built with -DTIMELINE=1 and LLAMAGO_CUDA_TINYLLAMA to a TinyLlama-shaped file")
 	r := loadRun(t, f, gpu, 256, false)
 	greedy(t, r, []int32{1, 450, 2030, 17526, 13}, 48) // graphs captured, 53 positions
 	type sum struct {
