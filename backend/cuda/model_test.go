@@ -342,8 +342,25 @@ func TestTinyLlamaDecodeGPUTime(t *testing.T) {
 		}
 	}
 	cuda.RecordMarks(gpu, nil)
-	var start, queue, wait, total time.Duration
-	n, graphsSeen := 0, 0
+	p := splitHostParts(t, marks)
+	t.Logf("host's part of a step (%d steps, %d graphs): %v a step; wait's end to the first graph launch %v, to Read %v, Read's wait %v",
+		p.steps, p.graphs, p.total, p.start, p.queue, p.wait)
+}
+
+// hostParts is the host's part of the decode steps recorded by
+// cuda.RecordMarks, averaged over the steps: from the end of the wait
+// before a step to its first graph launch (start), from there to Read
+// (queue), Read's wait, and the whole step.
+type hostParts struct {
+	steps, graphs             int
+	start, queue, wait, total time.Duration
+}
+
+// splitHostParts averages the marks' steps (a step: from one wait's end to
+// the next, with a graph launch and a Read between).
+func splitHostParts(t *testing.T, marks []cuda.Mark) hostParts {
+	t.Helper()
+	var p hostParts
 	var prevWait, firstGraph, read time.Time
 	for _, m := range marks {
 		switch m.What {
@@ -351,26 +368,71 @@ func TestTinyLlamaDecodeGPUTime(t *testing.T) {
 			if firstGraph.IsZero() {
 				firstGraph = m.At
 			}
-			graphsSeen++
+			p.graphs++
 		case cuda.MarkRead:
 			read = m.At
 		case cuda.MarkWaited:
 			if !prevWait.IsZero() && !firstGraph.IsZero() && !read.IsZero() {
-				start += firstGraph.Sub(prevWait)
-				queue += read.Sub(firstGraph)
-				wait += m.At.Sub(read)
-				total += m.At.Sub(prevWait)
-				n++
+				p.start += firstGraph.Sub(prevWait)
+				p.queue += read.Sub(firstGraph)
+				p.wait += m.At.Sub(read)
+				p.total += m.At.Sub(prevWait)
+				p.steps++
 			}
 			prevWait, firstGraph, read = m.At, time.Time{}, time.Time{}
 		}
 	}
-	if n == 0 {
+	if p.steps == 0 {
 		t.Fatalf("no step timed (%d marks)", len(marks))
 	}
-	avg := func(d time.Duration) time.Duration { return (d / time.Duration(n)).Round(100 * time.Nanosecond) }
-	t.Logf("host's part of a step (%d steps, %d graphs): %v a step; wait's end to the first graph launch %v, to Read %v, Read's wait %v",
-		n, graphsSeen, avg(total), avg(start), avg(queue), avg(wait))
+	for _, d := range []*time.Duration{&p.start, &p.queue, &p.wait, &p.total} {
+		*d = (*d / time.Duration(p.steps)).Round(100 * time.Nanosecond)
+	}
+	return p
+}
+
+// TestTinyLlamaDecodePositions measures decode steps of a TinyLlama-shaped
+// file at growing positions, 32 steps at a time: the loop's time a token,
+// the host's part (splitHostParts) and the last step's graphs replayed
+// back to back (its GPU time alone). Attention is the only part of a
+// step whose work grows with the position. It runs only with
+// LLAMAGO_CUDA_BIG=1 and $LLAMAGO_CUDA_TINYLLAMA, for the performance
+// notes (session fifteen).
+func TestTinyLlamaDecodePositions(t *testing.T) {
+	needGPU(t)
+	f := openTinyLlama(t, "LLAMAGO_CUDA_BIG", "set LLAMAGO_CUDA_BIG=1 and LLAMAGO_CUDA_TINYLLAMA to a TinyLlama-shaped file")
+	gpu, err := cuda.New(cuda.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gpu.Close()
+	const window, windows = 32, 10
+	r := loadRun(t, f, gpu, window*windows+8, false)
+	ctx := context.Background()
+	if _, err := r.sess.Eval(ctx, []int32{1}); err != nil {
+		t.Fatal(err)
+	}
+	for w := range windows {
+		var marks []cuda.Mark
+		cuda.RecordMarks(gpu, &marks)
+		start := time.Now()
+		for i := range window {
+			// Varying token ids, as llamago bench feeds.
+			id := int32(100 + ((w*window+i)*7919)%30000)
+			if _, err := r.sess.Eval(ctx, []int32{id}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		loop := time.Since(start) / window
+		cuda.RecordMarks(gpu, nil)
+		gpuStep, graphs, err := cuda.TimeLastStep(gpu, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := splitHostParts(t, marks)
+		t.Logf("positions %d–%d: %v a token (loop); its last step's %d graphs replayed back to back %v; the wait's end to the first graph launch %v",
+			1+w*window, 1+(w+1)*window, loop.Round(100*time.Nanosecond), graphs, gpuStep.Round(100*time.Nanosecond), p.start)
+	}
 }
 
 // TestTraceDiffStories260K traces the same tokens on both backends (F32 KV

@@ -2585,6 +2585,17 @@ extern "C" __global__ void rope(float *x, const int *pos, int heads, int headDim
 #ifndef ATTN_PRE_V
 #define ATTN_PRE_V 8
 #endif
+// ATTN_POST_V: old positions past ATTN_PRE_V's a thread loads the values
+// of right after the wait (when there are any), so that their latency
+// overlaps passes 1 and 2 instead of following them. On an H100 (session
+// fifteen, F16 TinyLlama-shaped file, the decode step's graphs replayed
+// back to back, TestTinyLlamaDecodeGPUTime's way) 16 took a step at
+// positions 97–129 from 1017.9 to 994.9 µs, at 129–161 from 1036.9 to
+// 998.8, and at 1–33 968.6 → 970.1; tg128 within its noise (974–982 →
+// 977–985 tokens/s); 8 and 24 in between.
+#ifndef ATTN_POST_V
+#define ATTN_POST_V 16
+#endif
 
 __device__ __forceinline__ float kv_at(const void *c, size_t i, int f16) {
     return f16 ? half_to_float(((const uint16_t *)c)[i]) : ((const float *)c)[i];
@@ -2827,6 +2838,15 @@ __device__ __forceinline__ void attention_impl(const float *q, float *dst, const
     tl_mark(TL_ATTENTION, TL_PRE);
     pdl_begin();
     tl_mark(TL_ATTENTION, TL_WAITED);
+    uint32_t vpost[ATTN_POST_V > 0 ? ATTN_POST_V : 1];
+    if (ATTN_POST_V > 0 && pre && n - 1 > ATTN_PRE_V * (ATTN_THREADS / headDim)) {
+        const int g = tid / headDim, d = tid % headDim, groups = ATTN_THREADS / headDim;
+#pragma unroll
+        for (int k = 0; k < ATTN_POST_V; k++) {
+            const int j = g + (ATTN_PRE_V + k) * groups;
+            vpost[k] = g < groups && j < n - 1 ? kv_raw(vc, base + (size_t)j * kvDim + d, f16) : 0u;
+        }
+    }
     // The rotated key (thread i holds value i), and thread 0's count of
     // the KV head's blocks that had read k's raw row before this one.
     float ky = 0.f;
@@ -2959,6 +2979,13 @@ __device__ __forceinline__ void attention_impl(const float *q, float *dst, const
                 for (int k = 0; k < ATTN_PRE_V; k++, j += groups) {
                     if (j >= n) break;
                     acc += prob(j) * (j == n - 1 ? vh[d] : kv_value(vpre[k], f16));
+                }
+                if (ATTN_POST_V > 0 && n - 1 > ATTN_PRE_V * groups) {
+#pragma unroll
+                    for (int k = 0; k < ATTN_POST_V; k++, j += groups) {
+                        if (j >= n) break;
+                        acc += prob(j) * (j == n - 1 ? vh[d] : kv_value(vpost[k], f16));
+                    }
                 }
             }
 #pragma unroll 8
