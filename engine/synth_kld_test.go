@@ -55,9 +55,15 @@ type kldCase struct {
 // rounded to F16, as llamago does) within 1e-5, the quantized types within
 // 1e-3. Each type is compared with llama.cpp's default F16 KV cache and
 // (except F16, whose products already round to F16) with F32 caches on
-// both sides, and generates 32 tokens greedily on both sides. Where llama.cpp runs the CPU build whose arithmetic llamago
-// reproduces (see mirroredBuild), the logits are in fact bit for bit
-// llama.cpp's: the report counts the identical positions.
+// both sides, and generates 32 tokens greedily on both sides. Where
+// llama.cpp runs the CPU build whose arithmetic llamago reproduces
+// operation for operation (llamacpp.MirroredCPUVariant), the bounds hold
+// as they are and the logits are in fact bit for bit llama.cpp's: the
+// report counts the identical positions. Against another build (another
+// CPU family, other SIMD code) last-bit differences flip 8-bit
+// activation roundings and this model amplifies them, so the test then
+// measures how far llama.cpp's own builds are apart and holds llamago to
+// that.
 var kldCases = []kldCase{
 	{target: "f32", maxMean: 1e-6, gap: 1e-3, greedy: true},
 	{target: "f32", kvF32: true, maxMean: 1e-6, gap: 1e-3, greedy: true},
@@ -71,15 +77,6 @@ var kldCases = []kldCase{
 	{target: "q6_k", maxMean: 1e-3, gap: 1e-2, greedy: true},
 	{target: "q6_k", kvF32: true, maxMean: 1e-3, gap: 1e-2, greedy: true},
 }
-
-// mirroredBuild is the llama.cpp CPU library whose arithmetic llamago's
-// CPU backend reproduces operation for operation (docs/DESIGN.md,
-// "Bit-exactness with llama.cpp's CPU build"). Against it the issue's
-// bounds hold as they are; against another build (another CPU family,
-// other SIMD code) last-bit differences flip 8-bit activation roundings
-// and this model amplifies them, so the test then measures how far
-// llama.cpp's own builds are apart and holds llamago to that.
-const mirroredBuild = "zen4"
 
 func (c kldCase) name() string {
 	kv := "kv-f16"
@@ -320,13 +317,12 @@ func runKLDCase(t *testing.T, lib *llamacpp.Lib, shape synth.Shape, vocab string
 	}
 	res.kldStats = compareLogits(refLogits[:len(ids)], ours, c.gap)
 	maxMean, maxDisagree := c.maxMean, 0
-	loaded, err := lib.LoadedCPUVariants()
+	mirrored, loaded, err := lib.RunsMirroredCPUVariant()
 	if err != nil {
 		t.Fatal(err)
 	}
-	mirrored := slices.Contains(loaded, mirroredBuild)
 	if !mirrored {
-		t.Logf("llama.cpp runs its %v CPU build, not the %s build whose arithmetic llamago reproduces: logits are not expected to be bit-identical", loaded, mirroredBuild)
+		t.Logf("llama.cpp runs its %v CPU build, not the %s build whose arithmetic llamago reproduces: logits are not expected to be bit-identical", loaded, llamacpp.MirroredCPUVariant)
 	}
 	if !mirrored && (res.meanKLD > c.maxMean || res.disagreeAboveGap > 0) {
 		// Is the bound one llama.cpp itself can meet on this file? Its

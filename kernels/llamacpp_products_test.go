@@ -3,11 +3,14 @@ package kernels_test
 import (
 	"context"
 	"fmt"
+	"math"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"llamago/internal/synth"
 	"llamago/internal/testenv"
+	"llamago/llamacpp"
 	"llamago/probe"
 	"llamago/quantize"
 	"llamago/trace"
@@ -27,6 +30,13 @@ var productProbes = []struct {
 	{"ffn_act", []string{"ffn_out"}},
 }
 
+// productTolOtherBuild bounds a product's relative error against a
+// llama.cpp CPU build other than the one the kernels mirror, whose float
+// sums run in other orders: against the haswell build (AVX2, on an AMD
+// EPYC without AVX-512, session fifteen) the Q2_K products were 2e-7
+// from llama.cpp's, the other k-quant mixes' bit for bit.
+const productTolOtherBuild = 1e-4
+
 // TestProductsMatchLlamaCppLayers runs a whole model on llamago's CPU
 // backend and on llama.cpp itself (its graph nodes recorded through the
 // eval callback, trace --backend llamacpp) and requires that wherever a
@@ -37,10 +47,26 @@ var productProbes = []struct {
 // llama.cpp's k-quant mixes (Q2_K..Q6_K weights). The other operations (RoPE,
 // attention, norms) are not bit-exact yet, so later layers' inputs differ;
 // the first layer's q, k and v have identical inputs (embedding and
-// RMSNorm are exact), and the test requires at least those.
+// RMSNorm are exact), and the test requires at least those. Where
+// llama.cpp runs another CPU build than the one mirrored
+// (llamacpp.MirroredCPUVariant needs AVX-512) the outputs need only be
+// within productTolOtherBuild.
 func TestProductsMatchLlamaCppLayers(t *testing.T) {
 	vocab := testenv.Path(t, testenv.LlamaSPMVocab)
-	t.Setenv("LLAMAGO_LLAMACPP_LIB", testenv.RequireLlamaCpp(t))
+	libDir := testenv.RequireLlamaCpp(t)
+	t.Setenv("LLAMAGO_LLAMACPP_LIB", libDir)
+	lib, err := llamacpp.Open(libDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mirrored, loaded, err := lib.RunsMirroredCPUVariant()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !mirrored {
+		t.Logf("llama.cpp CPU build: %v, not the %s build whose arithmetic the kernels reproduce (this CPU cannot run it): products compared within a relative error of %g",
+			loaded, llamacpp.MirroredCPUVariant, productTolOtherBuild)
+	}
 	ids := make([]int32, 23)
 	ids[0] = 1
 	for i := 1; i < len(ids); i++ {
@@ -69,23 +95,30 @@ func TestProductsMatchLlamaCppLayers(t *testing.T) {
 				}
 			}
 			ours, ref := dumps["cpu"], dumps["llamacpp"]
-			same := func(key string) (bool, error) {
+			// compare reports whether a probe's values are llama.cpp's bit
+			// for bit, and their relative error.
+			compare := func(key string) (bool, float64, error) {
 				a, b := ours.Tensors[key], ref.Tensors[key]
 				if a == nil || b == nil {
-					return false, fmt.Errorf("%s missing from a dump", key)
+					return false, 0, fmt.Errorf("%s missing from a dump", key)
 				}
 				av, bv := a.Values(), b.Values()
 				if len(av) != len(bv) {
-					return false, fmt.Errorf("%s: %d values, llama.cpp %d", key, len(av), len(bv))
+					return false, 0, fmt.Errorf("%s: %d values, llama.cpp %d", key, len(av), len(bv))
 				}
+				var num, den float64
 				for i := range av {
-					if av[i] != bv[i] {
-						return false, nil
-					}
+					num += (av[i] - bv[i]) * (av[i] - bv[i])
+					den += bv[i] * bv[i]
 				}
-				return true, nil
+				rel := 0.0
+				if num != 0 {
+					rel = math.Sqrt(num / den)
+				}
+				return slices.Equal(av, bv), rel, nil
 			}
-			var checked, firstLayer int
+			var checked, exact, firstLayer int
+			worst := 0.0
 			for layer := 0; ; layer++ {
 				if ours.Tensors[probe.DumpKey(fmt.Sprintf("blk.%d.attn_norm", layer), 0)] == nil {
 					break
@@ -93,7 +126,7 @@ func TestProductsMatchLlamaCppLayers(t *testing.T) {
 				for _, p := range productProbes {
 					for pos := range ids {
 						in := probe.DumpKey(fmt.Sprintf("blk.%d.%s", layer, p.in), pos)
-						ok, err := same(in)
+						ok, _, err := compare(in)
 						if err != nil {
 							t.Fatal(err)
 						}
@@ -102,22 +135,29 @@ func TestProductsMatchLlamaCppLayers(t *testing.T) {
 						}
 						for _, o := range p.outs {
 							out := probe.DumpKey(fmt.Sprintf("blk.%d.%s", layer, o), pos)
-							ok, err := same(out)
+							ok, rel, err := compare(out)
 							if err != nil {
 								t.Fatal(err)
 							}
 							checked++
+							if ok {
+								exact++
+							}
+							worst = max(worst, rel)
 							if layer == 0 && p.in == "attn_norm" {
 								firstLayer++
 							}
-							if !ok {
-								t.Errorf("%s: input %s is llama.cpp's bit for bit, output %s is not", name, in, out)
+							switch {
+							case mirrored && !ok:
+								t.Errorf("%s: input %s is llama.cpp's bit for bit, output %s is not (relative error %.2g)", name, in, out, rel)
+							case !(rel <= productTolOtherBuild):
+								t.Errorf("%s: input %s is llama.cpp's bit for bit, output %s is %.2g from its", name, in, out, rel)
 							}
 						}
 					}
 				}
 			}
-			t.Logf("%s: %d products with llama.cpp's inputs, all with its outputs", name, checked)
+			t.Logf("%s: %d products with llama.cpp's inputs, %d with its outputs bit for bit, the largest relative error %.2g", name, checked, exact, worst)
 			if firstLayer != 3*len(ids) {
 				t.Errorf("%s: blk.0's q, k, v had llama.cpp's inputs at %d of %d positions", name, firstLayer/3, len(ids))
 			}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"unsafe"
@@ -156,6 +157,24 @@ func load(dir string, opts OpenOptions) (*Lib, error) {
 
 // Dir is the folder the libraries were loaded from.
 func (l *Lib) Dir() string { return l.dir }
+
+// MirroredCPUVariant is the llama.cpp CPU library (libggml-cpu-zen4.so,
+// AVX-512) whose float arithmetic llamago's CPU backend and kernels
+// reproduce bit for bit (docs/DESIGN.md, "Bit-exactness with llama.cpp's
+// CPU build"). On a CPU without AVX-512 llama.cpp loads another build
+// (haswell, AVX2), whose sums run in other orders: the two then agree
+// only to rounding.
+const MirroredCPUVariant = "zen4"
+
+// RunsMirroredCPUVariant reports whether llama.cpp computes on its
+// MirroredCPUVariant build in this process, and which builds it loaded.
+func (l *Lib) RunsMirroredCPUVariant() (bool, []string, error) {
+	loaded, err := l.LoadedCPUVariants()
+	if err != nil {
+		return false, nil, err
+	}
+	return slices.Contains(loaded, MirroredCPUVariant), loaded, nil
+}
 
 // LoadedCPUVariants lists the libggml-cpu-<variant>.so files mapped into
 // the process (normally one), by variant name, read from /proc/self/maps.

@@ -55,23 +55,37 @@ func wantNode(name string) bool {
 }
 
 // opDiff counts the elements whose bits differ and the largest distance
-// in units in the last place.
+// in units in the last place, and sums the squares of the differences
+// and of llama.cpp's values (relErr).
 type opDiff struct {
-	n, differ int
-	maxUlp    int64
+	n, differ    int
+	maxUlp       int64
+	diff2, want2 float64
 }
 
 func (d *opDiff) add(want, got []float32) {
 	for i := range want {
 		d.n++
+		w, g := float64(want[i]), float64(got[i])
+		d.want2 += w * w
 		a, b := math.Float32bits(want[i]), math.Float32bits(got[i])
 		if a == b || (want[i] != want[i] && got[i] != got[i]) {
 			continue
 		}
+		d.diff2 += (w - g) * (w - g)
 		d.differ++
 		u := ulps(want[i], got[i])
 		d.maxUlp = max(d.maxUlp, u)
 	}
+}
+
+// relErr is the norm of the differences over the norm of llama.cpp's
+// values (NaN when an operation's values differ in a NaN or infinity).
+func (d opDiff) relErr() float64 {
+	if d.diff2 == 0 {
+		return 0
+	}
+	return math.Sqrt(d.diff2 / d.want2)
 }
 
 // ulps is the distance of two float32 values in representable steps.
@@ -91,14 +105,26 @@ func ulps(a, b float32) int64 {
 }
 
 func (d opDiff) String() string {
-	return fmt.Sprintf("%7d of %8d differ, max %d ulp", d.differ, d.n, d.maxUlp)
+	return fmt.Sprintf("%7d of %8d differ, max %d ulp, relative error %.2g", d.differ, d.n, d.maxUlp, d.relErr())
 }
+
+// opTolOtherBuild bounds each operation's relative error (relErr) against
+// a llama.cpp CPU build other than the one llamago mirrors, whose sums
+// run in other orders and whose exponentials are other approximations.
+// Measured against the haswell build (AVX2, on an AMD EPYC without
+// AVX-512, session fifteen): at most 2.7e-7 on the small model, 5e-6 on
+// the TinyLlama-shaped one (the prompt's attention output with an F16
+// cache, where a probability's F16 rounding can flip). The diff tool
+// calls values within 1e-3 agreeing.
+const opTolOtherBuild = 1e-4
 
 // TestOpsMatchLlamaCpp runs the small synthetic F32 model through
 // llama.cpp (a batch of prompt tokens, then one decoded token), and each
 // of our non-product operations on the inputs llama.cpp gave that
-// operation, and requires llama.cpp's outputs bit for bit. With -v it
-// logs the count of differing elements per operation. The TinyLlama
+// operation, and requires llama.cpp's outputs bit for bit when llama.cpp
+// runs the CPU build llamago mirrors (llamacpp.MirroredCPUVariant, which
+// needs AVX-512), else within opTolOtherBuild. With -v it logs the count
+// of differing elements per operation. The TinyLlama
 // shape runs too when its F32 file is already in the synth cache and not
 // -short (4.4 GB: it is not generated here).
 func TestOpsMatchLlamaCpp(t *testing.T) {
@@ -107,8 +133,15 @@ func TestOpsMatchLlamaCpp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v, err := lib.LoadedCPUVariants(); err == nil {
-		t.Logf("llama.cpp CPU variant: %v (the reference is its zen4 AVX-512 build; others may differ)", v)
+	mirrored, loaded, err := lib.RunsMirroredCPUVariant()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mirrored {
+		t.Logf("llama.cpp CPU build: %v, whose arithmetic llamago reproduces: every operation must give its bits", loaded)
+	} else {
+		t.Logf("llama.cpp CPU build: %v, not the %s build whose arithmetic llamago reproduces (this CPU cannot run it): operations compared within a relative error of %g",
+			loaded, llamacpp.MirroredCPUVariant, opTolOtherBuild)
 	}
 	target, err := quantize.ParseTarget("f32")
 	if err != nil {
@@ -145,7 +178,7 @@ func TestOpsMatchLlamaCpp(t *testing.T) {
 					sets = loopSets(t)
 				}
 				for _, loops := range sets {
-					t.Run(loops.name, func(t *testing.T) { compareOps(t, lib, path, kvF32, loops) })
+					t.Run(loops.name, func(t *testing.T) { compareOps(t, lib, path, kvF32, loops, mirrored) })
 				}
 			})
 		}
@@ -172,7 +205,10 @@ func synthCachedExists(t *testing.T, shape synth.Shape, target quantize.Target, 
 	return false
 }
 
-func compareOps(t *testing.T, lib *llamacpp.Lib, path string, kvF32 bool, loops vecLoops) {
+// compareOps runs the model's operations on llama.cpp's inputs and
+// requires its outputs: bit for bit when llama.cpp runs the build llamago
+// mirrors, else within opTolOtherBuild.
+func compareOps(t *testing.T, lib *llamacpp.Lib, path string, kvF32 bool, loops vecLoops, mirrored bool) {
 	f, err := gguf.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -353,9 +389,10 @@ func compareOps(t *testing.T, lib *llamacpp.Lib, path string, kvF32 bool, loops 
 		record(stepName+" rms_norm·w", d.get(t, "result_norm", "MUL"), read(out))
 	}
 	for _, op := range order {
-		t.Logf("%-22s %s", op, diffs[op])
-		if diffs[op].differ > 0 {
-			t.Errorf("%s: %s", op, diffs[op])
+		d := diffs[op]
+		t.Logf("%-22s %s", op, d)
+		if mirrored && d.differ > 0 || !(d.relErr() <= opTolOtherBuild) {
+			t.Errorf("%s: %s", op, d)
 		}
 	}
 }
