@@ -3,7 +3,6 @@ package kernels_test
 import (
 	"context"
 	"fmt"
-	"math"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -106,16 +105,7 @@ func TestProductsMatchLlamaCppLayers(t *testing.T) {
 				if len(av) != len(bv) {
 					return false, 0, fmt.Errorf("%s: %d values, llama.cpp %d", key, len(av), len(bv))
 				}
-				var num, den float64
-				for i := range av {
-					num += (av[i] - bv[i]) * (av[i] - bv[i])
-					den += bv[i] * bv[i]
-				}
-				rel := 0.0
-				if num != 0 {
-					rel = math.Sqrt(num / den)
-				}
-				return slices.Equal(av, bv), rel, nil
+				return slices.Equal(av, bv), testenv.RelErr(av, bv), nil
 			}
 			var checked, exact, firstLayer int
 			worst := 0.0

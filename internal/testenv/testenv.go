@@ -145,7 +145,7 @@ func Argmax(x []float32) int32 {
 
 // RelErr is ‖a−b‖/‖b‖, computed in float64; with ‖b‖ = 0 it is 0 when a
 // equals b and +Inf otherwise.
-func RelErr(a, b []float32) float64 {
+func RelErr[F float32 | float64](a, b []F) float64 {
 	var num, den float64
 	for i := range a {
 		d := float64(a[i]) - float64(b[i])
