@@ -887,9 +887,12 @@ __device__ __forceinline__ float block_dot_q<TYPE_F16>(const uint8_t *row, int u
 // tg128 on an H100 (session ten, four calls, alternating runs, with
 // 12 blocks a multiprocessor and two warps a row): 1 against 2 took F16
 // 932 → 942, 936 → 937, 924 → 939 and 938 → 941 tokens/s; 4 gave 939
-// against 932 and 921 against 924.
+// against 932 and 921 against 924. Session sixteen: 3, with
+// MVQ_F16_MINB_MV 8 (below), took the F16 step (TinyLlama-shaped file,
+// one graph replayed back to back) from 968 to 956 µs; 3 at 12 blocks
+// 961, 2 at 8 blocks 967, 4 970, 5 972, 1 at 8 blocks 978.
 #ifndef MVQ_PRE_F16
-#define MVQ_PRE_F16 1
+#define MVQ_PRE_F16 3
 #endif
 // MVQ_PRE_Q4K: MVQ_PRE for Q4_K (mvq and mvq_glu; a lane's one unit of
 // a 2048-value row is its whole share). tg128 on an H100 (session
@@ -1071,8 +1074,9 @@ extern "C" __global__ void mvq_q4_0(MVQ_ARGS) {
 extern "C" __global__ void mvq_q8_0(MVQ_ARGS) {
     mvq<TYPE_Q8_0>(xq, cols, W0, rb0, rows0, Y0, W1, rb1, rows1, Y1, W2, rb2, rows2, Y2);
 }
-// MVQ_F16_MINB: blocks a multiprocessor must hold of F16's one-token
-// products (mvq_f16, mvq_glu_f16), which caps their registers (48 → 40
+// MVQ_F16_MINB: blocks a multiprocessor must hold of F16's gate/up
+// product (mvq_glu_f16; mvq_f16's until session sixteen, now
+// MVQ_F16_MINB_MV), which caps its registers (48 → 40
 // at 12): these loops wait on DRAM (ncu: 25–30 cycles stalled on loads
 // per instruction, 46–55% of the warps resident at 10 blocks), and more
 // warps keep more loads in flight. tg128 on an H100, three alternating
@@ -1081,9 +1085,19 @@ extern "C" __global__ void mvq_q8_0(MVQ_ARGS) {
 #ifndef MVQ_F16_MINB
 #define MVQ_F16_MINB 12
 #endif
-#define MVQ_F16_BOUNDS __launch_bounds__(MV_THREADS, MVQ_F16_MINB)
+// MVQ_F16_MINB_MV: MVQ_F16_MINB for mvq_f16 alone, which holds
+// MVQ_PRE_F16 units of its rows in registers from before its wait: at 8
+// blocks a multiprocessor (56 registers) with 3 units the F16 step took
+// 956 µs against 968 (12 blocks, 40 registers, 1 unit) in three calls,
+// and tg128 went 979–990 → 986–998 tokens/s (H100, session sixteen, two
+// runs a call; one more run 967 ± 48); 8 with 1 unit took 978 µs, 6
+// and 7 with 3 units 956. mvq_glu_f16 stays at MVQ_F16_MINB: 2 or 3
+// units before its wait at 10 blocks took 983–985 µs, 2 at 12 969.
+#ifndef MVQ_F16_MINB_MV
+#define MVQ_F16_MINB_MV 8
+#endif
 // mvq_f16 takes F16 halves (ACT_F16_BITS) instead of int8 values.
-extern "C" __global__ void MVQ_F16_BOUNDS mvq_f16(MVQ_ARGS) {
+extern "C" __global__ void __launch_bounds__(MV_THREADS, MVQ_F16_MINB_MV) mvq_f16(MVQ_ARGS) {
     mvq<TYPE_F16>(xq, cols, W0, rb0, rows0, Y0, W1, rb1, rows1, Y1, W2, rb2, rows2, Y2);
 }
 extern "C" __global__ void mvq_q4_k(MVQ_ARGS) {
@@ -2432,7 +2446,7 @@ __device__ void mvq_glu(const int8_t *xq, int cols, const uint8_t *Wg, long long
     }
 MVQ_GLU_KERNEL(q4_0, TYPE_Q4_0)
 MVQ_GLU_KERNEL(q8_0, TYPE_Q8_0)
-extern "C" __global__ void MVQ_F16_BOUNDS mvq_glu_f16(MVQ_GLU_ARGS) {
+extern "C" __global__ void __launch_bounds__(MV_THREADS, MVQ_F16_MINB) mvq_glu_f16(MVQ_GLU_ARGS) {
     mvq_glu<TYPE_F16>(xq, cols, Wg, rbg, Wu, rbu, rows, G, U, D, act, actKind, counters);
 }
 MVQ_GLU_KERNEL(q4_k, TYPE_Q4_K)
