@@ -89,6 +89,7 @@ func archSets() []*Set {
 		tensor.F16:  {f: tileF16AVX2, rows: 2, toks: 2, order: dotF16TiledAVX2Row, orderStep: tiledStep},
 		tensor.Q8_0: quantTile(tile2x2Q8_0AVX2, blockTileShape{2, 2, qk, q8_0Bytes, q8_0Bytes}),
 		tensor.Q4_0: quantTile(tile8x4Q4_0AVX2, blockTileShape{8, 4, qk, q4_0Bytes, q8_0Bytes}),
+		tensor.Q4_K: quantTile(tile2x4Q4_KAVX2, blockTileShape{2, 4, qkK, q4_KBytes, q8_KBytes}),
 	})
 	avx2.batch[tensor.Q2_K] = dotQ2_KBatchAVX2Row
 	avx2.batch[tensor.Q4_K] = dotQ4_KBatchAVX2Row

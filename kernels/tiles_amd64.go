@@ -107,6 +107,9 @@ func tile2x4Q6_KVNNI(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *f
 func tile2x4Q6_KAVX512(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
 
 //go:noescape
+func tile2x4Q4_KAVX2(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
+
+//go:noescape
 func tile8x4Q4_0AVX2(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
 
 //go:noescape

@@ -26,6 +26,36 @@
 // Y(8+4i+j), integer sums Y(16+4i+j), mins accumulator X(24+4i+j).
 // Frame: token j's group sums at 16j(SP).
 //
+// tile2x4Q4_KAVX2 is tile2x4Q4_KAVX512 in the sixteen AVX2 registers:
+// the same operations in the same order (ggml_gemm_q4_K_8x8_q8_K's,
+// dotQ4_KBatch), row 0's part sums reduced before row 1's are formed
+// instead of both rows' at once. Registers: Y13 the accumulators, Y14 the
+// mins' accumulators, Y15 d·x.d of the eight pairs (dmin·x.d in Y4 while
+// the mins are fused); Y6 row 0's scales, Y12 row 1's; Y7 the mins, then
+// row 0's reduced part sums; Y8..Y11 a row's four part sums; Y0..Y5
+// scratch. Frame as tile2x4Q4_KAVX512's.
+
+// Q4A_STEP multiplies part p of both rows with the four tokens and fuses
+// the eight pairs' sums, times d·x.d, into Y13.
+#define Q4A_STEP(p) \
+	Q4T_PART(SI, p, Y6) \
+	Q4T_DOT((DI), p, Y8) \
+	Q4T_DOT((DI)(R13*1), p, Y9) \
+	Q4T_DOT((DI)(R13*2), p, Y10) \
+	Q4T_DOT((R12)(R13*2), p, Y11) \
+	Q4T_REDUCE4(Y8, Y9, Y10, Y11, Y7) \
+	Q4T_PART(DX, p, Y12) \
+	Q4T_DOT((DI), p, Y8) \
+	Q4T_DOT((DI)(R13*1), p, Y9) \
+	Q4T_DOT((DI)(R13*2), p, Y10) \
+	Q4T_DOT((R12)(R13*2), p, Y11) \
+	Q4T_REDUCE4(Y8, Y9, Y10, Y11, Y0) \
+	VPERM2I128 $0x20, Y0, Y7, Y2    \
+	VPERM2I128 $0x31, Y0, Y7, Y3    \
+	VPADDD     Y3, Y2, Y2           \
+	VCVTDQ2PS  Y2, Y2               \
+	VFMADD231PS Y15, Y2, Y13
+
 // func tile2x4Q4_KAVX512(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
 // func tile2x4Q5_KAVX512(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
 // func tile2x4Q5_KVNNI(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
@@ -564,5 +594,98 @@ q5kv_block:
 
 q5kv_done:
 	T5K_STORE
+	VZEROUPPER
+	RET
+
+// func tile2x4Q4_KAVX2(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
+TEXT ·tile2x4Q4_KAVX2(SB), NOSPLIT, $80-64
+	MOVQ w+0(FP), SI
+	MOVQ rowBytes+8(FP), AX
+	LEAQ (SI)(AX*1), DX
+	MOVQ x+16(FP), DI
+	MOVQ xStride+24(FP), R13
+	LEAQ (DI)(R13*1), R12
+	MOVQ nb+32(FP), CX
+	MOVQ tab+40(FP), R8
+	VPXOR Y13, Y13, Y13
+	VPXOR Y14, Y14, Y14
+	TESTQ CX, CX
+	JZ    q4ka_done
+
+q4ka_block:
+	T4K_BSUMS((DI), 0)
+	T4K_BSUMS((DI)(R13*1), 1)
+	T4K_BSUMS((DI)(R13*2), 2)
+	T4K_BSUMS((R12)(R13*2), 3)
+
+	// d·x.d and dmin·x.d of the eight pairs.
+	VMOVSS       (DI), X0
+	VINSERTPS    $0x10, (DI)(R13*1), X0, X0
+	VINSERTPS    $0x20, (DI)(R13*2), X0, X0
+	VINSERTPS    $0x30, (R12)(R13*2), X0, X0
+	VINSERTF128  $1, X0, Y0, Y0
+	Q4T_SCALE(0, Y15)
+	Q4T_SCALE(2, Y4)
+
+	// Scales and mins: row 1's first, kept in Y12 and the frame.
+	T4K_SCALES(DX)
+	VMOVDQU      Y6, Y12
+	VMOVDQU      X7, 64(SP)
+	T4K_SCALES(SI)
+	VINSERTI128  $1, 64(SP), Y7, Y7
+
+	// The mins, as tile2x4Q4_KAVX512 fuses them.
+	VBROADCASTI128 0(SP), Y8
+	VPMADDWD       Y7, Y8, Y8
+	VBROADCASTI128 16(SP), Y9
+	VPMADDWD       Y7, Y9, Y9
+	VBROADCASTI128 32(SP), Y10
+	VPMADDWD       Y7, Y10, Y10
+	VBROADCASTI128 48(SP), Y11
+	VPMADDWD       Y7, Y11, Y11
+	VPUNPCKLDQ     Y9, Y8, Y0
+	VPUNPCKLDQ     Y11, Y10, Y1
+	VPUNPCKHDQ     Y9, Y8, Y2
+	VPUNPCKHDQ     Y11, Y10, Y3
+	VPUNPCKLQDQ    Y1, Y0, Y8
+	VPUNPCKHQDQ    Y1, Y0, Y9
+	VPUNPCKLQDQ    Y3, Y2, Y10
+	VPUNPCKHQDQ    Y3, Y2, Y11
+	VCVTDQ2PS      Y8, Y8
+	VFMADD231PS    Y4, Y8, Y14
+	VCVTDQ2PS      Y9, Y9
+	VFMADD231PS    Y4, Y9, Y14
+	VCVTDQ2PS      Y10, Y10
+	VFMADD231PS    Y4, Y10, Y14
+	VCVTDQ2PS      Y11, Y11
+	VFMADD231PS    Y4, Y11, Y14
+
+	Q4A_STEP(0)
+	Q4A_STEP(1)
+	Q4A_STEP(2)
+	Q4A_STEP(3)
+
+	ADDQ $144, SI
+	ADDQ $144, DX
+	ADDQ $292, DI
+	ADDQ $292, R12
+	DECQ CX
+	JNZ  q4ka_block
+
+q4ka_done:
+	MOVQ dst+48(FP), DI
+	MOVQ dstStride+56(FP), R13
+	SHLQ $2, R13
+	LEAQ (DI)(R13*1), R12
+	VSUBPS       Y14, Y13, Y0
+	VMOVSS       X0, (DI)
+	VEXTRACTPS   $1, X0, (DI)(R13*1)
+	VEXTRACTPS   $2, X0, (DI)(R13*2)
+	VEXTRACTPS   $3, X0, (R12)(R13*2)
+	VEXTRACTF128 $1, Y0, X0
+	VMOVSS       X0, 4(DI)
+	VEXTRACTPS   $1, X0, 4(DI)(R13*1)
+	VEXTRACTPS   $2, X0, 4(DI)(R13*2)
+	VEXTRACTPS   $3, X0, 4(R12)(R13*2)
 	VZEROUPPER
 	RET
