@@ -26,36 +26,6 @@
 // Y(8+4i+j), integer sums Y(16+4i+j), mins accumulator X(24+4i+j).
 // Frame: token j's group sums at 16j(SP).
 //
-// tile2x4Q4_KAVX2 is tile2x4Q4_KAVX512 in the sixteen AVX2 registers:
-// the same operations in the same order (ggml_gemm_q4_K_8x8_q8_K's,
-// dotQ4_KBatch), row 0's part sums reduced before row 1's are formed
-// instead of both rows' at once. Registers: Y13 the accumulators, Y14 the
-// mins' accumulators, Y15 d·x.d of the eight pairs (dmin·x.d in Y4 while
-// the mins are fused); Y6 row 0's scales, Y12 row 1's; Y7 the mins, then
-// row 0's reduced part sums; Y8..Y11 a row's four part sums; Y0..Y5
-// scratch. Frame as tile2x4Q4_KAVX512's.
-
-// Q4A_STEP multiplies part p of both rows with the four tokens and fuses
-// the eight pairs' sums, times d·x.d, into Y13.
-#define Q4A_STEP(p) \
-	Q4T_PART(SI, p, Y6) \
-	Q4T_DOT((DI), p, Y8) \
-	Q4T_DOT((DI)(R13*1), p, Y9) \
-	Q4T_DOT((DI)(R13*2), p, Y10) \
-	Q4T_DOT((R12)(R13*2), p, Y11) \
-	Q4T_REDUCE4(Y8, Y9, Y10, Y11, Y7) \
-	Q4T_PART(DX, p, Y12) \
-	Q4T_DOT((DI), p, Y8) \
-	Q4T_DOT((DI)(R13*1), p, Y9) \
-	Q4T_DOT((DI)(R13*2), p, Y10) \
-	Q4T_DOT((R12)(R13*2), p, Y11) \
-	Q4T_REDUCE4(Y8, Y9, Y10, Y11, Y0) \
-	VPERM2I128 $0x20, Y0, Y7, Y2    \
-	VPERM2I128 $0x31, Y0, Y7, Y3    \
-	VPADDD     Y3, Y2, Y2           \
-	VCVTDQ2PS  Y2, Y2               \
-	VFMADD231PS Y15, Y2, Y13
-
 // func tile2x4Q4_KAVX512(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
 // func tile2x4Q5_KAVX512(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
 // func tile2x4Q5_KVNNI(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
@@ -359,22 +329,29 @@ GLOBL t5kBit<>(SB), RODATA|NOPTR, $32
 // the eight pairs' sums, times d·x.d, into Y24.
 #define Q4T_STEP(p) \
 	Q4T_PART(SI, p, Y6) \
-	Q4T_DOT((DI), p, Y8) \
-	Q4T_DOT((DI)(R13*1), p, Y9) \
-	Q4T_DOT((DI)(R13*2), p, Y10) \
-	Q4T_DOT((R12)(R13*2), p, Y11) \
+	Q4T_DOT4(p, Y8, Y9, Y10, Y11) \
 	Q4T_PART(DX, p, Y16) \
-	Q4T_DOT((DI), p, Y12) \
-	Q4T_DOT((DI)(R13*1), p, Y13) \
-	Q4T_DOT((DI)(R13*2), p, Y14) \
-	Q4T_DOT((R12)(R13*2), p, Y15) \
+	Q4T_DOT4(p, Y12, Y13, Y14, Y15) \
 	Q4T_REDUCE4(Y8, Y9, Y10, Y11, Y0)  \
 	Q4T_REDUCE4(Y12, Y13, Y14, Y15, Y1) \
-	VPERM2I128 $0x20, Y1, Y0, Y2    \
-	VPERM2I128 $0x31, Y1, Y0, Y3    \
+	Q4T_FUSE(Y0, Y1, Y26, Y24)
+
+// Q4T_DOT4 sets S0..S3 to part p of the unpacked row times the four
+// tokens.
+#define Q4T_DOT4(p, S0, S1, S2, S3) \
+	Q4T_DOT((DI), p, S0) \
+	Q4T_DOT((DI)(R13*1), p, S1) \
+	Q4T_DOT((DI)(R13*2), p, S2) \
+	Q4T_DOT((R12)(R13*2), p, S3)
+
+// Q4T_FUSE fuses the eight pairs' sums, row 0's (reduced, in R0) and row
+// 1's (R1), times D into ACC: the halves' sums added into lane 4i+j.
+#define Q4T_FUSE(R0, R1, D, ACC) \
+	VPERM2I128 $0x20, R1, R0, Y2    \
+	VPERM2I128 $0x31, R1, R0, Y3    \
 	VPADDD     Y3, Y2, Y2           \
 	VCVTDQ2PS  Y2, Y2               \
-	VFMADD231PS Y26, Y2, Y24
+	VFMADD231PS D, Y2, ACC
 
 // Q4T_SCALE sets Y to the eight pairs' fp16 field at OFF of the rows
 // times the tokens' d; Y0 holds [d0 d1 d2 d3 d0 d1 d2 d3].
@@ -386,70 +363,124 @@ GLOBL t5kBit<>(SB), RODATA|NOPTR, $32
 	VINSERTF128  $1, X2, Y1, Y1       \
 	VMULPS       Y0, Y1, Y
 
+// Q4T_ARGS loads the Q4_K tiles' arguments: rows at SI and DX, tokens
+// from DI (stride R13; R12 = DI+R13), CX super-blocks, R8 the fp16 table.
+#define Q4T_ARGS \
+	MOVQ w+0(FP), SI          \
+	MOVQ rowBytes+8(FP), AX   \
+	LEAQ (SI)(AX*1), DX       \
+	MOVQ x+16(FP), DI         \
+	MOVQ xStride+24(FP), R13  \
+	LEAQ (DI)(R13*1), R12     \
+	MOVQ nb+32(FP), CX        \
+	MOVQ tab+40(FP), R8
+
+// Q4T_HEAD forms what a super-block's pairs share: the tokens' group
+// sums in the frame (T4K_BSUMS), d·x.d and dmin·x.d of the eight pairs
+// in DP and MP, row 0's scales in Y6, row 1's where KEEP1 (a macro)
+// keeps them, and the mins in Y7 (row 0's in the low half, row 1's in the
+// high one, by way of the frame).
+#define Q4T_HEAD(DP, MP, KEEP1) \
+	T4K_BSUMS((DI), 0)                         \
+	T4K_BSUMS((DI)(R13*1), 1)                  \
+	T4K_BSUMS((DI)(R13*2), 2)                  \
+	T4K_BSUMS((R12)(R13*2), 3)                 \
+	VMOVSS       (DI), X0                      \
+	VINSERTPS    $0x10, (DI)(R13*1), X0, X0    \
+	VINSERTPS    $0x20, (DI)(R13*2), X0, X0    \
+	VINSERTPS    $0x30, (R12)(R13*2), X0, X0   \
+	VINSERTF128  $1, X0, Y0, Y0                \
+	Q4T_SCALE(0, DP)                           \
+	Q4T_SCALE(2, MP)                           \
+	T4K_SCALES(DX)                             \
+	KEEP1                                      \
+	VMOVDQU      X7, 64(SP)                    \
+	T4K_SCALES(SI)                             \
+	VINSERTI128  $1, 64(SP), Y7, Y7
+
+// Q4T_KEEP_EVEX and Q4T_KEEP_AVX2 keep row 1's scales (Q4T_HEAD's KEEP1).
+#define Q4T_KEEP_EVEX VMOVDQU64 Y6, Y16
+#define Q4T_KEEP_AVX2 VMOVDQU Y6, Y12
+
+// Q4T_MINS fuses the mins, times dmin·x.d (MP), into ACC: pair (i, j)'s
+// four per-64-value sums, lane q of the 128-bit half i of P_j (Y8..Y11),
+// transposed into O0..O3 (one vector of the eight pairs per 64 values)
+// and fused in that order. Y0..Y3 are scratch.
+#define Q4T_MINS(O0, O1, O2, O3, MP, ACC) \
+	VBROADCASTI128 0(SP), Y8      \
+	VPMADDWD       Y7, Y8, Y8     \
+	VBROADCASTI128 16(SP), Y9     \
+	VPMADDWD       Y7, Y9, Y9     \
+	VBROADCASTI128 32(SP), Y10    \
+	VPMADDWD       Y7, Y10, Y10   \
+	VBROADCASTI128 48(SP), Y11    \
+	VPMADDWD       Y7, Y11, Y11   \
+	VPUNPCKLDQ     Y9, Y8, Y0     \
+	VPUNPCKLDQ     Y11, Y10, Y1   \
+	VPUNPCKHDQ     Y9, Y8, Y2     \
+	VPUNPCKHDQ     Y11, Y10, Y3   \
+	VPUNPCKLQDQ    Y1, Y0, O0     \
+	VPUNPCKHQDQ    Y1, Y0, O1     \
+	VPUNPCKLQDQ    Y3, Y2, O2     \
+	VPUNPCKHQDQ    Y3, Y2, O3     \
+	VCVTDQ2PS      O0, O0         \
+	VFMADD231PS    MP, O0, ACC    \
+	VCVTDQ2PS      O1, O1         \
+	VFMADD231PS    MP, O1, ACC    \
+	VCVTDQ2PS      O2, O2         \
+	VFMADD231PS    MP, O2, ACC    \
+	VCVTDQ2PS      O3, O3         \
+	VFMADD231PS    MP, O3, ACC
+
+// Q4T_STORE writes ACC - MIN, the eight pairs' results (lane 4i+j: row
+// i, token j), to dst.
+#define Q4T_STORE(ACC, MIN) \
+	MOVQ dst+48(FP), DI                       \
+	MOVQ dstStride+56(FP), R13                \
+	SHLQ $2, R13                              \
+	LEAQ (DI)(R13*1), R12                     \
+	VSUBPS       MIN, ACC, Y0                 \
+	VMOVSS       X0, (DI)                     \
+	VEXTRACTPS   $1, X0, (DI)(R13*1)          \
+	VEXTRACTPS   $2, X0, (DI)(R13*2)          \
+	VEXTRACTPS   $3, X0, (R12)(R13*2)         \
+	VEXTRACTF128 $1, Y0, X0                   \
+	VMOVSS       X0, 4(DI)                    \
+	VEXTRACTPS   $1, X0, 4(DI)(R13*1)         \
+	VEXTRACTPS   $2, X0, 4(DI)(R13*2)         \
+	VEXTRACTPS   $3, X0, 4(R12)(R13*2)
+
+// tile2x4Q4_KAVX2 is tile2x4Q4_KAVX512 in the sixteen AVX2 registers:
+// the same operations in the same order (ggml_gemm_q4_K_8x8_q8_K's,
+// dotQ4_KBatch), row 0's part sums reduced before row 1's are formed
+// instead of both rows' at once. Registers: Y13 the accumulators, Y14 the
+// mins' accumulators, Y15 d·x.d of the eight pairs (dmin·x.d in Y4 while
+// the mins are fused); Y6 row 0's scales, Y12 row 1's; Y7 the mins, then
+// row 0's reduced part sums; Y8..Y11 a row's four part sums; Y0..Y5
+// scratch. Frame as tile2x4Q4_KAVX512's.
+
+// Q4A_STEP multiplies part p of both rows with the four tokens and fuses
+// the eight pairs' sums, times d·x.d, into Y13.
+#define Q4A_STEP(p) \
+	Q4T_PART(SI, p, Y6) \
+	Q4T_DOT4(p, Y8, Y9, Y10, Y11) \
+	Q4T_REDUCE4(Y8, Y9, Y10, Y11, Y7) \
+	Q4T_PART(DX, p, Y12) \
+	Q4T_DOT4(p, Y8, Y9, Y10, Y11) \
+	Q4T_REDUCE4(Y8, Y9, Y10, Y11, Y0) \
+	Q4T_FUSE(Y7, Y0, Y15, Y13)
+
 // func tile2x4Q4_KAVX512(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
 TEXT ·tile2x4Q4_KAVX512(SB), NOSPLIT, $80-64
-	MOVQ w+0(FP), SI
-	MOVQ rowBytes+8(FP), AX
-	LEAQ (SI)(AX*1), DX
-	MOVQ x+16(FP), DI
-	MOVQ xStride+24(FP), R13
-	LEAQ (DI)(R13*1), R12
-	MOVQ nb+32(FP), CX
-	MOVQ tab+40(FP), R8
+	Q4T_ARGS
 	VPXORD Y24, Y24, Y24
 	VPXORD Y25, Y25, Y25
 	TESTQ CX, CX
 	JZ    q4kt_done
 
 q4kt_block:
-	T4K_BSUMS((DI), 0)
-	T4K_BSUMS((DI)(R13*1), 1)
-	T4K_BSUMS((DI)(R13*2), 2)
-	T4K_BSUMS((R12)(R13*2), 3)
-
-	// d·x.d and dmin·x.d of the eight pairs.
-	VMOVSS       (DI), X0
-	VINSERTPS    $0x10, (DI)(R13*1), X0, X0
-	VINSERTPS    $0x20, (DI)(R13*2), X0, X0
-	VINSERTPS    $0x30, (R12)(R13*2), X0, X0
-	VINSERTF128  $1, X0, Y0, Y0
-	Q4T_SCALE(0, Y26)
-	Q4T_SCALE(2, Y27)
-
-	// Scales and mins: row 1's first, kept in Y16 and the frame.
-	T4K_SCALES(DX)
-	VMOVDQU64    Y6, Y16
-	VMOVDQU      X7, 64(SP)
-	T4K_SCALES(SI)
-	VINSERTI128  $1, 64(SP), Y7, Y7
-
-	// The mins: pair (i, j)'s four per-64-value sums, lane q of the
-	// 128-bit half i of P_j (Y8..Y11), transposed into Y12..Y15 (one
-	// vector of the eight pairs per 64 values) and fused in that order.
-	VBROADCASTI128 0(SP), Y8
-	VPMADDWD       Y7, Y8, Y8
-	VBROADCASTI128 16(SP), Y9
-	VPMADDWD       Y7, Y9, Y9
-	VBROADCASTI128 32(SP), Y10
-	VPMADDWD       Y7, Y10, Y10
-	VBROADCASTI128 48(SP), Y11
-	VPMADDWD       Y7, Y11, Y11
-	VPUNPCKLDQ     Y9, Y8, Y0
-	VPUNPCKLDQ     Y11, Y10, Y1
-	VPUNPCKHDQ     Y9, Y8, Y2
-	VPUNPCKHDQ     Y11, Y10, Y3
-	VPUNPCKLQDQ    Y1, Y0, Y12
-	VPUNPCKHQDQ    Y1, Y0, Y13
-	VPUNPCKLQDQ    Y3, Y2, Y14
-	VPUNPCKHQDQ    Y3, Y2, Y15
-	VCVTDQ2PS      Y12, Y12
-	VFMADD231PS    Y27, Y12, Y25
-	VCVTDQ2PS      Y13, Y13
-	VFMADD231PS    Y27, Y13, Y25
-	VCVTDQ2PS      Y14, Y14
-	VFMADD231PS    Y27, Y14, Y25
-	VCVTDQ2PS      Y15, Y15
-	VFMADD231PS    Y27, Y15, Y25
+	Q4T_HEAD(Y26, Y27, Q4T_KEEP_EVEX)
+	Q4T_MINS(Y12, Y13, Y14, Y15, Y27, Y25)
 
 	Q4T_STEP(0)
 	Q4T_STEP(1)
@@ -464,20 +495,7 @@ q4kt_block:
 	JNZ  q4kt_block
 
 q4kt_done:
-	MOVQ dst+48(FP), DI
-	MOVQ dstStride+56(FP), R13
-	SHLQ $2, R13
-	LEAQ (DI)(R13*1), R12
-	VSUBPS       Y25, Y24, Y0
-	VMOVSS       X0, (DI)
-	VEXTRACTPS   $1, X0, (DI)(R13*1)
-	VEXTRACTPS   $2, X0, (DI)(R13*2)
-	VEXTRACTPS   $3, X0, (R12)(R13*2)
-	VEXTRACTF128 $1, Y0, X0
-	VMOVSS       X0, 4(DI)
-	VEXTRACTPS   $1, X0, 4(DI)(R13*1)
-	VEXTRACTPS   $2, X0, 4(DI)(R13*2)
-	VEXTRACTPS   $3, X0, 4(R12)(R13*2)
+	Q4T_STORE(Y24, Y25)
 	VZEROUPPER
 	RET
 
@@ -599,66 +617,15 @@ q5kv_done:
 
 // func tile2x4Q4_KAVX2(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
 TEXT ·tile2x4Q4_KAVX2(SB), NOSPLIT, $80-64
-	MOVQ w+0(FP), SI
-	MOVQ rowBytes+8(FP), AX
-	LEAQ (SI)(AX*1), DX
-	MOVQ x+16(FP), DI
-	MOVQ xStride+24(FP), R13
-	LEAQ (DI)(R13*1), R12
-	MOVQ nb+32(FP), CX
-	MOVQ tab+40(FP), R8
+	Q4T_ARGS
 	VPXOR Y13, Y13, Y13
 	VPXOR Y14, Y14, Y14
 	TESTQ CX, CX
 	JZ    q4ka_done
 
 q4ka_block:
-	T4K_BSUMS((DI), 0)
-	T4K_BSUMS((DI)(R13*1), 1)
-	T4K_BSUMS((DI)(R13*2), 2)
-	T4K_BSUMS((R12)(R13*2), 3)
-
-	// d·x.d and dmin·x.d of the eight pairs.
-	VMOVSS       (DI), X0
-	VINSERTPS    $0x10, (DI)(R13*1), X0, X0
-	VINSERTPS    $0x20, (DI)(R13*2), X0, X0
-	VINSERTPS    $0x30, (R12)(R13*2), X0, X0
-	VINSERTF128  $1, X0, Y0, Y0
-	Q4T_SCALE(0, Y15)
-	Q4T_SCALE(2, Y4)
-
-	// Scales and mins: row 1's first, kept in Y12 and the frame.
-	T4K_SCALES(DX)
-	VMOVDQU      Y6, Y12
-	VMOVDQU      X7, 64(SP)
-	T4K_SCALES(SI)
-	VINSERTI128  $1, 64(SP), Y7, Y7
-
-	// The mins, as tile2x4Q4_KAVX512 fuses them.
-	VBROADCASTI128 0(SP), Y8
-	VPMADDWD       Y7, Y8, Y8
-	VBROADCASTI128 16(SP), Y9
-	VPMADDWD       Y7, Y9, Y9
-	VBROADCASTI128 32(SP), Y10
-	VPMADDWD       Y7, Y10, Y10
-	VBROADCASTI128 48(SP), Y11
-	VPMADDWD       Y7, Y11, Y11
-	VPUNPCKLDQ     Y9, Y8, Y0
-	VPUNPCKLDQ     Y11, Y10, Y1
-	VPUNPCKHDQ     Y9, Y8, Y2
-	VPUNPCKHDQ     Y11, Y10, Y3
-	VPUNPCKLQDQ    Y1, Y0, Y8
-	VPUNPCKHQDQ    Y1, Y0, Y9
-	VPUNPCKLQDQ    Y3, Y2, Y10
-	VPUNPCKHQDQ    Y3, Y2, Y11
-	VCVTDQ2PS      Y8, Y8
-	VFMADD231PS    Y4, Y8, Y14
-	VCVTDQ2PS      Y9, Y9
-	VFMADD231PS    Y4, Y9, Y14
-	VCVTDQ2PS      Y10, Y10
-	VFMADD231PS    Y4, Y10, Y14
-	VCVTDQ2PS      Y11, Y11
-	VFMADD231PS    Y4, Y11, Y14
+	Q4T_HEAD(Y15, Y4, Q4T_KEEP_AVX2)
+	Q4T_MINS(Y8, Y9, Y10, Y11, Y4, Y14)
 
 	Q4A_STEP(0)
 	Q4A_STEP(1)
@@ -673,19 +640,6 @@ q4ka_block:
 	JNZ  q4ka_block
 
 q4ka_done:
-	MOVQ dst+48(FP), DI
-	MOVQ dstStride+56(FP), R13
-	SHLQ $2, R13
-	LEAQ (DI)(R13*1), R12
-	VSUBPS       Y14, Y13, Y0
-	VMOVSS       X0, (DI)
-	VEXTRACTPS   $1, X0, (DI)(R13*1)
-	VEXTRACTPS   $2, X0, (DI)(R13*2)
-	VEXTRACTPS   $3, X0, (R12)(R13*2)
-	VEXTRACTF128 $1, Y0, X0
-	VMOVSS       X0, 4(DI)
-	VEXTRACTPS   $1, X0, 4(DI)(R13*1)
-	VEXTRACTPS   $2, X0, 4(DI)(R13*2)
-	VEXTRACTPS   $3, X0, 4(R12)(R13*2)
+	Q4T_STORE(Y13, Y14)
 	VZEROUPPER
 	RET

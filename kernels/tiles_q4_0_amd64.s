@@ -30,121 +30,6 @@
 // (VPDPBUSD with bytes 8, four tokens' lanes reduced with VPHADDD) into
 // the frame, and broadcast from there.
 //
-// tile8x4Q4_0AVX2 is the AVX2 tile (16 vector registers): 8 weight rows ×
-// 4 tokens, with per (row, token) the float operations of dotQ4_0AVX2 and
-// dot4Q4_0AVX2 (the exact integer Σ(q-8)·x of each block, converted, times
-// dw·dx added with one FMA, block after block), as tile8x8Q4_0VNNI does
-// with AVX-512. The eight rows' blocks are transposed the same way, but
-// AVX2 has neither VPDPBUSD nor sixteen more registers: the transposed
-// T0..T7 go to the frame (0..255(SP)), and each token's products take,
-// per k, the activation bytes 4k..4k+3 broadcast, VPMADDUBSW (T unsigned,
-// the activation signed; at most 2·15·128, no saturation) and VPMADDWD
-// with int16 ones, which leaves lane r the sum of row r's four products,
-// added into the token's int32 lanes; two chains (even and odd k). The
-// tokens' -8·Σx are formed once per block at 256(SP).
-// Registers: SI, R10, R11, R12 rows 0..3, rows 4..7 at R9 = 4·rowBytes
-// past them; tokens 0..3 at DI, DI+BX, DI+2·BX, DI+DX; CX the blocks left;
-// R8 the fp16 table; Y8 int16 ones; Y9 bytes 8; Y10 bytes 0x0f; Y11 the
-// eight rows' dw; Y12..Y15 the tokens' accumulators; Y0..Y7 scratch.
-
-// A84_W transposes the eight rows' blocks into T0..T7 at 0..255(SP) and
-// gathers their dw into Y11.
-#define A84_W \
-	VMOVDQU     2(SI), X0               \
-	VINSERTI128 $1, 2(SI)(R9*1), Y0, Y0  \
-	VMOVDQU     2(R10), X1              \
-	VINSERTI128 $1, 2(R10)(R9*1), Y1, Y1 \
-	VMOVDQU     2(R11), X2              \
-	VINSERTI128 $1, 2(R11)(R9*1), Y2, Y2 \
-	VMOVDQU     2(R12), X3              \
-	VINSERTI128 $1, 2(R12)(R9*1), Y3, Y3 \
-	VPUNPCKLDQ  Y1, Y0, Y4              \
-	VPUNPCKHDQ  Y1, Y0, Y5              \
-	VPUNPCKLDQ  Y3, Y2, Y6              \
-	VPUNPCKHDQ  Y3, Y2, Y7              \
-	VPUNPCKLQDQ Y6, Y4, Y0              \
-	VPUNPCKHQDQ Y6, Y4, Y1              \
-	VPUNPCKLQDQ Y7, Y5, Y2              \
-	VPUNPCKHQDQ Y7, Y5, Y3              \
-	VPAND       Y10, Y0, Y4             \
-	VPAND       Y10, Y1, Y5             \
-	VPAND       Y10, Y2, Y6             \
-	VPAND       Y10, Y3, Y7             \
-	VMOVDQU     Y4, 0(SP)               \
-	VMOVDQU     Y5, 32(SP)              \
-	VMOVDQU     Y6, 64(SP)              \
-	VMOVDQU     Y7, 96(SP)              \
-	VPSRLW      $4, Y0, Y0              \
-	VPSRLW      $4, Y1, Y1              \
-	VPSRLW      $4, Y2, Y2              \
-	VPSRLW      $4, Y3, Y3              \
-	VPAND       Y10, Y0, Y0             \
-	VPAND       Y10, Y1, Y1             \
-	VPAND       Y10, Y2, Y2             \
-	VPAND       Y10, Y3, Y3             \
-	VMOVDQU     Y0, 128(SP)             \
-	VMOVDQU     Y1, 160(SP)             \
-	VMOVDQU     Y2, 192(SP)             \
-	VMOVDQU     Y3, 224(SP)             \
-	VPINSRW     $0, (SI), X11, X11        \
-	VPINSRW     $1, (R10), X11, X11       \
-	VPINSRW     $2, (R11), X11, X11       \
-	VPINSRW     $3, (R12), X11, X11       \
-	VPINSRW     $4, (SI)(R9*1), X11, X11  \
-	VPINSRW     $5, (R10)(R9*1), X11, X11 \
-	VPINSRW     $6, (R11)(R9*1), X11, X11 \
-	VPINSRW     $7, (R12)(R9*1), X11, X11 \
-	VCVTPH2PS   X11, Y11
-
-// A84_OFF4 stores -8·Σx of the four tokens' blocks at 256(SP).
-#define A84_OFF4 \
-	VPMADDUBSW   TK0(2), Y9, Y0 \
-	VPMADDWD     Y8, Y0, Y0     \
-	VPMADDUBSW   TK1(2), Y9, Y1 \
-	VPMADDWD     Y8, Y1, Y1     \
-	VPMADDUBSW   TK2(2), Y9, Y2 \
-	VPMADDWD     Y8, Y2, Y2     \
-	VPMADDUBSW   TK3(2), Y9, Y3 \
-	VPMADDWD     Y8, Y3, Y3     \
-	VPHADDD      Y1, Y0, Y0     \
-	VPHADDD      Y3, Y2, Y2     \
-	VPHADDD      Y2, Y0, Y0     \
-	VEXTRACTI128 $1, Y0, X1     \
-	VPADDD       X1, X0, X0     \
-	VPXOR        X1, X1, X1     \
-	VPSUBD       X0, X1, X0     \
-	VMOVDQU      X0, 256(SP)
-
-// A84_K adds the products of T_k (at 32k(SP)) and the token's activation
-// bytes 4k..4k+3 (at TK(2+4k)) into the int32 lanes of S, with B and P
-// scratch.
-#define A84_K(TK, k, S, B, P) \
-	VPBROADCASTD TK((2+4*k)), B \
-	VMOVDQU      (32*k)(SP), P  \
-	VPMADDUBSW   B, P, P        \
-	VPMADDWD     Y8, P, P       \
-	VPADDD       P, S, S
-
-// A84_TOK adds the eight rows' block times token j's block (at TK) into
-// ACC.
-#define A84_TOK(TK, j, ACC) \
-	VPBROADCASTD (256+4*j)(SP), Y0 \
-	VPXOR        Y1, Y1, Y1        \
-	A84_K(TK, 0, Y0, Y2, Y3)       \
-	A84_K(TK, 1, Y1, Y4, Y5)       \
-	A84_K(TK, 2, Y0, Y6, Y7)       \
-	A84_K(TK, 3, Y1, Y2, Y3)       \
-	A84_K(TK, 4, Y0, Y4, Y5)       \
-	A84_K(TK, 5, Y1, Y6, Y7)       \
-	A84_K(TK, 6, Y0, Y2, Y3)       \
-	A84_K(TK, 7, Y1, Y4, Y5)       \
-	VPADDD       Y1, Y0, Y0        \
-	VCVTDQ2PS    Y0, Y0            \
-	MOVWLZX      TK(0), AX         \
-	VBROADCASTSS (R8)(AX*4), Y1    \
-	VMULPS       Y1, Y11, Y1       \
-	VFMADD231PS  Y1, Y0, ACC
-
 // func tile8x8Q4_0VNNI(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
 // computes the tile of the rows at w, w+rowBytes, ... and the tokens at x,
 // x+xStride, ..., into dst[j*dstStride+i].
@@ -154,6 +39,20 @@
 // fp16 table; Y7 the eight rows' dw; Y22 bytes 8; Y23 bytes 0x0f;
 // Y24..Y31 the tokens' accumulators (lane r: row r); Y0..Y6 scratch.
 // Frame: the tokens' -8·Σx at 4j(SP).
+
+// T88_ARGS loads the Q4_0 tiles' rows (SI, R10, R11, R12 and R9 =
+// 4·rowBytes past them) and first tokens (DI, BX = xStride, DX =
+// 3·xStride).
+#define T88_ARGS \
+	MOVQ w+0(FP), SI          \
+	MOVQ rowBytes+8(FP), R9   \
+	LEAQ (SI)(R9*1), R10      \
+	LEAQ (R10)(R9*1), R11     \
+	LEAQ (R11)(R9*1), R12     \
+	SHLQ $2, R9               \
+	MOVQ x+16(FP), DI         \
+	MOVQ xStride+24(FP), BX   \
+	LEAQ (BX)(BX*2), DX
 
 // The addresses of token j's block, o bytes in.
 #define TK0(o) o(DI)
@@ -167,7 +66,10 @@
 
 // T88_W transposes the eight rows' blocks into Y8..Y15 and gathers their
 // dw into Y7.
-#define T88_W \
+// T88_DWORDS loads the eight rows' blocks (rows r and r+4 in the halves
+// of one register) and transposes them: Y0..Y3 hold dwords 0..3 of the
+// eight rows (lane r: row r); Y4..Y7 are scratch.
+#define T88_DWORDS \
 	VMOVDQU     2(SI), X0               \
 	VINSERTI128 $1, 2(SI)(R9*1), Y0, Y0  \
 	VMOVDQU     2(R10), X1              \
@@ -183,7 +85,10 @@
 	VPUNPCKLQDQ Y6, Y4, Y0              \
 	VPUNPCKHQDQ Y6, Y4, Y1              \
 	VPUNPCKLQDQ Y7, Y5, Y2              \
-	VPUNPCKHQDQ Y7, Y5, Y3              \
+	VPUNPCKHQDQ Y7, Y5, Y3
+
+#define T88_W \
+	T88_DWORDS                          \
 	VPANDD      Y23, Y0, Y8             \
 	VPANDD      Y23, Y1, Y9             \
 	VPANDD      Y23, Y2, Y10            \
@@ -203,16 +108,19 @@
 // inserting the eight halves straight from memory: nine instructions
 // where the table took seventeen (a load of the index, a load of the
 // float and an insert per row).
-#define T88_SCALES \
-	VPINSRW     $0, (SI), X7, X7        \
-	VPINSRW     $1, (R10), X7, X7       \
-	VPINSRW     $2, (R11), X7, X7       \
-	VPINSRW     $3, (R12), X7, X7       \
-	VPINSRW     $4, (SI)(R9*1), X7, X7  \
-	VPINSRW     $5, (R10)(R9*1), X7, X7 \
-	VPINSRW     $6, (R11)(R9*1), X7, X7 \
-	VPINSRW     $7, (R12)(R9*1), X7, X7 \
-	VCVTPH2PS   X7, Y7
+#define T88_SCALES T88_SCALES_TO(X7, Y7)
+
+// T88_SCALES_TO is T88_SCALES into Y (X its low half).
+#define T88_SCALES_TO(X, Y) \
+	VPINSRW     $0, (SI), X, X        \
+	VPINSRW     $1, (R10), X, X       \
+	VPINSRW     $2, (R11), X, X       \
+	VPINSRW     $3, (R12), X, X       \
+	VPINSRW     $4, (SI)(R9*1), X, X  \
+	VPINSRW     $5, (R10)(R9*1), X, X \
+	VPINSRW     $6, (R11)(R9*1), X, X \
+	VPINSRW     $7, (R12)(R9*1), X, X \
+	VCVTPH2PS   X, Y
 
 // T88_OFF4 stores -8·Σx of four tokens' blocks at off(SP).
 #define T88_OFF4(A, B, C, D, off) \
@@ -224,6 +132,11 @@
 	VPDPBUSD     C(2), Y22, Y2 \
 	VPXOR        Y3, Y3, Y3    \
 	VPDPBUSD     D(2), Y22, Y3 \
+	T88_NEG4(off)
+
+// T88_NEG4 stores at off(SP) minus the sums of the eight int32 lanes of
+// each of Y0..Y3 (in that order); Y0..Y2 are clobbered.
+#define T88_NEG4(off) \
 	VPHADDD      Y1, Y0, Y0    \
 	VPHADDD      Y3, Y2, Y2    \
 	VPHADDD      Y2, Y0, Y0    \
@@ -263,17 +176,94 @@
 	VMOVD        AX, X \
 	VPBROADCASTD X, Y
 
+// tile8x4Q4_0AVX2 is the AVX2 tile (16 vector registers): 8 weight rows ×
+// 4 tokens, with per (row, token) the float operations of dotQ4_0AVX2 and
+// dot4Q4_0AVX2 (the exact integer Σ(q-8)·x of each block, converted, times
+// dw·dx added with one FMA, block after block), as tile8x8Q4_0VNNI does
+// with AVX-512. The eight rows' blocks are transposed the same way, but
+// AVX2 has neither VPDPBUSD nor sixteen more registers: the transposed
+// T0..T7 go to the frame (0..255(SP)), and each token's products take,
+// per k, the activation bytes 4k..4k+3 broadcast, VPMADDUBSW (T unsigned,
+// the activation signed; at most 2·15·128, no saturation) and VPMADDWD
+// with int16 ones, which leaves lane r the sum of row r's four products,
+// added into the token's int32 lanes; two chains (even and odd k). The
+// tokens' -8·Σx are formed once per block at 256(SP).
+// Registers: SI, R10, R11, R12 rows 0..3, rows 4..7 at R9 = 4·rowBytes
+// past them; tokens 0..3 at DI, DI+BX, DI+2·BX, DI+DX; CX the blocks left;
+// R8 the fp16 table; Y8 int16 ones; Y9 bytes 8; Y10 bytes 0x0f; Y11 the
+// eight rows' dw; Y12..Y15 the tokens' accumulators; Y0..Y7 scratch.
+
+// A84_W transposes the eight rows' blocks into T0..T7 at 0..255(SP) and
+// gathers their dw into Y11.
+#define A84_W \
+	T88_DWORDS                          \
+	VPAND       Y10, Y0, Y4             \
+	VPAND       Y10, Y1, Y5             \
+	VPAND       Y10, Y2, Y6             \
+	VPAND       Y10, Y3, Y7             \
+	VMOVDQU     Y4, 0(SP)               \
+	VMOVDQU     Y5, 32(SP)              \
+	VMOVDQU     Y6, 64(SP)              \
+	VMOVDQU     Y7, 96(SP)              \
+	VPSRLW      $4, Y0, Y0              \
+	VPSRLW      $4, Y1, Y1              \
+	VPSRLW      $4, Y2, Y2              \
+	VPSRLW      $4, Y3, Y3              \
+	VPAND       Y10, Y0, Y0             \
+	VPAND       Y10, Y1, Y1             \
+	VPAND       Y10, Y2, Y2             \
+	VPAND       Y10, Y3, Y3             \
+	VMOVDQU     Y0, 128(SP)             \
+	VMOVDQU     Y1, 160(SP)             \
+	VMOVDQU     Y2, 192(SP)             \
+	VMOVDQU     Y3, 224(SP)             \
+	T88_SCALES_TO(X11, Y11)
+
+// A84_OFF4 stores -8·Σx of the four tokens' blocks at 256(SP).
+#define A84_OFF4 \
+	VPMADDUBSW   TK0(2), Y9, Y0 \
+	VPMADDWD     Y8, Y0, Y0     \
+	VPMADDUBSW   TK1(2), Y9, Y1 \
+	VPMADDWD     Y8, Y1, Y1     \
+	VPMADDUBSW   TK2(2), Y9, Y2 \
+	VPMADDWD     Y8, Y2, Y2     \
+	VPMADDUBSW   TK3(2), Y9, Y3 \
+	VPMADDWD     Y8, Y3, Y3     \
+	T88_NEG4(256)
+
+// A84_K adds the products of T_k (at 32k(SP)) and the token's activation
+// bytes 4k..4k+3 (at TK(2+4k)) into the int32 lanes of S, with B and P
+// scratch.
+#define A84_K(TK, k, S, B, P) \
+	VPBROADCASTD TK((2+4*k)), B \
+	VMOVDQU      (32*k)(SP), P  \
+	VPMADDUBSW   B, P, P        \
+	VPMADDWD     Y8, P, P       \
+	VPADDD       P, S, S
+
+// A84_TOK adds the eight rows' block times token j's block (at TK) into
+// ACC.
+#define A84_TOK(TK, j, ACC) \
+	VPBROADCASTD (256+4*j)(SP), Y0 \
+	VPXOR        Y1, Y1, Y1        \
+	A84_K(TK, 0, Y0, Y2, Y3)       \
+	A84_K(TK, 1, Y1, Y4, Y5)       \
+	A84_K(TK, 2, Y0, Y6, Y7)       \
+	A84_K(TK, 3, Y1, Y2, Y3)       \
+	A84_K(TK, 4, Y0, Y4, Y5)       \
+	A84_K(TK, 5, Y1, Y6, Y7)       \
+	A84_K(TK, 6, Y0, Y2, Y3)       \
+	A84_K(TK, 7, Y1, Y4, Y5)       \
+	VPADDD       Y1, Y0, Y0        \
+	VCVTDQ2PS    Y0, Y0            \
+	MOVWLZX      TK(0), AX         \
+	VBROADCASTSS (R8)(AX*4), Y1    \
+	VMULPS       Y1, Y11, Y1       \
+	VFMADD231PS  Y1, Y0, ACC
+
 // func tile8x8Q4_0VNNI(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
 TEXT ·tile8x8Q4_0VNNI(SB), NOSPLIT, $32-64
-	MOVQ w+0(FP), SI
-	MOVQ rowBytes+8(FP), R9
-	LEAQ (SI)(R9*1), R10
-	LEAQ (R10)(R9*1), R11
-	LEAQ (R11)(R9*1), R12
-	SHLQ $2, R9
-	MOVQ x+16(FP), DI
-	MOVQ xStride+24(FP), BX
-	LEAQ (BX)(BX*2), DX
+	T88_ARGS
 	LEAQ (DI)(BX*4), R13
 	MOVQ nb+32(FP), CX
 	MOVQ tab+40(FP), R8
@@ -521,15 +511,7 @@ s8_ret:
 
 // func tile8x4Q4_0AVX2(w *byte, rowBytes int, x *byte, xStride int, nb int, tab *float32, dst *float32, dstStride int)
 TEXT ·tile8x4Q4_0AVX2(SB), NOSPLIT, $272-64
-	MOVQ w+0(FP), SI
-	MOVQ rowBytes+8(FP), R9
-	LEAQ (SI)(R9*1), R10
-	LEAQ (R10)(R9*1), R11
-	LEAQ (R11)(R9*1), R12
-	SHLQ $2, R9
-	MOVQ x+16(FP), DI
-	MOVQ xStride+24(FP), BX
-	LEAQ (BX)(BX*2), DX
+	T88_ARGS
 	MOVQ nb+32(FP), CX
 	MOVQ tab+40(FP), R8
 	BCAST32($0x00010001, X8, Y8)
