@@ -375,6 +375,13 @@ GLOBL t5kBit<>(SB), RODATA|NOPTR, $32
 	MOVQ nb+32(FP), CX        \
 	MOVQ tab+40(FP), R8
 
+// Q4T_NEXT moves the rows and tokens to their next super-block.
+#define Q4T_NEXT \
+	ADDQ $144, SI  \
+	ADDQ $144, DX  \
+	ADDQ $292, DI  \
+	ADDQ $292, R12
+
 // Q4T_HEAD forms what a super-block's pairs share: the tokens' group
 // sums in the frame (T4K_BSUMS), d·x.d and dmin·x.d of the eight pairs
 // in DP and MP, row 0's scales in Y6, row 1's where KEEP1 (a macro)
@@ -487,10 +494,7 @@ q4kt_block:
 	Q4T_STEP(2)
 	Q4T_STEP(3)
 
-	ADDQ $144, SI
-	ADDQ $144, DX
-	ADDQ $292, DI
-	ADDQ $292, R12
+	Q4T_NEXT
 	DECQ CX
 	JNZ  q4kt_block
 
@@ -632,10 +636,7 @@ q4ka_block:
 	Q4A_STEP(2)
 	Q4A_STEP(3)
 
-	ADDQ $144, SI
-	ADDQ $144, DX
-	ADDQ $292, DI
-	ADDQ $292, R12
+	Q4T_NEXT
 	DECQ CX
 	JNZ  q4ka_block
 

@@ -54,6 +54,32 @@
 	MOVQ xStride+24(FP), BX   \
 	LEAQ (BX)(BX*2), DX
 
+// T88_NEXT moves rows 0..3 (rows 4..7 follow through R9) and the first
+// token to their next block.
+#define T88_NEXT \
+	ADDQ $18, SI   \
+	ADDQ $18, R10  \
+	ADDQ $18, R11  \
+	ADDQ $18, R12  \
+	ADDQ $34, DI
+
+// T88_DST sets DI to dst and AX to its row stride in bytes.
+#define T88_DST \
+	MOVQ    dst+48(FP), DI       \
+	MOVQ    dstStride+56(FP), AX \
+	SHLQ    $2, AX
+
+// T88_STORE4 writes the accumulators A..D to four tokens' rows of dst
+// from DI (stride AX), leaving DI at the last.
+#define T88_STORE4(A, B, C, D) \
+	VMOVUPS A, (DI) \
+	ADDQ    AX, DI  \
+	VMOVUPS B, (DI) \
+	ADDQ    AX, DI  \
+	VMOVUPS C, (DI) \
+	ADDQ    AX, DI  \
+	VMOVUPS D, (DI)
+
 // The addresses of token j's block, o bytes in.
 #define TK0(o) o(DI)
 #define TK1(o) o(DI)(BX*1)
@@ -294,34 +320,16 @@ t88_loop:
 	T88_TOK(TK5, 5, Y29)
 	T88_TOK(TK6, 6, Y30)
 	T88_TOK(TK7, 7, Y31)
-	ADDQ $18, SI
-	ADDQ $18, R10
-	ADDQ $18, R11
-	ADDQ $18, R12
-	ADDQ $34, DI
+	T88_NEXT
 	ADDQ $34, R13
 	DECQ CX
 	JNZ  t88_loop
 
 t88_done:
-	MOVQ    dst+48(FP), DI
-	MOVQ    dstStride+56(FP), AX
-	SHLQ    $2, AX
-	VMOVUPS Y24, (DI)
+	T88_DST
+	T88_STORE4(Y24, Y25, Y26, Y27)
 	ADDQ    AX, DI
-	VMOVUPS Y25, (DI)
-	ADDQ    AX, DI
-	VMOVUPS Y26, (DI)
-	ADDQ    AX, DI
-	VMOVUPS Y27, (DI)
-	ADDQ    AX, DI
-	VMOVUPS Y28, (DI)
-	ADDQ    AX, DI
-	VMOVUPS Y29, (DI)
-	ADDQ    AX, DI
-	VMOVUPS Y30, (DI)
-	ADDQ    AX, DI
-	VMOVUPS Y31, (DI)
+	T88_STORE4(Y28, Y29, Y30, Y31)
 	VZEROUPPER
 	RET
 
@@ -381,11 +389,7 @@ d8_loop:
 	VPSUBD       X0, X1, X0
 	VPBROADCASTD X0, Y0
 	T88_DOT(TK0, Y24)
-	ADDQ $18, SI
-	ADDQ $18, R10
-	ADDQ $18, R11
-	ADDQ $18, R12
-	ADDQ $34, DI
+	T88_NEXT
 	DECQ CX
 	JNZ  d8_loop
 
@@ -485,11 +489,7 @@ s8_loop:
 	VCVTDQ2PS     Y0, Y0
 	VMULPS.BCST   4(DX), Y7, Y1
 	VFMADD231PS   Y1, Y0, Y24
-	ADDQ $18, SI
-	ADDQ $18, R10
-	ADDQ $18, R11
-	ADDQ $18, R12
-	ADDQ $34, DI
+	T88_NEXT
 	ADDQ $8, DX
 	DECQ CX
 	JNZ  s8_loop
@@ -531,24 +531,12 @@ a84_loop:
 	A84_TOK(TK1, 1, Y13)
 	A84_TOK(TK2, 2, Y14)
 	A84_TOK(TK3, 3, Y15)
-	ADDQ $18, SI
-	ADDQ $18, R10
-	ADDQ $18, R11
-	ADDQ $18, R12
-	ADDQ $34, DI
+	T88_NEXT
 	DECQ CX
 	JNZ  a84_loop
 
 a84_done:
-	MOVQ    dst+48(FP), DI
-	MOVQ    dstStride+56(FP), AX
-	SHLQ    $2, AX
-	VMOVUPS Y12, (DI)
-	ADDQ    AX, DI
-	VMOVUPS Y13, (DI)
-	ADDQ    AX, DI
-	VMOVUPS Y14, (DI)
-	ADDQ    AX, DI
-	VMOVUPS Y15, (DI)
+	T88_DST
+	T88_STORE4(Y12, Y13, Y14, Y15)
 	VZEROUPPER
 	RET
