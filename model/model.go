@@ -418,7 +418,14 @@ func (m *Model) forward(s *State, in Input, ps *probe.Set) {
 	s.emit(m, ps, probe.OutputNorm, xb, b, embdShape)
 	outs := s.outputViews(be, len(outputs))
 	outX, logits := outs.outX, outs.logits
-	be.CopyRows(outX, xb, outputs)
+	if inOrder(outputs, n) {
+		// Every row in order (a decode step's one row): the norm's rows
+		// are the product's input as they are, without a copy (which on
+		// the GPU also lets the norm fold into the product).
+		outX = xb
+	} else {
+		be.CopyRows(outX, xb, outputs)
+	}
 	s.setSequenceRuns(be, s.slotsOf(b, outputs))
 	be.MatMul(logits, outX, w.Output)
 	if ps.Wants(probe.Logits) {
@@ -426,10 +433,24 @@ func (m *Model) forward(s *State, in Input, ps *probe.Set) {
 	}
 	if len(outputs) != len(in.Outputs) {
 		// Probing widened the outputs to every row: keep the asked ones first.
-		be.CopyRows(outX, xb, in.Outputs)
+		be.CopyRows(outs.outX, xb, in.Outputs)
 		s.setSequenceRuns(be, s.slotsOf(b, in.Outputs))
-		be.MatMul(be.View(s.logits, len(in.Outputs)), be.View(outX, len(in.Outputs)), w.Output)
+		be.MatMul(be.View(s.logits, len(in.Outputs)), be.View(outs.outX, len(in.Outputs)), w.Output)
 	}
+}
+
+// inOrder reports whether rows lists every row of an n-row batch in
+// order, 0 to n-1.
+func inOrder(rows []int32, n int) bool {
+	if len(rows) != n {
+		return false
+	}
+	for i, r := range rows {
+		if int(r) != i {
+			return false
+		}
+	}
+	return true
 }
 
 // slotsOf returns the slots of the batch rows listed in rows.

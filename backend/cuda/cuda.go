@@ -80,6 +80,10 @@ type Options struct {
 	// even where cuBLAS is installed ($LLAMAGO_CUDA_CUBLAS=0 does too; see
 	// cublas.go and Backend.CUBLAS), for comparison.
 	NoCUBLAS bool
+	// NoNormFold keeps decode's RMSNorms before F16 products in launches
+	// of their own ($LLAMAGO_CUDA_NORMFOLD=0 does too; see foldNorm), for
+	// comparison.
+	NoNormFold bool
 }
 
 // Backend is the CUDA backend. It is not safe for concurrent use: one
@@ -197,6 +201,14 @@ type Backend struct {
 	// 1373–1393, Q8_0 1138–1160 → 1164–1178. F16 halves, rounded value
 	// by value, are always rounded in mvq_glu.
 	gluTail bool
+	// normFold: a one-row RMSNorm before an F16 one-token product folds
+	// into it (foldNorm), and the residual add before the norm into the
+	// product before that (mergeAdd); off with Options.NoNormFold or
+	// $LLAMAGO_CUDA_NORMFOLD=0. mvqnBlocks and mvqnGLUBlocks are the
+	// blocks of mvqn_f16 and mvqn_glu_f16 the GPU holds at once, which
+	// their launches do not exceed.
+	normFold                  bool
+	mvqnBlocks, mvqnGLUBlocks int
 }
 
 // actState names a rounding of n activations at src into the scratch
@@ -247,6 +259,7 @@ func New(opts Options) (*Backend, error) {
 	b.splitK = !opts.NoSplitK && os.Getenv("LLAMAGO_CUDA_SPLITK") != "0"
 	b.hostIO = os.Getenv("LLAMAGO_CUDA_HOSTIO") != "0"
 	b.gluTail = os.Getenv("LLAMAGO_CUDA_GLU_TAIL") == "1"
+	b.normFold = !b.eager && !opts.NoNormFold && os.Getenv("LLAMAGO_CUDA_NORMFOLD") != "0"
 	if b.chunk, err = envCount("LLAMAGO_CUDA_CHUNK", chunkLaunches, 0, "a number of launches (0: whole forward passes)"); err != nil {
 		return nil, err
 	}
@@ -280,6 +293,9 @@ func New(opts Options) (*Backend, error) {
 	if err := b.loadCPUOrder(opts); err != nil {
 		b.release()
 		return nil, err
+	}
+	if b.exact != nil {
+		b.normFold = false // CPU-order mode has kernels of its own
 	}
 	switch {
 	case b.exact != nil:
@@ -365,7 +381,22 @@ func (b *Backend) setup(ptx []byte) error {
 	}
 	runtime.KeepAlive(image)
 	runtime.KeepAlive(logBuf)
-	return b.k.load(d, b.mod)
+	if err := b.k.load(d, b.mod); err != nil {
+		return err
+	}
+	// The norm-folded products loop over their rows in as many blocks as
+	// the GPU holds at once.
+	for _, f := range []struct {
+		fn  uintptr
+		dst *int
+	}{{b.k.mvqnF16, &b.mvqnBlocks}, {b.k.mvqnGLUF16, &b.mvqnGLUBlocks}} {
+		var n int32
+		if err := d.check("cuOccupancyMaxActiveBlocksPerMultiprocessor", d.cuOccupancyMaxBlocks(&n, f.fn, normThreads, 0)); err != nil {
+			return err
+		}
+		*f.dst = int(n) * b.info.Multiprocessors
+	}
+	return nil
 }
 
 // release frees what New acquired so far.

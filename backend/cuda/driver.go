@@ -70,6 +70,7 @@ type driver struct {
 	cuModuleGetFunction       func(fn *uintptr, mod uintptr, name *byte) result
 	cuModuleGetGlobal         func(ptr *uint64, bytes *uintptr, mod uintptr, name *byte) result
 	cuFuncSetAttribute        func(fn uintptr, attr int32, v int32) result
+	cuOccupancyMaxBlocks      func(n *int32, fn uintptr, blockSize int32, dynamicShared uintptr) result
 	cuMemAlloc                func(ptr *uint64, size uintptr) result
 	cuMemFree                 func(ptr uint64) result
 	cuMemsetD8                func(ptr uint64, v uint8, n uintptr) result
@@ -128,6 +129,7 @@ func loadDriver() (*driver, error) {
 		{&d.cuModuleGetFunction, "cuModuleGetFunction"},
 		{&d.cuModuleGetGlobal, "cuModuleGetGlobal_v2"},
 		{&d.cuFuncSetAttribute, "cuFuncSetAttribute"},
+		{&d.cuOccupancyMaxBlocks, "cuOccupancyMaxActiveBlocksPerMultiprocessor"},
 		{&d.cuMemAlloc, "cuMemAlloc_v2"},
 		{&d.cuMemFree, "cuMemFree_v2"},
 		{&d.cuMemsetD8, "cuMemsetD8_v2"},

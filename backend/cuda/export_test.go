@@ -203,3 +203,19 @@ func timelineSymbols(b *Backend) (count, times, tags uint64, capacity int, err e
 	tags, size, err = addr("tl_tag")
 	return count, times, tags, int(size / 4), err
 }
+
+// PendingFolded is the number of queued launches that run a norm-folded
+// product (mvqn_f16, mvqn_glu_f16), for the tests that check the fold.
+func PendingFolded(b *Backend) int {
+	n := 0
+	for _, r := range b.pending {
+		if r.fn == b.k.mvqnF16 || r.fn == b.k.mvqnGLUF16 {
+			n++
+		}
+	}
+	return n
+}
+
+// MVQNBlocks is how many blocks of mvqn_f16 and mvqn_glu_f16 the GPU holds
+// at once (the most a launch of them takes).
+func MVQNBlocks(b *Backend) (mvqn, glu int) { return b.mvqnBlocks, b.mvqnGLUBlocks }

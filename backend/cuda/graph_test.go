@@ -618,3 +618,157 @@ func TestEnvCount(t *testing.T) {
 		}
 	}
 }
+
+// TestFoldNormAndMergeAdd checks the queue-time decisions of the norm
+// fold: the residual add merged into the F16 product before it, the
+// one-row norm after it folded into the F16 product after it (mvqn_f16),
+// the next products merged into that launch and a SwiGLU turning it into
+// mvqn_glu_f16; and each refusal where the launches' buffers overlap in a
+// way the fused kernels cannot take.
+func TestFoldNormAndMergeAdd(t *testing.T) {
+	const mvqF16, norm, mvqn, mvqnGLU, cols = 11, 12, 13, 14, 2048
+	const xq, gamma, eps = 1 << 40, 1 << 41, 0x3727c5ac
+	newBackend := func() *Backend {
+		b := &Backend{normFold: true, mvqnBlocks: 264, mvqnGLUBlocks: 396, counters: 1 << 44}
+		b.k.mvq[gpuF16], b.k.rmsNorm, b.k.mvqnF16, b.k.mvqnGLUF16 = mvqF16, norm, mvqn, mvqnGLU
+		return b
+	}
+	f16 := func(rows, c int, ptr uint64) *weight {
+		return &weight{rows: rows, cols: c, rowBytes: 2 * c, ptr: ptr, gpu: gpuF16}
+	}
+	row := func(c int, ptr uint64) *mat { return &mat{rows: 1, cols: c, ptr: ptr} }
+	x, y, xn := row(cols, 1<<30), row(cols, 2<<30), row(cols, 3<<30)
+
+	// queueProduct queues the o product y = a·woᵀ as MatMul does.
+	queueProduct := func(b *Backend, sets ...[4]uint64) {
+		r := launchRec{fn: mvqF16, grid: dim3{1024, 1, 1}, block: dim3{128, 1, 1}, n: mvqAdd + 2}
+		r.vals[0], r.vals[1] = xq+1<<20, cols
+		for k, s := range sets {
+			copy(r.vals[mvqArgs+4*k:], s[:])
+		}
+		b.pending = append(b.pending, r)
+	}
+	oSet := [4]uint64{5 << 20, 2 * cols, cols, y.ptr}
+	b := newBackend()
+	queueProduct(b, oSet)
+	if !b.mergeAdd(x, x, y) {
+		t.Fatal("the residual add did not merge into the product")
+	}
+	if r := b.pending[0]; r.vals[mvqAdd] != x.ptr || r.vals[mvqAdd+1] != x.ptr {
+		t.Errorf("add arguments %#x %#x, want x twice", r.vals[mvqAdd], r.vals[mvqAdd+1])
+	}
+	if b.mergeAdd(x, x, y) {
+		t.Error("a second add merged into the same product")
+	}
+	for _, c := range []struct {
+		name      string
+		sets      [][4]uint64
+		dst, a, c *mat
+	}{
+		{"two matrices", [][4]uint64{oSet, {6 << 20, 2 * cols, 256, 4 << 30}}, x, x, y},
+		{"neither operand the product's", [][4]uint64{oSet}, x, x, row(cols, 4<<30)},
+		{"the other operand overlapping the product's", [][4]uint64{oSet}, x, row(cols, y.ptr+8), y},
+		{"dst overlapping an operand shifted", [][4]uint64{oSet}, row(cols, x.ptr+4), x, y},
+		{"another length", [][4]uint64{oSet}, row(cols/2, x.ptr), row(cols/2, x.ptr), row(cols/2, y.ptr)},
+	} {
+		b := newBackend()
+		queueProduct(b, c.sets...)
+		if b.mergeAdd(c.dst, c.a, c.c) {
+			t.Errorf("%s: the add merged", c.name)
+		}
+	}
+	b = newBackend()
+	b.normFold = false
+	queueProduct(b, oSet)
+	if b.mergeAdd(x, x, y) {
+		t.Error("the add merged with the fold off")
+	}
+
+	// queueNorm queues xn = RMSNorm(x) rounded into in, as RMSNorm and
+	// fuseAct do.
+	queueNorm := func(b *Backend, x, dst *mat, addend uint64, in uint64) {
+		b.pending = append(b.pending, rec(norm, 1, x.ptr, addend, 0, gamma, dst.ptr, uint64(x.cols), eps, in, actF16Bits))
+	}
+	b = newBackend()
+	queueNorm(b, x, xn, 0, xq)
+	q, k, v := row(cols, 6<<30), row(256, 7<<30), row(256, 8<<30)
+	if !b.foldNorm(xq, f16(cols, cols, 1<<32), q) {
+		t.Fatal("the norm did not fold into q's product")
+	}
+	if !b.mergeProduct(mvqF16, xq, f16(256, cols, 2<<32), k) || !b.mergeProduct(mvqF16, xq, f16(256, cols, 3<<32), v) {
+		t.Fatal("k and v did not merge into the folded launch")
+	}
+	r := b.pending[0]
+	want := []uint64{xq, cols, 1 << 32, 2 * cols, cols, q.ptr, 2 << 32, 2 * cols, 256, k.ptr, 3 << 32, 2 * cols, 256, v.ptr, 0, 0, x.ptr, gamma, xn.ptr, eps}
+	// 2560 rows are 320 groups of mvqnPairs: as many blocks as the GPU holds.
+	if len(b.pending) != 1 || r.fn != mvqn || !slices.Equal(r.vals[:r.n], want) || r.grid.x != 264 || r.block.x != normThreads {
+		t.Errorf("%d launches; fn %d grid %d block %d args %v, want one of fn %d grid 264 block %d args %v",
+			len(b.pending), r.fn, r.grid.x, r.block.x, r.vals[:r.n], mvqn, normThreads, want)
+	}
+	b = newBackend()
+	queueNorm(b, x, xn, 0, xq)
+	if !b.foldNorm(xq, f16(1000, cols, 1<<32), q) || b.pending[0].grid.x != 125 {
+		t.Errorf("1000 rows: grid %d blocks, want 125", b.pending[0].grid.x)
+	}
+	// The output product: no more blocks than the GPU holds.
+	b = newBackend()
+	queueNorm(b, x, xn, 0, xq)
+	if !b.foldNorm(xq, f16(32000, cols, 1<<32), row(32000, 6<<30)) || b.pending[0].grid.x != 264 {
+		t.Errorf("32000 rows: grid %d blocks, want 264", b.pending[0].grid.x)
+	}
+	// Gate, up and SwiGLU.
+	b = newBackend()
+	queueNorm(b, x, xn, 0, xq)
+	gate, up := row(5632, 9<<30), row(5632, 10<<30)
+	if !b.foldNorm(xq, f16(5632, cols, 1<<32), gate) || !b.mergeProduct(mvqF16, xq, f16(5632, cols, 2<<32), up) || !b.fuseSwiGLU(gate, gate, up) {
+		t.Fatal("gate, up and SwiGLU did not fold")
+	}
+	r = b.pending[0]
+	wantGLU := []uint64{xq, cols, 1 << 32, 2 * cols, 2 << 32, 2 * cols, 5632, gate.ptr, up.ptr, gate.ptr, 0, actNone, 1 << 44, x.ptr, gamma, xn.ptr, eps}
+	if r.fn != mvqnGLU || !slices.Equal(r.vals[:r.n], wantGLU) || r.grid.x != 396 || r.block.x != normThreads {
+		t.Errorf("fn %d grid %d block %d args %v, want fn %d grid 396 block %d args %v", r.fn, r.grid.x, r.block.x, r.vals[:r.n], mvqnGLU, normThreads, wantGLU)
+	}
+	// The down product's F16 rounding goes into that launch, but not into
+	// the buffer block 0 writes the norm's halves to.
+	if b.fuseAct(gate, xq, actF16Bits) {
+		t.Error("the down product's rounding fused into the norm's buffer")
+	}
+	if !b.fuseAct(gate, 11<<40, actF16Bits) || b.pending[0].vals[gluAct] != 11<<40 {
+		t.Error("the down product's rounding did not fuse into the folded gate/up launch")
+	}
+	for _, c := range []struct {
+		name   string
+		w      *weight
+		dst    *mat
+		addend uint64
+		in     uint64
+		xn     *mat
+		change func(b *Backend)
+	}{
+		{"a norm with an addend", f16(cols, cols, 1<<32), q, y.ptr, xq, xn, nil},
+		{"another input", f16(cols, cols, 1<<32), q, 0, xq + 64, xn, nil},
+		{"rows longer than the fold takes", f16(cols, mvqnMaxCols+8, 1<<32), row(cols, q.ptr), 0, xq, xn, nil},
+		{"Q8_0 weights", &weight{rows: cols, cols: cols, rowBytes: 2176, ptr: 1 << 32, gpu: gpuQ8_0}, q, 0, xq, xn, nil},
+		{"the product writing the norm's input", f16(cols, cols, 1<<32), row(cols, x.ptr+4), 0, xq, xn, nil},
+		{"the product writing the norm's output", f16(cols, cols, 1<<32), xn, 0, xq, xn, nil},
+		{"the norm in place", f16(cols, cols, 1<<32), q, 0, xq, x, nil},
+		{"the fold off", f16(cols, cols, 1<<32), q, 0, xq, xn, func(b *Backend) { b.normFold = false }},
+		{"no folded block fits", f16(cols, cols, 1<<32), q, 0, xq, xn, func(b *Backend) { b.mvqnBlocks = 0 }},
+	} {
+		b := newBackend()
+		queueNorm(b, row(c.w.cols, x.ptr), row(c.w.cols, c.xn.ptr), c.addend, xq)
+		if c.change != nil {
+			c.change(b)
+		}
+		if b.foldNorm(c.in, c.w, c.dst) {
+			t.Errorf("%s: the norm folded", c.name)
+		}
+	}
+	// A matrix merged later may not write the norm's input either.
+	b = newBackend()
+	queueNorm(b, x, xn, 0, xq)
+	b.foldNorm(xq, f16(cols, cols, 1<<32), q)
+	if b.mergeProduct(mvqF16, xq, f16(256, cols, 2<<32), row(256, x.ptr)) {
+		t.Error("a product writing the norm's input merged into the folded launch")
+	}
+}

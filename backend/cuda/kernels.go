@@ -68,6 +68,7 @@ type kernelSet struct {
 	mm, mv                        [numGPUTypes]uintptr // products: tiles of tokens, one token
 	mvq                           [numGPUTypes]uintptr // one token, int8 (F16: F16) activations, up to 3 matrices
 	mvqGLU                        [numGPUTypes]uintptr // one token: gate and up products and SwiGLU (quantized types, F16)
+	mvqnF16, mvqnGLUF16           uintptr              // one token, F16, the RMSNorm before folded in (foldNorm): up to 3 matrices; gate/up/SwiGLU
 	mmq                           [numGPUTypes]uintptr // several tokens on the tensor cores (quantized types)
 	mmhF16                        uintptr              // several tokens on the tensor cores (F16)
 	actF16, actQ8_0, actQ8_K      uintptr
@@ -112,6 +113,8 @@ func (k *kernelSet) load(d *driver, mod uintptr) error {
 		{&k.mvqGLU[gpuF16], "mvq_glu_f16"},
 		{&k.mvqGLU[gpuQ4_K], "mvq_glu_q4_k"},
 		{&k.mvqGLU[gpuQ6_K], "mvq_glu_q6_k"},
+		{&k.mvqnF16, "mvqn_f16"},
+		{&k.mvqnGLUF16, "mvqn_glu_f16"},
 		{&k.mmq[gpuQ4_0], "mmq_q4_0"},
 		{&k.mmq[gpuQ8_0], "mmq_q8_0"},
 		{&k.mmq[gpuQ4_K], "mmq_q4_k"},

@@ -10,21 +10,23 @@ import (
 
 // Launch geometry; the constants match the #defines of kernels/llamago.cu.
 const (
-	mmTokens        = 8   // MM_TOKENS: activation rows per product block
-	mmWarps         = 4   // MM_WARPS: warps sharing one weight row in a block
-	normThreads     = 512 // NORM_THREADS
-	swigluThreads   = 256 // SWIGLU_THREADS
-	mvRows          = 4   // MV_ROWS: warps per one-token block
-	mvqSplitF16     = 2   // MVQ_SPLIT_F16: warps per weight row of F16's one-token products
-	mmqTile         = 64  // MMQ_BM = MMQ_BN: weight rows and tokens per tensor-core tile
-	mmqThreads      = 128 // MMQ_THREADS
-	faRows          = 64  // FA_ROWS: query rows per attention_tc block
-	faThreads       = 128 // FA_THREADS
-	faMaxHeadDim    = 128 // the largest MAXD of attention_tc
-	ropeMaxPairs    = 256 // ROPE_MAX_PAIRS
-	actWarps        = 4   // ACT_WARPS: rounding blocks per act_q8_0/act_q8_k block
-	attnThreads     = 512 // ATTN_THREADS
-	attnMaxHeadDim  = 256 // ATTN_MAX_HEAD_DIM
+	mmTokens        = 8                    // MM_TOKENS: activation rows per product block
+	mmWarps         = 4                    // MM_WARPS: warps sharing one weight row in a block
+	normThreads     = 512                  // NORM_THREADS
+	swigluThreads   = 256                  // SWIGLU_THREADS
+	mvRows          = 4                    // MV_ROWS: warps per one-token block
+	mvqSplitF16     = 2                    // MVQ_SPLIT_F16: warps per weight row of F16's one-token products
+	mvqnPairs       = normThreads / 32 / 2 // MVQN_PAIRS: rows a norm-folded block computes at once
+	mvqnMaxCols     = 8192                 // MVQN_MAX_COLS: the longest row a norm folds into a product
+	mmqTile         = 64                   // MMQ_BM = MMQ_BN: weight rows and tokens per tensor-core tile
+	mmqThreads      = 128                  // MMQ_THREADS
+	faRows          = 64                   // FA_ROWS: query rows per attention_tc block
+	faThreads       = 128                  // FA_THREADS
+	faMaxHeadDim    = 128                  // the largest MAXD of attention_tc
+	ropeMaxPairs    = 256                  // ROPE_MAX_PAIRS
+	actWarps        = 4                    // ACT_WARPS: rounding blocks per act_q8_0/act_q8_k block
+	attnThreads     = 512                  // ATTN_THREADS
+	attnMaxHeadDim  = 256                  // ATTN_MAX_HEAD_DIM
 	elemThreads     = 256
 	rowThreads      = 256
 	qk, qkK         = 32, 256
@@ -182,7 +184,10 @@ func (b *Backend) MatMul(dstM, xM backend.Mat, wW backend.Weight) {
 			fn = 0 // queued with the product before
 		}
 		b.args.reset().ptr(in).i32(w.cols).ptr(w.ptr).i64(w.rowBytes).i32(w.rows).ptr(dst.ptr).
-			ptr(0).i64(0).i32(0).ptr(0).ptr(0).i64(0).i32(0).ptr(0)
+			ptr(0).i64(0).i32(0).ptr(0).ptr(0).i64(0).i32(0).ptr(0).ptr(0).ptr(0)
+		if fn != 0 && b.foldNorm(in, w, dst) {
+			fn = 0 // queued with the norm folded in
+		}
 	}
 	if !one && fn != 0 && fn == b.k.mmq[w.gpu] {
 		if b.mergeTiles(fn, in, w, dst, x.rows) {
@@ -217,7 +222,14 @@ const (
 // its warps run in no particular order.
 func (b *Backend) mergeProduct(fn uintptr, in uint64, w *weight, dst *mat) bool {
 	r := b.lastPending(fn)
+	folded := r == nil && w.gpu == gpuF16 && b.k.mvqnF16 != 0
+	if folded {
+		r = b.lastPending(b.k.mvqnF16)
+	}
 	if r == nil || r.vals[0] != in || r.vals[1] != uint64(w.cols) {
+		return false
+	}
+	if folded && normOverlaps(r.vals[mvqnNorm:], w.cols, dst.ptr, uint64(w.rows)*4) {
 		return false
 	}
 	free, total := freeSet(r.vals[mvqArgs:], dst.ptr, w.rows, 1)
@@ -227,8 +239,71 @@ func (b *Backend) mergeProduct(fn uintptr, in uint64, w *weight, dst *mat) bool 
 	putSet(r.vals[mvqArgs:], free, w, dst)
 	total += uint64(w.rows)
 	r.grid.x = uint32((total*uint64(mvqSplit(w.gpu)) + mvRows - 1) / mvRows)
+	if folded {
+		r.grid.x = mvqnGrid(int(total), b.mvqnBlocks)
+	}
 	return true
 }
+
+// Arguments of mvq (the residual add's two at mvqAdd) and of the
+// norm-folded product mvqn_f16: mvq's, then the norm's (x, w, dst, eps)
+// at mvqnNorm (mvqn_glu_f16: after mvq_glu's).
+const (
+	mvqAdd   = mvqArgs + 4*mvqSets
+	mvqnNorm = mvqAdd + 2
+)
+
+// foldNorm turns the one-row RMSNorm queued just before the F16
+// one-token product dst = x·wᵀ, whose output the norm rounds into in (the
+// product's input), into one mvqn_f16 launch: every block computes the
+// norm itself, exactly as rms_norm does, and then its rows of the
+// product (see mvqn_f16 in kernels/llamago.cu), which saves a launch and
+// a kernel boundary a norm. It reports whether it did. The norm must add
+// no residual (with the fold on, the residual add merges into the
+// product before the norm instead: mergeAdd), and neither its output nor
+// the product's may overlap its input, which every block reads while
+// block 0 writes the norm's output and others write their rows.
+func (b *Backend) foldNorm(in uint64, w *weight, dst *mat) bool {
+	if !b.normFold || w.gpu != gpuF16 || w.cols > mvqnMaxCols || b.mvqnBlocks == 0 {
+		return false
+	}
+	// rms_norm's arguments: x, addend, sum, w, dst, cols, eps, act, actKind.
+	r := b.lastPending(b.k.rmsNorm)
+	if r == nil || r.grid.x != 1 || r.vals[1] != 0 || r.vals[5] != uint64(w.cols) || r.vals[7] != in || r.vals[8] != actF16Bits {
+		return false
+	}
+	norm := []uint64{r.vals[0], r.vals[3], r.vals[4], r.vals[6]}
+	n := uint64(w.cols) * 4
+	if spansOverlap(norm[0], n, norm[2], n) || normOverlaps(norm, w.cols, dst.ptr, uint64(w.rows)*4) {
+		return false
+	}
+	b.pending = b.pending[:len(b.pending)-1]
+	b.args.reset().ptr(in).i32(w.cols).ptr(w.ptr).i64(w.rowBytes).i32(w.rows).ptr(dst.ptr).
+		ptr(0).i64(0).i32(0).ptr(0).ptr(0).i64(0).i32(0).ptr(0).ptr(0).ptr(0).
+		ptr(norm[0]).ptr(norm[1]).ptr(norm[2]).put(norm[3])
+	b.launchKeep("MatMul", b.k.mvqnF16, dim3{mvqnGrid(w.rows, b.mvqnBlocks), 1, 1}, dim3{normThreads, 1, 1})
+	return true
+}
+
+// normOverlaps reports whether the n bytes at p overlap the input or the
+// output of the folded norm of rows of cols values whose arguments (x, w,
+// dst, eps) norm holds.
+func normOverlaps(norm []uint64, cols int, p, n uint64) bool {
+	rowBytes := uint64(cols) * 4
+	return spansOverlap(norm[0], rowBytes, p, n) || spansOverlap(norm[2], rowBytes, p, n)
+}
+
+// mvqnGrid is the blocks of a norm-folded launch of rows rows (pairs of
+// warps a row, mvqnPairs rows a block at once): no more than the GPU
+// holds at once (limit), since each block computes the norm once and
+// then loops over its rows.
+func mvqnGrid(rows, limit int) uint32 {
+	return uint32(max(1, min((rows+mvqnPairs-1)/mvqnPairs, limit)))
+}
+
+// spansOverlap reports whether the an bytes at a and the bn bytes at b
+// overlap.
+func spansOverlap(a, an, b, bn uint64) bool { return a < b+bn && b < a+an }
 
 // freeSet finds the first unused (W, rowBytes, rows, Y) set among a
 // launch's mvqSets sets and checks that a product writing ntok rows of rows
@@ -425,9 +500,51 @@ func (b *Backend) Add(dstM, aM, bM backend.Mat) {
 	}
 	n := x.rows * x.cols
 	defer b.enter("Add")()
+	if b.mergeAdd(dst, x, y) {
+		b.actValid = false
+		b.flushLong("Add")
+		return
+	}
 	b.flushLong("Add")
 	b.args.reset().ptr(x.ptr).ptr(y.ptr).ptr(dst.ptr).i32(n)
 	b.launch("Add", b.k.add, grid1(n, elemThreads), dim3{elemThreads, 1, 1})
+}
+
+// mergeAdd merges the residual add dst = x + y into the F16 one-token
+// product queued just before it when that product wrote one of x and y
+// (mvq's addSum: the lane that writes a row's result adds the other
+// operand to it), so that the RMSNorm after the add takes no addend and
+// folds into the product after it (foldNorm). Only with the fold on, and
+// only for a launch of one matrix. It reports whether it did.
+func (b *Backend) mergeAdd(dst, x, y *mat) bool {
+	if !b.normFold {
+		return false
+	}
+	r := b.lastPending(b.k.mvq[gpuF16])
+	n := x.rows * x.cols
+	// One matrix (no second or third set), no add yet, its n outputs
+	// exactly one operand.
+	if r == nil || r.vals[mvqArgs+4+2] != 0 || r.vals[mvqArgs+8+2] != 0 || r.vals[mvqAdd+1] != 0 || r.vals[mvqArgs+2] != uint64(n) {
+		return false
+	}
+	out := r.vals[mvqArgs+3]
+	other := x
+	switch {
+	case x.ptr == out:
+		other = y
+	case y.ptr != out:
+		return false
+	}
+	// The other operand is read after the product's wait, before any row
+	// is written, by the lane that writes its row: it must not be an
+	// output of the launch. dst may be either operand or lie apart.
+	bytes := uint64(n) * 4
+	if spansOverlap(other.ptr, bytes, out, bytes) ||
+		!(dst.ptr == other.ptr || dst.ptr == out || !spansOverlap(dst.ptr, bytes, other.ptr, bytes) && !spansOverlap(dst.ptr, bytes, out, bytes)) {
+		return false
+	}
+	r.vals[mvqAdd], r.vals[mvqAdd+1] = other.ptr, dst.ptr
+	return true
 }
 
 // SwiGLU implements backend.Backend.
@@ -478,6 +595,10 @@ func (b *Backend) fuseSwiGLU(dst, g, u *mat) bool {
 			typ = t
 		}
 	}
+	folded := r.fn == b.k.mvqnF16 && b.k.mvqnF16 != 0 && b.k.mvqnGLUF16 != 0 && b.mvqnGLUBlocks > 0
+	if folded {
+		typ = gpuF16
+	}
 	if typ < 0 {
 		return false
 	}
@@ -491,18 +612,31 @@ func (b *Backend) fuseSwiGLU(dst, g, u *mat) bool {
 	if !(dst.ptr == g.ptr || dst.ptr == u.ptr || (!overlaps(dst, g) && !overlaps(dst, u))) {
 		return false
 	}
+	if folded && normOverlaps(r.vals[mvqnNorm:], int(r.vals[1]), dst.ptr, uint64(dst.rows*dst.cols)*4) {
+		return false
+	}
 	counters := b.counterBuf("SwiGLU")
 	b.args.reset().ptr(r.vals[0]).put(r.vals[1]).ptr(a[0]).put(a[1]).ptr(a[4]).put(a[5]).i32(g.cols).
 		ptr(g.ptr).ptr(u.ptr).ptr(dst.ptr).ptr(0).i32(actNone).ptr(counters)
-	r.fn = b.k.mvqGLU[typ]
+	if folded {
+		// The norm's arguments follow mvq_glu's.
+		b.args.put(r.vals[mvqnNorm]).put(r.vals[mvqnNorm+1]).put(r.vals[mvqnNorm+2]).put(r.vals[mvqnNorm+3])
+		r.fn = b.k.mvqnGLUF16
+		r.grid = dim3{mvqnGrid(g.cols, b.mvqnGLUBlocks), 1, 1}
+	} else {
+		r.fn = b.k.mvqGLU[typ]
+		r.grid = grid1(g.cols*mvqSplit(typ), mvRows)
+	}
 	r.n = b.args.n
 	copy(r.vals[:], b.args.vals[:b.args.n])
-	r.grid = grid1(g.cols*mvqSplit(typ), mvRows)
 	return true
 }
 
 // lastGLU returns the last queued launch if it is an mvq_glu launch.
 func (b *Backend) lastGLU() *launchRec {
+	if r := b.lastPending(b.k.mvqnGLUF16); r != nil && b.k.mvqnGLUF16 != 0 {
+		return r
+	}
 	for t := range numGPUTypes {
 		if fn := b.k.mvqGLU[t]; fn != 0 {
 			if r := b.lastPending(fn); r != nil {

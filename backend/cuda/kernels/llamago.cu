@@ -973,10 +973,16 @@ __device__ __forceinline__ void l2_prefetch_row(const uint8_t *row, long long by
 // matrices' rows one after the other, lane l taking blocks l, l+32, …
 // The small k and v products alone were launches of 64 blocks bound by
 // their fixed cost.
+//
+// With addSum not null, the rows of the first matrix also add the residual
+// after their product: addSum[r] = addA[r] + Y0[r] (the model's Add of
+// the product's output, merged into the product; float addition is
+// commutative, so the bits are the add kernel's whichever operand the
+// product wrote). addA must not overlap Y0; addSum may be addA or Y0.
 template <int TYPE>
 __device__ void mvq(const int8_t *xq, int cols, const uint8_t *W0, long long rb0, int rows0, float *Y0,
                     const uint8_t *W1, long long rb1, int rows1, float *Y1, const uint8_t *W2, long long rb2,
-                    int rows2, float *Y2) {
+                    int rows2, float *Y2, const float *addA, float *addSum) {
     // The kernel after a one-token product is attention, an RMSNorm or
     // argmax, a few blocks: let it launch now (pdl_release). Measured on
     // an H100 (tg128, session five): Q4_0 1044 → 1082 tokens/s, F16 720 →
@@ -994,7 +1000,7 @@ __device__ void mvq(const int8_t *xq, int cols, const uint8_t *W0, long long rb0
     const uint8_t *W = W0;
     long long rb = rb0;
     float *Y = Y0;
-    bool ok = true;
+    bool ok = true, set0 = r < rows0;
     if (r >= rows0) {
         r -= rows0;
         W = W1, rb = rb1, Y = Y1;
@@ -1025,6 +1031,10 @@ __device__ void mvq(const int8_t *xq, int cols, const uint8_t *W0, long long rb0
     tl_mark(TL_MVQ, TL_PRE);
     pdl_begin();
     tl_mark(TL_MVQ, TL_WAITED);
+    // The residual's value, loaded now so that its latency overlaps the
+    // product (only the lane that writes the row's result).
+    const bool adds = addSum && set0 && part == 0 && lane == 0;
+    const float addv = adds ? addA[r] : 0.f;
     // One warp a row: no barrier, so warps past the rows leave. (Written
     // apart from the split form below: sharing its code made Q8_0 decode
     // 5% slower, session seven.)
@@ -1043,6 +1053,7 @@ __device__ void mvq(const int8_t *xq, int cols, const uint8_t *W0, long long rb0
         for (; b < units; b += WARP) acc += block_dot_q<TYPE>(row, b, xq, xd, xs);
         acc = warp_sum(acc);
         if (lane == 0) Y[r] = acc;
+        if (adds) addSum[r] = addv + acc;
         tl_mark(TL_MVQ, TL_END);
     } else {
         float acc = 0.f;
@@ -1061,18 +1072,21 @@ __device__ void mvq(const int8_t *xq, int cols, const uint8_t *W0, long long rb0
         }
         acc = split_sum<S>(acc, warp, lane);
         if (ok && part == 0 && lane == 0) Y[r] = acc;
+        if (adds) addSum[r] = addv + acc;
         tl_mark(TL_MVQ, TL_END);
     }
 }
 
 #define MVQ_ARGS                                                                                                   \
     const int8_t *xq, int cols, const uint8_t *W0, long long rb0, int rows0, float *Y0, const uint8_t *W1,         \
-        long long rb1, int rows1, float *Y1, const uint8_t *W2, long long rb2, int rows2, float *Y2
+        long long rb1, int rows1, float *Y1, const uint8_t *W2, long long rb2, int rows2, float *Y2,               \
+        const float *addA, float *addSum
+#define MVQ_PASS xq, cols, W0, rb0, rows0, Y0, W1, rb1, rows1, Y1, W2, rb2, rows2, Y2, addA, addSum
 extern "C" __global__ void mvq_q4_0(MVQ_ARGS) {
-    mvq<TYPE_Q4_0>(xq, cols, W0, rb0, rows0, Y0, W1, rb1, rows1, Y1, W2, rb2, rows2, Y2);
+    mvq<TYPE_Q4_0>(MVQ_PASS);
 }
 extern "C" __global__ void mvq_q8_0(MVQ_ARGS) {
-    mvq<TYPE_Q8_0>(xq, cols, W0, rb0, rows0, Y0, W1, rb1, rows1, Y1, W2, rb2, rows2, Y2);
+    mvq<TYPE_Q8_0>(MVQ_PASS);
 }
 // MVQ_F16_MINB: blocks a multiprocessor must hold of F16's gate/up
 // product (mvq_glu_f16; mvq_f16's until session sixteen, now
@@ -1098,13 +1112,13 @@ extern "C" __global__ void mvq_q8_0(MVQ_ARGS) {
 #endif
 // mvq_f16 takes F16 halves (ACT_F16_BITS) instead of int8 values.
 extern "C" __global__ void __launch_bounds__(MV_THREADS, MVQ_F16_MINB_MV) mvq_f16(MVQ_ARGS) {
-    mvq<TYPE_F16>(xq, cols, W0, rb0, rows0, Y0, W1, rb1, rows1, Y1, W2, rb2, rows2, Y2);
+    mvq<TYPE_F16>(MVQ_PASS);
 }
 extern "C" __global__ void mvq_q4_k(MVQ_ARGS) {
-    mvq<TYPE_Q4_K>(xq, cols, W0, rb0, rows0, Y0, W1, rb1, rows1, Y1, W2, rb2, rows2, Y2);
+    mvq<TYPE_Q4_K>(MVQ_PASS);
 }
 extern "C" __global__ void mvq_q6_k(MVQ_ARGS) {
-    mvq<TYPE_Q6_K>(xq, cols, W0, rb0, rows0, Y0, W1, rb1, rows1, Y1, W2, rb2, rows2, Y2);
+    mvq<TYPE_Q6_K>(MVQ_PASS);
 }
 
 // ------------------------------------------------ tensor-core products
@@ -2451,6 +2465,280 @@ extern "C" __global__ void __launch_bounds__(MV_THREADS, MVQ_F16_MINB) mvq_glu_f
 }
 MVQ_GLU_KERNEL(q4_k, TYPE_Q4_K)
 MVQ_GLU_KERNEL(q6_k, TYPE_Q6_K)
+
+// ------------------------------------------------ norm-folded F16 products
+
+// The one-token F16 products after an RMSNorm (decode's q/k/v after the
+// attention norm, gate/up after the FFN norm, the output product after
+// the final norm) with the norm folded in: every block computes the
+// norm of the row itself, exactly as rms_norm does (NORM_THREADS threads,
+// the same values a thread, the same order of sums), into F16 halves in
+// its shared memory, and then its rows' products from there — one launch
+// and one kernel boundary less than rms_norm followed by mvq_f16. Block 0
+// also writes the norm's output (ndst) and its halves (xq) as rms_norm
+// would, for any later reader. The norm must take no addend (the
+// residual add goes into the product before it: mvq's addSum), since a
+// block could otherwise read the residual after another had rewritten it.
+//
+// The blocks are few and large, so that the norm's reads (8 KB of row and
+// 8 KB of weights a block for TinyLlama) cost little: NORM_THREADS
+// threads, MVQN_PAIRS pairs of warps, a pair a row (as mvq_f16: the same
+// units a lane, the same sums), looping over groups of MVQN_PAIRS rows
+// (mvqn_rows; the Go side launches no more blocks than the
+// multiprocessors hold at once). A pair adds its two sums after a named
+// barrier of its own, so that the pairs do not wait for each other from
+// row to row. (Session twelve folded the norm into mvq_f16's own blocks
+// of 128 threads: each of 1280–2816 blocks repeating the norm made decode
+// a third slower.)
+//
+// Measured on an H100 (session seventeen, TinyLlama-shaped F16 file; "the
+// step" is the decode step as one graph replayed back to back): the step
+// 951 → 907 µs, tg128 987–1001 → 1037–1049 tokens/s. Folding only the
+// q/k/v norm took the step to 932 µs, the FFN norm too (at
+// MVQN_GLU_MINB 2) to 912; the output product's fold is within ±1 µs.
+#define MVQN_THREADS NORM_THREADS
+#define MVQN_PAIRS (MVQN_THREADS / WARP / 2)
+// MVQN_MAX_COLS: the longest row the fold takes (its halves are in
+// shared memory); mvqnMaxCols in ops.go must agree.
+#ifndef MVQN_MAX_COLS
+#define MVQN_MAX_COLS 8192
+#endif
+// MVQN_MINB, MVQN_GLU_MINB: blocks a multiprocessor must hold of
+// mvqn_f16 and mvqn_glu_f16: 2, 64 registers, as many warps as mvq_f16's
+// 8 blocks of 128 threads. The step (above): mvqn_glu_f16 at 3 (40
+// registers, 56 bytes spilled, as many warps as mvq_glu_f16's 12 blocks)
+// took 1000 µs with the FFN norm folded alone, against 950 unfolded;
+// mvqn_f16 at 3 (32 bytes spilled) 940 against 907.
+#ifndef MVQN_MINB
+#define MVQN_MINB 2
+#endif
+#ifndef MVQN_GLU_MINB
+#define MVQN_GLU_MINB 2
+#endif
+// MVQN_PRE, MVQN_GLU_PRE: units of its first row a lane loads before the
+// wait (MVQ_PRE_F16 and GLU_PRE of the unfolded kernels). The step
+// (above): MVQN_PRE 1, 2, 3, 4 took 915, 907, 911, 931 µs; MVQN_GLU_PRE
+// 0, 1, 2 936, 913, 923 (with MVQN_PRE 3).
+#ifndef MVQN_PRE
+#define MVQN_PRE 2
+#endif
+#ifndef MVQN_GLU_PRE
+#define MVQN_GLU_PRE GLU_PRE
+#endif
+
+// NormWeights is a thread's first NORM_REGS norm weights, loaded before
+// the wait (no kernel writes them).
+struct NormWeights {
+    float w[NORM_REGS];
+};
+
+__device__ __forceinline__ NormWeights norm_weights(const float *w, int cols) {
+    NormWeights nw;
+#pragma unroll
+    for (int k = 0; k < NORM_REGS; ++k) {
+        const int i = threadIdx.x + k * NORM_THREADS;
+        nw.w[k] = i < cols ? w[i] : 0.f;
+    }
+    return nw;
+}
+
+// norm_halves computes rms_norm's output for row x (cols values, no
+// addend) with the block's NORM_THREADS threads, in rms_norm's order of
+// operations, and stores its F16 halves in xs (shared); with write set
+// also the floats in dst and the halves in act, as rms_norm does. Ends
+// with a barrier, after which xs is complete.
+__device__ __forceinline__ void norm_halves(const float *x, const float *w, const NormWeights &nw, float *dst, uint16_t *act, int cols,
+                                            float eps, uint16_t *xs, bool write) {
+    __shared__ float partf[NORM_THREADS / WARP];
+    float xv[NORM_REGS];
+    double s = 0;
+#pragma unroll
+    for (int k = 0; k < NORM_REGS; ++k) {
+        const int i = threadIdx.x + k * NORM_THREADS;
+        xv[k] = i < cols ? x[i] : 0.f;
+    }
+#pragma unroll
+    for (int k = 0; k < NORM_REGS; ++k) {
+        const int i = threadIdx.x + k * NORM_THREADS;
+        if (i < cols) s += (double)(xv[k] * xv[k]);
+    }
+    for (int i = threadIdx.x + NORM_REGS * NORM_THREADS; i < cols; i += NORM_THREADS) {
+        const float v = x[i];
+        s += (double)(v * v);
+    }
+#if NORM_FLOAT_RED
+    float sf = (float)s;
+    for (int o = WARP / 2; o > 0; o >>= 1) sf += __shfl_xor_sync(0xffffffffu, sf, o);
+    if (threadIdx.x % WARP == 0) partf[threadIdx.x / WARP] = sf;
+    __syncthreads();
+    sf = threadIdx.x % WARP < NORM_THREADS / WARP ? partf[threadIdx.x % WARP] : 0.f;
+    for (int o = WARP / 2; o > 0; o >>= 1) sf += __shfl_xor_sync(0xffffffffu, sf, o);
+    const float mean = sf / (float)cols;
+    const float scale = 1.f / sqrtf(mean + eps);
+#else
+#error "norm_halves follows rms_norm's float reduction (NORM_FLOAT_RED 1)"
+#endif
+#pragma unroll
+    for (int k = 0; k < NORM_REGS; ++k) {
+        const int i = threadIdx.x + k * NORM_THREADS;
+        if (i < cols) {
+            const float y = xv[k] * scale * nw.w[k];
+            const uint16_t h = float_to_half(y);
+            xs[i] = h;
+            if (write) dst[i] = y, act[i] = h;
+        }
+    }
+    for (int i = threadIdx.x + NORM_REGS * NORM_THREADS; i < cols; i += NORM_THREADS) {
+        const float y = x[i] * scale * w[i];
+        const uint16_t h = float_to_half(y);
+        xs[i] = h;
+        if (write) dst[i] = y, act[i] = h;
+    }
+    __syncthreads();
+}
+
+// pair_sum returns, in both warps of pair p (warps 2p and 2p+1), the sum
+// of their lane-0 values v, the first warp's first (split_sum's order),
+// meeting at named barrier 1 + p; parts alternates between two buffers
+// from call to call (buf), so that a pair's next call does not overwrite
+// values its partner has yet to read.
+__device__ __forceinline__ float pair_sum(float v, float (*parts)[MVQN_THREADS / WARP], int &buf, int warp, int lane) {
+    if (lane == 0) parts[buf][warp] = v;
+    asm volatile("bar.sync %0, %1;" ::"r"(1 + warp / 2), "r"(2 * WARP) : "memory");
+    const float sum = parts[buf][warp & ~1] + parts[buf][warp | 1];
+    buf ^= 1;
+    return sum;
+}
+
+// MvqnRows is the rows pair p of a norm-folded block computes: first,
+// first + step, … below end — groups of MVQN_PAIRS rows, the blocks
+// taking them in turn (b, b + grid, …). Giving each block a contiguous
+// share of the rows instead (every block nearly the same number) made
+// the F16 decode step slower: 917 against 907 µs (H100, session
+// seventeen, the step as one graph replayed back to back).
+struct MvqnRows {
+    int first, step, end;
+};
+
+__device__ __forceinline__ MvqnRows mvqn_rows(int rows, int pair) {
+    return MvqnRows{(int)blockIdx.x * MVQN_PAIRS + pair, (int)gridDim.x * MVQN_PAIRS, rows};
+}
+
+// mvqn_f16 is rms_norm followed by mvq_f16 (up to three matrices). It
+// adds no residual: MVQ_ARGS' addA and addSum are not read (the Go side
+// merges residual adds only into mvq).
+extern "C" __global__ void __launch_bounds__(MVQN_THREADS, MVQN_MINB) mvqn_f16(MVQ_ARGS, const float *nx, const float *nw, float *ndst, float eps) {
+    tl_mark(TL_MVQ, TL_START);
+    pdl_release();
+    __shared__ __align__(16) uint16_t xs[MVQN_MAX_COLS];
+    __shared__ float parts[2][MVQN_THREADS / WARP];
+    constexpr int STRIDE = 2 * WARP, PRE = MVQN_PRE;
+    const int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP, pair = warp / 2, b0 = warp % 2 * WARP + lane;
+    const int total = rows0 + rows1 + rows2, units = cols / 8;
+    // The first row's first units and the norm's weights before the wait.
+    const MvqnRows rs = mvqn_rows(total, pair);
+    WUnit<TYPE_F16> pre[PRE];
+    if (rs.first < rs.end) {
+        int r = rs.first;
+        const uint8_t *W = r < rows0 ? W0 : r < rows0 + rows1 ? W1 : W2;
+        const long long rb = r < rows0 ? rb0 : r < rows0 + rows1 ? rb1 : rb2;
+        r -= r < rows0 ? 0 : r < rows0 + rows1 ? rows0 : rows0 + rows1;
+#pragma unroll
+        for (int i = 0; i < PRE; i++)
+            if (b0 + i * STRIDE < units) pre[i] = wload<TYPE_F16>(W + (size_t)r * rb, b0 + i * STRIDE);
+    }
+    const NormWeights nwv = norm_weights(nw, cols);
+    tl_mark(TL_MVQ, TL_PRE);
+    pdl_begin();
+    tl_mark(TL_MVQ, TL_WAITED);
+    norm_halves(nx, nw, nwv, ndst, (uint16_t *)xq, cols, eps, xs, blockIdx.x == 0);
+    const int8_t *xh = (const int8_t *)xs;
+    int buf = 0;
+    // Both warps of a pair take the same rows: no barrier is left behind.
+    for (int r0 = rs.first; r0 < rs.end; r0 += rs.step) {
+        const bool first = r0 == rs.first;
+        int r = r0;
+        const uint8_t *W = r < rows0 ? W0 : r < rows0 + rows1 ? W1 : W2;
+        const long long rb = r < rows0 ? rb0 : r < rows0 + rows1 ? rb1 : rb2;
+        float *Y = r < rows0 ? Y0 : r < rows0 + rows1 ? Y1 : Y2;
+        r -= r < rows0 ? 0 : r < rows0 + rows1 ? rows0 : rows0 + rows1;
+        const uint8_t *row = W + (size_t)r * rb;
+        float acc = 0.f;
+        int b = b0;
+        if (first) {
+#pragma unroll
+            for (int i = 0; i < PRE; i++, b += STRIDE)
+                if (b < units) acc += wdot<TYPE_F16>(pre[i], b, xh, nullptr);
+        }
+#pragma unroll 4
+        for (; b < units; b += STRIDE) acc += block_dot_q<TYPE_F16>(row, b, xh, nullptr, nullptr);
+        acc = warp_sum(acc);
+        acc = pair_sum(acc, parts, buf, warp, lane);
+        if (warp % 2 == 0 && lane == 0) Y[r] = acc;
+    }
+    tl_mark(TL_MVQ, TL_END);
+}
+
+// mvqn_glu_f16 is rms_norm followed by mvq_glu_f16 (F16 halves of its
+// output only: act, when not null, is the down product's input).
+// MVQN_GLU_RELEASE_EARLY: mvqn_glu_f16 lets the down product launch at
+// its start (pdl_release) instead of after its blocks' last main loop
+// (GLU_RELEASE_LATE): its blocks fill the multiprocessors' registers, so
+// the down product's blocks take them only as they leave either way. The
+// step (above): 906 against 911 µs.
+#ifndef MVQN_GLU_RELEASE_EARLY
+#define MVQN_GLU_RELEASE_EARLY 1
+#endif
+extern "C" __global__ void __launch_bounds__(MVQN_THREADS, MVQN_GLU_MINB) mvqn_glu_f16(MVQ_GLU_ARGS, const float *nx, const float *nw, float *ndst, float eps) {
+    tl_mark(TL_MVQ_GLU, TL_START);
+    if (MVQN_GLU_RELEASE_EARLY) pdl_release();
+    __shared__ __align__(16) uint16_t xs[MVQN_MAX_COLS];
+    __shared__ float parts[2][MVQN_THREADS / WARP];
+    constexpr int STRIDE = 2 * WARP, PRE = MVQN_GLU_PRE;
+    const int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP, pair = warp / 2, b0 = warp % 2 * WARP + lane;
+    const int units = cols / 8;
+    const MvqnRows rs = mvqn_rows(rows, pair);
+    WUnit<TYPE_F16> preg[PRE > 0 ? PRE : 1], preu[PRE > 0 ? PRE : 1];
+    if constexpr (PRE > 0) {
+        const int r = rs.first;
+#pragma unroll
+        for (int i = 0; i < PRE; i++)
+            if (r < rs.end && b0 + i * STRIDE < units)
+                preg[i] = wload<TYPE_F16>(Wg + (size_t)r * rbg, b0 + i * STRIDE), preu[i] = wload<TYPE_F16>(Wu + (size_t)r * rbu, b0 + i * STRIDE);
+    }
+    const NormWeights nwv = norm_weights(nw, cols);
+    tl_mark(TL_MVQ_GLU, TL_PRE);
+    pdl_begin();
+    tl_mark(TL_MVQ_GLU, TL_WAITED);
+    norm_halves(nx, nw, nwv, ndst, (uint16_t *)xq, cols, eps, xs, blockIdx.x == 0);
+    const int8_t *xh = (const int8_t *)xs;
+    int buf = 0;
+    for (int r = rs.first; r < rs.end; r += rs.step) {
+        const bool first = r == rs.first;
+        const uint8_t *rowg = Wg + (size_t)r * rbg, *rowu = Wu + (size_t)r * rbu;
+        float ag = 0.f, au = 0.f;
+        int b = b0;
+        if constexpr (PRE > 0) {
+            if (first) {
+#pragma unroll
+                for (int i = 0; i < PRE; i++, b += STRIDE)
+                    if (b < units) ag += wdot<TYPE_F16>(preg[i], b, xh, nullptr), au += wdot<TYPE_F16>(preu[i], b, xh, nullptr);
+            }
+        }
+#pragma unroll 4
+        for (; b < units; b += STRIDE) {
+            ag += block_dot_q<TYPE_F16>(rowg, b, xh, nullptr, nullptr);
+            au += block_dot_q<TYPE_F16>(rowu, b, xh, nullptr, nullptr);
+        }
+        if (GLU_RELEASE_LATE && !MVQN_GLU_RELEASE_EARLY && r + rs.step >= rs.end) pdl_release();
+        ag = warp_sum(ag);
+        au = warp_sum(au);
+        ag = pair_sum(ag, parts, buf, warp, lane);
+        au = pair_sum(au, parts, buf, warp, lane);
+        if (warp % 2 == 0 && lane == 0) glu_out(ag, au, r, G, U, D, act, actKind);
+    }
+    tl_mark(TL_MVQ_GLU, TL_END);
+}
 
 // ---------------------------------------------------------------- KV cache
 
