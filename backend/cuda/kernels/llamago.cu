@@ -2087,6 +2087,38 @@ extern "C" __global__ void copy_rows(const float *__restrict__ src, float *__res
 #define NORM_REGS 4
 #endif
 
+// norm_scale returns a row's 1/sqrt(mean(x²)+eps) to every thread of a
+// block of NORM_THREADS from each thread's sum of its squares s: the
+// warps reduce their sums with shuffles, then every warp the warps' sums
+// with the same shuffle tree, so that all get warp 0's result after one
+// barrier (a tree in shared memory took ten barriers; warp 0 alone and a
+// second barrier to share its result, one more; each thread adding the
+// warps' sums from shared memory in the tree's order, 2.5 µs instead of
+// 0.7: session twelve). rms_norm and the norm-folded products share it,
+// and with it their bits.
+__device__ __forceinline__ float norm_scale(double s, int cols, float eps) {
+#if NORM_FLOAT_RED
+    __shared__ float partf[NORM_THREADS / WARP];
+    float sf = (float)s;
+    for (int o = WARP / 2; o > 0; o >>= 1) sf += __shfl_xor_sync(0xffffffffu, sf, o);
+    if (threadIdx.x % WARP == 0) partf[threadIdx.x / WARP] = sf;
+    __syncthreads();
+    sf = threadIdx.x % WARP < NORM_THREADS / WARP ? partf[threadIdx.x % WARP] : 0.f;
+    for (int o = WARP / 2; o > 0; o >>= 1) sf += __shfl_xor_sync(0xffffffffu, sf, o);
+    const float mean = sf / (float)cols;
+    return 1.f / sqrtf(mean + eps);
+#else
+    __shared__ double part[NORM_THREADS / WARP];
+    for (int o = WARP / 2; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    if (threadIdx.x % WARP == 0) part[threadIdx.x / WARP] = s;
+    __syncthreads();
+    s = threadIdx.x % WARP < NORM_THREADS / WARP ? part[threadIdx.x % WARP] : 0.0;
+    for (int o = WARP / 2; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+    const float mean = (float)(s / (double)cols);
+    return 1.f / (float)sqrt((double)(mean + eps));
+#endif
+}
+
 // rms_norm: dst = x/sqrt(mean(x²)+eps)·w per row, each thread's squares
 // summed in double like ggml's ggml_float, the threads' sums in float
 // (NORM_FLOAT_RED), the scale in float. One block per row.
@@ -2151,32 +2183,7 @@ extern "C" __global__ void __launch_bounds__(NORM_THREADS) rms_norm(const float 
         s += (double)(v * v);
     }
     tl_mark(TL_RMS_NORM, TL_MID1);
-    // Warps reduce their sums with shuffles, then every warp the warps'
-    // sums with the same shuffle tree, so that all get warp 0's result
-    // after one barrier (a tree in shared memory took ten barriers; warp 0
-    // alone and a second barrier to share its result, one more; each
-    // thread adding the warps' sums from shared memory in the tree's
-    // order, 2.5 µs instead of 0.7: session twelve).
-#if NORM_FLOAT_RED
-    __shared__ float partf[NORM_THREADS / WARP];
-    float sf = (float)s;
-    for (int o = WARP / 2; o > 0; o >>= 1) sf += __shfl_xor_sync(0xffffffffu, sf, o);
-    if (threadIdx.x % WARP == 0) partf[threadIdx.x / WARP] = sf;
-    __syncthreads();
-    sf = threadIdx.x % WARP < NORM_THREADS / WARP ? partf[threadIdx.x % WARP] : 0.f;
-    for (int o = WARP / 2; o > 0; o >>= 1) sf += __shfl_xor_sync(0xffffffffu, sf, o);
-    const float mean = sf / (float)cols;
-    const float scale = 1.f / sqrtf(mean + eps);
-#else
-    __shared__ double part[NORM_THREADS / WARP];
-    for (int o = WARP / 2; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-    if (threadIdx.x % WARP == 0) part[threadIdx.x / WARP] = s;
-    __syncthreads();
-    s = threadIdx.x % WARP < NORM_THREADS / WARP ? part[threadIdx.x % WARP] : 0.0;
-    for (int o = WARP / 2; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-    const float mean = (float)(s / (double)cols);
-    const float scale = 1.f / (float)sqrt((double)(mean + eps));
-#endif
+    const float scale = norm_scale(s, cols, eps);
     tl_mark(TL_RMS_NORM, TL_MID2);
     // Each thread reads back only the sums it wrote itself.
     const float *src = addend ? sum + off : xr;
@@ -2549,7 +2556,6 @@ __device__ __forceinline__ NormWeights norm_weights(const float *w, int cols) {
 // with a barrier, after which xs is complete.
 __device__ __forceinline__ void norm_halves(const float *x, const float *w, const NormWeights &nw, float *dst, uint16_t *act, int cols,
                                             float eps, uint16_t *xs, bool write) {
-    __shared__ float partf[NORM_THREADS / WARP];
     float xv[NORM_REGS];
     double s = 0;
 #pragma unroll
@@ -2566,18 +2572,7 @@ __device__ __forceinline__ void norm_halves(const float *x, const float *w, cons
         const float v = x[i];
         s += (double)(v * v);
     }
-#if NORM_FLOAT_RED
-    float sf = (float)s;
-    for (int o = WARP / 2; o > 0; o >>= 1) sf += __shfl_xor_sync(0xffffffffu, sf, o);
-    if (threadIdx.x % WARP == 0) partf[threadIdx.x / WARP] = sf;
-    __syncthreads();
-    sf = threadIdx.x % WARP < NORM_THREADS / WARP ? partf[threadIdx.x % WARP] : 0.f;
-    for (int o = WARP / 2; o > 0; o >>= 1) sf += __shfl_xor_sync(0xffffffffu, sf, o);
-    const float mean = sf / (float)cols;
-    const float scale = 1.f / sqrtf(mean + eps);
-#else
-#error "norm_halves follows rms_norm's float reduction (NORM_FLOAT_RED 1)"
-#endif
+    const float scale = norm_scale(s, cols, eps);
 #pragma unroll
     for (int k = 0; k < NORM_REGS; ++k) {
         const int i = threadIdx.x + k * NORM_THREADS;
@@ -2595,6 +2590,19 @@ __device__ __forceinline__ void norm_halves(const float *x, const float *w, cons
         if (write) dst[i] = y, act[i] = h;
     }
     __syncthreads();
+}
+
+// mvqn_norm is a norm-folded block's part between its loads before the
+// wait and its rows: the norm's weights (before the wait too), the wait
+// for the kernel before, and the norm into xs (norm_halves; block 0 also
+// writing ndst and its halves at xq). tl is the kernel's TL_ code.
+__device__ __forceinline__ void mvqn_norm(int tl, const float *nx, const float *nw, float *ndst, const int8_t *xq, int cols, float eps,
+                                          uint16_t *xs) {
+    const NormWeights nwv = norm_weights(nw, cols);
+    tl_mark(tl, TL_PRE);
+    pdl_begin();
+    tl_mark(tl, TL_WAITED);
+    norm_halves(nx, nw, nwv, ndst, (uint16_t *)xq, cols, eps, xs, blockIdx.x == 0);
 }
 
 // pair_sum returns, in both warps of pair p (warps 2p and 2p+1), the sum
@@ -2624,6 +2632,22 @@ __device__ __forceinline__ MvqnRows mvqn_rows(int rows, int pair) {
     return MvqnRows{(int)blockIdx.x * MVQN_PAIRS + pair, (int)gridDim.x * MVQN_PAIRS, rows};
 }
 
+// MvqRow is row r of the matrices an mvq launch takes one after the
+// other: its matrix's weights, row bytes and output, and its index there.
+struct MvqRow {
+    const uint8_t *W;
+    long long rb;
+    float *Y;
+    int r;
+};
+
+__device__ __forceinline__ MvqRow mvq_row(int r, const uint8_t *W0, long long rb0, int rows0, float *Y0, const uint8_t *W1,
+                                          long long rb1, int rows1, float *Y1, const uint8_t *W2, long long rb2, float *Y2) {
+    if (r < rows0) return MvqRow{W0, rb0, Y0, r};
+    if (r < rows0 + rows1) return MvqRow{W1, rb1, Y1, r - rows0};
+    return MvqRow{W2, rb2, Y2, r - rows0 - rows1};
+}
+
 // mvqn_f16 is rms_norm followed by mvq_f16 (up to three matrices). It
 // adds no residual: MVQ_ARGS' addA and addSum are not read (the Go side
 // merges residual adds only into mvq).
@@ -2639,30 +2663,19 @@ extern "C" __global__ void __launch_bounds__(MVQN_THREADS, MVQN_MINB) mvqn_f16(M
     const MvqnRows rs = mvqn_rows(total, pair);
     WUnit<TYPE_F16> pre[PRE];
     if (rs.first < rs.end) {
-        int r = rs.first;
-        const uint8_t *W = r < rows0 ? W0 : r < rows0 + rows1 ? W1 : W2;
-        const long long rb = r < rows0 ? rb0 : r < rows0 + rows1 ? rb1 : rb2;
-        r -= r < rows0 ? 0 : r < rows0 + rows1 ? rows0 : rows0 + rows1;
+        const MvqRow m = mvq_row(rs.first, W0, rb0, rows0, Y0, W1, rb1, rows1, Y1, W2, rb2, Y2);
 #pragma unroll
         for (int i = 0; i < PRE; i++)
-            if (b0 + i * STRIDE < units) pre[i] = wload<TYPE_F16>(W + (size_t)r * rb, b0 + i * STRIDE);
+            if (b0 + i * STRIDE < units) pre[i] = wload<TYPE_F16>(m.W + (size_t)m.r * m.rb, b0 + i * STRIDE);
     }
-    const NormWeights nwv = norm_weights(nw, cols);
-    tl_mark(TL_MVQ, TL_PRE);
-    pdl_begin();
-    tl_mark(TL_MVQ, TL_WAITED);
-    norm_halves(nx, nw, nwv, ndst, (uint16_t *)xq, cols, eps, xs, blockIdx.x == 0);
+    mvqn_norm(TL_MVQ, nx, nw, ndst, xq, cols, eps, xs);
     const int8_t *xh = (const int8_t *)xs;
     int buf = 0;
     // Both warps of a pair take the same rows: no barrier is left behind.
     for (int r0 = rs.first; r0 < rs.end; r0 += rs.step) {
         const bool first = r0 == rs.first;
-        int r = r0;
-        const uint8_t *W = r < rows0 ? W0 : r < rows0 + rows1 ? W1 : W2;
-        const long long rb = r < rows0 ? rb0 : r < rows0 + rows1 ? rb1 : rb2;
-        float *Y = r < rows0 ? Y0 : r < rows0 + rows1 ? Y1 : Y2;
-        r -= r < rows0 ? 0 : r < rows0 + rows1 ? rows0 : rows0 + rows1;
-        const uint8_t *row = W + (size_t)r * rb;
+        const MvqRow m = mvq_row(r0, W0, rb0, rows0, Y0, W1, rb1, rows1, Y1, W2, rb2, Y2);
+        const uint8_t *row = m.W + (size_t)m.r * m.rb;
         float acc = 0.f;
         int b = b0;
         if (first) {
@@ -2674,7 +2687,7 @@ extern "C" __global__ void __launch_bounds__(MVQN_THREADS, MVQN_MINB) mvqn_f16(M
         for (; b < units; b += STRIDE) acc += block_dot_q<TYPE_F16>(row, b, xh, nullptr, nullptr);
         acc = warp_sum(acc);
         acc = pair_sum(acc, parts, buf, warp, lane);
-        if (warp % 2 == 0 && lane == 0) Y[r] = acc;
+        if (warp % 2 == 0 && lane == 0) m.Y[m.r] = acc;
     }
     tl_mark(TL_MVQ, TL_END);
 }
@@ -2706,11 +2719,7 @@ extern "C" __global__ void __launch_bounds__(MVQN_THREADS, MVQN_GLU_MINB) mvqn_g
             if (r < rs.end && b0 + i * STRIDE < units)
                 preg[i] = wload<TYPE_F16>(Wg + (size_t)r * rbg, b0 + i * STRIDE), preu[i] = wload<TYPE_F16>(Wu + (size_t)r * rbu, b0 + i * STRIDE);
     }
-    const NormWeights nwv = norm_weights(nw, cols);
-    tl_mark(TL_MVQ_GLU, TL_PRE);
-    pdl_begin();
-    tl_mark(TL_MVQ_GLU, TL_WAITED);
-    norm_halves(nx, nw, nwv, ndst, (uint16_t *)xq, cols, eps, xs, blockIdx.x == 0);
+    mvqn_norm(TL_MVQ_GLU, nx, nw, ndst, xq, cols, eps, xs);
     const int8_t *xh = (const int8_t *)xs;
     int buf = 0;
     for (int r = rs.first; r < rs.end; r += rs.step) {
